@@ -1,0 +1,123 @@
+//! The two error families of the core.
+//!
+//! [`Reject`] is why a login was refused. It is deliberately coarse: it never says which byte of a
+//! signature or which OTP window failed. [`ConfigError`] is why a configuration was refused; it names
+//! the option and never the secret.
+
+use core::fmt;
+
+/// Why a credential was refused. `as_str` gives the stable reason name used in log lines,
+/// metrics and the Lua API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reject {
+    /// The token or the SASL message is not of the expected shape (or is too long).
+    Malformed,
+    /// The signature (or SASL-HMAC proof) does not verify for this JID under any configured secret.
+    BadSignature,
+    /// The signature is good but the OTP is outside the accepted window.
+    Expired,
+    /// The token was already accepted once while it is still valid.
+    Replayed,
+    /// The JID names a host other than the one this verifier serves.
+    WrongHost,
+    /// The authorization identity is not the authenticated user's own bare JID.
+    InvalidAuthzid,
+    /// The replay cache is at its cap: the login fails closed.
+    CacheFull,
+    /// The server could not decide (no randomness, a poisoned lock): the login fails closed.
+    Internal,
+}
+
+impl Reject {
+    /// Every reason, in a fixed order (used for metrics).
+    pub const ALL: [Reject; 8] = [
+        Reject::Malformed,
+        Reject::BadSignature,
+        Reject::Expired,
+        Reject::Replayed,
+        Reject::WrongHost,
+        Reject::InvalidAuthzid,
+        Reject::CacheFull,
+        Reject::Internal,
+    ];
+
+    /// Stable, log-friendly name of the reason.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reject::Malformed => "malformed",
+            Reject::BadSignature => "bad-signature",
+            Reject::Expired => "expired",
+            Reject::Replayed => "replayed",
+            Reject::WrongHost => "wrong-host",
+            Reject::InvalidAuthzid => "invalid-authzid",
+            Reject::CacheFull => "cache-full",
+            Reject::Internal => "internal-error",
+        }
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for Reject {}
+
+/// A configuration the core refuses. `option()` is the configuration option at fault, by the
+/// name an admin writes in `prosody.cfg.lua`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// No token secret was given.
+    MissingSecret,
+    /// A token secret is empty.
+    EmptySecret,
+    /// The OTP seed is missing or empty.
+    MissingSeed,
+    /// The OTP seed is not base32.
+    SeedNotBase32,
+    /// Digits outside 6..=8.
+    Digits(u32),
+    /// Step of zero seconds, or longer than a day.
+    Step(u64),
+    /// Skew larger than [`crate::totp::MAX_SKEW`].
+    Skew(u64),
+    /// Replay cache cap of zero.
+    CacheSize,
+    /// The host name is empty or longer than RFC 7622 allows.
+    Host,
+}
+
+impl ConfigError {
+    /// The option at fault.
+    pub const fn option(&self) -> &'static str {
+        match self {
+            ConfigError::MissingSecret | ConfigError::EmptySecret => "token_secret",
+            ConfigError::MissingSeed | ConfigError::SeedNotBase32 => "otp_seed",
+            ConfigError::Digits(_) => "otp_digits",
+            ConfigError::Step(_) => "otp_step",
+            ConfigError::Skew(_) => "otp_skew",
+            ConfigError::CacheSize => "token_replay_cache_size",
+            ConfigError::Host => "host",
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let opt = self.option();
+        match self {
+            ConfigError::MissingSecret => write!(f, "{opt} is not set (set token_secret or token_secret_file)"),
+            ConfigError::EmptySecret => write!(f, "{opt} must not be empty"),
+            ConfigError::MissingSeed => write!(f, "{opt} is not set (set otp_seed or otp_seed_file)"),
+            ConfigError::SeedNotBase32 => write!(f, "{opt} is not valid base32 (RFC 4648 alphabet A-Z and 2-7, padding optional)"),
+            ConfigError::Digits(d) => write!(f, "{opt} must be 6, 7 or 8, not {d}"),
+            ConfigError::Step(s) => write!(f, "{opt} must be between 1 and 86400 seconds, not {s}"),
+            ConfigError::Skew(s) => write!(f, "{opt} must be between 0 and {}, not {s}", crate::totp::MAX_SKEW),
+            ConfigError::CacheSize => write!(f, "{opt} must be at least 1"),
+            ConfigError::Host => write!(f, "the host name must be 1 to 1023 bytes"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}

@@ -1,0 +1,25 @@
+//! Signed-token authentication for Prosody.
+//!
+//! A web application mints `OTP ‖ NONCE ␠ base64(HMAC-SHA256(token_secret, OTP ‖ NONCE ‖ bare JID))`
+//! (the collective.converse / mod_auth_token format); Prosody verifies it through this crate.
+//!
+//! The core (`token`, `totp`, `replay`, `sasl`, `jid`) never touches Lua. The `lua` module, behind
+//! the `lua54`/`lua53`/`lua52`/`lua51`/`luajit` features, only converts types for Prosody.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod jid;
+pub mod replay;
+pub mod sasl;
+pub mod secret;
+pub mod token;
+pub mod totp;
+
+#[cfg(feature = "lua")]
+mod lua;
+
+pub use error::{ConfigError, Reject};
+pub use secret::SecretBytes;
+pub use token::{Accepted, Settings, UntrustedToken, Verifier};

@@ -1,0 +1,117 @@
+//! The replay cache: a token is accepted at most once while it is valid.
+//!
+//! The key identifies (bare JID, OTP, nonce): it is the first 16 bytes of the token's HMAC, which
+//! the server has verified (or, for SASL-HMAC, recomputed) before the cache is consulted, so only
+//! authentic tokens ever enter it and nobody without the secret can aim at a key. An entry leaves
+//! once the last step in which its OTP is accepted has passed. A live entry is never evicted: when
+//! the cache is at its cap, new logins fail closed.
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::error::Reject;
+
+/// A replay-cache key: 16 bytes of a verified MAC.
+pub type Key = [u8; 16];
+
+/// Bounded set of recently accepted tokens, expiring by OTP step.
+#[derive(Debug)]
+pub struct ReplayCache {
+    cap: usize,
+    live: HashSet<Key>,
+    /// expiry step → keys that may be removed once the current step reaches it
+    by_expiry: BTreeMap<u64, Vec<Key>>,
+}
+
+impl ReplayCache {
+    /// A cache that holds at most `cap` live entries (`cap` ≥ 1).
+    pub fn new(cap: usize) -> Self {
+        ReplayCache { cap: cap.max(1), live: HashSet::new(), by_expiry: BTreeMap::new() }
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True when no entry is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Drops every entry whose expiry step is at or before `current_step`.
+    pub fn purge(&mut self, current_step: u64) {
+        while let Some(entry) = self.by_expiry.first_entry() {
+            if *entry.key() > current_step {
+                break;
+            }
+            for key in entry.remove() {
+                self.live.remove(&key);
+            }
+        }
+    }
+
+    /// Records `key` as used until (exclusive) `expiry_step`, after purging what has expired at
+    /// `current_step`. Fails with `Replayed` if the key is live, `CacheFull` if the cap is reached.
+    pub fn check_and_insert(&mut self, key: Key, current_step: u64, expiry_step: u64) -> Result<(), Reject> {
+        self.purge(current_step);
+        if self.live.contains(&key) {
+            return Err(Reject::Replayed);
+        }
+        if self.live.len() >= self.cap {
+            return Err(Reject::CacheFull);
+        }
+        self.live.insert(key);
+        self.by_expiry.entry(expiry_step).or_default().push(key);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(n: u8) -> Key {
+        [n; 16]
+    }
+
+    #[test]
+    fn second_use_is_a_replay() {
+        let mut c = ReplayCache::new(10);
+        assert_eq!(c.check_and_insert(k(1), 100, 102), Ok(()));
+        assert_eq!(c.check_and_insert(k(1), 100, 102), Err(Reject::Replayed));
+        assert_eq!(c.check_and_insert(k(1), 101, 102), Err(Reject::Replayed));
+        assert_eq!(c.check_and_insert(k(2), 101, 103), Ok(()));
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn entries_leave_when_their_window_closes() {
+        let mut c = ReplayCache::new(10);
+        c.check_and_insert(k(1), 100, 102).unwrap();
+        c.check_and_insert(k(2), 100, 103).unwrap();
+        c.purge(101);
+        assert_eq!(c.len(), 2);
+        c.purge(102);
+        assert_eq!(c.len(), 1);
+        c.purge(103);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn full_cache_fails_closed_and_never_evicts_live_entries() {
+        let mut c = ReplayCache::new(2);
+        c.check_and_insert(k(1), 100, 102).unwrap();
+        c.check_and_insert(k(2), 100, 102).unwrap();
+        assert_eq!(c.check_and_insert(k(3), 101, 103), Err(Reject::CacheFull));
+        // the live ones are still refused as replays, not forgotten
+        assert_eq!(c.check_and_insert(k(1), 101, 103), Err(Reject::Replayed));
+        // once their window closes, room is made again
+        assert_eq!(c.check_and_insert(k(3), 102, 104), Ok(()));
+        assert_eq!(c.len(), 1);
+    }
+}

@@ -1,0 +1,245 @@
+//! SASL mechanisms over the verifier: message parsing and the per-exchange state machine.
+//!
+//! Stringprep is Prosody's; the exchange receives `nodeprep` as a function so the core stays free
+//! of Lua and of a second, possibly different, stringprep implementation.
+
+use crate::error::Reject;
+use crate::jid;
+use crate::token::{Verifier, MAX_TOKEN_LEN};
+
+/// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
+pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
+/// Longest authentication identity accepted (a bare JID).
+pub const MAX_AUTHCID: usize = 2 * jid::MAX_PART + 1;
+
+/// The mechanisms this crate implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    /// RFC 4616 PLAIN with the token as the password (what stock converse.js sends).
+    Plain,
+    /// prosody-modules' X-TOKEN: PLAIN framing under another name.
+    XToken,
+}
+
+impl Mechanism {
+    /// Every mechanism, in the order they are offered.
+    pub const ALL: [Mechanism; 2] = [Mechanism::Plain, Mechanism::XToken];
+
+    /// The SASL name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::XToken => "X-TOKEN",
+        }
+    }
+
+    /// Looks a mechanism up by its SASL name (exact, upper case as registered).
+    pub fn from_name(name: &str) -> Option<Mechanism> {
+        Mechanism::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// `[authzid] NUL authcid NUL secret`, as PLAIN and X-TOKEN carry it.
+#[derive(PartialEq, Eq)]
+pub struct PlainMessage<'a> {
+    /// Authorization identity; may be empty.
+    pub authzid: &'a str,
+    /// Authentication identity: a localpart, or a bare JID.
+    pub authcid: &'a str,
+    /// The token.
+    pub secret: &'a [u8],
+}
+
+impl core::fmt::Debug for PlainMessage<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PlainMessage")
+            .field("authzid", &self.authzid)
+            .field("authcid", &self.authcid)
+            .field("secret", &"***")
+            .finish()
+    }
+}
+
+/// Parses a PLAIN/X-TOKEN message: exactly three NUL-separated fields, the last two non-empty,
+/// the identities UTF-8 and within RFC 7622 sizes, the token at most 1 KiB.
+pub fn parse_plain(msg: &[u8]) -> Result<PlainMessage<'_>, Reject> {
+    let mut fields = msg.splitn(3, |&b| b == 0);
+    let (Some(authzid), Some(authcid), Some(secret)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(Reject::Malformed);
+    };
+    if authcid.is_empty() || secret.is_empty() || secret.contains(&0) {
+        return Err(Reject::Malformed);
+    }
+    if authzid.len() > MAX_AUTHZID || authcid.len() > MAX_AUTHCID || secret.len() > MAX_TOKEN_LEN {
+        return Err(Reject::Malformed);
+    }
+    let authzid = core::str::from_utf8(authzid).map_err(|_| Reject::Malformed)?;
+    let authcid = core::str::from_utf8(authcid).map_err(|_| Reject::Malformed)?;
+    Ok(PlainMessage { authzid, authcid, secret })
+}
+
+/// Who is logging in: the session's username (nodeprep'd localpart) and the bare JIDs a
+/// signature may cover (as sent, then nodeprep'd; one entry when they are equal).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The nodeprep'd localpart: the session's username on success.
+    pub username: String,
+    /// Candidate bare JIDs for the signature.
+    pub jids: Vec<String>,
+}
+
+/// Resolves authcid (and checks authzid) against `host`. The authcid is a localpart or a bare
+/// JID of `host`; a non-empty authzid must be the user's own bare JID.
+pub fn resolve_identity(
+    host: &str,
+    authzid: &str,
+    authcid: &str,
+    nodeprep: &dyn Fn(&str) -> Option<String>,
+) -> Result<Identity, Reject> {
+    let local = match authcid.split_once('@') {
+        Some(_) => {
+            let (local, domain) = jid::split_bare(authcid)?;
+            if !jid::same_domain(domain, host) {
+                return Err(Reject::WrongHost);
+            }
+            local
+        }
+        None => authcid,
+    };
+    jid::check_part(local)?;
+    let prepped = nodeprep(local).ok_or(Reject::Malformed)?;
+    jid::check_part(&prepped)?;
+    if !authzid.is_empty() {
+        let (z_local, z_domain) = jid::split_bare(authzid).map_err(|_| Reject::InvalidAuthzid)?;
+        if !jid::same_domain(z_domain, host) || nodeprep(z_local).as_deref() != Some(prepped.as_str()) {
+            return Err(Reject::InvalidAuthzid);
+        }
+    }
+    let mut jids = vec![format!("{local}@{host}")];
+    if prepped != local {
+        jids.push(format!("{prepped}@{host}"));
+    }
+    Ok(Identity { username: prepped, jids })
+}
+
+/// What one step of an exchange produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Authenticated as `username` (a localpart of the verifier's host).
+    Success {
+        /// The session's username.
+        username: String,
+    },
+    /// Refused.
+    Failure(Reject),
+}
+
+#[derive(Debug)]
+enum State {
+    Start,
+    Done,
+}
+
+/// One SASL exchange. Create one per `<auth/>`; after success or failure it answers every further
+/// message with `Malformed`.
+#[derive(Debug)]
+pub struct Exchange {
+    mechanism: Mechanism,
+    state: State,
+    attempted: Option<String>,
+}
+
+impl Exchange {
+    /// A new exchange for `mechanism`.
+    pub fn new(mechanism: Mechanism) -> Self {
+        Exchange { mechanism, state: State::Start, attempted: None }
+    }
+
+    /// The mechanism.
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    /// The bare JID the client tried to log in as, once known (for log lines).
+    pub fn attempted_jid(&self) -> Option<&str> {
+        self.attempted.as_deref()
+    }
+
+    /// Feeds the client's next message (`None` when the `<auth/>` carried no initial response).
+    pub fn step(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+    ) -> Outcome {
+        let state = core::mem::replace(&mut self.state, State::Done);
+        let result = match (state, self.mechanism) {
+            (State::Start, Mechanism::Plain | Mechanism::XToken) => self.token_step(verifier, message, now, nodeprep),
+            (State::Done, _) => Err(Reject::Malformed),
+        };
+        match result {
+            Ok(username) => Outcome::Success { username },
+            Err(reject) => Outcome::Failure(reject),
+        }
+    }
+
+    fn token_step(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, Reject> {
+        let host = verifier.host().ok_or(Reject::Internal)?;
+        let msg = parse_plain(message.ok_or(Reject::Malformed)?)?;
+        if msg.authcid.contains('@') {
+            self.attempted = Some(msg.authcid.to_owned());
+        }
+        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
+        self.attempted = Some(format!("{}@{host}", identity.username));
+        let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
+        verifier.verify(msg.secret, &jids, now)?;
+        Ok(identity.username)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lower(s: &str) -> Option<String> {
+        (!s.is_empty() && !s.contains(' ')).then(|| s.to_lowercase())
+    }
+
+    #[test]
+    fn plain_framing() {
+        let m = parse_plain(b"\0alice\0123 abc").unwrap();
+        assert_eq!((m.authzid, m.authcid, m.secret), ("", "alice", &b"123 abc"[..]));
+        let m = parse_plain(b"alice@h\0alice\0t").unwrap();
+        assert_eq!(m.authzid, "alice@h");
+        for bad in [&b""[..], b"\0", b"\0\0", b"\0alice\0", b"\0\0tok", b"alice\0tok", b"\0a\0t\0x", b"\0\xff\0t"] {
+            assert_eq!(parse_plain(bad), Err(Reject::Malformed), "{bad:?}");
+        }
+        let long = vec![b'1'; MAX_TOKEN_LEN + 1];
+        let mut msg = b"\0alice\0".to_vec();
+        msg.extend_from_slice(&long);
+        assert_eq!(parse_plain(&msg), Err(Reject::Malformed));
+        assert!(!format!("{:?}", parse_plain(b"\0a\0sekrit").unwrap()).contains("sekrit"));
+    }
+
+    #[test]
+    fn identities() {
+        let id = resolve_identity("example.org", "", "Alice", &lower).unwrap();
+        assert_eq!(id.username, "alice");
+        assert_eq!(id.jids, ["Alice@example.org", "alice@example.org"]);
+        let id = resolve_identity("example.org", "alice@Example.org", "alice@EXAMPLE.org", &lower).unwrap();
+        assert_eq!(id.jids, ["alice@example.org"]);
+        assert_eq!(resolve_identity("example.org", "", "alice@other.org", &lower), Err(Reject::WrongHost));
+        assert_eq!(resolve_identity("example.org", "bob@example.org", "alice", &lower), Err(Reject::InvalidAuthzid));
+        assert_eq!(resolve_identity("example.org", "alice@other.org", "alice", &lower), Err(Reject::InvalidAuthzid));
+        assert_eq!(resolve_identity("example.org", "alice", "alice", &lower), Err(Reject::InvalidAuthzid));
+        assert_eq!(resolve_identity("example.org", "", "al ice", &lower), Err(Reject::Malformed));
+        assert_eq!(resolve_identity("example.org", "", "a@b@example.org", &lower), Err(Reject::Malformed));
+    }
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Regenerates tests/vectors/tokens.json from the Python port of collective.converse (an
+implementation independent of ours). Run: /usr/bin/python3 tests/vectors/generate.py
+
+The cases are meant to be run in order against one fresh verifier (replay cases depend on it).
+"""
+import base64
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))
+from converse_auth import create_token  # noqa: E402
+import pyotp  # noqa: E402
+
+SEED = "XVGR73KMZH2M4XMY"  # collective.converse's README example (80 bits)
+SECRET = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7"
+OLD_SECRET = "previous-secret-still-accepted-during-rotation"
+HOST = "example.org"
+T = 1_700_000_000
+STEP = 30
+
+
+def mint(jid, t, nonce, secret=SECRET):
+    return create_token(jid, SEED, secret, for_time=t, nonce=nonce)
+
+
+def flip_mac_byte(token, index):
+    public, b64 = token.split(" ")
+    mac = bytearray(base64.b64decode(b64))
+    mac[index] ^= 0x01
+    return public + " " + base64.b64encode(bytes(mac)).decode()
+
+
+cases = []
+
+
+def case(name, jid, token, now, result, **extra):
+    c = {"name": name, "jid": jid, "token": token, "now": now, "result": result}
+    c.update(extra)
+    cases.append(c)
+
+
+def ok(name, jid, t, nonce, now=None, secret=SECRET):
+    now = T if now is None else now
+    tok = mint(jid, t, nonce, secret)
+    case(name, jid, tok, now, "ok", step=t // STEP, minted_at=t, nonce=nonce,
+         **({"secret": "old"} if secret != SECRET else {}))
+    return tok
+
+
+n = iter("%032d" % i for i in range(1, 1000))
+good = ok("fresh token", "alice@example.org", T, next(n))
+case("same token again is a replay", "alice@example.org", good, T, "replayed")
+case("replay in the next step is still a replay", "alice@example.org", good, T + STEP, "replayed")
+ok("token of the previous step", "alice@example.org", T - STEP, next(n))
+ok("token of the next step (clock skew)", "alice@example.org", T + STEP, next(n))
+case("token two steps old is expired", "alice@example.org", mint("alice@example.org", T - 2 * STEP, next(n)), T, "expired")
+case("token three steps old is expired", "alice@example.org", mint("alice@example.org", T - 3 * STEP, next(n)), T, "expired")
+case("token two steps ahead is expired", "alice@example.org", mint("alice@example.org", T + 2 * STEP, next(n)), T, "expired")
+ok("empty nonce is allowed", "bob@example.org", T, "")
+ok("one-digit nonce", "bob@example.org", T, "7")
+ok("signed by the second (rotated-out) secret", "carol@example.org", T, next(n), secret=OLD_SECRET)
+case("flipped first MAC byte", "alice@example.org", flip_mac_byte(mint("alice@example.org", T, next(n)), 0), T, "bad-signature")
+case("flipped last MAC byte", "alice@example.org", flip_mac_byte(mint("alice@example.org", T, next(n)), 31), T, "bad-signature")
+case("signed with an unknown secret", "alice@example.org", mint("alice@example.org", T, next(n), secret="attacker"), T, "bad-signature")
+case("another user's token", "alice@example.org", mint("bob@example.org", T, next(n)), T, "bad-signature")
+case("another host's token", "alice@example.org", mint("alice@other.example", T, next(n)), T, "bad-signature")
+case("JID of another host", "alice@other.example", mint("alice@other.example", T, next(n)), T, "wrong-host")
+case("signature is case-sensitive in the JID", "alice@example.org", mint("Alice@example.org", T, next(n)), T, "bad-signature")
+tok = mint("alice@example.org", T, next(n))
+public, b64 = tok.split(" ")
+case("OTP altered (signature covers it)", "alice@example.org", ("1" if public[0] != "1" else "2") + public[1:] + " " + b64, T, "bad-signature")
+case("nonce altered", "alice@example.org", public[:-1] + ("1" if public[-1] != "1" else "2") + " " + b64, T, "bad-signature")
+case("empty", "alice@example.org", "", T, "malformed")
+case("no space", "alice@example.org", public + b64, T, "malformed")
+case("two spaces", "alice@example.org", public + "  " + b64, T, "malformed")
+case("leading space", "alice@example.org", " " + tok, T, "malformed")
+case("trailing newline", "alice@example.org", tok + "\n", T, "malformed")
+case("non-digit in OTP", "alice@example.org", "1234a678" + public[8:] + " " + b64, T, "malformed")
+case("non-digit in nonce", "alice@example.org", public[:20] + "x" + public[21:] + " " + b64, T, "malformed")
+case("OTP shorter than 8 digits", "alice@example.org", public[:7] + " " + b64, T, "malformed")
+case("unpadded base64", "alice@example.org", public + " " + b64.rstrip("="), T, "malformed")
+case("URL-safe base64 alphabet", "alice@example.org", public + " " + b64.replace("+", "-").replace("/", "_").replace("A", "-"), T, "malformed")
+case("base64 with an inner space", "alice@example.org", public + " " + b64[:10] + " " + b64[10:], T, "malformed")
+case("base64 with an invalid character", "alice@example.org", public + " " + "!" + b64[1:], T, "malformed")
+case("base64 of 31 bytes", "alice@example.org", public + " " + base64.b64encode(b"x" * 31).decode(), T, "malformed")
+case("base64 of 33 bytes", "alice@example.org", public + " " + base64.b64encode(b"x" * 33).decode(), T, "malformed")
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+case("non-canonical base64 (trailing bits set)", "alice@example.org",
+     public + " " + b64[:42] + B64[B64.index(b64[42]) | 1] + "=", T, "malformed")
+case("token over 1 KiB (long nonce)", "alice@example.org", mint("alice@example.org", T, "1" * 1000), T, "malformed")
+case("MAC as hex instead of base64", "alice@example.org", public + " " + base64.b64decode(b64).hex(), T, "malformed")
+case("bare JID without localpart", "example.org", tok, T, "malformed")
+case("full JID with a resource", "alice@example.org/phone", tok, T, "malformed")
+
+# A step whose OTP starts with 0: the leading zero is part of the code.
+t0 = T
+while pyotp.TOTP(SEED, digits=8).at(t0)[0] != "0":
+    t0 += STEP
+zero = ok("OTP with a leading zero", "dave@example.org", t0, next(n), now=t0)
+case("same token without the OTP's leading zero", "dave@example.org", zero[1:], t0, "bad-signature")
+
+doc = {
+    "description": "Tokens from the Python port of collective.converse (tests/interop/converse_auth.py). "
+                   "Run the cases in order against one fresh verifier; 'secrets' lists the verifier's "
+                   "token secrets, the first one mints.",
+    "otp_seed": SEED,
+    "secrets": [SECRET, OLD_SECRET],
+    "digits": 8,
+    "step": STEP,
+    "skew": 1,
+    "host": HOST,
+    "cases": cases,
+}
+out = os.path.join(os.path.dirname(__file__), "tokens.json")
+with open(out, "w") as f:
+    json.dump(doc, f, indent=1, ensure_ascii=True)
+    f.write("\n")
+print("wrote %d cases to %s" % (len(cases), out))
