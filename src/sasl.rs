@@ -122,6 +122,12 @@ pub fn resolve_identity(
     Ok(Identity { username: prepped, jids })
 }
 
+/// A client-supplied identity made safe for a log line: at most 200 characters, control and
+/// whitespace characters replaced by `?` (so a client cannot forge extra log lines).
+pub fn printable(s: &str) -> String {
+    s.chars().take(200).map(|c| if c.is_control() || c.is_whitespace() { '?' } else { c }).collect()
+}
+
 /// What one step of an exchange produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -194,7 +200,7 @@ impl Exchange {
         let host = verifier.host().ok_or(Reject::Internal)?;
         let msg = parse_plain(message.ok_or(Reject::Malformed)?)?;
         if msg.authcid.contains('@') {
-            self.attempted = Some(msg.authcid.to_owned());
+            self.attempted = Some(printable(msg.authcid));
         }
         let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
         self.attempted = Some(format!("{}@{host}", identity.username));
@@ -226,6 +232,12 @@ mod tests {
         msg.extend_from_slice(&long);
         assert_eq!(parse_plain(&msg), Err(Reject::Malformed));
         assert!(!format!("{:?}", parse_plain(b"\0a\0sekrit").unwrap()).contains("sekrit"));
+    }
+
+    #[test]
+    fn log_safe_identities() {
+        assert_eq!(printable("evil\nFailed login for root"), "evil?Failed?login?for?root");
+        assert_eq!(printable(&"a".repeat(5000)).len(), 200);
     }
 
     #[test]

@@ -1,1 +1,165 @@
-fn main(){}
+//! `hmac-token`: generate secrets, mint and verify tokens without Lua or Prosody.
+//!
+//! Secrets come from flags, files or the environment (TOKEN_SECRET / OTP_SEED and their _FILE
+//! variants), so they need not appear on a command line.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand};
+use prosody_auth_hmac::token::{random_bytes, Settings};
+use prosody_auth_hmac::totp::{decode_seed, encode_seed};
+use prosody_auth_hmac::{SecretBytes, Verifier};
+
+#[derive(Parser)]
+#[command(name = "hmac-token", version, about = "Mint and verify Prosody HMAC login tokens (collective.converse format)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new token_secret and otp_seed (as prosody.cfg.lua lines, or JSON).
+    Keygen {
+        /// Print {"token_secret": ..., "otp_seed": ...}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mint a token for a bare JID.
+    Mint {
+        /// The bare JID, e.g. alice@example.org.
+        #[arg(long)]
+        jid: String,
+        /// Print {"jid": ..., "password": ...}, the body a converse.js credentials_url returns.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        keys: Keys,
+    },
+    /// Verify a token (stateless: no replay cache). Exit status 0 when valid, 1 when refused.
+    Verify {
+        /// The bare JID the token is for.
+        #[arg(long)]
+        jid: String,
+        /// The token; read from standard input when absent.
+        #[arg(long)]
+        token: Option<String>,
+        #[command(flatten)]
+        keys: Keys,
+    },
+}
+
+#[derive(Args)]
+struct Keys {
+    /// Token secret (repeat for rotation: the first mints, all verify).
+    #[arg(long = "secret", env = "TOKEN_SECRET", hide_env_values = true)]
+    secrets: Vec<String>,
+    /// File holding the token secret (trailing newline ignored).
+    #[arg(long, env = "TOKEN_SECRET_FILE")]
+    secret_file: Option<String>,
+    /// Base32 OTP seed.
+    #[arg(long, env = "OTP_SEED", hide_env_values = true)]
+    otp_seed: Option<String>,
+    /// File holding the OTP seed.
+    #[arg(long, env = "OTP_SEED_FILE")]
+    otp_seed_file: Option<String>,
+    /// OTP digits.
+    #[arg(long, default_value_t = 8)]
+    digits: u32,
+    /// OTP step in seconds.
+    #[arg(long, default_value_t = 30)]
+    step: u64,
+    /// Accepted steps either side of now (verify).
+    #[arg(long, default_value_t = 1)]
+    skew: u64,
+    /// Unix time to use instead of the clock.
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+fn read_secret_file(path: &str) -> Result<String, String> {
+    let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(s.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+impl Keys {
+    fn verifier(&self) -> Result<Verifier, String> {
+        let mut secrets: Vec<SecretBytes> = self.secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
+        if let Some(f) = &self.secret_file {
+            secrets.push(SecretBytes::from_config_str(&read_secret_file(f)?));
+        }
+        let seed = match (&self.otp_seed, &self.otp_seed_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(f)) => read_secret_file(f)?,
+            (None, None) => String::new(),
+        };
+        let seed = decode_seed(&seed).map_err(|e| e.to_string())?;
+        let settings = Settings { digits: self.digits, step: self.step, skew: self.skew, replay_cache_size: 1 };
+        Verifier::new(secrets, seed, settings, None).map_err(|e| e.to_string())
+    }
+
+    fn now(&self) -> Result<u64, String> {
+        match self.now {
+            Some(t) => Ok(t),
+            None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Keygen { json } => {
+            let secret = encode_seed(&random_bytes(32).map_err(|e| e.to_string())?);
+            let seed = encode_seed(&random_bytes(20).map_err(|e| e.to_string())?);
+            if json {
+                println!("{}", serde_json::json!({ "token_secret": secret, "otp_seed": seed }));
+            } else {
+                println!("token_secret = \"{secret}\"\notp_seed = \"{seed}\"");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Mint { jid, json, keys } => {
+            let v = keys.verifier()?;
+            let token = v.mint(&jid, keys.now()?).map_err(|e| format!("cannot mint for {jid:?}: {e}"))?;
+            if json {
+                println!("{}", serde_json::json!({ "jid": jid, "password": token }));
+            } else {
+                println!("{token}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { jid, token, keys } => {
+            let v = keys.verifier()?;
+            let token = match token {
+                Some(t) => t,
+                None => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
+                    s.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            match v.verify(token.as_bytes(), &[&jid], keys.now()?) {
+                Ok(acc) => {
+                    println!("valid: OTP step {}", acc.step);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(reason) => {
+                    println!("refused: {reason}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("hmac-token: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}

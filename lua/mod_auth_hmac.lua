@@ -1,0 +1,193 @@
+-- mod_auth_hmac: sign in with short-lived HMAC tokens minted by a web application.
+--
+--   authentication = "hmac"
+--   token_secret = "..."   -- or token_secret_file; a list rotates (the first mints, all verify)
+--   otp_seed = "..."       -- base32; or otp_seed_file
+--
+-- The token is OTP ‖ NONCE ␠ base64(HMAC-SHA256(token_secret, OTP ‖ NONCE ‖ bare JID)), as
+-- collective.converse and mod_auth_token make it. All checking happens in the native library
+-- (Rust); this file reads the configuration and plugs the library into Prosody.
+
+local name = "prosody_auth_hmac";
+local lua_version = _VERSION:match("%d+%.%d+");
+
+local function read_file(option, path)
+	local f, err = io.open(path, "rb");
+	if not f then
+		error(("mod_auth_hmac: %s: cannot read %s (%s)"):format(option, path, err), 0);
+	end
+	local data = f:read("*a") or ""; -- "*a" is understood by every Lua version
+	f:close();
+	data = data:gsub("[\r\n]+$", "");
+	return data;
+end
+
+-- A string or a list of strings from an option, and/or the contents of the files named by
+-- option.."_file".
+local function secret_list(option)
+	local out = {};
+	local value = module:get_option(option);
+	if type(value) == "string" then
+		out[1] = value;
+	elseif type(value) == "table" then
+		for i, v in ipairs(value) do
+			if type(v) ~= "string" then
+				error(("mod_auth_hmac: %s[%d] must be a string"):format(option, i), 0);
+			end
+			out[#out+1] = v;
+		end
+	elseif value ~= nil then
+		error(("mod_auth_hmac: %s must be a string or a list of strings"):format(option), 0);
+	end
+	local files = module:get_option(option .. "_file");
+	if type(files) == "string" then files = { files }; end
+	if type(files) == "table" then
+		for _, path in ipairs(files) do
+			out[#out+1] = read_file(option .. "_file", path);
+		end
+	elseif files ~= nil then
+		error(("mod_auth_hmac: %s_file must be a path or a list of paths"):format(option), 0);
+	end
+	return out;
+end
+
+-- The native library is loaded by explicit path: Prosody does not add a rocks tree's lib/lua/5.x
+-- to package.cpath.
+local function load_native()
+	if package.loaded[name] then return package.loaded[name]; end
+	local tried, candidates = {}, {};
+	local configured = module:get_option_string("auth_hmac_library");
+	if configured then
+		candidates[1] = configured;
+	else
+		local dir = module.path and module.path:match("^(.*)/[^/]*$");
+		if dir then
+			candidates[#candidates+1] = dir .. "/" .. name .. ".so";
+			local prefix = dir:match("^(.*)/share/lua/[%d%.]+$");
+			if prefix then
+				candidates[#candidates+1] = prefix .. "/lib/lua/" .. lua_version .. "/" .. name .. ".so";
+			end
+		end
+		local found = package.searchpath and package.searchpath(name, package.cpath); -- COMPAT: Lua 5.1 has no searchpath
+		if found then candidates[#candidates+1] = found; end
+	end
+	for _, path in ipairs(candidates) do
+		local f = io.open(path, "rb");
+		if f then
+			f:close();
+			local open, err = package.loadlib(path, "luaopen_" .. name);
+			if open then
+				local lib = open();
+				package.loaded[name] = lib;
+				module:log("debug", "Loaded native library %s (version %s)", path, lib.version);
+				return lib;
+			end
+			tried[#tried+1] = path .. " (" .. tostring(err) .. ")";
+		else
+			tried[#tried+1] = path .. " (not found)";
+		end
+	end
+	error("mod_auth_hmac: cannot load the native library " .. name .. ".so for Lua " .. lua_version
+		.. "; tried: " .. (#tried > 0 and table.concat(tried, ", ") or "nothing")
+		.. ". Build it (make build) or set auth_hmac_library to its path.", 0);
+end
+
+local native = load_native();
+
+local secrets = secret_list("token_secret");
+local seeds = secret_list("otp_seed");
+if #secrets == 0 then
+	error("mod_auth_hmac: token_secret is not set (set token_secret or token_secret_file)", 0);
+end
+if #seeds ~= 1 then
+	error(#seeds == 0 and "mod_auth_hmac: otp_seed is not set (set otp_seed or otp_seed_file)"
+		or "mod_auth_hmac: set exactly one of otp_seed and otp_seed_file, with one seed", 0);
+end
+
+local verifier, err = native.verifier({
+	host = module.host;
+	token_secret = secrets;
+	otp_seed = seeds[1];
+	otp_digits = module:get_option_number("otp_digits", 8);
+	otp_step = module:get_option_number("otp_step", 30);
+	otp_skew = module:get_option_number("otp_skew", 1);
+	token_replay_cache_size = module:get_option_number("token_replay_cache_size", 100000);
+});
+secrets, seeds = nil, nil;
+if not verifier then
+	error("mod_auth_hmac: " .. err, 0);
+end
+
+-- Which accounts exist: "seen" (default) = users who have logged in with a token at least once;
+-- "any" = every valid username (offline messages are kept for users who never logged in).
+local user_exists_mode = module:get_option_string("token_user_exists", "seen");
+if user_exists_mode ~= "seen" and user_exists_mode ~= "any" then
+	error("mod_auth_hmac: token_user_exists must be \"seen\" or \"any\"", 0);
+end
+local seen_store = module:open_store("auth_hmac_seen");
+local seen_cache = {};
+
+local sasl_hmac = module:depends("sasl_hmac");
+
+local provider = {};
+
+function provider.test_password(username, password)
+	if type(username) ~= "string" or type(password) ~= "string" then
+		return nil, "malformed";
+	end
+	local step, reason = verifier:verify(password, username .. "@" .. module.host);
+	if not step then
+		return nil, reason;
+	end
+	provider.note_login(username);
+	return true;
+end
+
+function provider.note_login(username)
+	if seen_cache[username] then return; end
+	seen_cache[username] = true;
+	if not seen_store:get(username) then
+		seen_store:set(username, { first_login = os.time() });
+	end
+end
+
+function provider.user_exists(username)
+	if user_exists_mode == "any" then
+		return true;
+	end
+	if seen_cache[username] then return true; end
+	if seen_store:get(username) then
+		seen_cache[username] = true;
+		return true;
+	end
+	return nil, "user has never logged in";
+end
+
+function provider.users()
+	return seen_store:users();
+end
+
+local function not_supported(what)
+	return function()
+		return nil, what .. " is not supported by mod_auth_hmac: accounts live in the web application that mints tokens";
+	end
+end
+provider.set_password = not_supported("Setting a password");
+provider.create_user = not_supported("Creating a user");
+
+function provider.delete_user(username)
+	-- Forgets that the user has logged in; their next valid token works again.
+	seen_cache[username] = nil;
+	return seen_store:set(username, nil);
+end
+
+function provider.get_sasl_handler(session)
+	return sasl_hmac.new_handler(verifier, session, provider.note_login);
+end
+
+function provider.get_verifier()
+	return verifier;
+end
+
+module:provides("auth", provider);
+module:log("debug", "Token authentication ready: %s", tostring(verifier));

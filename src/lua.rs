@@ -1,0 +1,210 @@
+//! The Lua binding: converts types between Lua and the core, nothing more.
+//!
+//! ```lua
+//! local native = package.loadlib(path, "luaopen_prosody_auth_hmac")()
+//! local v, err = native.verifier{ token_secret = {...}, otp_seed = "...", host = "example.org",
+//!                                  otp_digits = 8, otp_step = 30, otp_skew = 1,
+//!                                  token_replay_cache_size = 100000 }
+//! v:verify(token, jid_or_jids, now)   --> step | nil, reason
+//! v:mint(jid, now)                    --> token | nil, reason
+//! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
+//! ex:step(message, nodeprep, now)     --> "success", username | "failure", reason
+//! ```
+//! Wrong argument types raise. Expected failures (a bad token, a bad configuration value) return
+//! `nil, reason`. Tokens and OTPs are only ever taken as Lua strings, never numbers.
+
+use std::sync::Arc;
+
+use mlua::prelude::*;
+use mlua::{UserData, UserDataMethods, Value};
+
+use crate::error::Reject;
+use crate::sasl::{Exchange, Mechanism, Outcome};
+use crate::secret::SecretBytes;
+use crate::token::{Settings, Verifier};
+use crate::totp::decode_seed;
+
+fn type_error(what: &str, expected: &str, got: &Value) -> LuaError {
+    LuaError::runtime(format!("bad argument '{what}' ({expected} expected, got {})", got.type_name()))
+}
+
+/// A Lua string argument (numbers are refused: an OTP must keep its leading zeros).
+fn string_arg(what: &str, v: &Value) -> LuaResult<LuaString> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        other => Err(type_error(what, "string", other)),
+    }
+}
+
+/// Unix time: an explicit non-negative integer, or the system clock when nil.
+fn time_arg(v: &Option<Value>) -> LuaResult<u64> {
+    match v {
+        None | Some(Value::Nil) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .map_err(|_| LuaError::runtime("system clock is before 1970")),
+        Some(Value::Integer(i)) => u64::try_from(*i).map_err(|_| LuaError::runtime("bad argument 'now' (negative time)")),
+        Some(Value::Number(n)) if n.is_finite() && *n >= 0.0 && n.fract() == 0.0 && *n < 1.8e19 => Ok(*n as u64),
+        Some(other) => Err(type_error("now", "non-negative integer", other)),
+    }
+}
+
+/// An integer option from the configuration table: `Ok(Err(message))` names the option when the
+/// admin's value is not a non-negative integer.
+fn uint_field(t: &LuaTable, key: &str, default: u64) -> LuaResult<Result<u64, String>> {
+    Ok(match t.get::<Value>(key)? {
+        Value::Nil => Ok(default),
+        Value::Integer(i) if i >= 0 => Ok(i as u64),
+        Value::Number(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => Ok(n as u64),
+        _ => Err(format!("{key} must be a non-negative integer")),
+    })
+}
+
+fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
+    (Value::Nil, lua.create_string(reason)?).into_lua_multi(lua)
+}
+
+struct LuaVerifier(Arc<Verifier>);
+
+/// `native.verifier(config)`: the configuration table uses the option names an admin writes in
+/// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
+/// `token_replay_cache_size`) plus `host`. Returns the verifier, or `nil, message` naming the
+/// option at fault (never its value).
+fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
+    let Value::Table(cfg) = cfg else { return Err(type_error("config", "table", &cfg)) };
+    let secrets = match cfg.get::<Value>("token_secret")? {
+        Value::Table(t) => {
+            let mut out = Vec::new();
+            for v in t.sequence_values::<Value>() {
+                match v? {
+                    Value::String(s) => out.push(SecretBytes::new(s.as_bytes().to_vec())),
+                    _ => return fail(lua, "token_secret must be a string or a list of strings"),
+                }
+            }
+            out
+        }
+        Value::String(s) => vec![SecretBytes::new(s.as_bytes().to_vec())],
+        Value::Nil => vec![],
+        _ => return fail(lua, "token_secret must be a string or a list of strings"),
+    };
+    let seed = match cfg.get::<Value>("otp_seed")? {
+        Value::Nil => Err(crate::ConfigError::MissingSeed),
+        Value::String(s) => s.to_str().map_err(|_| crate::ConfigError::SeedNotBase32).and_then(|s| decode_seed(&s)),
+        _ => return fail(lua, "otp_seed must be a string"),
+    };
+    let host = match cfg.get::<Value>("host")? {
+        Value::Nil => None,
+        v => Some(string_arg("host", &v)?.to_str()?.to_owned()),
+    };
+    let d = Settings::default();
+    let fields = (
+        uint_field(&cfg, "otp_digits", d.digits.into())?,
+        uint_field(&cfg, "otp_step", d.step)?,
+        uint_field(&cfg, "otp_skew", d.skew)?,
+        uint_field(&cfg, "token_replay_cache_size", d.replay_cache_size as u64)?,
+    );
+    let (digits, step, skew, cap) = match fields {
+        (Ok(a), Ok(b), Ok(c), Ok(e)) => (a, b, c, e),
+        (Err(m), ..) | (_, Err(m), ..) | (_, _, Err(m), _) | (.., Err(m)) => return fail(lua, &m),
+    };
+    let settings = Settings {
+        digits: u32::try_from(digits).unwrap_or(u32::MAX),
+        step,
+        skew,
+        replay_cache_size: usize::try_from(cap).unwrap_or(usize::MAX),
+    };
+    match seed.and_then(|seed| Verifier::new(secrets, seed, settings, host.as_deref())) {
+        Ok(v) => LuaVerifier(Arc::new(v)).into_lua_multi(lua),
+        Err(e) => fail(lua, &e.to_string()),
+    }
+}
+
+impl UserData for LuaVerifier {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method("verify", |lua, this, (token, jids, now): (Value, Value, Option<Value>)| {
+            let token = string_arg("token", &token)?;
+            let now = time_arg(&now)?;
+            let jids: Vec<LuaString> = match &jids {
+                Value::String(s) => vec![s.clone()],
+                Value::Table(t) => t.sequence_values::<Value>().map(|v| v.and_then(|v| string_arg("jids[]", &v))).collect::<LuaResult<_>>()?,
+                other => return Err(type_error("jid", "string or table", other)),
+            };
+            let mut owned = Vec::with_capacity(jids.len());
+            for j in &jids {
+                match j.to_str() {
+                    Ok(s) => owned.push(s.to_owned()),
+                    Err(_) => return fail(lua, Reject::Malformed.as_str()),
+                }
+            }
+            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
+            match this.0.verify(&token.as_bytes(), &refs, now) {
+                Ok(acc) => (acc.step, acc.jid_index + 1).into_lua_multi(lua),
+                Err(r) => fail(lua, r.as_str()),
+            }
+        });
+        methods.add_method("mint", |lua, this, (jid, now): (Value, Option<Value>)| {
+            let jid = string_arg("jid", &jid)?;
+            let now = time_arg(&now)?;
+            let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
+            match this.0.mint(&jid, now) {
+                Ok(t) => t.into_lua_multi(lua),
+                Err(r) => fail(lua, r.as_str()),
+            }
+        });
+        methods.add_method("stats", |lua, this, ()| {
+            let (entries, cap) = this.0.replay_stats();
+            let t = lua.create_table()?;
+            t.set("replay_entries", entries)?;
+            t.set("replay_cache_size", cap)?;
+            t.set("secrets", this.0.secret_count())?;
+            t.set("digits", this.0.otp().digits())?;
+            t.set("step", this.0.otp().step_seconds())?;
+            t.set("skew", this.0.otp().skew())?;
+            Ok(t)
+        });
+        methods.add_method("exchange", |lua, this, mech: Value| {
+            let mech = string_arg("mechanism", &mech)?;
+            match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
+                Some(m) => LuaExchange { verifier: this.0.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
+                None => Value::Nil.into_lua_multi(lua),
+            }
+        });
+        methods.add_meta_method("__tostring", |_, this, ()| Ok(format!("{:?}", this.0)));
+    }
+}
+
+struct LuaExchange {
+    verifier: Arc<Verifier>,
+    exchange: Exchange,
+}
+
+impl UserData for LuaExchange {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method_mut("step", |lua, this, (msg, nodeprep, now): (Value, Value, Option<Value>)| {
+            let msg = match &msg {
+                Value::Nil => None,
+                v => Some(string_arg("message", v)?),
+            };
+            let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
+            let now = time_arg(&now)?;
+            let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+            let bytes = msg.as_ref().map(|m| m.as_bytes());
+            match this.exchange.step(&this.verifier, bytes.as_deref(), now, &prep) {
+                Outcome::Success { username } => ("success", username).into_lua_multi(lua),
+                Outcome::Failure(r) => ("failure", r.as_str()).into_lua_multi(lua),
+            }
+        });
+        methods.add_method("attempted_jid", |_, this, ()| Ok(this.exchange.attempted_jid().map(str::to_owned)));
+        methods.add_method("mechanism", |_, this, ()| Ok(this.exchange.mechanism().name()));
+    }
+}
+
+#[mlua::lua_module]
+fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
+    let exports = lua.create_table()?;
+    exports.set("version", env!("CARGO_PKG_VERSION"))?;
+    exports.set("verifier", lua.create_function(new_verifier)?)?;
+    exports.set("mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
+    exports.set("reasons", lua.create_sequence_from(Reject::ALL.iter().map(|r| r.as_str()))?)?;
+    Ok(exports)
+}

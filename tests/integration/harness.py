@@ -1,0 +1,163 @@
+"""Starts and stops a real Prosody (Debian's package) with the plugin, on 127.0.0.1 only.
+
+Used by the integration tests and by `make demo`. Secrets are generated per run with the
+project's own CLI (`hmac-token keygen`).
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HMAC_TOKEN = Path(os.environ.get("HMAC_TOKEN_BIN", REPO / "target" / "release" / "hmac-token"))
+NATIVE_LIB = Path(os.environ.get("AUTH_HMAC_LIBRARY", REPO / "build" / "lua5.4" / "prosody_auth_hmac.so"))
+PROSODY = os.environ.get("PROSODY_BIN", "/usr/bin/prosody")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen():
+    out = subprocess.run([str(HMAC_TOKEN), "keygen", "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def make_cert(directory, hosts):
+    san = ",".join("DNS:%s" % h for h in hosts)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", str(directory / "host.key"), "-out", str(directory / "host.crt"),
+                    "-subj", "/CN=%s" % hosts[0], "-addext", "subjectAltName=%s" % san],
+                   check=True, capture_output=True)
+
+
+class Prosody:
+    host = "example.test"
+    other_host = "other.test"
+
+    def __init__(self, replay_cache_size=10000, extra_global="", library=NATIVE_LIB,
+                 plugin_path=REPO / "lua", keep_dir=False):
+        self.dir = Path(tempfile.mkdtemp(prefix="prosody-hmac-"))
+        (self.dir / "data").mkdir()
+        self.keep_dir = keep_dir
+        k1, k2, k3 = keygen(), keygen(), keygen()
+        self.otp_seed = k1["otp_seed"]
+        self.token_secret = k1["token_secret"]
+        self.old_token_secret = k2["token_secret"]
+        self.other_token_secret = k3["token_secret"]
+        self.c2s_port = free_port()
+        self.http_port = free_port()
+        self.proc = None
+        template = (REPO / "prosody-config" / "test.cfg.lua.in").read_text()
+        config = string.Template(template).substitute(
+            dir=self.dir, plugin_path=plugin_path, c2s_port=self.c2s_port, http_port=self.http_port,
+            library_line=('auth_hmac_library = "%s"' % library) if library else "",
+            otp_seed=self.otp_seed, token_secret=self.token_secret,
+            old_token_secret=self.old_token_secret, other_token_secret=self.other_token_secret,
+            host=self.host, other_host=self.other_host, replay_cache_size=replay_cache_size,
+            extra_global=extra_global)
+        self.config = self.dir / "prosody.cfg.lua"
+        self.config.write_text(config)
+        make_cert(self.dir, [self.host, self.other_host])
+
+    @property
+    def log_path(self):
+        return self.dir / "prosody.log"
+
+    @property
+    def bosh_url(self):
+        return "http://127.0.0.1:%d/http-bind" % self.http_port
+
+    @property
+    def ws_url(self):
+        return "ws://127.0.0.1:%d/xmpp-websocket" % self.http_port
+
+    def start(self, timeout=30):
+        self.stdout = open(self.dir / "stdout.log", "wb")
+        self.proc = subprocess.Popen([PROSODY, "--config", str(self.config), "-F"],
+                                     stdout=self.stdout, stderr=subprocess.STDOUT, cwd=self.dir)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("Prosody exited with %s:\n%s" % (self.proc.returncode, self.tail()))
+            if all(self._listening(p) for p in (self.c2s_port, self.http_port)):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("Prosody did not listen within %ss:\n%s" % (timeout, self.tail()))
+
+    @staticmethod
+    def _listening(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if getattr(self, "stdout", None):
+            self.stdout.close()
+        if not self.keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def pid(self):
+        return self.proc.pid
+
+    def rss_kib(self):
+        for line in Path("/proc/%d/status" % self.proc.pid).read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def log_mark(self):
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, mark):
+        with open(self.log_path, "rb") as f:
+            f.seek(mark)
+            return f.read().decode("utf-8", "replace")
+
+    def wait_log(self, mark, needle, timeout=5):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_since(mark)
+            if needle in text:
+                return text
+            time.sleep(0.05)
+        return self.log_since(mark)
+
+    def tail(self, n=40):
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()[-n:]
+        except OSError:
+            lines = []
+        try:
+            lines += (self.dir / "stdout.log").read_text(errors="replace").splitlines()[-n:]
+        except OSError:
+            pass
+        return "\n".join(lines)
+
+    def mint(self, jid, now=None, secret=None, seed=None):
+        """A token from the project's CLI (for the web-app side of a login)."""
+        if secret is None:
+            secret = self.other_token_secret if jid.endswith("@" + self.other_host) else self.token_secret
+        args = [str(HMAC_TOKEN), "mint", "--jid", jid]
+        if now is not None:
+            args += ["--now", str(int(now))]
+        env = dict(os.environ, TOKEN_SECRET=secret, OTP_SEED=seed or self.otp_seed)
+        return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout.strip()
