@@ -1,0 +1,42 @@
+# make demo  - set up, build, start a local Prosody with the plugin and log in with a real client
+# make test  - set up, build and run the whole test suite
+# make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI
+
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+LUA_VERSION ?= 5.4
+LUA_FEATURE := lua$(subst .,,$(LUA_VERSION))
+NATIVE := build/lua$(LUA_VERSION)/prosody_auth_hmac.so
+CLI := target/release/hmac-token
+PY := /usr/bin/python3
+
+.PHONY: all setup build test test-rust test-lua test-integration demo clean
+
+all: build
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	cargo build --release --locked --bin hmac-token
+	CARGO_TARGET_DIR=target/$(LUA_FEATURE) cargo build --release --locked --lib --no-default-features --features $(LUA_FEATURE)
+	@mkdir -p $(dir $(NATIVE))
+	cp target/$(LUA_FEATURE)/release/libprosody_auth_hmac.so $(NATIVE)
+
+test: build
+	@bash scripts/test.sh
+
+test-rust: build
+	cargo test --release --locked
+
+test-lua: build
+	busted --lua=lua$(LUA_VERSION) spec
+
+test-integration: build
+	$(PY) -m pytest -q tests/integration
+
+demo: build
+	$(PY) scripts/demo.py
+
+clean:
+	rm -rf build target

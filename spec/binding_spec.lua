@@ -1,0 +1,137 @@
+-- The native module as Lua sees it: vectors, failure values, misuse.
+local env = require "spec.helpers.env";
+
+describe("native module", function()
+	local native = env.native();
+	local doc = env.vectors();
+	local function verifier(overrides)
+		local cfg = { token_secret = doc.secrets, otp_seed = doc.otp_seed, host = doc.host,
+			otp_digits = doc.digits, otp_step = doc.step, otp_skew = doc.skew };
+		for k, v in pairs(overrides or {}) do cfg[k] = v; end
+		return native.verifier(cfg);
+	end
+
+	it("exports its version, mechanisms and reasons", function()
+		assert.is_string(native.version);
+		assert.same({ "PLAIN", "X-TOKEN" }, native.mechanisms);
+		assert.truthy(#native.reasons >= 7);
+	end);
+
+	it("agrees with every cross-language vector, in order", function()
+		local v = assert(verifier());
+		local positives, negatives = 0, 0;
+		for _, c in ipairs(doc.cases) do
+			local step, reason = v:verify(c.token, c.jid, c.now);
+			if c.result == "ok" then
+				assert.are.equal(c.step, step, c.name .. ": " .. tostring(reason));
+				positives = positives + 1;
+			else
+				assert.is_nil(step, c.name);
+				assert.are.equal(c.result, reason, c.name);
+				negatives = negatives + 1;
+			end
+		end
+		assert.truthy(positives >= 5 and negatives >= 20);
+	end);
+
+	it("mints tokens that verify once", function()
+		local v = assert(verifier());
+		local t = assert(v:mint("zoe@example.org"));
+		assert.truthy(t:match("^%d+ [%w+/]+=$"));
+		assert.is_number(v:verify(t, "zoe@example.org"));
+		local step, reason = v:verify(t, "zoe@example.org");
+		assert.is_nil(step);
+		assert.are.equal("replayed", reason);
+		assert.same({ nil, "wrong-host" }, { v:mint("zoe@elsewhere.org") });
+	end);
+
+	it("matches the second of several candidate JIDs and says which", function()
+		local v = assert(verifier());
+		local t = assert(v:mint("yan@example.org"));
+		local step, which = v:verify(t, { "Yan@example.org", "yan@example.org" });
+		assert.is_number(step);
+		assert.are.equal(2, which);
+	end);
+
+	it("reports configuration errors by option name, never by value", function()
+		local cases = {
+			{ { otp_seed = "not base32!" }, "otp_seed is not valid base32" },
+			{ { otp_seed = false }, "otp_seed must be a string" },
+			{ { token_secret = {} }, "token_secret is not set" },
+			{ { token_secret = { "" } }, "token_secret must not be empty" },
+			{ { token_secret = { 42 } }, "token_secret must be a string or a list of strings" },
+			{ { otp_digits = 9 }, "otp_digits must be 6, 7 or 8" },
+			{ { otp_step = 0 }, "otp_step must be between 1 and 86400" },
+			{ { otp_step = 1.5 }, "otp_step must be a non-negative integer" },
+			{ { otp_skew = 11 }, "otp_skew must be between 0 and 10" },
+			{ { token_replay_cache_size = 0 }, "token_replay_cache_size must be at least 1" },
+		};
+		for _, c in ipairs(cases) do
+			local v, err = verifier(c[1]);
+			assert.is_nil(v);
+			assert.are.equal(c[2], err:sub(1, #c[2]));
+			assert.falsy(err:find(doc.secrets[1], 1, true));
+		end
+	end);
+
+	it("never shows a secret in tostring", function()
+		local v = assert(verifier());
+		local s = tostring(v);
+		assert.truthy(s:find("***", 1, true));
+		assert.falsy(s:find(doc.secrets[1], 1, true));
+		assert.falsy(s:find(doc.otp_seed, 1, true));
+	end);
+
+	it("raises on misuse of the API", function()
+		local v = assert(verifier());
+		assert.has_error(function() native.verifier("nope"); end);
+		assert.has_error(function() v:verify(12345678, "a@example.org"); end); -- OTPs are never numbers
+		assert.has_error(function() v:verify("1 x", 42); end);
+		assert.has_error(function() v:verify("1 x", "a@example.org", -1); end);
+		assert.has_error(function() v:verify("1 x", "a@example.org", "now"); end);
+		assert.has_error(function() v:mint(nil); end);
+		assert.has_error(function() v:exchange(1); end);
+		local ex = v:exchange("PLAIN");
+		assert.has_error(function() ex:step("\0a\0b", "not a function"); end);
+	end);
+
+	it("runs PLAIN and X-TOKEN exchanges", function()
+		local v = assert(verifier());
+		for _, mech in ipairs({ "PLAIN", "X-TOKEN" }) do
+			local t = v:mint("Uma@example.org");
+			local ex = v:exchange(mech);
+			assert.are.equal(mech, ex:mechanism());
+			-- signed for the JID as sent ("Uma"); the session user is the nodeprep'd "uma"
+			assert.same({ "success", "uma" }, { ex:step("\0Uma\0" .. t, env.nodeprep) });
+			assert.are.equal("uma@example.org", ex:attempted_jid());
+			-- an exchange is single-use
+			assert.same({ "failure", "malformed" }, { ex:step("\0Uma\0" .. t, env.nodeprep) });
+		end
+		assert.is_nil(v:exchange("SCRAM-SHA-1"));
+		local function fails(msg, reason)
+			assert.same({ "failure", reason }, { v:exchange("PLAIN"):step(msg, env.nodeprep) });
+		end
+		fails(nil, "malformed");
+		fails("", "malformed");
+		fails("\0vic\0", "malformed");
+		fails("\0vic\0" .. v:mint("val@example.org"), "bad-signature");
+		fails("bob@example.org\0vic\0" .. v:mint("vic@example.org"), "invalid-authzid");
+		fails("\0vic@other.org\0" .. v:mint("vic@example.org"), "wrong-host");
+		fails("\0vi\0c\0x", "malformed");
+		fails("\0vic\0" .. string.rep("1", 2000) .. " x", "malformed");
+		local t = v:mint("vic@example.org");
+		assert.same({ "success", "vic" }, { v:exchange("X-TOKEN"):step("vic@example.org\0vic@example.org\0" .. t, env.nodeprep) });
+		fails("\0vic\0" .. t, "replayed");
+	end);
+
+	it("reports replay-cache use", function()
+		local v = assert(verifier({ token_replay_cache_size = 2 }));
+		for _, who in ipairs({ "a", "b" }) do
+			assert.is_number(v:verify(v:mint(who .. "@example.org"), who .. "@example.org"));
+		end
+		assert.same({ nil, "cache-full" }, { v:verify(v:mint("c@example.org"), "c@example.org") });
+		local stats = v:stats();
+		assert.are.equal(2, stats.replay_entries);
+		assert.are.equal(2, stats.replay_cache_size);
+	end);
+end);

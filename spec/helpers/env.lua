@@ -1,0 +1,73 @@
+-- Shared set-up for the specs: Prosody's own util.* modules on the path, the native library, the
+-- cross-language vectors, and a module environment like the one Prosody gives a plugin.
+local M = {};
+
+local repo = os.getenv("REPO_ROOT") or ".";
+M.repo = repo;
+local lua_version = _VERSION:match("%d+%.%d+");
+package.path = "/usr/lib/prosody/?.lua;" .. package.path;
+package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
+
+M.library_path = os.getenv("AUTH_HMAC_LIBRARY") or (repo .. "/build/lua" .. lua_version .. "/prosody_auth_hmac.so");
+
+function M.native()
+	local open = assert(package.loadlib(M.library_path, "luaopen_prosody_auth_hmac"));
+	return open();
+end
+
+function M.read(path)
+	local f = assert(io.open(path, "rb"));
+	local s = f:read("*a");
+	f:close();
+	return s;
+end
+
+function M.vectors()
+	local json = require "util.json";
+	return assert(json.decode(M.read(repo .. "/tests/vectors/tokens.json")));
+end
+
+-- Loads a plugin file into a fresh environment with a `module` object. `options` are its
+-- configuration; `deps` maps module names to already-loaded environments for module:depends().
+function M.load_module(name, host, options, deps)
+	local set = require "util.set";
+	local logs, events, provided, stores = {}, {}, {}, {};
+	local module = { host = host, name = name, path = repo .. "/lua/mod_" .. name .. ".lua" };
+	local function opt(key, default)
+		local v = options[key];
+		if v == nil then return default; end
+		return v;
+	end
+	function module:get_option(key, default) return opt(key, default); end
+	function module:get_option_string(key, default)
+		local v = opt(key, default);
+		if v == nil then return nil; end
+		return tostring(v);
+	end
+	function module:get_option_number(key, default) return tonumber(opt(key, default)); end
+	function module:get_option_boolean(key, default) return opt(key, default) == true; end
+	function module:get_option_set(key, default) return set.new(opt(key, default) or {}); end
+	function module:log(level, fmt, ...) logs[#logs+1] = { level = level, text = fmt:format(...) }; end
+	function module:fire_event(event, data) events[#events+1] = { name = event, data = data }; end
+	function module:provides(kind, item) provided[kind] = item; end
+	function module:depends(dep)
+		return assert(deps and deps[dep], "dependency not loaded: " .. dep);
+	end
+	function module:open_store(store_name)
+		local data = stores[store_name] or {};
+		stores[store_name] = data;
+		return {
+			get = function(_, key) return data[key]; end;
+			set = function(_, key, value) data[key] = value; return true; end;
+			users = function() return next, data, nil; end;
+		};
+	end
+	local env = setmetatable({ module = module }, { __index = _G });
+	local chunk = assert(loadfile(module.path, "t", env));
+	chunk();
+	return env, { logs = logs, events = events, provided = provided, stores = stores };
+end
+
+M.nodeprep = (require "util.encodings").stringprep.nodeprep;
+
+return M;

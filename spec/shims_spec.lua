@@ -1,0 +1,220 @@
+-- mod_auth_hmac and mod_sasl_hmac loaded as Prosody loads a plugin (a module environment with the
+-- configuration), then driven through Prosody's real util.sasl and the way mod_saslauth drives a
+-- SASL handler.
+local env = require "spec.helpers.env";
+
+local HOST = "example.org";
+
+local function base_options(extra)
+	local doc = env.vectors();
+	local o = { token_secret = { doc.secrets[1], doc.secrets[2] }, otp_seed = doc.otp_seed,
+		auth_hmac_library = env.library_path };
+	for k, v in pairs(extra or {}) do o[k] = v; end
+	return o;
+end
+
+local function load(options)
+	local sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
+	local _, auth_seen = env.load_module("auth_hmac", HOST, options, { sasl_hmac = sasl_env });
+	return auth_seen.provided.auth, sasl_seen, auth_seen;
+end
+
+local function minter(provider)
+	return function(user, now) return assert(provider.get_verifier():mint(user .. "@" .. HOST, now)); end;
+end
+
+local function load_error(options)
+	local ok, err = pcall(load, options);
+	assert.is_false(ok);
+	return tostring(err);
+end
+
+local function tmpfile(contents, mode)
+	local path = os.tmpname();
+	local f = assert(io.open(path, "wb"));
+	f:write(contents);
+	f:close();
+	if mode then os.execute("chmod " .. mode .. " " .. path); end
+	return path;
+end
+
+describe("mod_auth_hmac", function()
+	it("provides an auth provider that verifies tokens once", function()
+		local provider = load(base_options());
+		local mint = minter(provider);
+		local t = mint("alice");
+		assert.is_true(provider.test_password("alice", t));
+		assert.same({ nil, "replayed" }, { provider.test_password("alice", t) });
+		assert.same({ nil, "bad-signature" }, { provider.test_password("bob", mint("alice")) });
+		assert.same({ nil, "malformed" }, { provider.test_password("alice", "") });
+	end);
+
+	it("serves Prosody's own PLAIN (util.sasl) through test_password", function()
+		local sasl = require "util.sasl";
+		local provider = load(base_options());
+		local mint = minter(provider);
+		local profile = { plain_test = function(_, username, password)
+			return provider.test_password(username, password), true;
+		end };
+		local handler = sasl.new(HOST, profile);
+		assert.is_true(handler:select("PLAIN"));
+		assert.are.equal("success", (handler:process("\0alice\0" .. mint("alice"))));
+		handler = handler:clean_clone();
+		assert.is_true(handler:select("PLAIN"));
+		local status, condition = handler:process("\0alice\0" .. mint("eve"));
+		assert.are.equal("failure", status);
+		assert.are.equal("not-authorized", condition);
+	end);
+
+	it("accepts every secret of a rotation list", function()
+		local doc = env.vectors();
+		local provider = load(base_options({ token_secret = { "new-secret-new-secret-new-secret!", doc.secrets[1] } }));
+		-- the Python-minted vector (old secret) still verifies ...
+		local case = doc.cases[1];
+		local v = provider.get_verifier();
+		assert.are.equal(case.step, (v:verify(case.token, case.jid, case.now)));
+		-- ... and minting uses the first secret
+		local mine = provider.get_verifier():mint("alice@" .. HOST);
+		local old_only = load(base_options({ token_secret = doc.secrets[1] }));
+		assert.same({ nil, "bad-signature" }, { old_only.test_password("alice", mine) });
+	end);
+
+	it("reads secrets from files, without the trailing newline", function()
+		local doc = env.vectors();
+		local sf = tmpfile(doc.secrets[1] .. "\n", "600");
+		local of = tmpfile(doc.otp_seed .. "\n", "600");
+		local provider = load({ token_secret_file = sf, otp_seed_file = of, auth_hmac_library = env.library_path });
+		local case = doc.cases[1];
+		assert.are.equal(case.step, (provider.get_verifier():verify(case.token, case.jid, case.now)));
+		os.remove(sf); os.remove(of);
+	end);
+
+	it("refuses to load with a message that names the option, never the secret", function()
+		local doc = env.vectors();
+		local cases = {
+			{ function(o) o.token_secret = false; end, "token_secret must be a string or a list of strings" },
+			{ function(o) o.token_secret = nil; end, "token_secret is not set" },
+			{ function(o) o.otp_seed = "0189!"; end, "otp_seed is not valid base32" },
+			{ function(o) o.otp_seed = nil; end, "otp_seed is not set" },
+			{ function(o) o.otp_digits = 10; end, "otp_digits must be 6, 7 or 8" },
+			{ function(o) o.otp_step = 0; end, "otp_step must be between 1 and 86400" },
+			{ function(o) o.token_replay_cache_size = 0; end, "token_replay_cache_size must be at least 1" },
+			{ function(o) o.token_secret_file = "/nonexistent/secret"; end, "token_secret_file: cannot read /nonexistent/secret" },
+			{ function(o) o.token_user_exists = "sometimes"; end, "token_user_exists must be" },
+			{ function(o) o.token_mechanisms = { "PLAIN", "DIGEST-MD5" }; end, "token_mechanisms: unknown mechanism DIGEST-MD5" },
+		};
+		for _, c in ipairs(cases) do
+			local options = base_options();
+			c[1](options);
+			local err = load_error(options);
+			assert.truthy(err:find(c[2], 1, true), ("expected %q in %q"):format(c[2], err));
+			assert.falsy(err:find(doc.secrets[1], 1, true));
+		end
+	end);
+
+	it("names the path it tried when the native library is missing", function()
+		local saved = package.loaded.prosody_auth_hmac;
+		package.loaded.prosody_auth_hmac = nil;
+		local err = load_error(base_options({ auth_hmac_library = "/nowhere/prosody_auth_hmac.so" }));
+		package.loaded.prosody_auth_hmac = saved;
+		assert.truthy(err:find("cannot load the native library", 1, true));
+		assert.truthy(err:find("/nowhere/prosody_auth_hmac.so (not found)", 1, true));
+	end);
+
+	it("knows users who have logged in, or everyone when asked to", function()
+		local provider = load(base_options());
+		assert.is_nil((provider.user_exists("newbie")));
+		assert.is_true(provider.test_password("newbie", minter(provider)("newbie")));
+		assert.is_true(provider.user_exists("newbie"));
+		local everyone = load(base_options({ token_user_exists = "any" }));
+		assert.is_true(everyone.user_exists("stranger"));
+	end);
+
+	it("refuses account management with a clear message", function()
+		local provider = load(base_options());
+		local ok, err = provider.set_password("alice", "x");
+		assert.is_nil(ok);
+		assert.truthy(err:find("not supported", 1, true));
+		ok, err = provider.create_user("alice", "x");
+		assert.is_nil(ok);
+		assert.truthy(err:find("not supported", 1, true));
+	end);
+end);
+
+describe("mod_sasl_hmac handler", function()
+	local secure = { secure = true, ip = "192.0.2.7" };
+
+	it("offers token mechanisms only on encrypted sessions, like Prosody's PLAIN", function()
+		local provider = load(base_options());
+		assert.same({ PLAIN = true, ["X-TOKEN"] = true }, provider.get_sasl_handler(secure):mechanisms());
+		local plain_session = { secure = false, ip = "192.0.2.8" };
+		local h = provider.get_sasl_handler(plain_session);
+		assert.same({}, h:mechanisms());
+		assert.is_nil(h:select("X-TOKEN"));
+		local lax = load(base_options({ allow_unencrypted_plain_auth = true }));
+		assert.same({ PLAIN = true, ["X-TOKEN"] = true }, lax.get_sasl_handler(plain_session):mechanisms());
+		local only = load(base_options({ token_mechanisms = { "X-TOKEN" } }));
+		assert.same({ ["X-TOKEN"] = true }, only.get_sasl_handler(secure):mechanisms());
+	end);
+
+	it("logs in through select/process and gives a fresh handler on clean_clone", function()
+		local provider = load(base_options());
+		local mint = minter(provider);
+		local h = provider.get_sasl_handler(secure);
+		assert.is_true(h:select("PLAIN"));
+		assert.is_nil(h:select("X-TOKEN"), "one mechanism per exchange");
+		assert.are.equal("success", (h:process("alice@example.org\0Alice\0" .. mint("Alice"))));
+		assert.are.equal("alice", h.username);
+		assert.is_true(provider.user_exists("alice"));
+		local fresh = h:clean_clone();
+		assert.is_nil(fresh.selected);
+		assert.is_true(fresh:select("X-TOKEN"));
+	end);
+
+	it("maps each refusal to its SASL condition and logs one line without the token", function()
+		local provider, seen = load(base_options({ token_replay_cache_size = 3 }));
+		local mint = minter(provider);
+		local function attempt(mech, message)
+			local h = provider.get_sasl_handler(secure);
+			assert.is_true(h:select(mech));
+			return h:process(message);
+		end
+		local replayed = mint("carol");
+		assert.are.equal("success", (attempt("PLAIN", "\0carol\0" .. replayed)));
+		local cases = {
+			{ "\0carol\0" .. replayed, "replayed", "not-authorized" },
+			{ "\0carol\0" .. mint("dave"), "bad-signature", "not-authorized" },
+			{ "\0carol\0" .. mint("carol", os.time() - 90), "expired", "credentials-expired" },
+			{ "\0carol@other.org\0" .. mint("carol"), "wrong-host", "not-authorized" },
+			{ "dave@example.org\0carol\0" .. mint("carol"), "invalid-authzid", "invalid-authzid" },
+			{ "\0carol\0", "malformed", "malformed-request" },
+			{ "\0carol\0123 not-base64", "malformed", "malformed-request" },
+		};
+		for _, c in ipairs(cases) do
+			local before = #seen.logs;
+			local h = provider.get_sasl_handler(secure);
+			assert.is_true(h:select("X-TOKEN"));
+			local status, condition = h:process(c[1]);
+			assert.are.equal("failure", status);
+			assert.are.equal(c[3], condition, c[2]);
+			local infos = {};
+			for i = before + 1, #seen.logs do
+				if seen.logs[i].level == "info" then infos[#infos+1] = seen.logs[i].text; end
+			end
+			assert.are.equal(1, #infos, c[2]);
+			assert.truthy(infos[1]:find("192.0.2.7", 1, true));
+			assert.truthy(infos[1]:find(": " .. c[2], 1, true), infos[1]);
+			local token = c[1]:match("%z([^%z]*)$");
+			if #token > 0 then assert.falsy(infos[1]:find(token, 1, true)); end
+			local ev = seen.events[#seen.events];
+			assert.are.equal("token-authentication-failure", ev.name);
+			assert.are.equal(c[2], ev.data.reason);
+		end
+		-- fill the cache (cap 3: carol's first token + two more), then fail closed
+		assert.are.equal("success", (attempt("PLAIN", "\0e1\0" .. mint("e1"))));
+		assert.are.equal("success", (attempt("PLAIN", "\0e2\0" .. mint("e2"))));
+		local status, condition = attempt("PLAIN", "\0e3\0" .. mint("e3"));
+		assert.are.equal("failure", status);
+		assert.are.equal("temporary-auth-failure", condition);
+	end);
+end);
