@@ -128,6 +128,14 @@ pub fn printable(s: &str) -> String {
     s.chars().take(200).map(|c| if c.is_control() || c.is_whitespace() { '?' } else { c }).collect()
 }
 
+/// The bare JID a PLAIN-framed message claims, made log-safe, even when the message is not
+/// otherwise well-formed (so a failed login can still name who tried).
+fn claimed_jid(message: &[u8], host: &str) -> Option<String> {
+    let authcid = message.split(|&b| b == 0).nth(1)?;
+    let authcid = core::str::from_utf8(authcid).ok().filter(|a| !a.is_empty())?;
+    Some(if authcid.contains('@') { printable(authcid) } else { printable(&format!("{authcid}@{host}")) })
+}
+
 /// What one step of an exchange produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -198,10 +206,9 @@ impl Exchange {
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, Reject> {
         let host = verifier.host().ok_or(Reject::Internal)?;
-        let msg = parse_plain(message.ok_or(Reject::Malformed)?)?;
-        if msg.authcid.contains('@') {
-            self.attempted = Some(printable(msg.authcid));
-        }
+        let message = message.ok_or(Reject::Malformed)?;
+        self.attempted = claimed_jid(message, host);
+        let msg = parse_plain(message)?;
         let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
         self.attempted = Some(format!("{}@{host}", identity.username));
         let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();

@@ -44,7 +44,7 @@ class Prosody:
     other_host = "other.test"
 
     def __init__(self, replay_cache_size=10000, extra_global="", library=NATIVE_LIB,
-                 plugin_path=REPO / "lua", keep_dir=False):
+                 plugin_path=REPO / "lua", keep_dir=False, extra_modules=("auth_events_probe",)):
         self.dir = Path(tempfile.mkdtemp(prefix="prosody-hmac-"))
         (self.dir / "data").mkdir()
         self.keep_dir = keep_dir
@@ -58,7 +58,8 @@ class Prosody:
         self.proc = None
         template = (REPO / "prosody-config" / "test.cfg.lua.in").read_text()
         config = string.Template(template).substitute(
-            dir=self.dir, plugin_path=plugin_path, c2s_port=self.c2s_port, http_port=self.http_port,
+            dir=self.dir, plugin_path=plugin_path, test_plugin_path=REPO / "tests" / "integration" / "plugins",
+            extra_modules=", ".join('"%s"' % m for m in extra_modules), c2s_port=self.c2s_port, http_port=self.http_port,
             library_line=('auth_hmac_library = "%s"' % library) if library else "",
             otp_seed=self.otp_seed, token_secret=self.token_secret,
             old_token_secret=self.old_token_secret, other_token_secret=self.other_token_secret,

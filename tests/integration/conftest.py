@@ -1,0 +1,15 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Prosody  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prosody():
+    server = Prosody().start()
+    server.used_tokens = []
+    yield server
+    server.stop()
