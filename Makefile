@@ -40,3 +40,16 @@ demo: build
 
 clean:
 	rm -rf build target
+
+# --- luarocks (the rockspec calls these; no apt, no setup) ---
+# The mlua feature for the interpreter luarocks targets: lua51..lua54, or luajit.
+ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"):gsub("%.", "")))')
+
+.PHONY: rock-build rock-install
+rock-build:
+	CARGO_TARGET_DIR=target/rock-$(ROCK_FEATURE) cargo build --release --locked --lib --no-default-features --features $(ROCK_FEATURE)
+
+rock-install:
+	install -d "$(LIBDIR)" "$(LUADIR)"
+	install -m 0755 target/rock-$(ROCK_FEATURE)/release/libprosody_auth_hmac.so "$(LIBDIR)/prosody_auth_hmac.so"
+	install -m 0644 lua/mod_auth_hmac.lua lua/mod_sasl_hmac.lua "$(LUADIR)/"

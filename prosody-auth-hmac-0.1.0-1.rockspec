@@ -1,0 +1,31 @@
+-- luarocks --lua-version 5.4 make --tree T
+-- installs T/lib/lua/5.4/prosody_auth_hmac.so and T/share/lua/5.4/mod_{auth,sasl}_hmac.lua, which
+-- Prosody loads with plugin_paths = { "T/share/lua/5.4" } or installer_plugin_path = "T".
+rockspec_format = "3.0"
+package = "prosody-auth-hmac"
+version = "0.1.0-1"
+source = {
+	url = "git+file:///usr/src/prosody-auth-hmac",
+	tag = "v0.1.0",
+}
+description = {
+	summary = "Sign in to Prosody with short-lived HMAC tokens minted by a web application",
+	detailed = [[
+		An authentication provider (authentication = "hmac") and SASL mechanisms (PLAIN with the
+		token as password, X-TOKEN) for Prosody. Tokens use the collective.converse / mod_auth_token
+		format. The checking is done by a native module written in Rust; building it needs cargo.
+	]],
+	license = "MIT",
+	labels = { "prosody", "xmpp", "authentication" },
+}
+dependencies = {
+	"lua >= 5.1, < 5.5",
+}
+build = {
+	type = "make",
+	makefile = "Makefile",
+	build_target = "rock-build",
+	install_target = "rock-install",
+	build_variables = { LUA = "$(LUA)", CFLAGS = "$(CFLAGS)" },
+	install_variables = { LUA = "$(LUA)", LIBDIR = "$(LIBDIR)", LUADIR = "$(LUADIR)" },
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole suite: Rust (unit, RFC and cross-language vectors), busted specs on Lua 5.4, and the
+# live-Prosody integration tests. Called by `make test` after the build; prints one tally at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export REPO_ROOT="$PWD"
+logs=$(mktemp -d)
+total_pass=0 total_fail=0 status=0
+
+tally() { # name passed failed rc
+	echo "== $1: $2 passed, $3 failed (exit $4)"
+	total_pass=$((total_pass + $2)); total_fail=$((total_fail + $3))
+	if [ "$4" -ne 0 ] || [ "$3" -ne 0 ] || [ "$2" -eq 0 ]; then status=1; fi
+}
+
+echo "== cargo test"
+cargo test --locked 2>&1 | tee "$logs/cargo"; rc=${PIPESTATUS[0]}
+p=$(grep -o '[0-9]* passed' "$logs/cargo" | awk '{s+=$1} END {print s+0}')
+f=$(grep -o '[0-9]* failed' "$logs/cargo" | awk '{s+=$1} END {print s+0}')
+tally "cargo test" "$p" "$f" "$rc"
+
+echo "== busted (Lua 5.4)"
+busted --lua=lua5.4 -o utfTerminal spec 2>&1 | tee "$logs/busted"; rc=${PIPESTATUS[0]}
+line=$(grep -E '[0-9]+ success' "$logs/busted" | tail -1)
+p=$(grep -oE '[0-9]+ success' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+f=$(( $(grep -oE '[0-9]+ failure' <<<"$line" | grep -oE '[0-9]+' || echo 0) + $(grep -oE '[0-9]+ error' <<<"$line" | grep -oE '[0-9]+' || echo 0) ))
+tally "busted" "$p" "$f" "$rc"
+
+echo "== pytest (live Prosody)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | grep -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest"; rc=${PIPESTATUS[0]}
+p=$(grep -oE '[0-9]+ passed' "$logs/pytest" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
+f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+tally "pytest" "$p" "$f" "$rc"
+
+rm -rf "$logs"
+echo
+echo "total: $total_pass passed, $total_fail failed"
+exit $status
