@@ -137,6 +137,7 @@ function provider.test_password(username, password)
 	end
 	local step, reason = verifier:verify(password, username .. "@" .. module.host);
 	if not step then
+		sasl_hmac.note_refusal(reason);
 		return nil, reason;
 	end
 	provider.note_login(username);

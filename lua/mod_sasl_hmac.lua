@@ -37,6 +37,20 @@ local texts = {
 	["temporary-auth-failure"] = "Please try again later.";
 };
 
+-- One warning a minute at most while the replay cache is full (each refused login still gets its
+-- own info line).
+local last_full_warning = nil;
+function note_refusal(reason) -- luacheck: ignore 131
+	if reason == "cache-full" then
+		local now = os.time();
+		if not last_full_warning or now - last_full_warning >= 60 then
+			last_full_warning = now;
+			module:log("warn", "Replay cache full: refusing token logins until used tokens expire "
+				.. "(raise token_replay_cache_size if this is normal load)");
+		end
+	end
+end
+
 local function prep(s)
 	return nodeprep(s);
 end
@@ -86,6 +100,7 @@ function handler:process(message)
 		return "success";
 	end
 	local session = self.session or {};
+	note_refusal(value);
 	module:log("info", "Failed %s token login for %s from %s: %s", self.selected,
 		exchange:attempted_jid() or "(unknown)", session.ip or "(unknown address)", value);
 	module:fire_event("token-authentication-failure", {

@@ -213,8 +213,16 @@ describe("mod_sasl_hmac handler", function()
 		-- fill the cache (cap 3: carol's first token + two more), then fail closed
 		assert.are.equal("success", (attempt("PLAIN", "\0e1\0" .. mint("e1"))));
 		assert.are.equal("success", (attempt("PLAIN", "\0e2\0" .. mint("e2"))));
-		local status, condition = attempt("PLAIN", "\0e3\0" .. mint("e3"));
-		assert.are.equal("failure", status);
-		assert.are.equal("temporary-auth-failure", condition);
+		local warnings_before = 0;
+		for _, l in ipairs(seen.logs) do if l.level == "warn" then warnings_before = warnings_before + 1; end end
+		for _ = 1, 3 do
+			local status, condition = attempt("PLAIN", "\0e3\0" .. mint("e3"));
+			assert.are.equal("failure", status);
+			assert.are.equal("temporary-auth-failure", condition);
+		end
+		local warnings = {};
+		for _, l in ipairs(seen.logs) do if l.level == "warn" then warnings[#warnings+1] = l.text; end end
+		assert.are.equal(warnings_before + 1, #warnings, "one warning, not one per refusal");
+		assert.truthy(warnings[#warnings]:find("Replay cache full", 1, true));
 	end);
 end);

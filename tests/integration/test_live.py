@@ -66,9 +66,11 @@ def test_raw_login_binds(prosody, transport, mech):
     s = connect(prosody, transport)
     try:
         assert mech in s.mechanisms()
+        mark = prosody.log_mark()
         r = s.auth(mech, plain("bob", mint(prosody, "bob@" + prosody.host)))
         assert r.status == "success", r
         assert s.bind("raw") == "bob@%s/raw" % prosody.host
+        assert "probe: authentication-success user=bob" in prosody.wait_log(mark, "probe: authentication-success")
     finally:
         s.close()
 
@@ -238,3 +240,37 @@ def test_zz_no_token_or_secret_in_the_log(prosody):
         assert mac not in log
     for secret in (prosody.token_secret, prosody.old_token_secret, prosody.other_token_secret, prosody.otp_seed):
         assert secret not in log
+
+
+def _deliver(stream, to, msg_id):
+    """Sends a chat message, then a ping to the server as a barrier; returns the error condition
+    the server bounced the message with, or None when it accepted it."""
+    stream.send_raw("<message xmlns='jabber:client' to='%s' type='chat' id='%s'><body>hi</body></message>"
+                    "<iq xmlns='jabber:client' type='get' id='%s-ping' to='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+                    % (to, msg_id, msg_id, stream.domain))
+    bounced = None
+    while True:
+        el = stream.recv()
+        assert el is not None, "stream closed"
+        if el.tag == "{jabber:client}message" and el.get("id") == msg_id and el.get("type") == "error":
+            err = el.find("{jabber:client}error")
+            bounced = next((c.tag.split("}")[1] for c in err
+                            if c.tag.startswith("{urn:ietf:params:xml:ns:xmpp-stanzas}")), "unknown")
+        if el.tag == "{jabber:client}iq" and el.get("id") == msg_id + "-ping":
+            return bounced
+
+
+def test_users_exist_once_they_have_logged_in(prosody):
+    # "seen" (the default): fred has logged in once, so messages to him are kept offline;
+    # nobody-ever@ never has, so messages to them bounce instead of filling storage.
+    s = connect(prosody, "c2s")
+    assert s.auth("PLAIN", plain("fred", mint(prosody, "fred@" + prosody.host))).status == "success"
+    s.close()
+    s = connect(prosody, "c2s")
+    try:
+        assert s.auth("PLAIN", plain("gina", mint(prosody, "gina@" + prosody.host))).status == "success"
+        s.bind()
+        assert _deliver(s, "fred@" + prosody.host, "m1") is None
+        assert _deliver(s, "nobody-ever@" + prosody.host, "m2") == "service-unavailable"
+    finally:
+        s.close()
