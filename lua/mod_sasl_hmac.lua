@@ -5,7 +5,9 @@
 
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
-local all_mechanisms = { "PLAIN", "X-TOKEN" };
+local all_mechanisms = { "PLAIN", "X-TOKEN", "SASL-HMAC" };
+-- These carry the whole token (a bearer credential).
+local bearer = { ["PLAIN"] = true, ["X-TOKEN"] = true };
 local enabled = module:get_option_set("token_mechanisms", all_mechanisms);
 for mech in enabled do
 	local known = false;
@@ -15,8 +17,9 @@ for mech in enabled do
 	end
 end
 
--- Prosody's rules for PLAIN on unencrypted connections (mod_saslauth) apply to every token
--- mechanism: the token is a bearer credential, whatever the mechanism is called.
+-- Prosody's rules for PLAIN on unencrypted connections (mod_saslauth) apply to every mechanism that
+-- sends the whole token. SASL-HMAC never sends the token's secret half; like SCRAM it follows the
+-- rules for its own name (insecure_sasl_mechanisms).
 local allow_unencrypted_plain_auth = module:get_option_boolean("allow_unencrypted_plain_auth", false);
 local insecure_mechanisms = module:get_option_set("insecure_sasl_mechanisms",
 	allow_unencrypted_plain_auth and {} or { "PLAIN", "LOGIN" });
@@ -73,9 +76,11 @@ end
 
 function handler:mechanisms()
 	local offered = {};
-	local insecure = not (self.session and self.session.secure) and insecure_mechanisms:contains("PLAIN");
+	local secure = self.session and self.session.secure;
 	for mech in enabled do
-		if not insecure then offered[mech] = true; end
+		if secure or not insecure_mechanisms:contains(bearer[mech] and "PLAIN" or mech) then
+			offered[mech] = true;
+		end
 	end
 	return offered;
 end
@@ -93,11 +98,13 @@ function handler:process(message)
 	if not exchange then
 		return "failure", "malformed-request";
 	end
-	local status, value = exchange:step(message, prep);
-	if status == "success" then
+	local status, value, extra = exchange:step(message, prep);
+	if status == "challenge" then
+		return "challenge", value;
+	elseif status == "success" then
 		self.username = value;
 		if self.on_success then self.on_success(value); end
-		return "success";
+		return "success", extra;
 	end
 	local session = self.session or {};
 	note_refusal(value);

@@ -146,13 +146,17 @@ describe("mod_sasl_hmac handler", function()
 
 	it("offers token mechanisms only on encrypted sessions, like Prosody's PLAIN", function()
 		local provider = load(base_options());
-		assert.same({ PLAIN = true, ["X-TOKEN"] = true }, provider.get_sasl_handler(secure):mechanisms());
+		local all = { PLAIN = true, ["X-TOKEN"] = true, ["SASL-HMAC"] = true };
+		assert.same(all, provider.get_sasl_handler(secure):mechanisms());
 		local plain_session = { secure = false, ip = "192.0.2.8" };
 		local h = provider.get_sasl_handler(plain_session);
-		assert.same({}, h:mechanisms());
+		-- the bearer mechanisms follow PLAIN; SASL-HMAC sends no secret and follows its own name
+		assert.same({ ["SASL-HMAC"] = true }, h:mechanisms());
 		assert.is_nil(h:select("X-TOKEN"));
+		local strict = load(base_options({ insecure_sasl_mechanisms = { "PLAIN", "SASL-HMAC" } }));
+		assert.same({}, strict.get_sasl_handler(plain_session):mechanisms());
 		local lax = load(base_options({ allow_unencrypted_plain_auth = true }));
-		assert.same({ PLAIN = true, ["X-TOKEN"] = true }, lax.get_sasl_handler(plain_session):mechanisms());
+		assert.same(all, lax.get_sasl_handler(plain_session):mechanisms());
 		local only = load(base_options({ token_mechanisms = { "X-TOKEN" } }));
 		assert.same({ ["X-TOKEN"] = true }, only.get_sasl_handler(secure):mechanisms());
 	end);
@@ -169,6 +173,26 @@ describe("mod_sasl_hmac handler", function()
 		local fresh = h:clean_clone();
 		assert.is_nil(fresh.selected);
 		assert.is_true(fresh:select("X-TOKEN"));
+	end);
+
+	it("runs a SASL-HMAC exchange: challenge, proof, server proof as success data", function()
+		local sha256 = require "util.hashes".hmac_sha256;
+		local base64 = require "util.encodings".base64;
+		local provider = load(base_options());
+		local token = provider.get_verifier():mint("hana@" .. HOST);
+		local public, b64 = token:match("^(%d+) (.+)$");
+		local s = base64.decode(b64);
+		local h = provider.get_sasl_handler(secure);
+		assert.is_true(h:select("SASL-HMAC"));
+		local cfm = "\0hana\0" .. public;
+		local status, sn = h:process(cfm);
+		assert.are.equal("challenge", status);
+		assert.are.equal(24, #sn);
+		local proof = sha256(s, "SASL-HMAC client\0" .. cfm .. "\0" .. sn);
+		local status2, server_proof = h:process(proof);
+		assert.are.equal("success", status2);
+		assert.are.equal(sha256(s, "SASL-HMAC server\0" .. cfm .. "\0" .. sn), server_proof);
+		assert.are.equal("hana", h.username);
 	end);
 
 	it("maps each refusal to its SASL condition and logs one line without the token", function()

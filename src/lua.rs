@@ -8,7 +8,8 @@
 //! v:verify(token, jid_or_jids, now)   --> step | nil, reason
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
-//! ex:step(message, nodeprep, now)     --> "success", username | "failure", reason
+//! ex:step(message, nodeprep, now)     --> "success", username[, additional data]
+//!                                     --> "challenge", data | "failure", reason
 //! ```
 //! Wrong argument types raise. Expected failures (a bad token, a bad configuration value) return
 //! `nil, reason`. Tokens and OTPs are only ever taken as Lua strings, never numbers.
@@ -190,7 +191,14 @@ impl UserData for LuaExchange {
             let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
             let bytes = msg.as_ref().map(|m| m.as_bytes());
             match this.exchange.step(&this.verifier, bytes.as_deref(), now, &prep) {
-                Outcome::Success { username } => ("success", username).into_lua_multi(lua),
+                Outcome::Success { username, additional } => {
+                    let extra = match additional {
+                        Some(data) => Value::String(lua.create_string(&data)?),
+                        None => Value::Nil,
+                    };
+                    ("success", username, extra).into_lua_multi(lua)
+                }
+                Outcome::Challenge(data) => ("challenge", lua.create_string(&data)?).into_lua_multi(lua),
                 Outcome::Failure(r) => ("failure", r.as_str()).into_lua_multi(lua),
             }
         });

@@ -5,7 +5,7 @@
 
 use crate::error::Reject;
 use crate::jid;
-use crate::token::{Verifier, MAX_TOKEN_LEN};
+use crate::token::{UntrustedToken, Verifier, MAX_TOKEN_LEN};
 
 /// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
 pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
@@ -19,17 +19,21 @@ pub enum Mechanism {
     Plain,
     /// prosody-modules' X-TOKEN: PLAIN framing under another name.
     XToken,
+    /// SASL-HMAC (docs/sasl-hmac.md): challenge-response; the token's secret half never crosses
+    /// the wire and the server proves it holds the secret.
+    SaslHmac,
 }
 
 impl Mechanism {
     /// Every mechanism, in the order they are offered.
-    pub const ALL: [Mechanism; 2] = [Mechanism::Plain, Mechanism::XToken];
+    pub const ALL: [Mechanism; 3] = [Mechanism::Plain, Mechanism::XToken, Mechanism::SaslHmac];
 
     /// The SASL name.
     pub const fn name(self) -> &'static str {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::XToken => "X-TOKEN",
+            Mechanism::SaslHmac => "SASL-HMAC",
         }
     }
 
@@ -139,23 +143,62 @@ fn claimed_jid(message: &[u8], host: &str) -> Option<String> {
 /// What one step of an exchange produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Authenticated as `username` (a localpart of the verifier's host).
+    /// Authenticated as `username` (a localpart of the verifier's host), with additional data for
+    /// the client (SASL-HMAC's server proof).
     Success {
         /// The session's username.
         username: String,
+        /// Success additional data, if the mechanism has any.
+        additional: Option<Vec<u8>>,
     },
+    /// Send this challenge and wait for the client's response.
+    Challenge(Vec<u8>),
     /// Refused.
     Failure(Reject),
 }
 
-#[derive(Debug)]
+/// Length of the server nonce in a SASL-HMAC challenge.
+pub const SERVER_NONCE_LEN: usize = 24;
+/// SASL-HMAC proof length (HMAC-SHA256).
+pub const PROOF_LEN: usize = 32;
+const CLIENT_LABEL: &[u8] = b"SASL-HMAC client";
+const SERVER_LABEL: &[u8] = b"SASL-HMAC server";
+
+/// `HMAC-SHA256(key = s, label NUL client-first-message NUL server-nonce)`: the client's proof
+/// (`client = true`) or the server's.
+pub fn sasl_hmac_proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8]) -> [u8; PROOF_LEN] {
+    use hmac::{KeyInit, Mac};
+    let mut mac = <crate::token::HmacSha256 as KeyInit>::new_from_slice(s).expect("HMAC takes any key length");
+    mac.update(if client { CLIENT_LABEL } else { SERVER_LABEL });
+    mac.update(&[0]);
+    mac.update(client_first);
+    mac.update(&[0]);
+    mac.update(server_nonce);
+    mac.finalize().into_bytes().into()
+}
+
 enum State {
     Start,
+    /// SASL-HMAC after an empty initial response: the client-first message comes next.
+    AwaitFirst,
+    /// SASL-HMAC after the challenge.
+    AwaitProof { client_first: Vec<u8>, public_len: usize, identity: Identity, server_nonce: [u8; SERVER_NONCE_LEN] },
     Done,
 }
 
+impl core::fmt::Debug for State {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            State::Start => "Start",
+            State::AwaitFirst => "AwaitFirst",
+            State::AwaitProof { .. } => "AwaitProof",
+            State::Done => "Done",
+        })
+    }
+}
+
 /// One SASL exchange. Create one per `<auth/>`; after success or failure it answers every further
-/// message with `Malformed`.
+/// message with `Malformed`. Dropping it (abort, a new `<auth/>`) leaves nothing behind.
 #[derive(Debug)]
 pub struct Exchange {
     mechanism: Mechanism,
@@ -189,13 +232,24 @@ impl Exchange {
     ) -> Outcome {
         let state = core::mem::replace(&mut self.state, State::Done);
         let result = match (state, self.mechanism) {
-            (State::Start, Mechanism::Plain | Mechanism::XToken) => self.token_step(verifier, message, now, nodeprep),
-            (State::Done, _) => Err(Reject::Malformed),
+            (State::Start, Mechanism::Plain | Mechanism::XToken) => {
+                self.token_step(verifier, message, now, nodeprep).map(|username| Outcome::Success { username, additional: None })
+            }
+            (State::Start, Mechanism::SaslHmac) if message.is_none() => {
+                self.state = State::AwaitFirst;
+                Ok(Outcome::Challenge(Vec::new()))
+            }
+            (State::Start | State::AwaitFirst, Mechanism::SaslHmac) => self.hmac_first(verifier, message, nodeprep),
+            (State::AwaitProof { client_first, public_len, identity, server_nonce }, _) => {
+                self.hmac_proof(verifier, message, now, &client_first, public_len, &identity, &server_nonce)
+            }
+            (State::AwaitFirst | State::Done, _) => Err(Reject::Malformed),
         };
-        match result {
-            Ok(username) => Outcome::Success { username },
-            Err(reject) => Outcome::Failure(reject),
-        }
+        result.unwrap_or_else(Outcome::Failure)
+    }
+
+    fn host<'v>(verifier: &'v Verifier) -> Result<&'v str, Reject> {
+        verifier.host().ok_or(Reject::Internal)
     }
 
     fn token_step(
@@ -205,7 +259,7 @@ impl Exchange {
         now: u64,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, Reject> {
-        let host = verifier.host().ok_or(Reject::Internal)?;
+        let host = Self::host(verifier)?;
         let message = message.ok_or(Reject::Malformed)?;
         self.attempted = claimed_jid(message, host);
         let msg = parse_plain(message)?;
@@ -214,6 +268,56 @@ impl Exchange {
         let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
         verifier.verify(msg.secret, &jids, now)?;
         Ok(identity.username)
+    }
+
+    /// SASL-HMAC client-first-message: `authzid NUL authcid NUL OTP‖NONCE`.
+    fn hmac_first(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Outcome, Reject> {
+        let host = Self::host(verifier)?;
+        let message = message.ok_or(Reject::Malformed)?;
+        self.attempted = claimed_jid(message, host);
+        let msg = parse_plain(message)?;
+        UntrustedToken::check_public(msg.secret, verifier.otp().digits())?;
+        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
+        self.attempted = Some(format!("{}@{host}", identity.username));
+        let mut server_nonce = [0u8; SERVER_NONCE_LEN];
+        getrandom::fill(&mut server_nonce).map_err(|_| Reject::Internal)?;
+        self.state = State::AwaitProof {
+            client_first: message.to_vec(),
+            public_len: msg.secret.len(),
+            identity,
+            server_nonce,
+        };
+        Ok(Outcome::Challenge(server_nonce.to_vec()))
+    }
+
+    /// SASL-HMAC client proof: 32 octets.
+    #[allow(clippy::too_many_arguments)]
+    fn hmac_proof(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        client_first: &[u8],
+        public_len: usize,
+        identity: &Identity,
+        server_nonce: &[u8],
+    ) -> Result<Outcome, Reject> {
+        let proof = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
+        let public = &client_first[client_first.len() - public_len..];
+        let (s, _) = verifier.find_secret_half(public, &identity.jids, |s| {
+            let expected = sasl_hmac_proof(s, true, client_first, server_nonce);
+            bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], proof))
+        }).ok_or(Reject::BadSignature)?;
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&s[..16]);
+        verifier.accept_fresh(&public[..verifier.otp().digits()], key, now)?;
+        let server_proof = sasl_hmac_proof(&s, false, client_first, server_nonce);
+        Ok(Outcome::Success { username: identity.username.clone(), additional: Some(server_proof.to_vec()) })
     }
 }
 

@@ -233,6 +233,25 @@ impl Verifier {
         Ok(Accepted { step, jid_index })
     }
 
+    /// The first secret half `S = HMAC(secret, public ‖ jid)` over `jids` × secrets that
+    /// `accept` approves, with the index of its JID. SASL-HMAC uses it to test the client's proof.
+    pub fn find_secret_half(
+        &self,
+        public: &[u8],
+        jids: &[String],
+        mut accept: impl FnMut(&[u8; MAC_LEN]) -> bool,
+    ) -> Option<([u8; MAC_LEN], usize)> {
+        for (jid_index, j) in jids.iter().enumerate() {
+            for key_index in 0..self.keys.len() {
+                let s = self.signature(key_index, public, j)?;
+                if accept(&s) {
+                    return Some((s, jid_index));
+                }
+            }
+        }
+        None
+    }
+
     fn find_signer(&self, token: &UntrustedToken<'_>, jids: &[&str]) -> Option<(usize, Key)> {
         for (jid_index, j) in jids.iter().enumerate() {
             for key in &self.keys {

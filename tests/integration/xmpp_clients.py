@@ -2,6 +2,9 @@
 import asyncio
 import ssl
 
+import os
+import sys
+
 import slixmpp
 from slixmpp.util.sasl import mechanisms as sasl_mechs
 from slixmpp.util.sasl.client import Mech, sasl_mech
@@ -22,11 +25,14 @@ class X_TOKEN(Mech):  # noqa: N801 - slixmpp names mechanisms by class
 
 assert sasl_mechs  # the stock mechanisms are registered by importing the module
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "slixmpp"))
+import sasl_hmac  # noqa: E402,F401 - registers SASL-HMAC
 
-def login(jid, password, port, mechanism="PLAIN", timeout=15):
+
+def login(jid, password, port, mechanism="PLAIN", timeout=15, starttls=True):
     """Logs in over c2s with STARTTLS. Returns ("bound", full_jid) or ("failed", condition)."""
     try:
-        return _LOOP.run_until_complete(asyncio.wait_for(_login(jid, password, port, mechanism), timeout))
+        return _LOOP.run_until_complete(asyncio.wait_for(_login(jid, password, port, mechanism, starttls), timeout))
     except asyncio.TimeoutError:
         return ("timeout", None)
 
@@ -36,7 +42,7 @@ _LOOP = asyncio.new_event_loop()
 asyncio.set_event_loop(_LOOP)
 
 
-async def _login(jid, password, port, mechanism):
+async def _login(jid, password, port, mechanism, starttls):
     xmpp = slixmpp.ClientXMPP(jid, password, sasl_mech=mechanism)
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE  # the harness's self-signed certificate
@@ -49,8 +55,10 @@ async def _login(jid, password, port, mechanism):
     xmpp.add_event_handler("session_bind", lambda bound: finish(("bound", str(bound))))
     xmpp.add_event_handler("failed_auth", lambda st: finish(("failed", st["condition"])))
     xmpp.add_event_handler("failed_all_auth", lambda _: finish(("failed", "no-mechanism")))
-    xmpp.add_event_handler("disconnected", lambda _: finish(("disconnected", None)))
-    xmpp.connect(address=("127.0.0.1", port), force_starttls=True, disable_starttls=False)
+    xmpp.add_event_handler("disconnected",
+                           lambda _: finish(("disconnected", "after-sasl-success" if getattr(xmpp, "_sasl_ok", False) else None)))
+    xmpp.add_event_handler("auth_success", lambda _: setattr(xmpp, "_sasl_ok", True))
+    xmpp.connect(address=("127.0.0.1", port), force_starttls=starttls, disable_starttls=not starttls)
     result = await done
     try:
         await asyncio.wait_for(xmpp.disconnect(), 5)
