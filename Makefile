@@ -1,5 +1,6 @@
 # make demo  - set up, build, start a local Prosody with the plugin and log in with a real client
 # make test  - set up, build and run the whole test suite
+# make serve - the demo, then keeps Prosody and the converse.js page running for a person
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI
 
 SHELL := /bin/bash
@@ -10,7 +11,7 @@ NATIVE := build/lua$(LUA_VERSION)/prosody_auth_hmac.so
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup build test test-rust test-lua test-integration demo clean
+.PHONY: all setup build test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -37,6 +38,9 @@ test-integration: build
 
 demo: build
 	$(PY) scripts/demo.py
+
+serve: build
+	$(PY) scripts/demo.py --serve
 
 clean:
 	rm -rf build target

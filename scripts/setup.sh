@@ -12,6 +12,7 @@ apt_packages=(
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
 	openssl ca-certificates make gcc pkg-config
+	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
 )
 
 missing=()
@@ -28,11 +29,25 @@ if ! command -v cargo >/dev/null 2>&1; then
 	missing+=(rustc-web cargo-web)
 fi
 
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# converse.js and playwright-core, pinned by web/package-lock.json; reinstalled when the lock changes.
+here=$(cd "$(dirname "$0")/.." && pwd)
+stamp="$here/web/node_modules/.lock-sha256"
+want=$(sha256sum "$here/web/package-lock.json" | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+	echo "setup: npm ci in web/"
+	(cd "$here/web" && npm ci --no-audit --no-fund --loglevel=error)
+	echo "$want" > "$stamp"
 fi
 
 # Installing the prosody package may start the system's own Prosody (on 5222/5280). The tests use

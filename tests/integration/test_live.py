@@ -70,7 +70,7 @@ def test_raw_login_binds(prosody, transport, mech):
         r = s.auth(mech, plain("bob", mint(prosody, "bob@" + prosody.host)))
         assert r.status == "success", r
         assert s.bind("raw") == "bob@%s/raw" % prosody.host
-        assert "probe: authentication-success user=bob" in prosody.wait_log(mark, "probe: authentication-success")
+        assert "probe: authentication-success user=bob mechanism=%s" % mech in prosody.wait_log(mark, "probe: authentication-success")
     finally:
         s.close()
 

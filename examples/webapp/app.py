@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""A tiny web app that does what Plone + collective.converse does for chat: it serves a converse.js
+page and a credentials_url endpoint that mints a token (with the hmac-token CLI) for the user.
+
+A real application mints for the user of the authenticated web session. This demo takes the
+user from the query string, and can hand out deliberately bad or replayed tokens so the browser
+tests can see converse.js's error handling.
+
+    app = WebApp(port, prosody_domain, bosh_url, websocket_url, token_secret, otp_seed); app.start()
+"""
+import base64
+import json
+import mimetypes
+import os
+import subprocess
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STATIC = {
+    "/node_modules/": REPO / "web" / "node_modules",
+    "/clients/": REPO / "clients",
+}
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("text/javascript", ".mjs")
+mimetypes.add_type("application/wasm", ".wasm")
+
+
+class WebApp:
+    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, cli):
+        self.port, self.domain = port, domain
+        self.config = {"domain": domain, "bosh_url": bosh_url, "websocket_url": websocket_url}
+        self.env = dict(os.environ, TOKEN_SECRET=token_secret, OTP_SEED=otp_seed)
+        self.cli = str(cli)
+        self.issued = {}  # user -> last token (for the "replay" scenario)
+        self.requests = []  # credentials requests seen: (user, scenario)
+        self.impostor_log = []  # what the impostor BOSH endpoint was sent
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                app.handle(self)
+
+            def do_POST(self):
+                app.handle_post(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/" % self.port
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def mint(self, user):
+        out = subprocess.run([self.cli, "mint", "--jid", "%s@%s" % (user, self.domain), "--json"],
+                             env=self.env, check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    def credentials(self, user, scenario):
+        self.requests.append((user, scenario))
+        if scenario == "replay" and user in self.issued:
+            body = self.issued[user]
+        else:
+            body = self.mint(user)
+            if scenario == "bad":  # a forged token: right shape, wrong signature
+                public, mac = body["password"].split(" ")
+                body["password"] = public + " " + ("A" if mac[0] != "A" else "B") + mac[1:]
+        self.issued[user] = body
+        return body
+
+    def handle(self, req):
+        url = urllib.parse.urlsplit(req.path)
+        query = dict(urllib.parse.parse_qsl(url.query))
+        if url.path in ("/", "/index.html"):
+            return self.send(req, 200, (Path(__file__).parent / "index.html").read_bytes(), "text/html; charset=utf-8")
+        if url.path == "/config.json":
+            return self.send(req, 200, json.dumps(self.config).encode(), "application/json")
+        if url.path == "/credentials":
+            user = query.get("user", "alice")
+            if not user.isalnum():
+                return self.send(req, 400, b"bad user", "text/plain")
+            body = self.credentials(user, query.get("scenario", "good"))
+            return self.send(req, 200, json.dumps(body).encode(), "application/json",
+                             extra={"Cache-Control": "no-store"})
+        for prefix, root in STATIC.items():
+            if url.path.startswith(prefix):
+                path = (root / url.path[len(prefix):]).resolve()
+                if root.resolve() in path.parents and path.is_file():
+                    ctype = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+                    return self.send(req, 200, path.read_bytes(), ctype)
+        return self.send(req, 404, b"not found", "text/plain")
+
+    IMPOSTOR_BODY = ("<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' "
+                     "xmlns:stream='http://etherx.jabber.org/streams' sid='impostor' wait='10' requests='2' "
+                     "hold='1' xmpp:version='1.0' from='%s'>%s</body>")
+
+    def handle_post(self, req):
+        """/impostor-bosh: a BOSH endpoint that does not hold the token secret. It offers
+        SASL-HMAC, accepts any proof and answers success with a server proof it made up, for the
+        test that the browser client refuses such a server."""
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length).decode("utf-8", "replace")
+        if urllib.parse.urlsplit(req.path).path != "/impostor-bosh":
+            return self.send(req, 404, b"not found", "text/plain")
+        features = ("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+                    "<mechanism>SASL-HMAC</mechanism></mechanisms></stream:features>")
+        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
+        if "sid=" not in body:
+            self.impostor_log.append("session")
+            inner = features
+        elif "<auth" in body:
+            self.impostor_log.append("auth")
+            inner = "<challenge xmlns='%s'>%s</challenge>" % (sasl, base64.b64encode(os.urandom(24)).decode())
+        elif "<response" in body:
+            self.impostor_log.append("response")
+            inner = "<success xmlns='%s'>%s</success>" % (sasl, base64.b64encode(os.urandom(32)).decode())
+        elif "restart" in body:
+            self.impostor_log.append("restart")  # a client that got here believed the impostor
+            inner = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"
+        else:
+            time.sleep(0.5)
+            inner = ""
+        return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
+
+    @staticmethod
+    def send(req, status, body, ctype, extra=None):
+        req.send_response(status)
+        req.send_header("Content-Type", ctype)
+        req.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            req.send_header(k, v)
+        req.end_headers()
+        req.wfile.write(body)

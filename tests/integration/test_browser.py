@@ -1,0 +1,86 @@
+"""converse.js 14 in Debian's headless Chromium (driven by playwright-core), logging in to the live
+Prosody with tokens from the demo web app's credentials_url, over WebSocket and BOSH, with
+PLAIN and with SASL-HMAC. Screenshots of every outcome go to test-artifacts/browser/."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import HMAC_TOKEN, REPO, free_port
+
+sys.path.insert(0, str(REPO / "examples" / "webapp"))
+from app import WebApp  # noqa: E402
+
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+
+
+@pytest.fixture(scope="module")
+def webapp(prosody):
+    app = WebApp(free_port(), prosody.host, prosody.bosh_url, prosody.ws_url, prosody.token_secret,
+                 prosody.otp_seed, HMAC_TOKEN).start()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield app
+    app.stop()
+
+
+def browse(app, name, **params):
+    shot = ARTIFACTS / ("%s.png" % name)
+    url = app.url + "?" + "&".join("%s=%s" % kv for kv in params.items())
+    out = subprocess.run(["node", str(REPO / "web" / "converse-login.mjs"), url, str(shot)], cwd=REPO / "web",
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert shot.is_file()
+    return result
+
+
+def requests_for(app, user):
+    return [r for r in app.requests if r[0] == user]
+
+
+@pytest.mark.parametrize("transport", ["websocket", "bosh"])
+@pytest.mark.parametrize("mech", ["PLAIN", "SASL-HMAC"])
+def test_good_token_shows_the_roster(prosody, webapp, transport, mech):
+    user = "good%s%s" % (transport[:2], mech.replace("-", "").lower())
+    mark = prosody.log_mark()
+    r = browse(webapp, "%s-%s-good" % (transport, mech), transport=transport, mech=mech, user=user)
+    assert r["outcome"] == "roster", r
+    assert "%s@%s (me)" % (user, prosody.host) in r["detail"]
+    line = "probe: authentication-success user=%s mechanism=%s" % (user, mech)
+    assert line in prosody.wait_log(mark, line)
+
+
+@pytest.mark.parametrize("transport", ["websocket", "bosh"])
+@pytest.mark.parametrize("mech", ["PLAIN", "SASL-HMAC"])
+@pytest.mark.parametrize("scenario", ["bad", "replay"])
+def test_refused_token_shows_the_login_error_without_a_reconnect_loop(prosody, webapp, transport, mech, scenario):
+    user = "%s%s%s" % (scenario, transport[:2], mech.replace("-", "").lower())
+    if scenario == "replay":  # the token is used once, successfully
+        assert browse(webapp, "%s-%s-first-use" % (transport, mech), transport=transport, mech=mech,
+                      user=user)["outcome"] == "roster"
+    mark = prosody.log_mark()
+    r = browse(webapp, "%s-%s-%s" % (transport, mech, scenario), transport=transport, mech=mech, user=user,
+               scenario=scenario)
+    assert r["outcome"] == "login-error", r
+    assert "incorrect" in r["detail"]
+    reason = "bad-signature" if scenario == "bad" else "replayed"
+    line = "Failed %s token login for %s@%s from 127.0.0.1: %s" % (mech, user, prosody.host, reason)
+    assert prosody.wait_log(mark, line).count(line) == 1
+    # converse asked for credentials once for this page, and did not come back for more
+    time.sleep(2)
+    assert len(requests_for(webapp, user)) == (1 if scenario == "bad" else 2)
+    assert prosody.log_since(mark).count("token login for %s@" % user) == 1
+
+
+def test_browser_refuses_a_server_that_cannot_prove_the_secret(webapp):
+    webapp.impostor_log.clear()
+    r = browse(webapp, "bosh-SASL-HMAC-impostor", transport="bosh", mech="SASL-HMAC", user="ivan",
+               bosh="/impostor-bosh")
+    assert r["outcome"] == "login-error", r
+    assert "response" in webapp.impostor_log, webapp.impostor_log  # the exchange ran to the end
+    assert "restart" not in webapp.impostor_log, "converse restarted the stream for an unproven server"
+    assert any("could not prove" in c for c in r["console"]), r
