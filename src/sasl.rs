@@ -248,8 +248,24 @@ impl Exchange {
         result.unwrap_or_else(Outcome::Failure)
     }
 
-    fn host<'v>(verifier: &'v Verifier) -> Result<&'v str, Reject> {
+    fn host(verifier: &Verifier) -> Result<&str, Reject> {
         verifier.host().ok_or(Reject::Internal)
+    }
+
+    /// Reads `authzid NUL authcid NUL secret` and resolves who is logging in, noting the claimed
+    /// JID for the log line as early as it can be read.
+    fn identify<'m>(
+        &mut self,
+        host: &str,
+        message: Option<&'m [u8]>,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(PlainMessage<'m>, Identity), Reject> {
+        let message = message.ok_or(Reject::Malformed)?;
+        self.attempted = claimed_jid(message, host);
+        let msg = parse_plain(message)?;
+        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
+        self.attempted = Some(format!("{}@{host}", identity.username));
+        Ok((msg, identity))
     }
 
     fn token_step(
@@ -259,12 +275,7 @@ impl Exchange {
         now: u64,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, Reject> {
-        let host = Self::host(verifier)?;
-        let message = message.ok_or(Reject::Malformed)?;
-        self.attempted = claimed_jid(message, host);
-        let msg = parse_plain(message)?;
-        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
-        self.attempted = Some(format!("{}@{host}", identity.username));
+        let (msg, identity) = self.identify(Self::host(verifier)?, message, nodeprep)?;
         let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
         verifier.verify(msg.secret, &jids, now)?;
         Ok(identity.username)
@@ -277,17 +288,12 @@ impl Exchange {
         message: Option<&[u8]>,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Outcome, Reject> {
-        let host = Self::host(verifier)?;
-        let message = message.ok_or(Reject::Malformed)?;
-        self.attempted = claimed_jid(message, host);
-        let msg = parse_plain(message)?;
+        let (msg, identity) = self.identify(Self::host(verifier)?, message, nodeprep)?;
         UntrustedToken::check_public(msg.secret, verifier.otp().digits())?;
-        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
-        self.attempted = Some(format!("{}@{host}", identity.username));
         let mut server_nonce = [0u8; SERVER_NONCE_LEN];
         getrandom::fill(&mut server_nonce).map_err(|_| Reject::Internal)?;
         self.state = State::AwaitProof {
-            client_first: message.to_vec(),
+            client_first: message.unwrap_or_default().to_vec(),
             public_len: msg.secret.len(),
             identity,
             server_nonce,
@@ -331,7 +337,7 @@ mod tests {
 
     #[test]
     fn plain_framing() {
-        let m = parse_plain(b"\0alice\0123 abc").unwrap();
+        let m = parse_plain(b"\0alice\x00123 abc").unwrap();
         assert_eq!((m.authzid, m.authcid, m.secret), ("", "alice", &b"123 abc"[..]));
         let m = parse_plain(b"alice@h\0alice\0t").unwrap();
         assert_eq!(m.authzid, "alice@h");

@@ -45,6 +45,7 @@ fn rfc6238_totp_sha1_8_digits() {
         (20_000_000_000, "65353130"),
     ] {
         assert_eq!(otp.code(otp.step_of(t)).unwrap().as_bytes(), want.as_bytes(), "T={t}");
+        assert_eq!(otp.code(otp.step_of(t)).unwrap().as_bytes(), want.as_bytes(), "T={t}, from the cache");
         assert_eq!(otp.matching_step(want.as_bytes(), t), Some(t / 30));
     }
 }
