@@ -11,7 +11,19 @@
 local name = "prosody_auth_hmac";
 local lua_version = _VERSION:match("%d+%.%d+");
 
+local lfs_ok, lfs = pcall(require, "lfs");
+
+-- A secret file anyone else can read is a leaked secret waiting to happen.
+local function check_file_mode(option, path)
+	local mode = lfs_ok and lfs.attributes(path, "permissions");
+	if mode and (mode:sub(4, 6):find("r", 1, true) or mode:sub(7, 9):find("r", 1, true)) then
+		module:log("warn", "%s: %s is readable by group or others (%s); make it readable only by Prosody (chmod 600)",
+			option, path, mode);
+	end
+end
+
 local function read_file(option, path)
+	check_file_mode(option, path);
 	local f, err = io.open(path, "rb");
 	if not f then
 		error(("mod_auth_hmac: %s: cannot read %s (%s)"):format(option, path, err), 0);
@@ -113,10 +125,15 @@ local verifier, err = native.verifier({
 	otp_skew = module:get_option_number("otp_skew", 1);
 	token_replay_cache_size = module:get_option_number("token_replay_cache_size", 100000);
 });
-secrets, seeds = nil, nil;
 if not verifier then
 	error("mod_auth_hmac: " .. err, 0);
 end
+for i, secret in ipairs(secrets) do
+	if #secret < 32 then
+		module:log("warn", "token_secret #%d is only %d bytes; use at least 32 random bytes (hmac-token keygen)", i, #secret);
+	end
+end
+secrets, seeds = nil, nil;
 
 -- Which accounts exist: "seen" (default) = users who have logged in with a token at least once;
 -- "any" = every valid username (offline messages are kept for users who never logged in).
@@ -137,9 +154,10 @@ function provider.test_password(username, password)
 	end
 	local step, reason = verifier:verify(password, username .. "@" .. module.host);
 	if not step then
-		sasl_hmac.note_refusal(reason);
+		sasl_hmac.count("test_password", reason);
 		return nil, reason;
 	end
+	sasl_hmac.count("test_password", "success");
 	provider.note_login(username);
 	return true;
 end

@@ -40,11 +40,18 @@ local texts = {
 	["temporary-auth-failure"] = "Please try again later.";
 };
 
+-- Counters by mechanism and outcome ("success" or the refusal reason), through Prosody's metrics
+-- API (0.12 and 13), exported by mod_http_openmetrics as
+-- prosody_mod_sasl_hmac__logins_total{host=...,mechanism=...,outcome=...}.
+local logins = module:metric("counter", "logins", "", "Token logins by mechanism and outcome",
+	{ "mechanism", "outcome" });
+
 -- One warning a minute at most while the replay cache is full (each refused login still gets its
 -- own info line).
 local last_full_warning = nil;
-function note_refusal(reason) -- luacheck: ignore 131
-	if reason == "cache-full" then
+function count(mechanism, outcome) -- luacheck: ignore 131
+	logins:with_labels(mechanism, outcome):add(1);
+	if outcome == "cache-full" then
 		local now = os.time();
 		if not last_full_warning or now - last_full_warning >= 60 then
 			last_full_warning = now;
@@ -103,11 +110,12 @@ function handler:process(message)
 		return "challenge", value;
 	elseif status == "success" then
 		self.username = value;
+		count(self.selected, "success");
 		if self.on_success then self.on_success(value); end
 		return "success", extra;
 	end
 	local session = self.session or {};
-	note_refusal(value);
+	count(self.selected, value);
 	module:log("info", "Failed %s token login for %s from %s: %s", self.selected,
 		exchange:attempted_jid() or "(unknown)", session.ip or "(unknown address)", value);
 	module:fire_event("token-authentication-failure", {

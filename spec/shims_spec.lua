@@ -112,6 +112,27 @@ describe("mod_auth_hmac", function()
 		end
 	end);
 
+	it("warns about short secrets and secret files others can read, without naming the secret", function()
+		local doc = env.vectors();
+		local open_file = tmpfile(doc.secrets[1] .. "\n", "644");
+		local _, _, auth_seen = load(base_options({ token_secret = "short", token_secret_file = open_file }));
+		local warnings = {};
+		for _, l in ipairs(auth_seen.logs) do
+			if l.level == "warn" then warnings[#warnings+1] = l.text; end
+		end
+		local text = table.concat(warnings, "\n");
+		assert.truthy(text:find("token_secret #1 is only 5 bytes", 1, true), text);
+		assert.truthy(text:find("token_secret_file: " .. open_file .. " is readable by group or others", 1, true), text);
+		assert.falsy(text:find("short", 1, true)); -- the secret's value
+		assert.falsy(text:find(doc.secrets[1], 1, true));
+		os.remove(open_file);
+		-- a 600 file and a long secret: no warning
+		local private = tmpfile(doc.secrets[1], "600");
+		_, _, auth_seen = load(base_options({ token_secret = nil, token_secret_file = private }));
+		for _, l in ipairs(auth_seen.logs) do assert.are_not.equal("warn", l.level, l.text); end
+		os.remove(private);
+	end);
+
 	it("names the path it tried when the native library is missing", function()
 		local saved = package.loaded.prosody_auth_hmac;
 		package.loaded.prosody_auth_hmac = nil;
@@ -173,6 +194,20 @@ describe("mod_sasl_hmac handler", function()
 		local fresh = h:clean_clone();
 		assert.is_nil(fresh.selected);
 		assert.is_true(fresh:select("X-TOKEN"));
+	end);
+
+	it("counts logins by mechanism and outcome", function()
+		local provider, seen = load(base_options());
+		local mint = minter(provider);
+		local h = provider.get_sasl_handler(secure); h:select("PLAIN");
+		assert.are.equal("success", (h:process("\0ivy\0" .. mint("ivy"))));
+		h = provider.get_sasl_handler(secure); h:select("X-TOKEN");
+		assert.are.equal("failure", (h:process("\0ivy\0" .. mint("jon"))));
+		assert.is_nil((provider.test_password("ivy", "garbage")));
+		local values = seen.metrics.logins.values;
+		assert.are.equal(1, values["PLAIN/success"]);
+		assert.are.equal(1, values["X-TOKEN/bad-signature"]);
+		assert.are.equal(1, values["test_password/malformed"]);
 	end);
 
 	it("runs a SASL-HMAC exchange: challenge, proof, server proof as success data", function()

@@ -50,6 +50,16 @@ function M.load_module(name, host, options, deps)
 	function module:log(level, fmt, ...) logs[#logs+1] = { level = level, text = fmt:format(...) }; end
 	function module:fire_event(event, data) events[#events+1] = { name = event, data = data }; end
 	function module:provides(kind, item) provided[kind] = item; end
+	local metrics = {};
+	function module:metric(kind, metric_name)
+		local family = { kind = kind, values = {} };
+		metrics[metric_name] = family;
+		function family:with_labels(...)
+			local key = table.concat({ ... }, "/");
+			return { add = function(_, n) family.values[key] = (family.values[key] or 0) + n; end };
+		end
+		return family;
+	end
 	function module:depends(dep)
 		return assert(deps and deps[dep], "dependency not loaded: " .. dep);
 	end
@@ -65,7 +75,7 @@ function M.load_module(name, host, options, deps)
 	local env = setmetatable({ module = module }, { __index = _G });
 	local chunk = assert(loadfile(module.path, "t", env));
 	chunk();
-	return env, { logs = logs, events = events, provided = provided, stores = stores };
+	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics };
 end
 
 M.nodeprep = (require "util.encodings").stringprep.nodeprep;

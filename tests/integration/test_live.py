@@ -231,6 +231,34 @@ def test_collective_converse_token_logs_in(prosody, transport):
             s.close()
 
 
+def login_counters(prosody):
+    """{(mechanism, outcome): count} for this host, from mod_http_openmetrics."""
+    import re
+    import urllib.request
+    body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % prosody.http_port, timeout=10).read().decode()
+    out = {}
+    for m in re.finditer(r'^prosody_mod_sasl_hmac__logins_total\{host="([^"]+)",mechanism="([^"]+)",outcome="([^"]+)"\} (\d+)',
+                         body, re.M):
+        if m.group(1) == prosody.host:
+            out[(m.group(2), m.group(3))] = int(m.group(4))
+    return out
+
+
+def test_login_counters_are_exported(prosody):
+    before = login_counters(prosody)
+    s = connect(prosody, "c2s")
+    try:
+        assert s.auth("X-TOKEN", plain("kim", flip_mac(mint(prosody, "kim@" + prosody.host)))).status == "failure"
+        assert s.auth("X-TOKEN", plain("kim", b"")).status == "failure"
+        assert s.auth("X-TOKEN", plain("kim", mint(prosody, "kim@" + prosody.host))).status == "success"
+    finally:
+        s.close()
+    after = login_counters(prosody)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in set(before) | set(after)}
+    assert {k: v for k, v in delta.items() if v} == {
+        ("X-TOKEN", "bad-signature"): 1, ("X-TOKEN", "malformed"): 1, ("X-TOKEN", "success"): 1}
+
+
 def test_zz_no_token_or_secret_in_the_log(prosody):
     log = prosody.log_path.read_text(errors="replace")
     assert prosody.used_tokens, "tests above minted tokens"

@@ -1,0 +1,73 @@
+//! An injected clock at every edge of the OTP window, for several skews; and secret rotation.
+use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
+
+const SEED: &str = "XVGR73KMZH2M4XMY";
+const JID: &str = "alice@example.org";
+
+fn verifier(secrets: &[&str], skew: u64) -> Verifier {
+    let secrets = secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
+    let seed = prosody_auth_hmac::totp::decode_seed(SEED).unwrap();
+    Verifier::new(secrets, seed, Settings { skew, ..Settings::default() }, Some("example.org")).unwrap()
+}
+
+#[test]
+fn every_edge_of_the_window() {
+    // A token minted anywhere in step S is accepted from the first second of step S - skew to the
+    // last second of step S + skew, and refused one second outside on either side.
+    for skew in [0u64, 1, 2] {
+        let step = 56_666_666u64; // 1_699_999_980 .. 1_700_000_009
+        let start = step * 30;
+        for minted_at in [start, start + 29] {
+            let earliest = (step - skew) * 30;
+            let latest = (step + skew) * 30 + 29;
+            for (now, ok) in [(earliest - 1, false), (earliest, true), (start + 15, true), (latest, true), (latest + 1, false)] {
+                let v = verifier(&["secret-one-secret-one-secret-one!"], skew); // fresh: no replay state
+                let token = v.mint(JID, minted_at).unwrap();
+                let got = v.verify(token.as_bytes(), &[JID], now);
+                if ok {
+                    assert_eq!(got.map(|a| a.step), Ok(step), "skew {skew}, minted {minted_at}, now {now}");
+                } else {
+                    assert_eq!(got, Err(Reject::Expired), "skew {skew}, minted {minted_at}, now {now}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn replay_entries_expire_with_the_window_and_not_before() {
+    let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
+    let t0 = 1_700_000_000u64;
+    let token = v.mint(JID, t0).unwrap();
+    assert!(v.verify(token.as_bytes(), &[JID], t0).is_ok());
+    // replayed at every second the token's OTP is still valid...
+    for now in [t0, t0 + 5, t0 + 39] {
+        assert_eq!(v.verify(token.as_bytes(), &[JID], now), Err(Reject::Replayed), "now {now}");
+    }
+    assert_eq!(v.replay_stats().0, 1);
+    // ...and once the window has closed it is expired, and the cache has forgotten it.
+    assert_eq!(v.verify(token.as_bytes(), &[JID], t0 + 60), Err(Reject::Expired));
+    let other = v.mint("bob@example.org", t0 + 60).unwrap();
+    assert!(v.verify(other.as_bytes(), &["bob@example.org"], t0 + 60).is_ok());
+    assert_eq!(v.replay_stats().0, 1, "alice's entry was purged when bob's was added");
+}
+
+#[test]
+fn rotation_old_and_new_then_old_removed() {
+    let now = 1_700_000_000u64;
+    let old_only = verifier(&["old-secret-old-secret-old-secret!"], 1);
+    let new_only = verifier(&["new-secret-new-secret-new-secret!"], 1);
+    let old_token = old_only.mint(JID, now).unwrap();
+    let new_token = new_only.mint(JID, now).unwrap();
+    // during rotation both verify; the first listed secret mints
+    let both = verifier(&["new-secret-new-secret-new-secret!", "old-secret-old-secret-old-secret!"], 1);
+    assert!(both.verify(old_token.as_bytes(), &[JID], now).is_ok());
+    assert!(both.verify(new_token.as_bytes(), &[JID], now).is_ok());
+    let minted = both.mint("bob@example.org", now).unwrap();
+    assert!(new_only.verify(minted.as_bytes(), &["bob@example.org"], now).is_ok());
+    assert_eq!(old_only.verify(minted.as_bytes(), &["bob@example.org"], now), Err(Reject::BadSignature));
+    // the old secret removed: its tokens are refused
+    let fresh_old = old_only.mint("carol@example.org", now).unwrap();
+    assert_eq!(new_only.verify(fresh_old.as_bytes(), &["carol@example.org"], now), Err(Reject::BadSignature));
+}
