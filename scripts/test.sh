@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole suite: Rust (unit, RFC and cross-language vectors), busted specs on Lua 5.4, and the
-# live-Prosody integration tests. Called by `make test` after the build; prints one tally at the end.
+# The whole suite: Rust (unit, RFC and cross-language vectors), busted specs on Lua 5.4, the
+# live-Prosody integration tests (slixmpp, raw clients, converse.js in Chromium), and a short run of
+# every fuzz target. Called by `make test` after the build; prints one tally at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export REPO_ROOT="$PWD"
@@ -31,6 +32,11 @@ echo "== pytest (live Prosody)"
 p=$(grep -oE '[0-9]+ passed' "$logs/pytest" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
 f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 tally "pytest" "$p" "$f" "$rc"
+
+echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 2>&1 | tee "$logs/fuzz"; rc=${PIPESTATUS[0]}
+p=$(grep -cE '^fuzz [a-z_]+: ok$' "$logs/fuzz"); f=$(grep -cE '^fuzz [a-z_]+: CRASH' "$logs/fuzz")
+tally "fuzz" "$p" "$f" "$rc"
 
 rm -rf "$logs"
 echo

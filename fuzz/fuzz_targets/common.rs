@@ -1,0 +1,20 @@
+#![allow(dead_code)]
+use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::{SecretBytes, Verifier};
+
+pub const HOST: &str = "example.org";
+pub const NOW: u64 = 1_700_000_000;
+
+pub fn verifier() -> Verifier {
+    let secrets = vec![
+        SecretBytes::from_config_str("JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7"),
+        SecretBytes::from_config_str("previous-secret-still-accepted-during-rotation"),
+    ];
+    let seed = prosody_auth_hmac::totp::decode_seed("XVGR73KMZH2M4XMY").unwrap();
+    Verifier::new(secrets, seed, Settings { replay_cache_size: 64, ..Settings::default() }, Some(HOST)).unwrap()
+}
+
+pub fn nodeprep(s: &str) -> Option<String> {
+    // stand-in for Prosody's stringprep: lower-case, refuse what nodeprep refuses most often
+    (!s.is_empty() && !s.contains(['@', '/', ' ', '"', '&', '\'', ':', '<', '>'])).then(|| s.to_lowercase())
+}
