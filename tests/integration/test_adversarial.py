@@ -1,0 +1,252 @@
+"""Hostile input against a live Prosody, over raw sockets (no friendly client smoothing anything
+over). For each input: the SASL condition, one log line (when the input reaches the plugin), the
+next valid login still works; at the end Prosody's memory is within a stated bound of the start."""
+import base64
+import re
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import pytest
+
+import rawxmpp
+from harness import Prosody
+
+import sasl_hmac as sh  # clients/slixmpp, on the path via conftest
+
+MEMORY_BOUND_KIB = 24 * 1024  # Prosody's RSS may grow at most this much over the whole battery
+
+
+@pytest.fixture(scope="module")
+def server():
+    p = Prosody(replay_cache_size=100000).start()
+    # warm up (first TLS handshake, first login) before taking the baseline
+    for _ in range(3):
+        s = rawxmpp.C2S(p.c2s_port, p.host)
+        s.auth("PLAIN", b"\0warm\0" + p.mint("warm@" + p.host).encode())
+        s.close()
+    p.rss_start = p.rss_kib()
+    yield p
+    p.stop()
+
+
+def connect(p, transport):
+    if transport == "c2s":
+        return rawxmpp.C2S(p.c2s_port, p.host)
+    if transport == "bosh":
+        return rawxmpp.Bosh(p.bosh_url, p.host)
+    return rawxmpp.WebSocket(p.ws_url, p.host)
+
+
+def tok(p, jid="mallory", **kw):
+    return p.mint(jid if "@" in jid else jid + "@" + p.host, **kw).encode()
+
+
+def mac_b64(p):
+    return tok(p).split(b" ")[1]
+
+
+def public(p, user="mallory"):
+    return tok(p, user).split(b" ")[0]
+
+
+@dataclass
+class Case:
+    name: str
+    mech: str
+    payload: Callable  # server -> bytes (or None for no initial response)
+    condition: str
+    reason: Optional[str]  # log reason, or None when Prosody refuses before the plugin sees it
+    transport: str = "c2s"
+
+
+P, X, H = "PLAIN", "X-TOKEN", "SASL-HMAC"
+M = b"\0mallory\0"
+CASES = [
+    # sizes
+    Case("token of 7000 bytes", P, lambda p: M + b"1" * 7000 + b" " + mac_b64(p), "malformed-request", "malformed"),
+    Case("token just over 1 KiB", X, lambda p: M + b"1" * 1000 + b" " + mac_b64(p), "malformed-request", "malformed"),
+    Case("10000-digit nonce (BOSH: c2s refuses the stanza size)", P,
+         lambda p: M + public(p) + b"1" * 10000 + b" " + mac_b64(p), "malformed-request", "malformed", "bosh"),
+    Case("3000-byte authcid", P, lambda p: b"\0" + b"a" * 3000 + b"\0" + tok(p), "malformed-request", "malformed"),
+    Case("5000-byte authzid", X, lambda p: b"a" * 5000 + M + tok(p), "malformed-request", "malformed"),
+    # NUL bytes in each field
+    Case("NUL inside the authzid (four fields)", P, lambda p: b"al\0ice" + M + tok(p), "malformed-request", "malformed"),
+    Case("NUL inside the authcid", X, lambda p: b"\0mal\0lory\0" + tok(p), "malformed-request", "malformed"),
+    Case("NUL inside the token", P, lambda p: M + tok(p).replace(b" ", b"\0"), "malformed-request", "malformed"),
+    Case("trailing NUL after the token", X, lambda p: M + tok(p) + b"\0", "malformed-request", "malformed"),
+    Case("only NULs", P, lambda p: b"\0\0\0\0", "malformed-request", None),
+    Case("empty authcid", P, lambda p: b"\0\0" + tok(p), "malformed-request", None),
+    # invalid UTF-8
+    Case("invalid UTF-8 in the authcid", P, lambda p: b"\0mal\xfflory\0" + tok(p), "malformed-request", None),
+    Case("invalid UTF-8 in the authzid", X, lambda p: b"\xc3\x28" + M + tok(p), "malformed-request", "malformed"),
+    Case("invalid UTF-8 in the token", P, lambda p: M + b"\xff" + tok(p), "malformed-request", "malformed"),
+    # base64 variants
+    Case("space inside the base64", P, lambda p: M + tok(p)[:50] + b" " + tok(p)[50:], "malformed-request", "malformed"),
+    Case("newline inside the base64", X, lambda p: M + tok(p)[:-10] + b"\n" + tok(p)[-10:], "malformed-request", "malformed"),
+    Case("tab instead of the space", P, lambda p: M + tok(p).replace(b" ", b"\t"), "malformed-request", "malformed"),
+    Case("URL-safe base64", P, lambda p: M + public(p) + b" " + mac_b64(p).replace(b"+", b"-").replace(b"/", b"_").replace(b"A", b"-"),
+         "malformed-request", "malformed"),
+    Case("unpadded base64", X, lambda p: M + tok(p).rstrip(b"="), "malformed-request", "malformed"),
+    Case("hex MAC", P, lambda p: M + public(p) + b" " + base64.b64decode(mac_b64(p)).hex().encode(), "malformed-request", "malformed"),
+    Case("two tokens", X, lambda p: M + tok(p) + b" " + tok(p), "malformed-request", "malformed"),
+    # OTP / nonce shape
+    Case("plus sign before the OTP", P, lambda p: M + b"+" + tok(p), "malformed-request", "malformed"),
+    Case("minus sign in the nonce", P, lambda p: M + public(p)[:20] + b"-" + public(p)[21:] + b" " + mac_b64(p), "malformed-request", "malformed"),
+    Case("OTP of 7 digits only", X, lambda p: M + b"1234567 " + mac_b64(p), "malformed-request", "malformed"),
+    Case("fullwidth digits", P, lambda p: M + "１２３４５６７８".encode() + b" " + mac_b64(p), "malformed-request", "malformed"),
+    # identities
+    Case("mixed-case authcid, token for the upper-case JID", P, lambda p: b"\0MaLLory\0" + tok(p, "MALLORY"), "not-authorized", "bad-signature"),
+    Case("unicode authcid, token for another user", X, lambda p: "\0mällory\0".encode() + tok(p), "not-authorized", "bad-signature"),
+    Case("authcid nodeprep refuses (space)", P, lambda p: b"\0mal lory\0" + tok(p), "malformed-request", "malformed"),
+    Case("authcid with a line break (log injection)", P, lambda p: b"\0mallory\nFAKE LINE\0" + tok(p), "malformed-request", "malformed"),
+    Case("authcid with a resource", X, lambda p: ("\0mallory@%s/res\0" % p.host).encode() + tok(p), "malformed-request", "malformed"),
+    Case("authcid of another host", P, lambda p: ("\0mallory@%s\0" % p.other_host).encode() + tok(p), "not-authorized", "wrong-host"),
+    Case("authzid of another user", P, lambda p: ("eve@%s" % p.host).encode() + M + tok(p), "invalid-authzid", "invalid-authzid"),
+    Case("authzid with a resource", X, lambda p: ("mallory@%s/x" % p.host).encode() + M + tok(p), "invalid-authzid", "invalid-authzid"),
+    Case("authzid of another host", P, lambda p: ("mallory@%s" % p.other_host).encode() + M + tok(p), "invalid-authzid", "invalid-authzid"),
+    Case("token signed for the empty JID", P, lambda p: M + public(p) + b" " + base64.b64encode(b"\0" * 32), "not-authorized", "bad-signature"),
+    Case("another host's secret", X, lambda p: M + p.mint("mallory@" + p.host, secret=p.other_token_secret).encode(), "not-authorized", "bad-signature"),
+    Case("OTP from a different seed", P, lambda p: M + p.mint("mallory@" + p.host, seed="AAAAAAAAAAAAAAAA").encode(), "credentials-expired", "expired"),
+    # SASL-HMAC
+    Case("SASL-HMAC: four fields", H, lambda p: M + public(p) + b"\0extra", "malformed-request", "malformed"),
+    Case("SASL-HMAC: whole token instead of its public half", H, lambda p: M + tok(p), "malformed-request", "malformed"),
+    Case("SASL-HMAC: NUL-only", H, lambda p: b"\0\0", "malformed-request", None),
+    Case("SASL-HMAC: invalid UTF-8 authcid", H, lambda p: b"\0\xfe\0" + public(p), "malformed-request", None),
+    Case("SASL-HMAC: huge nonce over BOSH", H, lambda p: M + public(p) + b"9" * 20000, "malformed-request", "malformed", "bosh"),
+    # Prosody-level
+    Case("empty initial response for PLAIN", P, lambda p: None, "malformed-request", "malformed"),
+    Case("unknown mechanism", "SASL-HMAC-PLUS", lambda p: M + tok(p), "invalid-mechanism", None),
+    Case("lower-case mechanism name", "plain", lambda p: M + tok(p), "invalid-mechanism", None),
+]
+
+
+def test_the_battery_is_large_enough():
+    assert len(CASES) + 6 >= 40  # plus the sequence tests below
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input(server, case):
+    mark = server.log_mark()
+    s = connect(server, case.transport)
+    try:
+        r = s.auth(case.mech, case.payload(server))
+        assert (r.status, r.condition) == ("failure", case.condition), r
+        log = server.wait_log(mark, ": " + case.reason if case.reason else "probe: authentication-failure")
+        lines = [l for l in log.splitlines() if re.search(r"Failed \S+ token login for .* from 127\.0\.0\.1: ", l)]
+        if case.reason:
+            assert len(lines) == 1 and lines[0].endswith(": " + case.reason), log
+        else:
+            assert len(lines) <= 1
+        for line in log.splitlines():
+            assert not line.startswith("FAKE LINE"), "a client forged a log line"
+        # the same stream takes a valid login right after
+        r = s.auth("PLAIN", b"\0mallory\0" + tok(server))
+        assert r.status == "success", r
+    finally:
+        s.close()
+
+
+def test_auth_repeated_on_one_stream(server):
+    s = connect(server, "c2s")
+    try:
+        for _ in range(20):
+            assert s.auth("X-TOKEN", M + b"1 x").condition == "malformed-request"
+        cfm = M + public(server)
+        assert s.auth("SASL-HMAC", cfm).status == "challenge"
+        assert s.auth("SASL-HMAC", cfm).status == "challenge"  # a new <auth/> restarts the exchange
+        assert s.auth("PLAIN", M + tok(server)).status == "success"
+    finally:
+        s.close()
+
+
+def test_auth_after_success_does_not_authenticate_again(server):
+    """Prosody answers <auth/> on an authenticated stream with a stream error; the plugin never sees
+    it, so the second user's token is not used up."""
+    eve_token = tok(server, "eve")
+    s = connect(server, "c2s")
+    try:
+        assert s.auth("PLAIN", M + tok(server)).status == "success"
+        s.restart()
+        r = s.auth("PLAIN", b"\0eve\0" + eve_token)
+        assert (r.status, r.condition) == ("stream-error", "unsupported-stanza-type")
+        assert s.recv() is None  # closed
+    finally:
+        s.close()
+    s = connect(server, "c2s")
+    try:
+        assert s.auth("PLAIN", b"\0eve\0" + eve_token).status == "success"
+    finally:
+        s.close()
+
+
+def test_response_without_challenge_and_abort(server):
+    s = connect(server, "websocket")
+    try:
+        r = s.response(b"\0" * 32)
+        assert (r.status, r.condition) == ("failure", "not-authorized")
+        r = s.abort()
+        assert (r.status, r.condition) == ("failure", "aborted")
+        assert s.auth("SASL-HMAC", M + public(server)).status == "challenge"
+        r = s.abort()
+        assert (r.status, r.condition) == ("failure", "aborted")
+        token = tok(server)
+        pub, sec = sh.split_token(token)
+        cfm = sh.client_first(b"", b"mallory", pub)
+        ch = s.auth("SASL-HMAC", cfm)
+        assert s.response(sh.client_proof(sec, cfm, ch.data)).status == "success"
+    finally:
+        s.close()
+
+
+def test_invalid_base64_in_the_auth_element(server):
+    s = connect(server, "c2s")
+    try:
+        s.send_raw("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>!!!not base64!!!</auth>")
+        r = s.recv_result()
+        assert (r.status, r.condition) == ("failure", "incorrect-encoding")
+        assert s.auth("PLAIN", M + tok(server)).status == "success"
+    finally:
+        s.close()
+
+
+def test_slow_drip(server):
+    """A valid <auth/> sent a few bytes at a time over 3 seconds still logs in."""
+    s = connect(server, "c2s")
+    try:
+        wire = ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
+                % base64.b64encode(M + tok(server)).decode()).encode()
+        for i in range(0, len(wire), 3):
+            s.send_raw(wire[i:i + 3])
+            time.sleep(3.0 / (len(wire) / 3))
+        assert s.recv_result().status == "success"
+    finally:
+        s.close()
+
+
+def test_thousands_of_failures_from_one_connection(server):
+    mark = server.log_mark()
+    s = connect(server, "c2s")
+    n = 3000
+    try:
+        bad = ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-TOKEN'>%s</auth>"
+               % base64.b64encode(M + public(server) + b" " + base64.b64encode(b"\1" * 32)).decode())
+        for chunk in range(0, n, 500):
+            s.send_raw(bad * 500)
+            for _ in range(500):
+                r = s.recv_result()
+                assert (r.status, r.condition) == ("failure", "not-authorized")
+        assert s.auth("X-TOKEN", M + tok(server)).status == "success"
+    finally:
+        s.close()
+    log = server.wait_log(mark, "Authenticated as mallory")
+    assert log.count("Failed X-TOKEN token login for mallory@%s from 127.0.0.1: bad-signature" % server.host) == n
+
+
+def test_zz_memory_is_bounded(server):
+    growth = server.rss_kib() - server.rss_start
+    print("Prosody RSS: %d KiB at start, %d KiB after the battery (%+d KiB)"
+          % (server.rss_start, server.rss_kib(), growth))
+    assert growth <= MEMORY_BOUND_KIB
+    assert server.proc.poll() is None
