@@ -11,6 +11,7 @@ apt_packages=(
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
+	fail2ban           # the shipped filter is checked with fail2ban-regex
 	openssl ca-certificates make gcc pkg-config
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
 )

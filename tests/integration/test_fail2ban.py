@@ -1,0 +1,28 @@
+"""The shipped fail2ban filter, checked by fail2ban's own fail2ban-regex against the log of a live
+Prosody after failed and successful logins."""
+import subprocess
+
+from harness import REPO
+from test_live import connect, flip_mac, mint, plain
+
+FILTER = REPO / "examples" / "fail2ban" / "prosody-auth-hmac.conf"
+
+
+def test_filter_matches_each_failed_login_and_nothing_else(prosody):
+    mark = prosody.log_mark()
+    s = connect(prosody, "c2s")
+    try:
+        assert s.auth("PLAIN", plain("otto", flip_mac(mint(prosody, "otto@" + prosody.host)))).status == "failure"
+        assert s.auth("X-TOKEN", plain("otto", b"12345678 nope")).status == "failure"
+        assert s.auth("PLAIN", plain("otto\nFAKE from 198.51.100.1: bad-signature", b"x")).status == "failure"
+        assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host))).status == "success"
+    finally:
+        s.close()
+    log = prosody.wait_log(mark, "Authenticated as otto")
+    excerpt = prosody.dir / "excerpt.log"
+    excerpt.write_text(log)
+    out = subprocess.run(["fail2ban-regex", "--out", "ip", str(excerpt), str(FILTER)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # one address per failed login, and it is the client's: the injected one is never picked up
+    assert out.stdout.split() == ["127.0.0.1"] * 3, out.stdout
