@@ -57,3 +57,15 @@ rock-install:
 	install -d "$(LIBDIR)" "$(LUADIR)"
 	install -m 0755 target/rock-$(ROCK_FEATURE)/release/libprosody_auth_hmac.so "$(LIBDIR)/prosody_auth_hmac.so"
 	install -m 0644 lua/mod_auth_hmac.lua lua/mod_sasl_hmac.lua "$(LUADIR)/"
+
+# --- benchmarks (figures, not tests; recorded in docs/benchmarks.md) ---
+.PHONY: bench
+bench: build
+	cd tools/loadgen && cargo build --release --locked
+	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/verify_bench.lua 2000 30
+	cargo bench --locked --bench verify -- --warm-up-time 1 --measurement-time 3
+	cargo bench --locked --bench replay_flood -- 10000
+	cargo bench --locked --bench replay_flood -- 100000
+	cargo bench --locked --bench replay_flood -- 1000000
+	cargo bench --locked --bench timing
+	$(PY) benches/login_bench.py 3000 3 8

@@ -9,11 +9,21 @@ pub const MAX_PART: usize = 1023;
 /// Splits a bare JID into (localpart, domainpart). Malformed unless it is exactly one `@` between
 /// two non-empty parts of at most 1023 bytes, with no `/` (a resource) and no NUL.
 pub fn split_bare(jid: &str) -> Result<(&str, &str), Reject> {
-    let (local, domain) = jid.split_once('@').ok_or(Reject::Malformed)?;
-    check_part(local)?;
-    check_part(domain)?;
-    if domain.contains('@') || jid.contains('/') {
-        return Err(Reject::Malformed);
+    let bytes = jid.as_bytes();
+    let mut at = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'@' if at.is_none() => at = Some(i),
+            b'@' | b'/' | 0 => return Err(Reject::Malformed),
+            _ => {}
+        }
+    }
+    let at = at.ok_or(Reject::Malformed)?;
+    let (local, domain) = (&jid[..at], &jid[at + 1..]);
+    for part in [local, domain] {
+        if part.is_empty() || part.len() > MAX_PART {
+            return Err(Reject::Malformed);
+        }
     }
     Ok((local, domain))
 }

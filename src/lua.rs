@@ -125,20 +125,27 @@ impl UserData for LuaVerifier {
         methods.add_method("verify", |lua, this, (token, jids, now): (Value, Value, Option<Value>)| {
             let token = string_arg("token", &token)?;
             let now = time_arg(&now)?;
-            let jids: Vec<LuaString> = match &jids {
-                Value::String(s) => vec![s.clone()],
-                Value::Table(t) => t.sequence_values::<Value>().map(|v| v.and_then(|v| string_arg("jids[]", &v))).collect::<LuaResult<_>>()?,
+            let token = token.as_bytes();
+            let result = match &jids {
+                // the usual call: one JID, borrowed from Lua, no copies
+                Value::String(s) => match s.to_str() {
+                    Ok(jid) => this.0.verify(&token, &[&jid], now),
+                    Err(_) => return fail(lua, Reject::Malformed.as_str()),
+                },
+                Value::Table(t) => {
+                    let strings = t
+                        .sequence_values::<Value>()
+                        .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
+                        .collect::<LuaResult<Vec<_>>>()?;
+                    let Ok(borrowed) = strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() else {
+                        return fail(lua, Reject::Malformed.as_str());
+                    };
+                    let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
+                    this.0.verify(&token, &refs, now)
+                }
                 other => return Err(type_error("jid", "string or table", other)),
             };
-            let mut owned = Vec::with_capacity(jids.len());
-            for j in &jids {
-                match j.to_str() {
-                    Ok(s) => owned.push(s.to_owned()),
-                    Err(_) => return fail(lua, Reject::Malformed.as_str()),
-                }
-            }
-            let refs: Vec<&str> = owned.iter().map(String::as_str).collect();
-            match this.0.verify(&token.as_bytes(), &refs, now) {
+            match result {
                 Ok(acc) => (acc.step, acc.jid_index + 1).into_lua_multi(lua),
                 Err(r) => fail(lua, r.as_str()),
             }

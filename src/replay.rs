@@ -7,17 +7,40 @@
 //! the cache is at its cap, new logins fail closed.
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::Reject;
 
 /// A replay-cache key: 16 bytes of a verified MAC.
 pub type Key = [u8; 16];
 
+/// Keys are HMAC-SHA256 output that the server verified (or computed) itself: uniformly
+/// distributed, and unpredictable without the token secret. So their first eight bytes already are
+/// a good hash and nobody can aim collisions at the table; SipHash would only add cost.
+#[derive(Default)]
+pub struct MacPrefixHasher(u64);
+
+impl Hasher for MacPrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 16]` hashes as its length (write_usize) and then its 16 bytes (write)
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 ^= u64::from_le_bytes(first);
+    }
+    fn write_usize(&mut self, _len: usize) {}
+}
+
+type KeySet = HashSet<Key, BuildHasherDefault<MacPrefixHasher>>;
+
 /// Bounded set of recently accepted tokens, expiring by OTP step.
 #[derive(Debug)]
 pub struct ReplayCache {
     cap: usize,
-    live: HashSet<Key>,
+    live: KeySet,
     /// expiry step → keys that may be removed once the current step reaches it
     by_expiry: BTreeMap<u64, Vec<Key>>,
 }
@@ -25,7 +48,7 @@ pub struct ReplayCache {
 impl ReplayCache {
     /// A cache that holds at most `cap` live entries (`cap` ≥ 1).
     pub fn new(cap: usize) -> Self {
-        ReplayCache { cap: cap.max(1), live: HashSet::new(), by_expiry: BTreeMap::new() }
+        ReplayCache { cap: cap.max(1), live: KeySet::default(), by_expiry: BTreeMap::new() }
     }
 
     /// Live entries.

@@ -49,10 +49,12 @@ impl<'a> UntrustedToken<'a> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Reject::Malformed);
         }
-        let space = token.iter().position(|&b| b == b' ').ok_or(Reject::Malformed)?;
-        let (public, rest) = token.split_at(space);
-        let b64 = &rest[1..];
-        Self::from_parts(public, b64, digits)
+        // one pass: the digits run up to the first non-digit, which must be the single space
+        let end = token.iter().position(|b| !b.is_ascii_digit()).unwrap_or(token.len());
+        if token.get(end) != Some(&b' ') {
+            return Err(Reject::Malformed);
+        }
+        Self::from_parts(&token[..end], &token[end + 1..], digits)
     }
 
     /// Checks a public part alone (SASL-HMAC sends only `OTP‖NONCE`).

@@ -172,12 +172,27 @@ impl Otp {
     }
 
     /// The latest step in the window at `now` whose code equals `otp`, comparing every step in
-    /// constant time. `None` when no step matches.
+    /// constant time (the current step's code is looked up first, then the others). `None` when
+    /// no step matches.
     pub fn matching_step(&self, otp: &[u8], now: u64) -> Option<u64> {
         let mut any = Choice::from(0);
         let mut matched = 0u64;
-        for step in self.window(now) {
-            if let Some(code) = self.code(step) {
+        let window = self.window(now);
+        let mut cache = self.cache.lock().ok();
+        for step in window {
+            let slot = (step % CACHE_SLOTS as u64) as usize;
+            let cached = cache.as_ref().and_then(|c| c[slot]).filter(|(s, _)| *s == step).map(|(_, code)| code);
+            let code = match cached {
+                Some(code) => Some(code),
+                None => {
+                    let code = self.compute(step);
+                    if let (Some(c), Some(code)) = (cache.as_mut(), code) {
+                        c[slot] = Some((step, code));
+                    }
+                    code
+                }
+            };
+            if let Some(code) = code {
                 let eq = code.as_bytes().ct_eq(otp);
                 matched = u64::conditional_select(&matched, &step, eq);
                 any |= eq;
