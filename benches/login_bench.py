@@ -111,7 +111,9 @@ def main():
           % (os.cpu_count(), open("/proc/cpuinfo").read().split("model name")[1].split(":")[1].split("\n")[0].strip(),
              subprocess.run(["dpkg-query", "-W", "-f=${Version}", "prosody"], capture_output=True, text=True).stdout))
     print("%d logins per run, concurrency %d, %d interleaved rounds; settings:" % (logins, concurrency, rounds))
-    print("\n".join("    " + l for l in CONFIG.splitlines()[9:19]))
+    shown = CONFIG.format(mode="<mode>", dir="<tmp>", repo="<repo>", port="<port>", auth="<hmac|internal_plain|internal_hashed>",
+                          secret="<generated>", seed="<generated>", host=HOST)
+    print("\n".join("    " + l for l in shown.splitlines()[9:19]))
     servers = {auth: start(auth, auth, keys) for auth in ("hmac", "internal_plain", "internal_hashed")}
     results = {label: [] for label, _, _ in modes}
     try:

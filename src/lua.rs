@@ -130,25 +130,28 @@ impl UserData for LuaVerifier {
                 // the usual call: one JID, borrowed from Lua, no copies
                 Value::String(s) => match s.to_str() {
                     Ok(jid) => this.0.verify(&token, &[&jid], now),
-                    Err(_) => return fail(lua, Reject::Malformed.as_str()),
+                    Err(_) => Err(Reject::Malformed),
                 },
                 Value::Table(t) => {
                     let strings = t
                         .sequence_values::<Value>()
                         .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
                         .collect::<LuaResult<Vec<_>>>()?;
-                    let Ok(borrowed) = strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() else {
-                        return fail(lua, Reject::Malformed.as_str());
-                    };
-                    let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
-                    this.0.verify(&token, &refs, now)
+                    match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
+                        Ok(borrowed) => {
+                            let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
+                            this.0.verify(&token, &refs, now)
+                        }
+                        Err(_) => Err(Reject::Malformed),
+                    }
                 }
                 other => return Err(type_error("jid", "string or table", other)),
             };
-            match result {
-                Ok(acc) => (acc.step, acc.jid_index + 1).into_lua_multi(lua),
-                Err(r) => fail(lua, r.as_str()),
-            }
+            // plain tuples: no MultiValue allocation on the hot path
+            Ok(match result {
+                Ok(acc) => (Some(acc.step), Value::Integer((acc.jid_index + 1) as mlua::Integer)),
+                Err(r) => (None, Value::String(lua.create_string(r.as_str())?)),
+            })
         });
         methods.add_method("mint", |lua, this, (jid, now): (Value, Option<Value>)| {
             let jid = string_arg("jid", &jid)?;

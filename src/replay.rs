@@ -5,8 +5,11 @@
 //! authentic tokens ever enter it and nobody without the secret can aim at a key. An entry leaves
 //! once the last step in which its OTP is accepted has passed. A live entry is never evicted: when
 //! the cache is at its cap, new logins fail closed.
+//!
+//! Entries are kept in one set per expiry step (at most 2 × skew + 2 sets are alive), so a whole
+//! step expires at once, by dropping its set.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::error::Reject;
@@ -40,25 +43,25 @@ type KeySet = HashSet<Key, BuildHasherDefault<MacPrefixHasher>>;
 #[derive(Debug)]
 pub struct ReplayCache {
     cap: usize,
-    live: KeySet,
-    /// expiry step → keys that may be removed once the current step reaches it
-    by_expiry: BTreeMap<u64, Vec<Key>>,
+    len: usize,
+    /// (expiry step, keys that may be forgotten once the current step reaches it), by expiry
+    buckets: VecDeque<(u64, KeySet)>,
 }
 
 impl ReplayCache {
     /// A cache that holds at most `cap` live entries (`cap` ≥ 1).
     pub fn new(cap: usize) -> Self {
-        ReplayCache { cap: cap.max(1), live: KeySet::default(), by_expiry: BTreeMap::new() }
+        ReplayCache { cap: cap.max(1), len: 0, buckets: VecDeque::new() }
     }
 
     /// Live entries.
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.len
     }
 
     /// True when no entry is live.
     pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
+        self.len == 0
     }
 
     /// The cap.
@@ -68,13 +71,12 @@ impl ReplayCache {
 
     /// Drops every entry whose expiry step is at or before `current_step`.
     pub fn purge(&mut self, current_step: u64) {
-        while let Some(entry) = self.by_expiry.first_entry() {
-            if *entry.key() > current_step {
+        while let Some((expiry, set)) = self.buckets.front() {
+            if *expiry > current_step {
                 break;
             }
-            for key in entry.remove() {
-                self.live.remove(&key);
-            }
+            self.len -= set.len();
+            self.buckets.pop_front();
         }
     }
 
@@ -82,14 +84,18 @@ impl ReplayCache {
     /// `current_step`. Fails with `Replayed` if the key is live, `CacheFull` if the cap is reached.
     pub fn check_and_insert(&mut self, key: Key, current_step: u64, expiry_step: u64) -> Result<(), Reject> {
         self.purge(current_step);
-        if self.live.contains(&key) {
+        if self.buckets.iter().any(|(_, set)| set.contains(&key)) {
             return Err(Reject::Replayed);
         }
-        if self.live.len() >= self.cap {
+        if self.len >= self.cap {
             return Err(Reject::CacheFull);
         }
-        self.live.insert(key);
-        self.by_expiry.entry(expiry_step).or_default().push(key);
+        let at = self.buckets.partition_point(|(e, _)| *e < expiry_step);
+        if self.buckets.get(at).is_none_or(|(e, _)| *e != expiry_step) {
+            self.buckets.insert(at, (expiry_step, KeySet::default()));
+        }
+        self.buckets[at].1.insert(key);
+        self.len += 1;
         Ok(())
     }
 }

@@ -175,6 +175,13 @@ impl Otp {
     /// constant time (the current step's code is looked up first, then the others). `None` when
     /// no step matches.
     pub fn matching_step(&self, otp: &[u8], now: u64) -> Option<u64> {
+        if otp.len() != self.digits as usize {
+            return None; // the length is public: the parser already fixed it
+        }
+        // codes are at most 8 ASCII digits: compare them as one u64 each, in constant time
+        let mut padded = [0u8; 8];
+        padded[..otp.len()].copy_from_slice(otp);
+        let want = u64::from_le_bytes(padded);
         let mut any = Choice::from(0);
         let mut matched = 0u64;
         let window = self.window(now);
@@ -193,7 +200,7 @@ impl Otp {
                 }
             };
             if let Some(code) = code {
-                let eq = code.as_bytes().ct_eq(otp);
+                let eq = u64::from_le_bytes(code.buf).ct_eq(&want);
                 matched = u64::conditional_select(&matched, &step, eq);
                 any |= eq;
             }
