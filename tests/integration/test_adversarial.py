@@ -3,7 +3,6 @@ over). For each input: the SASL condition, one log line (when the input reaches 
 next valid login still works; at the end Prosody's memory is within a stated bound of the start."""
 import base64
 import re
-import socket
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -12,6 +11,7 @@ import pytest
 
 import rawxmpp
 from harness import Prosody
+from test_live import connect
 
 import sasl_hmac as sh  # clients/slixmpp, on the path via conftest
 
@@ -29,14 +29,6 @@ def server():
     p.rss_start = p.rss_kib()
     yield p
     p.stop()
-
-
-def connect(p, transport):
-    if transport == "c2s":
-        return rawxmpp.C2S(p.c2s_port, p.host)
-    if transport == "bosh":
-        return rawxmpp.Bosh(p.bosh_url, p.host)
-    return rawxmpp.WebSocket(p.ws_url, p.host)
 
 
 def tok(p, jid="mallory", **kw):
