@@ -47,8 +47,8 @@ fn parse_args() -> Args {
         password: "benchmark-password".into(),
         users: 100,
     };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    for pair in argv.chunks(2) {
+    let argv: Vec<String> = std::env::args().collect();
+    for pair in argv[1..].chunks(2) {
         let v = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
             "--port" => a.port = v.parse().expect("port"),
