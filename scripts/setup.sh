@@ -51,6 +51,26 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 	echo "$want" > "$stamp"
 fi
 
+# Prosody 13 from bookworm-backports, unpacked into .prosody13/ beside Debian's 0.12 (never
+# installed over it): the live tests run against both. Its dependencies are the same as 0.12's.
+p13="$here/.prosody13"
+if [ ! -x "$p13/root/usr/bin/prosody" ]; then
+	if ! apt-cache policy prosody 2>/dev/null | grep -q 'bpo12'; then
+		# the backports suite of the mirror this machine already uses
+		mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+		[ -n "$mirror" ] || mirror=$(awk '/^deb / && !/security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+		printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+			"$mirror" > /etc/apt/sources.list.d/bookworm-backports.sources
+		apt-get update -qq
+	fi
+	rm -rf "$p13" && mkdir -p "$p13"
+	(cd "$p13" && apt-get download -qq prosody/bookworm-backports 2>/dev/null)
+	dpkg -x "$p13"/prosody_*.deb "$p13/root"
+	sed -i "s|^CFG_SOURCEDIR='/usr/lib/prosody';|CFG_SOURCEDIR='$p13/root/usr/lib/prosody';|; s|^CFG_PLUGINDIR='/usr/lib/prosody/modules/';|CFG_PLUGINDIR='$p13/root/usr/lib/prosody/modules/';|" \
+		"$p13/root/usr/bin/prosody"
+	echo "setup: Prosody $(cat "$p13/root/usr/lib/prosody/prosody.version") unpacked in .prosody13/"
+fi
+
 # Installing the prosody package may start the system's own Prosody (on 5222/5280). The tests use
 # their own ports on 127.0.0.1 and never touch it.
 command -v cargo >/dev/null || { echo "setup: cargo still not found" >&2; exit 1; }

@@ -286,6 +286,9 @@ class WebSocket(Stream):
         if not frame:
             self.closed = True
             return None
+        if frame.startswith("<stream:") and "xmlns:stream=" not in frame.split(">", 1)[0]:
+            # Prosody 13 sends <stream:error> over WebSocket without declaring the prefix
+            frame = frame.replace("<stream:error", "<stream:error xmlns:stream='%s'" % NS_STREAM, 1)
         el = ET.fromstring(frame)
         if el.tag == "{%s}close" % NS_FRAMING:
             self.closed = True
