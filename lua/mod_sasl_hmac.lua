@@ -61,10 +61,6 @@ function count(mechanism, outcome) -- luacheck: ignore 131
 	end
 end
 
-local function prep(s)
-	return nodeprep(s);
-end
-
 local handler = {};
 handler.__index = handler;
 
@@ -105,7 +101,7 @@ function handler:process(message)
 	if not exchange then
 		return "failure", "malformed-request";
 	end
-	local status, value, extra = exchange:step(message, prep);
+	local status, value, extra = exchange:step(message, nodeprep);
 	if status == "challenge" then
 		return "challenge", value;
 	elseif status == "success" then

@@ -27,18 +27,16 @@ p=$(grep -oE '[0-9]+ success' <<<"$line" | grep -oE '[0-9]+' || echo 0)
 f=$(( $(grep -oE '[0-9]+ failure' <<<"$line" | grep -oE '[0-9]+' || echo 0) + $(grep -oE '[0-9]+ error' <<<"$line" | grep -oE '[0-9]+' || echo 0) ))
 tally "busted" "$p" "$f" "$rc"
 
-echo "== pytest (live Prosody 0.12, Debian's package)"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 | grep -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest"; rc=${PIPESTATUS[0]}
-p=$(grep -oE '[0-9]+ passed' "$logs/pytest" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
-f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
-tally "pytest" "$p" "$f" "$rc"
-
-echo "== pytest (live Prosody 13 from bookworm-backports, .prosody13/)"
-PROSODY_BIN="$PWD/.prosody13/root/usr/bin/prosody" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \
-	| grep -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest13"; rc=${PIPESTATUS[0]}
-p=$(grep -oE '[0-9]+ passed' "$logs/pytest13" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
-f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest13" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
-tally "pytest (Prosody 13)" "$p" "$f" "$rc"
+live_suite() { # name [PROSODY_BIN]
+	echo "== pytest (live $1)"
+	PROSODY_BIN="${2:-/usr/bin/prosody}" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \
+		| grep -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest"; rc=${PIPESTATUS[0]}
+	p=$(grep -oE '[0-9]+ passed' "$logs/pytest" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
+	f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+	tally "pytest ($1)" "$p" "$f" "$rc"
+}
+live_suite "Prosody 0.12, Debian's package"
+live_suite "Prosody 13 from bookworm-backports, .prosody13/" "$PWD/.prosody13/root/usr/bin/prosody"
 
 echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 2>&1 | tee "$logs/fuzz"; rc=${PIPESTATUS[0]}

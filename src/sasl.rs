@@ -288,12 +288,13 @@ impl Exchange {
         message: Option<&[u8]>,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Outcome, Reject> {
-        let (msg, identity) = self.identify(Self::host(verifier)?, message, nodeprep)?;
+        let message = message.ok_or(Reject::Malformed)?;
+        let (msg, identity) = self.identify(Self::host(verifier)?, Some(message), nodeprep)?;
         UntrustedToken::check_public(msg.secret, verifier.otp().digits())?;
         let mut server_nonce = [0u8; SERVER_NONCE_LEN];
         getrandom::fill(&mut server_nonce).map_err(|_| Reject::Internal)?;
         self.state = State::AwaitProof {
-            client_first: message.unwrap_or_default().to_vec(),
+            client_first: message.to_vec(),
             public_len: msg.secret.len(),
             identity,
             server_nonce,

@@ -5,7 +5,7 @@
 //! with saturating arithmetic, every step in it is compared in constant time, and the codes of
 //! recent steps are cached because they are the same for every user.
 
-use std::sync::{LazyLock, Mutex};
+use std::sync::{LazyLock, Mutex, MutexGuard};
 
 use data_encoding::{Encoding, Specification};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -79,8 +79,10 @@ pub struct Otp {
     digits: u8,
     step: u64,
     skew: u64,
-    cache: Mutex<[Option<(u64, Code)>; CACHE_SLOTS]>,
+    cache: Mutex<CodeCache>,
 }
+
+type CodeCache = [Option<(u64, Code)>; CACHE_SLOTS];
 
 impl core::fmt::Debug for Otp {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -148,17 +150,22 @@ impl Otp {
 
     /// The code of a step, or `None` when the step's start time does not fit in a `u64`.
     pub fn code(&self, step: u64) -> Option<Code> {
+        let mut cache = self.cache.lock().ok();
+        self.cached(&mut cache, step)
+    }
+
+    /// A step's code from the (locked) cache, computed and stored there on a miss. Without the
+    /// lock (poisoned), codes are computed every time.
+    fn cached(&self, cache: &mut Option<MutexGuard<'_, CodeCache>>, step: u64) -> Option<Code> {
         let slot = (step % CACHE_SLOTS as u64) as usize;
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((s, code)) = cache[slot] {
-                if s == step {
-                    return Some(code);
-                }
+        if let Some((s, code)) = cache.as_ref().and_then(|c| c[slot]) {
+            if s == step {
+                return Some(code);
             }
         }
         let code = self.compute(step)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache[slot] = Some((step, code));
+        if let Some(c) = cache.as_mut() {
+            c[slot] = Some((step, code));
         }
         Some(code)
     }
@@ -171,9 +178,8 @@ impl Otp {
         (code.len == self.digits).then_some(code)
     }
 
-    /// The latest step in the window at `now` whose code equals `otp`, comparing every step in
-    /// constant time (the current step's code is looked up first, then the others). `None` when
-    /// no step matches.
+    /// The latest step in the window at `now` whose code equals `otp`, comparing every step of the
+    /// window in constant time (one cache lock for the whole window). `None` when no step matches.
     pub fn matching_step(&self, otp: &[u8], now: u64) -> Option<u64> {
         if otp.len() != self.digits as usize {
             return None; // the length is public: the parser already fixed it
@@ -187,18 +193,7 @@ impl Otp {
         let window = self.window(now);
         let mut cache = self.cache.lock().ok();
         for step in window {
-            let slot = (step % CACHE_SLOTS as u64) as usize;
-            let cached = cache.as_ref().and_then(|c| c[slot]).filter(|(s, _)| *s == step).map(|(_, code)| code);
-            let code = match cached {
-                Some(code) => Some(code),
-                None => {
-                    let code = self.compute(step);
-                    if let (Some(c), Some(code)) = (cache.as_mut(), code) {
-                        c[slot] = Some((step, code));
-                    }
-                    code
-                }
-            };
+            let code = self.cached(&mut cache, step);
             if let Some(code) = code {
                 let eq = u64::from_le_bytes(code.buf).ct_eq(&want);
                 matched = u64::conditional_select(&matched, &step, eq);
