@@ -6,12 +6,10 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 LUA_VERSION ?= 5.4
-LUA_FEATURE := lua$(subst .,,$(LUA_VERSION))
-NATIVE := build/lua$(LUA_VERSION)/prosody_auth_hmac.so
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup build test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup build build-all-lua test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -20,11 +18,20 @@ setup:
 
 build: setup
 	cargo build --release --locked --bin hmac-token
-	CARGO_TARGET_DIR=target/$(LUA_FEATURE) cargo build --release --locked --lib --no-default-features --features $(LUA_FEATURE)
-	@mkdir -p $(dir $(NATIVE))
-	cp target/$(LUA_FEATURE)/release/libprosody_auth_hmac.so $(NATIVE)
+	$(MAKE) --no-print-directory native-lua$(LUA_VERSION)
 
-test: build
+# build/<interpreter>/prosody_auth_hmac.so for one interpreter: native-lua5.1 .. native-lua5.4, native-luajit
+native-%:
+	CARGO_TARGET_DIR=target/$(subst .,,$*) cargo build --release --locked --lib --no-default-features --features $(subst .,,$*)
+	@mkdir -p build/$*
+	cp target/$(subst .,,$*)/release/libprosody_auth_hmac.so build/$*/prosody_auth_hmac.so
+
+# every interpreter Prosody runs on (the busted specs run on each)
+ALL_LUA := lua5.1 lua5.2 lua5.3 lua5.4 luajit
+build-all-lua: setup
+	@for l in $(ALL_LUA); do $(MAKE) --no-print-directory native-$$l || exit 1; done
+
+test: build build-all-lua
 	@bash scripts/test.sh
 
 test-rust: build

@@ -6,7 +6,8 @@ set -euo pipefail
 apt_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
 	lua5.4 liblua5.4-dev
-	lua-busted         # Lua unit tests (run with --lua=lua5.4)
+	lua5.1 lua5.2 lua5.3 luajit  # the native module's specs run on every interpreter Prosody supports
+	lua-busted lua-dkjson        # Lua unit tests (busted --lua=<interpreter>); JSON for the vectors
 	luarocks           # the rockspec install test
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting

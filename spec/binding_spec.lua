@@ -95,7 +95,7 @@ describe("native module", function()
 		assert.has_error(function() ex:step("\0a\0b", "not a function"); end);
 	end);
 
-	it("runs PLAIN and X-TOKEN exchanges", function()
+	it("runs PLAIN and X-TOKEN exchanges (with Prosody's nodeprep) #prosody", function()
 		local v = assert(verifier());
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN" }) do
 			local t = v:mint("Uma@example.org");
@@ -122,6 +122,23 @@ describe("native module", function()
 		local t = v:mint("vic@example.org");
 		assert.same({ "success", "vic" }, { v:exchange("X-TOKEN"):step("vic@example.org\0vic@example.org\0" .. t, env.nodeprep) });
 		fails("\0vic\0" .. t, "replayed");
+	end);
+
+	-- The same contract without Prosody's util.encodings, so it runs on every interpreter: the
+	-- exchange prepares the username with whatever function it is given, and a refusal by that
+	-- function is a refusal of the login.
+	it("prepares the username with the function it is given", function()
+		local v = assert(verifier());
+		local seen = {};
+		local function prep(s)
+			seen[#seen+1] = s;
+			if s:find("!", 1, true) then return nil; end
+			return s:lower();
+		end
+		local t = v:mint("Uma@example.org");
+		assert.same({ "success", "uma" }, { v:exchange("PLAIN"):step("\0Uma\0" .. t, prep) });
+		assert.same({ "Uma" }, seen);
+		assert.same({ "failure", "malformed" }, { v:exchange("PLAIN"):step("\0Um!a\0" .. v:mint("Um!a@example.org"), prep) });
 	end);
 
 	it("reports replay-cache use", function()

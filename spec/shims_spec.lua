@@ -38,7 +38,7 @@ local function tmpfile(contents, mode)
 	return path;
 end
 
-describe("mod_auth_hmac", function()
+describe("mod_auth_hmac #prosody", function()
 	it("provides an auth provider that verifies tokens once", function()
 		local provider = load(base_options());
 		local mint = minter(provider);
@@ -162,7 +162,7 @@ describe("mod_auth_hmac", function()
 	end);
 end);
 
-describe("mod_sasl_hmac handler", function()
+describe("mod_sasl_hmac handler #prosody", function()
 	local secure = { secure = true, ip = "192.0.2.7" };
 
 	it("offers token mechanisms only on encrypted sessions, like Prosody's PLAIN", function()
