@@ -4,7 +4,11 @@
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI
 
 SHELL := /bin/bash
-export PATH := $(HOME)/.cargo/bin:$(PATH)
+# rustup's cargo lives in $CARGO_HOME/bin (default ~/.cargo/bin). prosodyctl sets HOME to Prosody's
+# data directory before it runs luarocks, so a source install through it must pass CARGO_HOME and
+# RUSTUP_HOME (see README, "Install").
+CARGO_HOME ?= $(HOME)/.cargo
+export PATH := $(CARGO_HOME)/bin:$(PATH)
 LUA_VERSION ?= 5.4
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
@@ -56,8 +60,13 @@ clean:
 # The mlua feature for the interpreter luarocks targets: lua51..lua54, or luajit.
 ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"):gsub("%.", "")))')
 
-.PHONY: rock-build rock-install
+.PHONY: rock-build rock-install rocks
+# dist/: source tarball, source rock, binary rock for Lua $(LUA_VERSION)
+rocks: build
+	LUA_VERSION=$(LUA_VERSION) bash scripts/rocks.sh
+
 rock-build:
+	@command -v cargo >/dev/null || { echo "prosody-auth-hmac: cargo not found (HOME=$(HOME)). Building this rock needs Rust's cargo; through prosodyctl, which resets HOME, run: CARGO_HOME=/root/.cargo RUSTUP_HOME=/root/.rustup prosodyctl install <rock> (your own paths), or install the binary rock." >&2; exit 1; }
 	CARGO_TARGET_DIR=target/rock-$(ROCK_FEATURE) cargo build --release --locked --lib --no-default-features --features $(ROCK_FEATURE)
 
 rock-install:

@@ -8,7 +8,7 @@ apt_packages=(
 	lua5.4 liblua5.4-dev
 	lua5.1 lua5.2 lua5.3 luajit  # the native module's specs run on every interpreter Prosody supports
 	lua-busted lua-dkjson        # Lua unit tests (busted --lua=<interpreter>); JSON for the vectors
-	luarocks           # the rockspec install test
+	luarocks zip unzip # the rockspec, `luarocks pack` and prosodyctl install tests
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
@@ -67,10 +67,24 @@ if [ ! -x "$p13/root/usr/bin/prosody" ]; then
 	rm -rf "$p13" && mkdir -p "$p13"
 	(cd "$p13" && apt-get download -qq prosody/bookworm-backports 2>/dev/null)
 	dpkg -x "$p13"/prosody_*.deb "$p13/root"
-	sed -i "s|^CFG_SOURCEDIR='/usr/lib/prosody';|CFG_SOURCEDIR='$p13/root/usr/lib/prosody';|; s|^CFG_PLUGINDIR='/usr/lib/prosody/modules/';|CFG_PLUGINDIR='$p13/root/usr/lib/prosody/modules/';|" \
-		"$p13/root/usr/bin/prosody"
 	echo "setup: Prosody $(cat "$p13/root/usr/lib/prosody/prosody.version") unpacked in .prosody13/"
 fi
+# its launchers look for their Lua code under /usr/lib/prosody: point them at the unpacked copy
+sed -i "s|^CFG_SOURCEDIR='/usr/lib/prosody';|CFG_SOURCEDIR='$p13/root/usr/lib/prosody';|; s|^CFG_PLUGINDIR='/usr/lib/prosody/modules/';|CFG_PLUGINDIR='$p13/root/usr/lib/prosody/modules/';|" \
+	"$p13/root/usr/bin/prosody" "$p13/root/usr/bin/prosodyctl"
+
+# prosody-modules (the community modules; mod_sasl2 for the XEP-0388 tests), unpacked and never
+# installed: bookworm's build for Prosody 0.12 and bookworm-backports' for Prosody 13. The tests
+# put one mod_sasl2 directory on plugin_paths, nothing else from it.
+pm="$here/.prosody-modules"
+for spec in "0.12:prosody-modules/bookworm" "13:prosody-modules/bookworm-backports"; do
+	v=${spec%%:*}
+	[ -f "$pm/$v/root/usr/lib/prosody/modules/mod_sasl2/mod_sasl2.lua" ] && continue
+	rm -rf "${pm:?}/$v" && mkdir -p "$pm/$v"
+	(cd "$pm/$v" && apt-get download -qq "${spec#*:}" 2>/dev/null)
+	dpkg -x "$pm/$v"/prosody-modules_*.deb "$pm/$v/root"
+	echo "setup: $(basename "$pm/$v"/prosody-modules_*.deb) unpacked in .prosody-modules/$v/"
+done
 
 # Installing the prosody package may start the system's own Prosody (on 5222/5280). The tests use
 # their own ports on 127.0.0.1 and never touch it.

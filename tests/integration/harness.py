@@ -20,6 +20,19 @@ NATIVE_LIB = Path(os.environ.get("AUTH_HMAC_LIBRARY", REPO / "build" / "lua5.4" 
 PROSODY = os.environ.get("PROSODY_BIN", "/usr/bin/prosody")
 
 
+def prosody_modules_dir(module):
+    """A module from the prosody-modules package matching the Prosody under test, unpacked by
+    scripts/setup.sh into .prosody-modules/<0.12|13>/ (never installed)."""
+    series = "13" if prosody_version() >= (13,) else "0.12"
+    return REPO / ".prosody-modules" / series / "root/usr/lib/prosody/modules" / module
+
+
+def prosody_version():
+    """(major, minor, patch) of the Prosody under test, from <prefix>/lib/prosody/prosody.version."""
+    text = (Path(PROSODY).resolve().parents[1] / "lib" / "prosody" / "prosody.version").read_text().strip()
+    return tuple(int(x) for x in text.split("."))
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -44,7 +57,8 @@ class Prosody:
     other_host = "other.test"
 
     def __init__(self, replay_cache_size=10000, extra_global="", library=NATIVE_LIB,
-                 plugin_path=REPO / "lua", keep_dir=False, extra_modules=("auth_events_probe",)):
+                 plugin_path=REPO / "lua", keep_dir=False, extra_modules=("auth_events_probe",),
+                 extra_plugin_paths=()):
         self.dir = Path(tempfile.mkdtemp(prefix="prosody-hmac-"))
         (self.dir / "data").mkdir()
         self.keep_dir = keep_dir
@@ -58,7 +72,11 @@ class Prosody:
         self.proc = None
         template = (REPO / "prosody-config" / "test.cfg.lua.in").read_text()
         config = string.Template(template).substitute(
-            dir=self.dir, plugin_path=plugin_path, test_plugin_path=REPO / "tests" / "integration" / "plugins",
+            dir=self.dir,
+            # plugin_path=None: no plugin_paths at all (a fresh Prosody, e.g. for prosodyctl install)
+            plugin_paths_line=("plugin_paths = { %s }" % ", ".join(
+                '"%s"' % p for p in (plugin_path, REPO / "tests" / "integration" / "plugins", *extra_plugin_paths)))
+            if plugin_path else "",
             extra_modules=", ".join('"%s"' % m for m in extra_modules), c2s_port=self.c2s_port, http_port=self.http_port,
             library_line=('auth_hmac_library = "%s"' % library) if library else "",
             otp_seed=self.otp_seed, token_secret=self.token_secret,

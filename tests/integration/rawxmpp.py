@@ -17,6 +17,7 @@ import websocket  # python3-websocket (websocket-client)
 
 NS_STREAM = "http://etherx.jabber.org/streams"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_SASL2 = "urn:xmpp:sasl:2"  # XEP-0388, Extensible SASL Profile
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_BOSH = "http://jabber.org/protocol/httpbind"
@@ -30,6 +31,7 @@ class Result:
     status: str  # "success", "challenge", "failure", "stream-error", "closed"
     condition: Optional[str] = None
     data: Optional[bytes] = None  # challenge or success additional data
+    authzid: Optional[str] = None  # SASL2 success: the authorization-identifier
 
     def __str__(self):
         return "%s(%s)" % (self.status, self.condition or "")
@@ -54,6 +56,13 @@ def interpret(el):
         return Result(tag.split("}")[1], data=data)
     if tag == "{%s}failure" % NS_SASL:
         cond = next((c.tag.split("}")[1] for c in el if not c.tag.endswith("}text")), None)
+        return Result("failure", cond)
+    if tag in ("{%s}success" % NS_SASL2, "{%s}challenge" % NS_SASL2):
+        text = (el.findtext("{%s}additional-data" % NS_SASL2) if tag.endswith("}success") else el.text) or ""
+        data = base64.b64decode(text.strip()) if text.strip() and text.strip() != "=" else b""
+        return Result(tag.split("}")[1], data=data, authzid=el.findtext("{%s}authorization-identifier" % NS_SASL2))
+    if tag == "{%s}failure" % NS_SASL2:
+        cond = next((c.tag.split("}")[1] for c in el if c.tag.startswith("{%s}" % NS_SASL)), None)
         return Result("failure", cond)
     if tag == "{%s}error" % NS_STREAM:
         cond = next((c.tag.split("}")[1] for c in el if c.tag.startswith("{%s}" % NS_STREAMS_ERR) and not c.tag.endswith("}text")), None)
@@ -101,8 +110,28 @@ class Stream:
         self.send_raw("<abort xmlns='%s'/>" % NS_SASL)
         return self.recv_result()
 
-    def bind(self, resource="test"):
-        self.restart()
+    def sasl2_mechanisms(self):
+        return [m.text for m in self.features.findall("{%s}authentication/{%s}mechanism" % (NS_SASL2, NS_SASL2))]
+
+    def authenticate(self, mechanism, payload, client_id="5a2b1d3c-0000-4000-8000-000000000001"):
+        """XEP-0388 <authenticate/> with an initial response and a user agent."""
+        initial = "" if payload is None else "<initial-response>%s</initial-response>" % sasl_text(payload)
+        self.send_raw("<authenticate xmlns='%s' mechanism='%s'>%s<user-agent id='%s'><software>rawxmpp</software>"
+                      "</user-agent></authenticate>" % (NS_SASL2, mechanism, initial, client_id))
+        return self.recv_result()
+
+    def sasl2_response(self, payload):
+        self.send_raw("<response xmlns='%s'>%s</response>" % (NS_SASL2, sasl_text(payload)))
+        return self.recv_result()
+
+    def sasl2_features(self):
+        """After a SASL2 success the server sends new stream features on the same stream."""
+        self._take_features(self.recv())
+        return self.features
+
+    def bind(self, resource="test", restart=True):
+        if restart:
+            self.restart()
         self.send_raw("<iq type='set' id='bind1' xmlns='jabber:client'><bind xmlns='%s'><resource>%s</resource></bind></iq>"
                       % (NS_BIND, resource))
         while True:
