@@ -28,6 +28,6 @@ build = {
 	makefile = "Makefile",
 	build_target = "rock-build",
 	install_target = "rock-install",
-	build_variables = { LUA = "$(LUA)", CFLAGS = "$(CFLAGS)" },
+	build_variables = { LUA = "$(LUA)" }, -- no CFLAGS: nothing here uses Lua's headers
 	install_variables = { LUA = "$(LUA)", LIBDIR = "$(LIBDIR)", LUADIR = "$(LUADIR)" },
 }

@@ -7,6 +7,7 @@ apt_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
 	lua5.4 liblua5.4-dev
 	lua5.1 lua5.2 lua5.3 luajit  # the native module's specs run on every interpreter Prosody supports
+	liblua5.1-0-dev liblua5.2-dev liblua5.3-dev  # luarocks wants the headers before any build (ours needs none)
 	lua-busted lua-dkjson        # Lua unit tests (busted --lua=<interpreter>); JSON for the vectors
 	luarocks zip unzip # the rockspec, `luarocks pack` and prosodyctl install tests
 	python3-slixmpp    # the real XMPP client in the integration tests
