@@ -34,4 +34,4 @@ cp "$spec" "$work/$spec" && (cd "$work" && zip -q "$dist/$name_version.src.rock"
 luarocks --lua-version "$lua_version" make --tree "$work/tree" "$spec" >/dev/null
 (cd "$dist/lua$lua_version" && luarocks --lua-version "$lua_version" pack prosody-auth-hmac "$rock_version" --tree "$work/tree" >/dev/null)
 
-(cd "$dist" && find . -type f | sort | sed 's|^\./|rocks: dist/|')
+ls "$dist/$tarball" "$dist/$name_version.src.rock" "$dist/lua$lua_version/$name_version".*.rock | sed 's|^|rocks: |'
