@@ -124,6 +124,27 @@ describe("native module", function()
 		fails("\0vic\0" .. t, "replayed");
 	end);
 
+	-- verify is a raw C function over the verifier it was made for: it must keep that verifier
+	-- alive by itself, balance the Lua stack, and raise only for misuse.
+	it("keeps its verifier alive through garbage collection, and the stack balanced", function()
+		local v = assert(verifier());
+		local verify, mint = v.verify, v.mint;
+		local tokens = {};
+		for i = 1, 50 do tokens[i] = mint(v, "gc" .. i .. "@example.org"); end
+		v = nil; -- luacheck: ignore 311
+		collectgarbage("collect"); collectgarbage("collect");
+		for i = 1, 50 do
+			assert.is_number(verify(nil, tokens[i], { "x@example.org", "gc" .. i .. "@example.org" }));
+			assert.same({ nil, "replayed" }, { verify(nil, tokens[i], "gc" .. i .. "@example.org") });
+		end
+		local ok, err = pcall(verify, nil, tokens[1], { "a@example.org", 7 });
+		assert.is_false(ok);
+		assert.truthy(tostring(err):find("bad argument 'jids[]' (string expected", 1, true), tostring(err));
+		assert.has_error(function() verify(nil, tokens[1], {}, 1.5); end);
+		assert.same({ nil, "malformed" }, { verify(nil, tokens[1], {}) });
+		assert.same({ nil, "malformed" }, { verify(nil, "1 x", "\255@example.org") });
+	end);
+
 	-- The same contract without Prosody's util.encodings, so it runs on every interpreter: the
 	-- exchange prepares the username with whatever function it is given, and a refusal by that
 	-- function is a refusal of the login.

@@ -25,6 +25,8 @@ use crate::secret::SecretBytes;
 use crate::token::{Settings, Verifier};
 use crate::totp::decode_seed;
 
+mod fast;
+
 fn type_error(what: &str, expected: &str, got: &Value) -> LuaError {
     LuaError::runtime(format!("bad argument '{what}' ({expected} expected, got {})", got.type_name()))
 }
@@ -65,7 +67,8 @@ fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
     (Value::Nil, lua.create_string(reason)?).into_lua_multi(lua)
 }
 
-struct LuaVerifier(Arc<Verifier>);
+/// Holds the `Arc` that the fast `verify` closure points into; never read, only kept alive.
+struct VerifierOwner(#[allow(dead_code)] Arc<Verifier>);
 
 /// `native.verifier(config)`: the configuration table uses the option names an admin writes in
 /// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
@@ -115,73 +118,88 @@ fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
         replay_cache_size: usize::try_from(cap).unwrap_or(usize::MAX),
     };
     match seed.and_then(|seed| Verifier::new(secrets, seed, settings, host.as_deref())) {
-        Ok(v) => LuaVerifier(Arc::new(v)).into_lua_multi(lua),
+        Ok(v) => verifier_object(lua, Arc::new(v))?.into_lua_multi(lua),
         Err(e) => fail(lua, &e.to_string()),
     }
 }
 
-impl UserData for LuaVerifier {
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method("verify", |lua, this, (token, jids, now): (Value, Value, Option<Value>)| {
-            let token = string_arg("token", &token)?;
-            let now = time_arg(&now)?;
-            let token = token.as_bytes();
-            let result = match &jids {
-                // the usual call: one JID, borrowed from Lua, no copies
-                Value::String(s) => match s.to_str() {
-                    Ok(jid) => this.0.verify(&token, &[&jid], now),
-                    Err(_) => Err(Reject::Malformed),
-                },
-                Value::Table(t) => {
-                    let strings = t
-                        .sequence_values::<Value>()
-                        .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
-                        .collect::<LuaResult<Vec<_>>>()?;
-                    match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
-                        Ok(borrowed) => {
-                            let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
-                            this.0.verify(&token, &refs, now)
-                        }
-                        Err(_) => Err(Reject::Malformed),
+impl UserData for VerifierOwner {}
+
+/// The verifier object Lua sees: a table whose `verify` is the raw fast path (see `fast`) and whose
+/// other methods are closures over the same `Arc<Verifier>`. `tostring` shows the settings with
+/// every secret as `***`.
+fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
+    let object = lua.create_table()?;
+    let owner = lua.create_userdata(VerifierOwner(v.clone()))?;
+    let this = v.clone();
+    let general = lua.create_function(move |lua, (_, token, jids, now): (Value, Value, Value, Option<Value>)| {
+        let token = string_arg("token", &token)?;
+        let now = time_arg(&now)?;
+        let token = token.as_bytes();
+        let result = match &jids {
+            Value::String(s) => match s.to_str() {
+                Ok(jid) => this.verify(&token, &[&jid], now),
+                Err(_) => Err(Reject::Malformed),
+            },
+            Value::Table(t) => {
+                let strings = t
+                    .sequence_values::<Value>()
+                    .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
+                    .collect::<LuaResult<Vec<_>>>()?;
+                match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
+                    Ok(borrowed) => {
+                        let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
+                        this.verify(&token, &refs, now)
                     }
+                    Err(_) => Err(Reject::Malformed),
                 }
-                other => return Err(type_error("jid", "string or table", other)),
-            };
-            // plain tuples: no MultiValue allocation on the hot path
-            Ok(match result {
-                Ok(acc) => (Some(acc.step), Value::Integer((acc.jid_index + 1) as mlua::Integer)),
-                Err(r) => (None, Value::String(lua.create_string(r.as_str())?)),
-            })
-        });
-        methods.add_method("mint", |lua, this, (jid, now): (Value, Option<Value>)| {
-            let jid = string_arg("jid", &jid)?;
-            let now = time_arg(&now)?;
-            let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
-            match this.0.mint(&jid, now) {
-                Ok(t) => t.into_lua_multi(lua),
-                Err(r) => fail(lua, r.as_str()),
             }
-        });
-        methods.add_method("stats", |lua, this, ()| {
-            let (entries, cap) = this.0.replay_stats();
-            let t = lua.create_table()?;
-            t.set("replay_entries", entries)?;
-            t.set("replay_cache_size", cap)?;
-            t.set("secrets", this.0.secret_count())?;
-            t.set("digits", this.0.otp().digits())?;
-            t.set("step", this.0.otp().step_seconds())?;
-            t.set("skew", this.0.otp().skew())?;
-            Ok(t)
-        });
-        methods.add_method("exchange", |lua, this, mech: Value| {
-            let mech = string_arg("mechanism", &mech)?;
-            match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
-                Some(m) => LuaExchange { verifier: this.0.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
-                None => Value::Nil.into_lua_multi(lua),
-            }
-        });
-        methods.add_meta_method("__tostring", |_, this, ()| Ok(format!("{:?}", this.0)));
-    }
+            other => return Err(type_error("jid", "string or table", other)),
+        };
+        Ok(match result {
+            Ok(acc) => (Some(acc.step), Value::Integer((acc.jid_index + 1) as mlua::Integer)),
+            Err(r) => (None, Value::String(lua.create_string(r.as_str())?)),
+        })
+    })?;
+    object.raw_set("verify", fast::verify_function(lua, &v, owner, general)?)?;
+
+    let this = v.clone();
+    object.raw_set("mint", lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {
+        let jid = string_arg("jid", &jid)?;
+        let now = time_arg(&now)?;
+        let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
+        match this.mint(&jid, now) {
+            Ok(t) => t.into_lua_multi(lua),
+            Err(r) => fail(lua, r.as_str()),
+        }
+    })?)?;
+    let this = v.clone();
+    object.raw_set("stats", lua.create_function(move |lua, _: Value| {
+        let (entries, cap) = this.replay_stats();
+        let t = lua.create_table()?;
+        t.set("replay_entries", entries)?;
+        t.set("replay_cache_size", cap)?;
+        t.set("secrets", this.secret_count())?;
+        t.set("digits", this.otp().digits())?;
+        t.set("step", this.otp().step_seconds())?;
+        t.set("skew", this.otp().skew())?;
+        Ok(t)
+    })?)?;
+    let this = v.clone();
+    object.raw_set("exchange", lua.create_function(move |lua, (_, mech): (Value, Value)| {
+        let mech = string_arg("mechanism", &mech)?;
+        match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
+            Some(m) => LuaExchange { verifier: this.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
+            None => Value::Nil.into_lua_multi(lua),
+        }
+    })?)?;
+    let meta = lua.create_table()?;
+    let shown = format!("{v:?}");
+    meta.raw_set("__tostring", lua.create_function(move |_, _: Value| Ok(shown.clone()))?)?;
+    meta.raw_set("__name", "prosody_auth_hmac.verifier")?;
+    meta.raw_set("__metatable", false)?;
+    object.set_metatable(Some(meta))?;
+    Ok(object)
 }
 
 struct LuaExchange {

@@ -42,6 +42,11 @@ impl fmt::Debug for UntrustedToken<'_> {
     }
 }
 
+/// True when every byte is an ASCII digit; branch-free over the whole slice, so it vectorises.
+fn all_digits(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & b.is_ascii_digit())
+}
+
 impl<'a> UntrustedToken<'a> {
     /// Parses `OTP‖NONCE ␠ base64(MAC)`: at most 1 KiB, a public part of `digits` or more ASCII
     /// digits, one space, and exactly 44 characters of padded standard base64 that decode to 32 bytes.
@@ -49,23 +54,26 @@ impl<'a> UntrustedToken<'a> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(Reject::Malformed);
         }
-        // one pass: the digits run up to the first non-digit, which must be the single space
-        let end = token.iter().position(|b| !b.is_ascii_digit()).unwrap_or(token.len());
-        if token.get(end) != Some(&b' ') {
+        // The MAC's base64 has a fixed length, so the single space sits MAC_B64_LEN bytes from the
+        // end, and everything before it must be digits. The digit check has no early exit, which
+        // lets the compiler vectorise it (a byte-at-a-time scan cost ~50 ns of a ~500 ns check).
+        let Some(end) = token.len().checked_sub(MAC_B64_LEN + 1) else { return Err(Reject::Malformed) };
+        let (public, rest) = token.split_at(end);
+        if !all_digits(public) || rest.first() != Some(&b' ') {
             return Err(Reject::Malformed);
         }
-        Self::from_parts(&token[..end], &token[end + 1..], digits)
+        Self::from_parts(public, &rest[1..], digits)
     }
 
     /// Checks a public part alone (SASL-HMAC sends only `OTP‖NONCE`).
     pub fn check_public(public: &[u8], digits: usize) -> Result<(), Reject> {
-        if public.len() < digits || public.len() > MAX_TOKEN_LEN || !public.iter().all(u8::is_ascii_digit) {
+        if public.len() < digits || public.len() > MAX_TOKEN_LEN || !all_digits(public) {
             return Err(Reject::Malformed);
         }
         Ok(())
     }
 
-    /// `public` is already known to be ASCII digits (parse scanned it).
+    /// `public` is already known to be ASCII digits (parse checked it).
     fn from_parts(public: &'a [u8], b64: &[u8], digits: usize) -> Result<Self, Reject> {
         if public.len() < digits {
             return Err(Reject::Malformed);
