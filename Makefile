@@ -79,6 +79,7 @@ rock-install:
 bench: build
 	cd tools/loadgen && cargo build --release --locked
 	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/verify_bench.lua 2000 30
+	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/call_overhead.lua
 	cargo bench --locked --bench verify -- --warm-up-time 1 --measurement-time 3
 	cargo bench --locked --bench replay_flood -- 10000
 	cargo bench --locked --bench replay_flood -- 100000
