@@ -59,6 +59,7 @@ class Prosody:
     def __init__(self, replay_cache_size=10000, extra_global="", library=NATIVE_LIB,
                  plugin_path=REPO / "lua", keep_dir=False, extra_modules=("auth_events_probe",),
                  extra_plugin_paths=()):
+        self.binary = PROSODY  # tests may swap in another launcher before start()
         self.dir = Path(tempfile.mkdtemp(prefix="prosody-hmac-"))
         (self.dir / "data").mkdir()
         self.keep_dir = keep_dir
@@ -101,7 +102,7 @@ class Prosody:
 
     def start(self, timeout=30):
         self.stdout = open(self.dir / "stdout.log", "wb")
-        self.proc = subprocess.Popen([PROSODY, "--config", str(self.config), "-F"],
+        self.proc = subprocess.Popen([self.binary, "--config", str(self.config), "-F"],
                                      stdout=self.stdout, stderr=subprocess.STDOUT, cwd=self.dir)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

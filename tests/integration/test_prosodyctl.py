@@ -3,15 +3,18 @@ plugin_paths (and no auth_hmac_library). prosodyctl runs luarocks into the insta
 loads both modules and the native library from there with no other setting.
 
 The installer tree defaults to <CFG_DATADIR>/custom_plugins, i.e. /var/lib/prosody/custom_plugins for
-Debian's package, whatever data_path says. So that the tests never write to the system's tree, the
-configuration here sets installer_plugin_path to a private directory: the one option an admin
-would otherwise leave at its default.
+Debian's package, whatever data_path says. So that the tests use that default without writing to
+the system's tree, they run copies of the package's own launchers (prosody and prosodyctl are Lua
+scripts) with the compiled-in CFG_DATADIR pointing into the test's directory, as if Prosody had
+been installed with another prefix; the configuration sets neither plugin_paths nor
+installer_plugin_path.
 
 The rocks come from scripts/rocks.sh (`make rocks`): the binary rock for Lua 5.4 and the source
 rock, which luarocks builds with cargo. prosodyctl sets HOME to Prosody's data directory first, so
 the source install only finds cargo when CARGO_HOME and RUSTUP_HOME are passed; without them it
 fails with a message that says so."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -52,22 +55,30 @@ def rust_homes():
 def prosodyctl(server, *args, env=None):
     base = {k: v for k, v in os.environ.items() if k not in ("CARGO_HOME", "RUSTUP_HOME")}
     base["PATH"] = "/usr/local/bin:/usr/bin:/bin"  # as an admin's shell has it: no ~/.cargo/bin
-    return subprocess.run([str(PROSODYCTL), "--config", str(server.config), *args], cwd=server.dir,
+    return subprocess.run([str(server.ctl), "--config", str(server.config), *args], cwd=server.dir,
                           capture_output=True, text=True, env=dict(base, **(env or {})), timeout=600)
 
 
+def relocated(launcher, datadir):
+    """A copy of one of Prosody's launchers whose compiled-in data directory is `datadir`."""
+    text = Path(launcher).read_text()
+    patched = re.sub(r"^CFG_DATADIR='[^']*';$", "CFG_DATADIR='%s';" % datadir, text, count=1, flags=re.M)
+    assert patched != text, "no CFG_DATADIR line in %s" % launcher
+    out = datadir.parent / Path(launcher).name
+    out.write_text(patched)
+    out.chmod(0o755)
+    return out
+
+
 def fresh_prosody():
-    # no plugin_paths, no auth_hmac_library: only what prosodyctl installs
-    tree = Path(tempfile.mkdtemp(prefix="custom_plugins-"))
-    server = Prosody(library=None, plugin_path=None, extra_modules=(),
-                     extra_global='installer_plugin_path = "%s"' % tree)
-    server.installer_tree = tree
+    # no plugin_paths, no installer_plugin_path, no auth_hmac_library: only what prosodyctl installs
+    server = Prosody(library=None, plugin_path=None, extra_modules=())
+    datadir = server.dir / "prefix" / "var-lib-prosody"
+    datadir.mkdir(parents=True)
+    server.binary = relocated(PROSODY, datadir)
+    server.ctl = relocated(PROSODYCTL, datadir)
+    server.installer_tree = datadir / "custom_plugins"
     return server
-
-
-def stop(server):
-    server.stop()
-    shutil.rmtree(server.installer_tree, ignore_errors=True)
 
 
 def logs_in(server):
@@ -83,7 +94,8 @@ def logs_in(server):
 def test_prosodyctl_install_then_prosody_loads_both_modules(dist, kind):
     server = fresh_prosody()
     try:
-        assert "plugin_paths" not in server.config.read_text()
+        config = server.config.read_text()
+        assert "plugin_paths" not in config and "installer_plugin_path" not in config
         env = rust_homes() if kind == "source" else None
         r = prosodyctl(server, "install", str(rock(dist, kind)), env=env)
         assert r.returncode == 0, r.stdout + r.stderr
@@ -100,7 +112,7 @@ def test_prosodyctl_install_then_prosody_loads_both_modules(dist, kind):
         log = server.log_path.read_text()
         assert "Loaded native library %s/lib/lua/%s/prosody_auth_hmac.so" % (tree, LUA) in log
     finally:
-        stop(server)
+        server.stop()
 
 
 def test_source_install_without_rust_homes_says_what_to_pass(dist):
@@ -117,4 +129,4 @@ def test_source_install_without_rust_homes_says_what_to_pass(dist):
         assert "cargo not found" in out and "CARGO_HOME" in out and "RUSTUP_HOME" in out, out
         assert not (server.installer_tree / "lib" / "lua" / LUA / "prosody_auth_hmac.so").exists()
     finally:
-        stop(server)
+        server.stop()
