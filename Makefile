@@ -86,3 +86,4 @@ bench: build
 	cargo bench --locked --bench replay_flood -- 1000000
 	cargo bench --locked --bench timing
 	$(PY) benches/login_bench.py 3000 3 8
+	$(PY) benches/login_bench.py --instructions 300 5 4

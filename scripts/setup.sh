@@ -15,6 +15,7 @@ apt_packages=(
 	python3-pytest python3-websocket
 	fail2ban           # the shipped filter is checked with fail2ban-regex
 	openssl ca-certificates make gcc pkg-config
+	valgrind           # make bench: server instructions per login (callgrind)
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
 )
 
