@@ -67,9 +67,6 @@ fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
     (Value::Nil, lua.create_string(reason)?).into_lua_multi(lua)
 }
 
-/// Holds the `Arc` that the fast `verify` closure points into; never read, only kept alive.
-struct VerifierOwner(#[allow(dead_code)] Arc<Verifier>);
-
 /// `native.verifier(config)`: the configuration table uses the option names an admin writes in
 /// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
 /// `token_replay_cache_size`) plus `host`. Returns the verifier, or `nil, message` naming the
@@ -123,14 +120,11 @@ fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
     }
 }
 
-impl UserData for VerifierOwner {}
-
 /// The verifier object Lua sees: a table whose `verify` is the raw fast path (see `fast`) and whose
 /// other methods are closures over the same `Arc<Verifier>`. `tostring` shows the settings with
 /// every secret as `***`.
 fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     let object = lua.create_table()?;
-    let owner = lua.create_userdata(VerifierOwner(v.clone()))?;
     let this = v.clone();
     let general = lua.create_function(move |lua, (_, token, jids, now): (Value, Value, Value, Option<Value>)| {
         let token = string_arg("token", &token)?;
@@ -161,7 +155,9 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             Err(r) => (None, Value::String(lua.create_string(r.as_str())?)),
         })
     })?;
-    object.raw_set("verify", fast::verify_function(lua, &v, owner, general)?)?;
+    // `general` owns a clone of `v`: the fast function keeps it as an upvalue, and with it the
+    // verifier its pointer refers to
+    object.raw_set("verify", fast::verify_function(lua, &v, general)?)?;
 
     let this = v.clone();
     object.raw_set("mint", lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {

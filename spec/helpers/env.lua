@@ -84,7 +84,6 @@ end
 -- load the shims or drive Prosody's util.sasl are tagged #prosody and need them; on the other
 -- interpreters scripts/test.sh runs busted with --exclude-tags=prosody.
 local has_encodings, encodings = pcall(require, "util.encodings");
-M.prosody_utils = has_encodings;
 M.nodeprep = has_encodings and encodings.stringprep.nodeprep or nil;
 
 return M;

@@ -6,8 +6,9 @@
 //! - Arguments are read in place (`lua_tolstring` on values whose type was checked to be a string,
 //!   so Lua never converts in place); the slices do not outlive the call, and no Lua code runs
 //!   while they are held.
-//! - The verifier is reached through upvalue 1, a light userdata pointing into an `Arc<Verifier>`
-//!   that upvalue 2 (the mlua userdata owning that `Arc`) keeps alive as long as the closure lives.
+//! - The verifier is reached through upvalue 1, a light userdata pointing into an `Arc<Verifier>`;
+//!   upvalue 2, the general mlua implementation, is a closure owning a clone of that `Arc`, so the
+//!   verifier lives as long as the fast function does.
 //! - Only the common call is handled here: `(token string, jid string, now integer or nil)`.
 //!   Every other call (a list of JIDs, wrong types, which raise) goes to the general mlua
 //!   implementation, so nothing here raises except a caught panic; errors from the general
@@ -28,30 +29,29 @@ use mlua::ffi;
 use crate::error::Reject;
 use crate::token::Verifier;
 
-/// `make(light, owner, general)` → `verify` closed over all three: upvalue 1 is `light`, a light
-/// userdata pointing to the `Verifier` inside an `Arc` that `owner` (upvalue 2) holds, so the
-/// pointer stays valid as long as the closure can be called; upvalue 3 is the general (mlua)
-/// implementation, which takes every call that is not `(token string, jid string, now)`.
+/// `make(light, general)` → `verify` closed over both: upvalue 1 is `light`, a light userdata
+/// pointing to the `Verifier` inside an `Arc`; upvalue 2 is the general (mlua) implementation,
+/// which owns a clone of that `Arc` (so the pointer stays valid as long as the closure can be
+/// called) and takes every call that is not `(token string, jid string, now)`.
 unsafe extern "C-unwind" fn make(l: *mut ffi::lua_State) -> c_int {
     unsafe {
-        ffi::lua_settop(l, 3);
-        ffi::lua_pushcclosure(l, verify, 3);
+        ffi::lua_settop(l, 2);
+        ffi::lua_pushcclosure(l, verify, 2);
     }
     1
 }
 
-/// The fast `verify` for `verifier`, kept alive by `owner` (a userdata holding the same `Arc`),
-/// handing the less common calls (a list of JIDs, wrong types) to `general`.
+/// The fast `verify` for `verifier`, handing the less common calls (a list of JIDs, wrong types)
+/// to `general`, which must own a clone of `verifier`'s `Arc`.
 pub(super) fn verify_function(
     lua: &mlua::Lua,
     verifier: &Arc<Verifier>,
-    owner: mlua::AnyUserData,
     general: mlua::Function,
 ) -> mlua::Result<mlua::Function> {
-    // SAFETY: `make` only builds a closure from its three arguments (stack space for C functions
+    // SAFETY: `make` only builds a closure from its two arguments (stack space for C functions
     // is guaranteed by Lua); the pointer is only read by `verify`, while upvalue 2 keeps it valid.
     let maker = unsafe { lua.create_c_function(make)? };
-    maker.call((mlua::LightUserData(Arc::as_ptr(verifier) as *mut c_void), owner, general))
+    maker.call((mlua::LightUserData(Arc::as_ptr(verifier) as *mut c_void), general))
 }
 
 /// Lua: `v:verify(token, jid | jids, now)` → `step, jid_index` | `nil, reason`.
@@ -73,7 +73,7 @@ unsafe extern "C-unwind" fn verify(l: *mut ffi::lua_State) -> c_int {
         }
         // not the common shape: the general implementation decides (and raises on misuse)
         let nargs = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(3));
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
         ffi::lua_insert(l, 1);
         ffi::lua_call(l, nargs, ffi::LUA_MULTRET);
         ffi::lua_gettop(l)

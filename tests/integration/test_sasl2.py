@@ -21,6 +21,7 @@ import rawxmpp
 import sasl_hmac as sh  # clients/slixmpp
 from harness import Prosody, prosody_modules_dir, prosody_version
 from test_live import TRANSPORTS, connect, flip_mac, plain
+from test_sasl_hmac import begin
 
 MECHS = ["PLAIN", "X-TOKEN", "SASL-HMAC"]
 OLD_MOD_SASL2 = prosody_version() < (13,)
@@ -42,9 +43,7 @@ def login(stream, mech, user, token):
     """A whole SASL2 exchange for `user`; returns the final Result (and checks SASL-HMAC's server proof)."""
     if mech != "SASL-HMAC":
         return stream.authenticate(mech, plain(user, token))
-    public, secret_half = sh.split_token(token)
-    cfm = sh.client_first(b"", user.encode(), public)
-    r = stream.authenticate(mech, cfm)
+    cfm, secret_half, r = begin(stream, user, token, send=stream.authenticate)
     if r.status != "challenge":
         return r
     assert len(r.data) == 24, r
@@ -125,9 +124,7 @@ def test_sasl2_sasl_hmac_wrong_proof(server, transport):
     jid = "erin@" + server.host
     s = connect(server, transport)
     try:
-        public, secret_half = sh.split_token(server.mint(jid))
-        cfm = sh.client_first(b"", b"erin", public)
-        r = s.authenticate("SASL-HMAC", cfm)
+        cfm, secret_half, r = begin(s, "erin", server.mint(jid), send=s.authenticate)
         assert r.status == "challenge", r
         bad = bytearray(sh.client_proof(secret_half, cfm, r.data))
         bad[0] ^= 0x80
