@@ -8,6 +8,8 @@
 -- collective.converse and mod_auth_token make it. All checking happens in the native library
 -- (Rust); this file reads the configuration and plugs the library into Prosody.
 
+local nodeprep = require "util.encodings".stringprep.nodeprep;
+
 local name = "prosody_auth_hmac";
 local lua_version = _VERSION:match("%d+%.%d+");
 
@@ -124,6 +126,9 @@ local verifier, err = native.verifier({
 	otp_step = module:get_option_number("otp_step", 30);
 	otp_skew = module:get_option_number("otp_skew", 1);
 	token_replay_cache_size = module:get_option_number("token_replay_cache_size", 100000);
+	-- unset means the library's default; a wrong type is reported by the library, naming the option
+	token_nonce_digits = module:get_option("token_nonce_digits");
+	token_jid_as_sent = module:get_option("token_jid_as_sent");
 });
 if not verifier then
 	error("mod_auth_hmac: " .. err, 0);
@@ -152,13 +157,15 @@ function provider.test_password(username, password)
 	if type(username) ~= "string" or type(password) ~= "string" then
 		return nil, "malformed";
 	end
-	local step, reason = verifier:verify(password, username .. "@" .. module.host);
-	if not step then
+	-- the mechanisms' identity rule: the signature covers the nodeprep'd JID (and, only under
+	-- token_jid_as_sent, the username as given)
+	local user, reason = verifier:verify_user(password, username, nodeprep);
+	if not user then
 		sasl_hmac.count("test_password", reason);
 		return nil, reason;
 	end
 	sasl_hmac.count("test_password", "success");
-	provider.note_login(username);
+	provider.note_login(user);
 	return true;
 end
 
@@ -207,6 +214,21 @@ end
 function provider.get_verifier()
 	return verifier;
 end
+
+-- mod_sasl2_fast hands out a FAST token (valid for weeks, renewed on use) after any SASL2 login:
+-- one token login would then outlive the token policy (single use, a minute or two).
+local fast_warned = false;
+local function warn_fast()
+	if fast_warned then return; end
+	fast_warned = true;
+	module:log("warn", "mod_sasl2_fast is loaded on %s, whose authentication is \"hmac\": a client that logs in "
+		.. "once with a token can get a FAST token that stays valid for weeks, far beyond token_secret/otp_step; "
+		.. "remove sasl2_fast from modules_enabled unless that is what you want", module.host);
+end
+if module:get_option_inherited_set("modules_enabled", {}):contains("sasl2_fast") then warn_fast(); end
+module:hook_global("module-loaded", function (event)
+	if event.module == "sasl2_fast" and event.host == module.host then warn_fast(); end
+end);
 
 module:provides("auth", provider);
 module:log("debug", "Token authentication ready: %s", tostring(verifier));

@@ -65,6 +65,10 @@ describe("native module", function()
 			{ { otp_step = 1.5 }, "otp_step must be a non-negative integer" },
 			{ { otp_skew = 11 }, "otp_skew must be between 0 and 10" },
 			{ { token_replay_cache_size = 0 }, "token_replay_cache_size must be at least 1" },
+			{ { token_nonce_digits = 15 }, "token_nonce_digits must be between 16 and 64, not 15" },
+			{ { token_nonce_digits = 65 }, "token_nonce_digits must be between 16 and 64, not 65" },
+			{ { token_nonce_digits = "32" }, "token_nonce_digits must be a non-negative integer" },
+			{ { token_jid_as_sent = "yes" }, "token_jid_as_sent must be true or false" },
 		};
 		for _, c in ipairs(cases) do
 			local v, err = verifier(c[1]);
@@ -98,14 +102,17 @@ describe("native module", function()
 	it("runs PLAIN and X-TOKEN exchanges (with Prosody's nodeprep) #prosody", function()
 		local v = assert(verifier());
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN" }) do
-			local t = v:mint("Uma@example.org");
+			local t = v:mint("uma@example.org");
 			local ex = v:exchange(mech);
 			assert.are.equal(mech, ex:mechanism());
-			-- signed for the JID as sent ("Uma"); the session user is the nodeprep'd "uma"
+			-- sent as "Uma": the signature covers the nodeprep'd JID, the session's account
 			assert.same({ "success", "uma" }, { ex:step("\0Uma\0" .. t, env.nodeprep) });
 			assert.are.equal("uma@example.org", ex:attempted_jid());
 			-- an exchange is single-use
 			assert.same({ "failure", "malformed" }, { ex:step("\0Uma\0" .. t, env.nodeprep) });
+			-- a signature over the name as sent is not the account's (strict by default)
+			assert.same({ "failure", "bad-signature" },
+				{ v:exchange(mech):step("\0Uma\0" .. v:mint("Uma@example.org"), env.nodeprep) });
 		end
 		assert.is_nil(v:exchange("SCRAM-SHA-1"));
 		local function fails(msg, reason)
@@ -148,6 +155,55 @@ describe("native module", function()
 	-- The same contract without Prosody's util.encodings, so it runs on every interpreter: the
 	-- exchange prepares the username with whatever function it is given, and a refusal by that
 	-- function is a refusal of the login.
+	-- The public part has exactly otp_digits + token_nonce_digits digits: nothing shorter or longer
+	-- is looked at, so a nonce digit can never be read as the first digit of a localpart.
+	it("refuses a public part of any other length as malformed, in every entry point", function()
+		local function lower(s) return s:lower(); end
+		for _, nonce_digits in ipairs({ 16, 32, 64 }) do
+			local v = assert(verifier({ token_nonce_digits = nonce_digits }));
+			assert.are.equal(nonce_digits, v:stats().nonce_digits);
+			local t = assert(v:mint("5@example.org"));
+			local public, mac = t:match("^(%d+) (.+)$");
+			assert.are.equal(8 + nonce_digits, #public);
+			for k = 1, 3 do
+				local shifted = public:sub(1, -k - 1) .. " " .. mac;
+				local victim = public:sub(-k) .. "5@example.org";
+				assert.same({ nil, "malformed" }, { v:verify(shifted, victim) });
+				assert.same({ nil, "malformed" }, { v:verify(shifted, { "x@example.org", victim }) });
+				assert.same({ nil, "malformed" }, { v:verify_user(shifted, public:sub(-k) .. "5", lower) });
+				assert.same({ "failure", "malformed" },
+					{ v:exchange("PLAIN"):step("\0" .. public:sub(-k) .. "5\0" .. shifted, lower) });
+				assert.same({ "failure", "malformed" },
+					{ v:exchange("SASL-HMAC"):step("\0" .. public:sub(-k) .. "5\0" .. public:sub(1, -k - 1), lower) });
+				-- and the other way: a localpart digit appended to the nonce
+				assert.same({ nil, "malformed" }, { v:verify(public .. "3 " .. mac, "5@example.org") });
+			end
+			assert.are.equal("5", (v:verify_user(t, "5", lower)));
+		end
+		local v32 = assert(verifier());
+		local t20 = assert(verifier({ token_nonce_digits = 20 })):mint("ann@example.org");
+		assert.same({ nil, "malformed" }, { v32:verify(t20, "ann@example.org") });
+	end);
+
+	it("verifies users by the nodeprep'd JID only, unless token_jid_as_sent", function()
+		local function lower(s) return s:lower(); end
+		local strict, lax = assert(verifier()), assert(verifier({ token_jid_as_sent = true }));
+		assert.is_false(strict:stats().jid_as_sent);
+		assert.is_true(lax:stats().jid_as_sent);
+		for _, v in ipairs({ strict, lax }) do
+			assert.are.equal("amy", (v:verify_user(v:mint("amy@example.org"), "Amy", lower)));
+		end
+		assert.same({ nil, "bad-signature" }, { strict:verify_user(strict:mint("Amy@example.org"), "Amy", lower) });
+		assert.are.equal("amy", (lax:verify_user(lax:mint("Amy@example.org"), "Amy", lower)));
+		assert.same({ "failure", "bad-signature" },
+			{ strict:exchange("X-TOKEN"):step("\0Amy\0" .. strict:mint("Amy@example.org"), lower) });
+		assert.same({ "success", "amy" }, { lax:exchange("X-TOKEN"):step("\0Amy\0" .. lax:mint("Amy@example.org"), lower) });
+		assert.same({ nil, "malformed" }, { strict:verify_user(strict:mint("amy@example.org"), "amy@example.org", lower) });
+		assert.same({ nil, "malformed" }, { strict:verify_user(strict:mint("amy@example.org"), "amy", function() return nil; end) });
+		assert.has_error(function() strict:verify_user("1 x", "amy"); end);
+		assert.has_error(function() strict:verify_user("1 x", 5, lower); end);
+	end);
+
 	it("prepares the username with the function it is given", function()
 		local v = assert(verifier());
 		local seen = {};
@@ -156,7 +212,7 @@ describe("native module", function()
 			if s:find("!", 1, true) then return nil; end
 			return s:lower();
 		end
-		local t = v:mint("Uma@example.org");
+		local t = v:mint("uma@example.org");
 		assert.same({ "success", "uma" }, { v:exchange("PLAIN"):step("\0Uma\0" .. t, prep) });
 		assert.same({ "Uma" }, seen);
 		assert.same({ "failure", "malformed" }, { v:exchange("PLAIN"):step("\0Um!a\0" .. v:mint("Um!a@example.org"), prep) });

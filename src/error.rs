@@ -84,6 +84,8 @@ pub enum ConfigError {
     Skew(u64),
     /// Replay cache cap of zero.
     CacheSize,
+    /// `token_nonce_digits` outside [`crate::token::NONCE_DIGITS`].
+    NonceDigits(usize),
     /// The host name is empty or longer than RFC 7622 allows.
     Host,
 }
@@ -98,6 +100,7 @@ impl ConfigError {
             ConfigError::Step(_) => "otp_step",
             ConfigError::Skew(_) => "otp_skew",
             ConfigError::CacheSize => "token_replay_cache_size",
+            ConfigError::NonceDigits(_) => "token_nonce_digits",
             ConfigError::Host => "host",
         }
     }
@@ -115,6 +118,10 @@ impl fmt::Display for ConfigError {
             ConfigError::Step(s) => write!(f, "{opt} must be between 1 and 86400 seconds, not {s}"),
             ConfigError::Skew(s) => write!(f, "{opt} must be between 0 and {}, not {s}", crate::totp::MAX_SKEW),
             ConfigError::CacheSize => write!(f, "{opt} must be at least 1"),
+            ConfigError::NonceDigits(n) => {
+                let r = crate::token::NONCE_DIGITS;
+                write!(f, "{opt} must be between {} and {}, not {n} (the number of nonce digits your web app puts after the OTP)", r.start(), r.end())
+            }
             ConfigError::Host => write!(f, "the host name must be 1 to 1023 bytes"),
         }
     }

@@ -4,8 +4,11 @@
 //! local native = package.loadlib(path, "luaopen_prosody_auth_hmac")()
 //! local v, err = native.verifier{ token_secret = {...}, otp_seed = "...", host = "example.org",
 //!                                  otp_digits = 8, otp_step = 30, otp_skew = 1,
-//!                                  token_replay_cache_size = 100000 }
-//! v:verify(token, jid_or_jids, now)   --> step | nil, reason
+//!                                  token_replay_cache_size = 100000, token_nonce_digits = 32,
+//!                                  token_jid_as_sent = false }
+//! v:verify(token, jid_or_jids, now)   --> step | nil, reason     (JIDs signed exactly as given)
+//! v:verify_user(token, username, nodeprep, now) --> username | nil, reason
+//!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
 //! ex:step(message, nodeprep, now)     --> "success", username[, additional data]
@@ -20,7 +23,7 @@ use mlua::prelude::*;
 use mlua::{UserData, UserDataMethods, Value};
 
 use crate::error::Reject;
-use crate::sasl::{Exchange, Mechanism, Outcome};
+use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::token::{Settings, Verifier};
 use crate::totp::decode_seed;
@@ -52,14 +55,37 @@ fn time_arg(v: &Option<Value>) -> LuaResult<u64> {
     }
 }
 
-/// An integer option from the configuration table: `Ok(Err(message))` names the option when the
+/// An integer option from the configuration table; the message names the option when the
 /// admin's value is not a non-negative integer.
-fn uint_field(t: &LuaTable, key: &str, default: u64) -> LuaResult<Result<u64, String>> {
-    Ok(match t.get::<Value>(key)? {
+fn uint_field(t: &LuaTable, key: &str, default: u64) -> Result<u64, String> {
+    match t.get::<Value>(key).map_err(|e| format!("{key}: {e}"))? {
         Value::Nil => Ok(default),
         Value::Integer(i) if i >= 0 => Ok(i as u64),
         Value::Number(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => Ok(n as u64),
         _ => Err(format!("{key} must be a non-negative integer")),
+    }
+}
+
+/// A boolean option; the message names the option when the value is not a boolean.
+fn bool_field(t: &LuaTable, key: &str, default: bool) -> Result<bool, String> {
+    match t.get::<Value>(key).map_err(|e| format!("{key}: {e}"))? {
+        Value::Nil => Ok(default),
+        Value::Boolean(b) => Ok(b),
+        _ => Err(format!("{key} must be true or false")),
+    }
+}
+
+/// The numeric and boolean options, with the core's defaults for those not set.
+fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
+    let d = Settings::default();
+    Ok(Settings {
+        digits: u32::try_from(uint_field(cfg, "otp_digits", d.digits.into())?).unwrap_or(u32::MAX),
+        step: uint_field(cfg, "otp_step", d.step)?,
+        skew: uint_field(cfg, "otp_skew", d.skew)?,
+        replay_cache_size: usize::try_from(uint_field(cfg, "token_replay_cache_size", d.replay_cache_size as u64)?)
+            .unwrap_or(usize::MAX),
+        nonce_digits: usize::try_from(uint_field(cfg, "token_nonce_digits", d.nonce_digits as u64)?).unwrap_or(usize::MAX),
+        jid_as_sent: bool_field(cfg, "token_jid_as_sent", d.jid_as_sent)?,
     })
 }
 
@@ -69,7 +95,7 @@ fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
 
 /// `native.verifier(config)`: the configuration table uses the option names an admin writes in
 /// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
-/// `token_replay_cache_size`) plus `host`. Returns the verifier, or `nil, message` naming the
+/// `token_replay_cache_size`, `token_nonce_digits`, `token_jid_as_sent`) plus `host`. Returns the verifier, or `nil, message` naming the
 /// option at fault (never its value).
 fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
     let Value::Table(cfg) = cfg else { return Err(type_error("config", "table", &cfg)) };
@@ -97,22 +123,9 @@ fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
         Value::Nil => None,
         v => Some(string_arg("host", &v)?.to_str()?.to_owned()),
     };
-    let d = Settings::default();
-    let fields = (
-        uint_field(&cfg, "otp_digits", d.digits.into())?,
-        uint_field(&cfg, "otp_step", d.step)?,
-        uint_field(&cfg, "otp_skew", d.skew)?,
-        uint_field(&cfg, "token_replay_cache_size", d.replay_cache_size as u64)?,
-    );
-    let (digits, step, skew, cap) = match fields {
-        (Ok(a), Ok(b), Ok(c), Ok(e)) => (a, b, c, e),
-        (Err(m), ..) | (_, Err(m), ..) | (_, _, Err(m), _) | (.., Err(m)) => return fail(lua, &m),
-    };
-    let settings = Settings {
-        digits: u32::try_from(digits).unwrap_or(u32::MAX),
-        step,
-        skew,
-        replay_cache_size: usize::try_from(cap).unwrap_or(usize::MAX),
+    let settings = match settings_from(&cfg) {
+        Ok(s) => s,
+        Err(m) => return fail(lua, &m),
     };
     match seed.and_then(|seed| Verifier::new(secrets, seed, settings, host.as_deref())) {
         Ok(v) => verifier_object(lua, Arc::new(v))?.into_lua_multi(lua),
@@ -170,6 +183,21 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
         }
     })?)?;
     let this = v.clone();
+    object.raw_set("verify_user", lua.create_function(
+        move |lua, (_, token, username, nodeprep, now): (Value, Value, Value, Value, Option<Value>)| {
+            let token = string_arg("token", &token)?;
+            let username = string_arg("username", &username)?;
+            let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
+            let now = time_arg(&now)?;
+            let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+            let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
+            match verify_username(&this, &token.as_bytes(), &username, &prep, now) {
+                Ok((user, _)) => user.into_lua_multi(lua),
+                Err(r) => fail(lua, r.as_str()),
+            }
+        },
+    )?)?;
+    let this = v.clone();
     object.raw_set("stats", lua.create_function(move |lua, _: Value| {
         let (entries, cap) = this.replay_stats();
         let t = lua.create_table()?;
@@ -179,6 +207,8 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
         t.set("digits", this.otp().digits())?;
         t.set("step", this.otp().step_seconds())?;
         t.set("skew", this.otp().skew())?;
+        t.set("nonce_digits", this.layout().nonce_digits)?;
+        t.set("jid_as_sent", this.jid_as_sent())?;
         Ok(t)
     })?)?;
     let this = v.clone();

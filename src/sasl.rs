@@ -5,7 +5,7 @@
 
 use crate::error::Reject;
 use crate::jid;
-use crate::token::{UntrustedToken, Verifier, MAX_TOKEN_LEN};
+use crate::token::{Accepted, UntrustedToken, Verifier, MAX_TOKEN_LEN};
 
 /// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
 pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
@@ -83,13 +83,36 @@ pub fn parse_plain(msg: &[u8]) -> Result<PlainMessage<'_>, Reject> {
 }
 
 /// Who is logging in: the session's username (nodeprep'd localpart) and the bare JIDs a
-/// signature may cover (as sent, then nodeprep'd; one entry when they are equal).
+/// signature may cover. By default that is only `username@host`, the account Prosody will log the
+/// session in as; with `jid_as_sent` the localpart as the client sent it comes first (one entry
+/// when the two are equal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// The nodeprep'd localpart: the session's username on success.
     pub username: String,
     /// Candidate bare JIDs for the signature.
     pub jids: Vec<String>,
+}
+
+/// The identity of a localpart of `host`: nodeprep'd, and under `jid_as_sent` also as given.
+pub fn localpart_identity(
+    host: &str,
+    local: &str,
+    nodeprep: &dyn Fn(&str) -> Option<String>,
+    jid_as_sent: bool,
+) -> Result<Identity, Reject> {
+    jid::check_part(local)?;
+    if local.contains(['@', '/']) {
+        return Err(Reject::Malformed);
+    }
+    let prepped = nodeprep(local).ok_or(Reject::Malformed)?;
+    jid::check_part(&prepped)?;
+    let mut jids = Vec::with_capacity(2);
+    if jid_as_sent && prepped != local {
+        jids.push(format!("{local}@{host}"));
+    }
+    jids.push(format!("{prepped}@{host}"));
+    Ok(Identity { username: prepped, jids })
 }
 
 /// Resolves authcid (and checks authzid) against `host`. The authcid is a localpart or a bare
@@ -99,6 +122,7 @@ pub fn resolve_identity(
     authzid: &str,
     authcid: &str,
     nodeprep: &dyn Fn(&str) -> Option<String>,
+    jid_as_sent: bool,
 ) -> Result<Identity, Reject> {
     let local = match authcid.split_once('@') {
         Some(_) => {
@@ -110,20 +134,31 @@ pub fn resolve_identity(
         }
         None => authcid,
     };
-    jid::check_part(local)?;
-    let prepped = nodeprep(local).ok_or(Reject::Malformed)?;
-    jid::check_part(&prepped)?;
+    let identity = localpart_identity(host, local, nodeprep, jid_as_sent)?;
     if !authzid.is_empty() {
         let (z_local, z_domain) = jid::split_bare(authzid).map_err(|_| Reject::InvalidAuthzid)?;
-        if !jid::same_domain(z_domain, host) || nodeprep(z_local).as_deref() != Some(prepped.as_str()) {
+        if !jid::same_domain(z_domain, host) || nodeprep(z_local).as_deref() != Some(identity.username.as_str()) {
             return Err(Reject::InvalidAuthzid);
         }
     }
-    let mut jids = vec![format!("{local}@{host}")];
-    if prepped != local {
-        jids.push(format!("{prepped}@{host}"));
-    }
-    Ok(Identity { username: prepped, jids })
+    Ok(identity)
+}
+
+/// Verifies `token` for the account `username` of the verifier's host under the same identity
+/// rule as the SASL mechanisms (the auth provider's `test_password`, `hmac-token verify`).
+/// Returns the nodeprep'd username and what the verifier accepted.
+pub fn verify_username(
+    verifier: &Verifier,
+    token: &[u8],
+    username: &str,
+    nodeprep: &dyn Fn(&str) -> Option<String>,
+    now: u64,
+) -> Result<(String, Accepted), Reject> {
+    let host = verifier.host().ok_or(Reject::Internal)?;
+    let identity = localpart_identity(host, username, nodeprep, verifier.jid_as_sent())?;
+    let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
+    let accepted = verifier.verify(token, &jids, now)?;
+    Ok((identity.username, accepted))
 }
 
 /// A client-supplied identity made safe for a log line: at most 200 characters, control and
@@ -257,13 +292,14 @@ impl Exchange {
     fn identify<'m>(
         &mut self,
         host: &str,
+        jid_as_sent: bool,
         message: Option<&'m [u8]>,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<(PlainMessage<'m>, Identity), Reject> {
         let message = message.ok_or(Reject::Malformed)?;
         self.attempted = claimed_jid(message, host);
         let msg = parse_plain(message)?;
-        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep)?;
+        let identity = resolve_identity(host, msg.authzid, msg.authcid, nodeprep, jid_as_sent)?;
         self.attempted = Some(format!("{}@{host}", identity.username));
         Ok((msg, identity))
     }
@@ -275,7 +311,7 @@ impl Exchange {
         now: u64,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, Reject> {
-        let (msg, identity) = self.identify(Self::host(verifier)?, message, nodeprep)?;
+        let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), message, nodeprep)?;
         let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
         verifier.verify(msg.secret, &jids, now)?;
         Ok(identity.username)
@@ -289,8 +325,8 @@ impl Exchange {
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Outcome, Reject> {
         let message = message.ok_or(Reject::Malformed)?;
-        let (msg, identity) = self.identify(Self::host(verifier)?, Some(message), nodeprep)?;
-        UntrustedToken::check_public(msg.secret, verifier.otp().digits())?;
+        let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), Some(message), nodeprep)?;
+        UntrustedToken::check_public(msg.secret, verifier.layout())?;
         let mut server_nonce = [0u8; SERVER_NONCE_LEN];
         getrandom::fill(&mut server_nonce).map_err(|_| Reject::Internal)?;
         self.state = State::AwaitProof {
@@ -360,16 +396,20 @@ mod tests {
 
     #[test]
     fn identities() {
-        let id = resolve_identity("example.org", "", "Alice", &lower).unwrap();
+        let id = resolve_identity("example.org", "", "Alice", &lower, false).unwrap();
         assert_eq!(id.username, "alice");
+        assert_eq!(id.jids, ["alice@example.org"], "only the nodeprep'd JID by default");
+        let id = resolve_identity("example.org", "", "Alice", &lower, true).unwrap();
         assert_eq!(id.jids, ["Alice@example.org", "alice@example.org"]);
-        let id = resolve_identity("example.org", "alice@Example.org", "alice@EXAMPLE.org", &lower).unwrap();
+        let id = resolve_identity("example.org", "", "alice", &lower, true).unwrap();
         assert_eq!(id.jids, ["alice@example.org"]);
-        assert_eq!(resolve_identity("example.org", "", "alice@other.org", &lower), Err(Reject::WrongHost));
-        assert_eq!(resolve_identity("example.org", "bob@example.org", "alice", &lower), Err(Reject::InvalidAuthzid));
-        assert_eq!(resolve_identity("example.org", "alice@other.org", "alice", &lower), Err(Reject::InvalidAuthzid));
-        assert_eq!(resolve_identity("example.org", "alice", "alice", &lower), Err(Reject::InvalidAuthzid));
-        assert_eq!(resolve_identity("example.org", "", "al ice", &lower), Err(Reject::Malformed));
-        assert_eq!(resolve_identity("example.org", "", "a@b@example.org", &lower), Err(Reject::Malformed));
+        let id = resolve_identity("example.org", "alice@Example.org", "alice@EXAMPLE.org", &lower, false).unwrap();
+        assert_eq!(id.jids, ["alice@example.org"]);
+        assert_eq!(resolve_identity("example.org", "", "alice@other.org", &lower, false), Err(Reject::WrongHost));
+        assert_eq!(resolve_identity("example.org", "bob@example.org", "alice", &lower, false), Err(Reject::InvalidAuthzid));
+        assert_eq!(resolve_identity("example.org", "alice@other.org", "alice", &lower, false), Err(Reject::InvalidAuthzid));
+        assert_eq!(resolve_identity("example.org", "alice", "alice", &lower, false), Err(Reject::InvalidAuthzid));
+        assert_eq!(resolve_identity("example.org", "", "al ice", &lower, false), Err(Reject::Malformed));
+        assert_eq!(resolve_identity("example.org", "", "a@b@example.org", &lower, false), Err(Reject::Malformed));
     }
 }

@@ -14,21 +14,51 @@ use crate::replay::{Key, ReplayCache};
 use crate::secret::SecretBytes;
 use crate::totp::Otp;
 
-/// Tokens longer than this are malformed.
+/// The longest password field a SASL message may carry; every valid token is far shorter
+/// ([`Layout::token_len`]), this only bounds what is read before the token is parsed.
 pub const MAX_TOKEN_LEN: usize = 1024;
 /// HMAC-SHA256 output length.
 pub const MAC_LEN: usize = 32;
 /// Length of the padded standard base64 of a MAC.
 pub const MAC_B64_LEN: usize = 44;
-/// Digits of nonce in a minted token.
-pub const MINT_NONCE_DIGITS: usize = 32;
+/// Nonce digits in a token unless `token_nonce_digits` says otherwise: what collective.converse,
+/// mod_auth_token's README and our CLI mint.
+pub const DEFAULT_NONCE_DIGITS: usize = 32;
+/// Allowed `token_nonce_digits`. The nonce only has to make two tokens for one user in one OTP
+/// window differ (the replay cache refuses a repeat): 16 digits are 53 bits, so a web app would need
+/// about 10^8 tokens for one user within one window before two collide by chance. Above 64 digits
+/// nothing is gained and the SASL message grows toward Prosody's pre-login stanza limit.
+pub const NONCE_DIGITS: core::ops::RangeInclusive<usize> = 16..=64;
+
+/// The fixed layout of a token's public part, `OTP ‖ NONCE`. Both lengths are fixed, so the signed
+/// message `OTP ‖ NONCE ‖ bare JID` splits in exactly one way: no digit can move between the nonce
+/// and the JID's localpart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// OTP digits.
+    pub otp_digits: usize,
+    /// Nonce digits.
+    pub nonce_digits: usize,
+}
+
+impl Layout {
+    /// Length of `OTP ‖ NONCE`.
+    pub const fn public_len(self) -> usize {
+        self.otp_digits + self.nonce_digits
+    }
+
+    /// Length of a whole token: the public part, one space, the MAC's base64.
+    pub const fn token_len(self) -> usize {
+        self.public_len() + 1 + MAC_B64_LEN
+    }
+}
 
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// A token as received: well-formed, but nothing about it is trusted yet.
 pub struct UntrustedToken<'a> {
     public: &'a [u8],
-    otp_len: usize,
+    layout: Layout,
     mac: [u8; MAC_LEN],
 }
 
@@ -36,7 +66,7 @@ impl fmt::Debug for UntrustedToken<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UntrustedToken")
             .field("otp", &"***")
-            .field("nonce_len", &(self.public.len() - self.otp_len))
+            .field("nonce_len", &self.layout.nonce_digits)
             .field("mac", &"***")
             .finish()
     }
@@ -48,39 +78,19 @@ fn all_digits(bytes: &[u8]) -> bool {
 }
 
 impl<'a> UntrustedToken<'a> {
-    /// Parses `OTP‖NONCE ␠ base64(MAC)`: at most 1 KiB, a public part of `digits` or more ASCII
-    /// digits, one space, and exactly 44 characters of padded standard base64 that decode to 32 bytes.
-    pub fn parse(token: &'a [u8], digits: usize) -> Result<Self, Reject> {
-        if token.len() > MAX_TOKEN_LEN {
+    /// Parses `OTP‖NONCE ␠ base64(MAC)` laid out as `layout` says: exactly `layout.public_len()`
+    /// ASCII digits, one space, and 44 characters of padded standard base64 that decode to 32 bytes.
+    /// Any other length is malformed before anything else is looked at.
+    pub fn parse(token: &'a [u8], layout: Layout) -> Result<Self, Reject> {
+        if token.len() != layout.token_len() {
             return Err(Reject::Malformed);
         }
-        // The MAC's base64 has a fixed length, so the single space sits MAC_B64_LEN bytes from the
-        // end, and everything before it must be digits. The digit check has no early exit, which
-        // lets the compiler vectorise it (a byte-at-a-time scan cost ~50 ns of a ~500 ns check).
-        let Some(end) = token.len().checked_sub(MAC_B64_LEN + 1) else { return Err(Reject::Malformed) };
-        let (public, rest) = token.split_at(end);
+        let (public, rest) = token.split_at(layout.public_len());
+        // no early exit in the digit check: it vectorises (a byte-at-a-time scan cost ~50 ns)
         if !all_digits(public) || rest.first() != Some(&b' ') {
             return Err(Reject::Malformed);
         }
-        Self::from_parts(public, &rest[1..], digits)
-    }
-
-    /// Checks a public part alone (SASL-HMAC sends only `OTP‖NONCE`).
-    pub fn check_public(public: &[u8], digits: usize) -> Result<(), Reject> {
-        if public.len() < digits || public.len() > MAX_TOKEN_LEN || !all_digits(public) {
-            return Err(Reject::Malformed);
-        }
-        Ok(())
-    }
-
-    /// `public` is already known to be ASCII digits (parse checked it).
-    fn from_parts(public: &'a [u8], b64: &[u8], digits: usize) -> Result<Self, Reject> {
-        if public.len() < digits {
-            return Err(Reject::Malformed);
-        }
-        if b64.len() != MAC_B64_LEN {
-            return Err(Reject::Malformed);
-        }
+        let b64 = &rest[1..];
         let mut buf = [0u8; MAC_LEN + 1];
         let n = data_encoding::BASE64.decode_len(b64.len()).map_err(|_| Reject::Malformed)?;
         let out = buf.get_mut(..n).ok_or(Reject::Malformed)?;
@@ -90,7 +100,16 @@ impl<'a> UntrustedToken<'a> {
         }
         let mut mac = [0u8; MAC_LEN];
         mac.copy_from_slice(&buf[..MAC_LEN]);
-        Ok(UntrustedToken { public, otp_len: digits, mac })
+        Ok(UntrustedToken { public, layout, mac })
+    }
+
+    /// Checks a public part alone (SASL-HMAC sends only `OTP‖NONCE`): exactly
+    /// `layout.public_len()` ASCII digits.
+    pub fn check_public(public: &[u8], layout: Layout) -> Result<(), Reject> {
+        if public.len() != layout.public_len() || !all_digits(public) {
+            return Err(Reject::Malformed);
+        }
+        Ok(())
     }
 
     /// `OTP ‖ NONCE`.
@@ -100,12 +119,12 @@ impl<'a> UntrustedToken<'a> {
 
     /// The OTP digits.
     pub fn otp(&self) -> &[u8] {
-        &self.public[..self.otp_len]
+        &self.public[..self.layout.otp_digits]
     }
 
-    /// The nonce digits (possibly empty).
+    /// The nonce digits.
     pub fn nonce(&self) -> &[u8] {
-        &self.public[self.otp_len..]
+        &self.public[self.layout.otp_digits..]
     }
 }
 
@@ -120,11 +139,23 @@ pub struct Settings {
     pub skew: u64,
     /// Replay cache cap (live entries).
     pub replay_cache_size: usize,
+    /// Nonce digits in every token ([`NONCE_DIGITS`]).
+    pub nonce_digits: usize,
+    /// Also accept a signature over the username exactly as the client sent it, before nodeprep
+    /// (`token_jid_as_sent`). Off: only the nodeprep'd JID, Prosody's account name, verifies.
+    pub jid_as_sent: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { digits: 8, step: 30, skew: 1, replay_cache_size: 100_000 }
+        Settings {
+            digits: 8,
+            step: 30,
+            skew: 1,
+            replay_cache_size: 100_000,
+            nonce_digits: DEFAULT_NONCE_DIGITS,
+            jid_as_sent: false,
+        }
     }
 }
 
@@ -143,6 +174,8 @@ pub struct Verifier {
     host: Option<String>,
     keys: Vec<HmacSha256>,
     otp: Otp,
+    layout: Layout,
+    jid_as_sent: bool,
     replay: Mutex<ReplayCache>,
 }
 
@@ -152,6 +185,8 @@ impl fmt::Debug for Verifier {
             .field("host", &self.host)
             .field("secrets", &format_args!("[***; {}]", self.keys.len()))
             .field("otp", &self.otp)
+            .field("nonce_digits", &self.layout.nonce_digits)
+            .field("jid_as_sent", &self.jid_as_sent)
             .finish()
     }
 }
@@ -174,6 +209,9 @@ impl Verifier {
         if settings.replay_cache_size == 0 {
             return Err(ConfigError::CacheSize);
         }
+        if !NONCE_DIGITS.contains(&settings.nonce_digits) {
+            return Err(ConfigError::NonceDigits(settings.nonce_digits));
+        }
         if let Some(h) = host {
             jid::check_part(h).map_err(|_| ConfigError::Host)?;
         }
@@ -185,7 +223,9 @@ impl Verifier {
         Ok(Verifier {
             host: host.map(str::to_owned),
             keys,
+            layout: Layout { otp_digits: otp.digits(), nonce_digits: settings.nonce_digits },
             otp,
+            jid_as_sent: settings.jid_as_sent,
             replay: Mutex::new(ReplayCache::new(settings.replay_cache_size)),
         })
     }
@@ -193,6 +233,16 @@ impl Verifier {
     /// The OTP parameters.
     pub fn otp(&self) -> &Otp {
         &self.otp
+    }
+
+    /// The fixed layout of a token's public part.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Whether a signature over the username as sent (before nodeprep) is accepted too.
+    pub fn jid_as_sent(&self) -> bool {
+        self.jid_as_sent
     }
 
     /// The host this verifier serves, if it is bound to one.
@@ -234,7 +284,7 @@ impl Verifier {
     /// and records it in the replay cache. Order of checks: shape, JIDs, signature, OTP window,
     /// replay.
     pub fn verify(&self, token: &[u8], jids: &[&str], now: u64) -> Result<Accepted, Reject> {
-        let token = UntrustedToken::parse(token, self.otp.digits())?;
+        let token = UntrustedToken::parse(token, self.layout)?;
         if jids.is_empty() {
             return Err(Reject::Malformed);
         }
@@ -292,17 +342,18 @@ impl Verifier {
         Ok(step)
     }
 
-    /// Mints a token for `jid` at unix time `now` with the first secret and a 32-digit nonce.
+    /// Mints a token for `jid` at unix time `now` with the first secret and a random nonce of the
+    /// configured length. `jid` is signed as given: pass the nodeprep'd form, the one that verifies.
     pub fn mint(&self, jid: &str, now: u64) -> Result<String, Reject> {
         self.check_jid(jid)?;
-        let nonce = random_digits(MINT_NONCE_DIGITS).map_err(|_| Reject::Internal)?;
+        let nonce = random_digits(self.layout.nonce_digits).map_err(|_| Reject::Internal)?;
         self.mint_with_nonce(jid, now, &nonce)
     }
 
     /// Mints with a given nonce (for test vectors; use [`Verifier::mint`] otherwise).
     pub fn mint_with_nonce(&self, jid: &str, now: u64, nonce: &str) -> Result<String, Reject> {
         self.check_jid(jid)?;
-        if !nonce.bytes().all(|b| b.is_ascii_digit()) {
+        if nonce.len() != self.layout.nonce_digits || !all_digits(nonce.as_bytes()) {
             return Err(Reject::Malformed);
         }
         let code = self.otp.code(self.otp.step_of(now)).ok_or(Reject::Malformed)?;
@@ -313,9 +364,6 @@ impl Verifier {
         let mut token = String::from_utf8(public).map_err(|_| Reject::Malformed)?;
         token.push(' ');
         token.push_str(&data_encoding::BASE64.encode(&mac));
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(Reject::Malformed);
-        }
         Ok(token)
     }
 }

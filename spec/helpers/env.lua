@@ -49,6 +49,9 @@ function M.load_module(name, host, options, deps)
 	function module:get_option_number(key, default) return tonumber(opt(key, default)); end
 	function module:get_option_boolean(key, default) return opt(key, default) == true; end
 	function module:get_option_set(key, default) return set.new(opt(key, default) or {}); end
+	module.get_option_inherited_set = module.get_option_set;
+	local global_hooks = {};
+	function module:hook_global(event, handler) global_hooks[event] = handler; end
 	function module:log(level, fmt, ...) logs[#logs+1] = { level = level, text = fmt:format(...) }; end
 	function module:fire_event(event, data) events[#events+1] = { name = event, data = data }; end
 	function module:provides(kind, item) provided[kind] = item; end
@@ -77,7 +80,8 @@ function M.load_module(name, host, options, deps)
 	local env = setmetatable({ module = module }, { __index = _G });
 	local chunk = assert(loadfile(module.path, "t", env));
 	chunk();
-	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics };
+	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics,
+		global_hooks = global_hooks };
 end
 
 -- Debian builds Prosody's C utilities (util.encodings, util.hashes, ...) for Lua 5.4 only. Specs that

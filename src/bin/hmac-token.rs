@@ -2,13 +2,18 @@
 //!
 //! Secrets come from flags, files or the environment (TOKEN_SECRET / OTP_SEED and their _FILE
 //! variants), so they need not appear on a command line.
+//!
+//! JIDs follow the server's rule: the localpart is nodeprep'd and the domain nameprep'd (lower
+//! case), `mint` signs that form, and `verify` accepts exactly what a client logging in as the
+//! given JID would be accepted with.
 
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
-use prosody_auth_hmac::token::{random_bytes, Settings};
+use prosody_auth_hmac::sasl::verify_username;
+use prosody_auth_hmac::token::{random_bytes, Settings, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
 use prosody_auth_hmac::{SecretBytes, Verifier};
 
@@ -27,7 +32,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Mint a token for a bare JID.
+    /// Mint a token for a bare JID (signed in its nodeprep'd form, the one Prosody verifies).
     Mint {
         /// The bare JID, e.g. alice@example.org.
         #[arg(long)]
@@ -38,11 +43,16 @@ enum Command {
         #[command(flatten)]
         keys: Keys,
     },
-    /// Verify a token (stateless: no replay cache). Exit status 0 when valid, 1 when refused.
+    /// Verify a token as Prosody would for a client logging in as --jid (stateless: no replay
+    /// cache). Exit status 0 when valid, 1 when refused.
     Verify {
-        /// The bare JID the token is for.
+        /// The bare JID the client logs in as.
         #[arg(long)]
         jid: String,
+        /// Also accept a signature over the localpart as given, before nodeprep (the server's
+        /// token_jid_as_sent).
+        #[arg(long, env = "TOKEN_JID_AS_SENT")]
+        jid_as_sent: bool,
         /// The token; read from standard input when absent.
         #[arg(long)]
         token: Option<String>,
@@ -74,6 +84,9 @@ struct Keys {
     /// Accepted steps either side of now (verify).
     #[arg(long, default_value_t = 1)]
     skew: u64,
+    /// Nonce digits after the OTP (the server's token_nonce_digits).
+    #[arg(long, env = "TOKEN_NONCE_DIGITS", default_value_t = DEFAULT_NONCE_DIGITS)]
+    nonce_digits: usize,
     /// Unix time to use instead of the clock.
     #[arg(long)]
     now: Option<u64>,
@@ -84,8 +97,22 @@ fn read_secret_file(path: &str) -> Result<String, String> {
     Ok(s.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// Prosody's nodeprep (RFC 3920 appendix A, as the server applies it to every username).
+fn nodeprep(local: &str) -> Option<String> {
+    stringprep::nodeprep(local).ok().map(|c| c.into_owned())
+}
+
+/// A bare JID as the server sees it: (localpart as given, nodeprep'd localpart, nameprep'd domain).
+fn server_jid(jid: &str) -> Result<(&str, String, String), String> {
+    let bad = |why: &str| format!("malformed ({jid:?} is not a bare JID the server accepts: {why})");
+    let (local, domain) = prosody_auth_hmac::jid::split_bare(jid).map_err(|_| bad("expected localpart@domain"))?;
+    let prepped = nodeprep(local).ok_or_else(|| bad("the localpart fails nodeprep"))?;
+    let domain = stringprep::nameprep(domain).map_err(|_| bad("the domain fails nameprep"))?.into_owned();
+    Ok((local, prepped, domain))
+}
+
 impl Keys {
-    fn verifier(&self) -> Result<Verifier, String> {
+    fn verifier(&self, host: &str, jid_as_sent: bool) -> Result<Verifier, String> {
         let mut secrets: Vec<SecretBytes> = self.secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
         if let Some(f) = &self.secret_file {
             secrets.push(SecretBytes::from_config_str(&read_secret_file(f)?));
@@ -96,8 +123,15 @@ impl Keys {
             (None, None) => String::new(),
         };
         let seed = decode_seed(&seed).map_err(|e| e.to_string())?;
-        let settings = Settings { digits: self.digits, step: self.step, skew: self.skew, replay_cache_size: 1 };
-        Verifier::new(secrets, seed, settings, None).map_err(|e| e.to_string())
+        let settings = Settings {
+            digits: self.digits,
+            step: self.step,
+            skew: self.skew,
+            replay_cache_size: 1,
+            nonce_digits: self.nonce_digits,
+            jid_as_sent,
+        };
+        Verifier::new(secrets, seed, settings, Some(host)).map_err(|e| e.to_string())
     }
 
     fn now(&self) -> Result<u64, String> {
@@ -120,8 +154,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Mint { jid, json, keys } => {
-            let v = keys.verifier()?;
+        Command::Mint { jid: given, json, keys } => {
+            let (_, local, domain) = server_jid(&given).map_err(|e| format!("cannot mint for {given:?}: {e}"))?;
+            let jid = format!("{local}@{domain}");
+            if jid != given {
+                eprintln!("hmac-token: minting for {jid} (the form the server verifies), not {given}");
+            }
+            let v = keys.verifier(&domain, false)?;
             let token = v.mint(&jid, keys.now()?).map_err(|e| format!("cannot mint for {jid:?}: {e}"))?;
             if json {
                 println!("{}", serde_json::json!({ "jid": jid, "password": token }));
@@ -130,8 +169,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { jid, token, keys } => {
-            let v = keys.verifier()?;
+        Command::Verify { jid, jid_as_sent, token, keys } => {
+            let (local, _, domain) = match server_jid(&jid) {
+                Ok(parts) => parts,
+                Err(e) => {
+                    eprintln!("hmac-token: {e}");
+                    println!("refused: malformed");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let v = keys.verifier(&domain, jid_as_sent)?;
             let token = match token {
                 Some(t) => t,
                 None => {
@@ -140,9 +187,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     s.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            match v.verify(token.as_bytes(), &[&jid], keys.now()?) {
-                Ok(acc) => {
-                    println!("valid: OTP step {}", acc.step);
+            match verify_username(&v, token.as_bytes(), local, &nodeprep, keys.now()?) {
+                Ok((username, acc)) => {
+                    println!("valid: {username}@{domain}, OTP step {}", acc.step);
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(reason) => {

@@ -58,8 +58,23 @@ ok("token of the next step (clock skew)", "alice@example.org", T + STEP, next(n)
 case("token two steps old is expired", "alice@example.org", mint("alice@example.org", T - 2 * STEP, next(n)), T, "expired")
 case("token three steps old is expired", "alice@example.org", mint("alice@example.org", T - 3 * STEP, next(n)), T, "expired")
 case("token two steps ahead is expired", "alice@example.org", mint("alice@example.org", T + 2 * STEP, next(n)), T, "expired")
-ok("empty nonce is allowed", "bob@example.org", T, "")
-ok("one-digit nonce", "bob@example.org", T, "7")
+# The public part has one fixed length (8 OTP + 32 nonce digits), so no digit can move between the
+# nonce and the localpart: what is signed for one JID never reads as a token for another.
+case("empty nonce", "bob@example.org", mint("bob@example.org", T, ""), T, "malformed")
+case("one-digit nonce", "bob@example.org", mint("bob@example.org", T, "7"), T, "malformed")
+case("31-digit nonce", "bob@example.org", mint("bob@example.org", T, "1" * 31), T, "malformed")
+case("33-digit nonce", "bob@example.org", mint("bob@example.org", T, "1" * 33), T, "malformed")
+five = mint("5@example.org", T, "%031d3" % 0)
+ok("numeric localpart", "5@example.org", T, "%031d3" % 0)
+pub5, mac5 = five.split(" ")
+case("last nonce digit moved into the localpart (5 -> 35)", "35@example.org", pub5[:-1] + " " + mac5, T, "malformed")
+five8 = mint("5@example.org", T, "%030d83" % 0)
+pub58, mac58 = five8.split(" ")
+case("two nonce digits moved into the localpart (5 -> 835)", "835@example.org", pub58[:-2] + " " + mac58, T, "malformed")
+t35 = mint("35@example.org", T, next(n))
+pub35, mac35 = t35.split(" ")
+case("first localpart digit moved into the nonce (35 -> 5)", "5@example.org", pub35 + "3 " + mac35, T, "malformed")
+case("whole public part moved into the localpart", pub5 + "5@example.org", " " + mac5, T, "malformed")
 ok("signed by the second (rotated-out) secret", "carol@example.org", T, next(n), secret=OLD_SECRET)
 case("flipped first MAC byte", "alice@example.org", flip_mac_byte(mint("alice@example.org", T, next(n)), 0), T, "bad-signature")
 case("flipped last MAC byte", "alice@example.org", flip_mac_byte(mint("alice@example.org", T, next(n)), 31), T, "bad-signature")
@@ -99,7 +114,9 @@ t0 = T
 while pyotp.TOTP(SEED, digits=8).at(t0)[0] != "0":
     t0 += STEP
 zero = ok("OTP with a leading zero", "dave@example.org", t0, next(n), now=t0)
-case("same token without the OTP's leading zero", "dave@example.org", zero[1:], t0, "bad-signature")
+case("same token without the OTP's leading zero", "dave@example.org", zero[1:], t0, "malformed")
+zpub, zmac = zero.split(" ")
+case("OTP's leading zero dropped, a digit appended to the nonce", "dave@example.org", zpub[1:] + "0 " + zmac, t0, "bad-signature")
 
 doc = {
     "description": "Tokens from the Python port of collective.converse (tests/interop/converse_auth.py). "
