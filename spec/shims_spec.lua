@@ -49,6 +49,51 @@ describe("mod_auth_hmac #prosody", function()
 		assert.same({ nil, "malformed" }, { provider.test_password("alice", "") });
 	end);
 
+	-- test_password follows the mechanisms' rule: the signature covers the nodeprep'd JID, and the
+	-- name as given only under token_jid_as_sent.
+	it("verifies test_password for the nodeprep'd JID, the name as given only when asked", function()
+		local strict = load(base_options());
+		local lax = load(base_options({ token_jid_as_sent = true }));
+		for _, provider in ipairs({ strict, lax }) do
+			local v = provider.get_verifier();
+			assert.is_true(provider.test_password("Alice", v:mint("alice@" .. HOST)));
+			assert.is_true(provider.test_password("\239\188\161lice", v:mint("alice@" .. HOST))); -- fullwidth A
+			assert.is_true(provider.user_exists("alice"));
+			assert.same({ nil, "malformed" }, { provider.test_password("al ice", v:mint("alice@" .. HOST)) });
+			-- a nonce digit moved into the username: user 5's token for user 35
+			local public, mac = v:mint("5@" .. HOST):match("^(%d+) (.+)$");
+			assert.same({ nil, "malformed" }, { provider.test_password(public:sub(-1) .. "5", public:sub(1, -2) .. " " .. mac) });
+		end
+		assert.same({ nil, "bad-signature" }, { strict.test_password("Alice", strict.get_verifier():mint("Alice@" .. HOST)) });
+		assert.is_true(lax.test_password("Alice", lax.get_verifier():mint("Alice@" .. HOST)));
+		local nonce20 = load(base_options({ token_nonce_digits = 20 }));
+		local t = nonce20.get_verifier():mint("bob@" .. HOST);
+		assert.are.equal(8 + 20 + 1 + 44, #t);
+		assert.is_true(nonce20.test_password("bob", t));
+		assert.same({ nil, "malformed" }, { strict.test_password("bob", nonce20.get_verifier():mint("bob@" .. HOST)) });
+	end);
+
+	-- A FAST token (mod_sasl2_fast) obtained with one token login stays valid for weeks.
+	it("warns once when mod_sasl2_fast is enabled on its host", function()
+		local function warnings(seen)
+			local n = 0;
+			for _, l in ipairs(seen.logs) do
+				if l.level == "warn" and l.text:find("mod_sasl2_fast is loaded on " .. HOST, 1, true) then n = n + 1; end
+			end
+			return n;
+		end
+		local _, _, plain = load(base_options());
+		assert.are.equal(0, warnings(plain));
+		plain.global_hooks["module-loaded"]({ module = "sasl2_fast", host = "elsewhere.org" });
+		assert.are.equal(0, warnings(plain));
+		plain.global_hooks["module-loaded"]({ module = "sasl2_fast", host = HOST });
+		assert.are.equal(1, warnings(plain));
+		local _, _, fast = load(base_options({ modules_enabled = { "roster", "sasl2", "sasl2_fast" } }));
+		assert.are.equal(1, warnings(fast));
+		fast.global_hooks["module-loaded"]({ module = "sasl2_fast", host = HOST });
+		assert.are.equal(1, warnings(fast), "once");
+	end);
+
 	it("serves Prosody's own PLAIN (util.sasl) through test_password", function()
 		local sasl = require "util.sasl";
 		local provider = load(base_options());
@@ -99,6 +144,8 @@ describe("mod_auth_hmac #prosody", function()
 			{ function(o) o.otp_digits = 10; end, "otp_digits must be 6, 7 or 8" },
 			{ function(o) o.otp_step = 0; end, "otp_step must be between 1 and 86400" },
 			{ function(o) o.token_replay_cache_size = 0; end, "token_replay_cache_size must be at least 1" },
+			{ function(o) o.token_nonce_digits = 8; end, "mod_auth_hmac: token_nonce_digits must be between 16 and 64, not 8" },
+			{ function(o) o.token_jid_as_sent = "sometimes"; end, "mod_auth_hmac: token_jid_as_sent must be true or false" },
 			{ function(o) o.token_secret_file = "/nonexistent/secret"; end, "token_secret_file: cannot read /nonexistent/secret" },
 			{ function(o) o.token_user_exists = "sometimes"; end, "token_user_exists must be" },
 			{ function(o) o.token_mechanisms = { "PLAIN", "DIGEST-MD5" }; end, "token_mechanisms: unknown mechanism DIGEST-MD5" },

@@ -14,7 +14,7 @@ pub fn verifier() -> Verifier {
     Verifier::new(secrets, seed, Settings { replay_cache_size: 64, ..Settings::default() }, Some(HOST)).unwrap()
 }
 
+/// RFC 3920 nodeprep, as Prosody applies it to usernames.
 pub fn nodeprep(s: &str) -> Option<String> {
-    // stand-in for Prosody's stringprep: lower-case, refuse what nodeprep refuses most often
-    (!s.is_empty() && !s.contains(['@', '/', ' ', '"', '&', '\'', ':', '<', '>'])).then(|| s.to_lowercase())
+    stringprep::nodeprep(s).ok().map(|c| c.into_owned())
 }

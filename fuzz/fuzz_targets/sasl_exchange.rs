@@ -1,6 +1,9 @@
 //! Sequences of SASL steps for every mechanism. The input is split on 0xFF into messages; the first
-//! byte picks the mechanism and whether the fuzzer plays an honest SASL-HMAC client for part of the
-//! exchange (so success, replay and expiry paths are reached, not only parse errors).
+//! byte picks the mechanism and whether the fuzzer plays an honest SASL-HMAC client (or PLAIN
+//! client) that holds a token for alice, for part of the exchange (so success, replay and expiry
+//! paths are reached, not only parse errors). The honest client claims the account named by the
+//! second byte's choice: alice, or the fuzzer's first message as authcid, and may move `k` nonce
+//! digits into that authcid. Success is allowed only for the account the token was minted for.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use prosody_auth_hmac::sasl::{sasl_hmac_proof, Exchange, Mechanism, Outcome};
@@ -9,6 +12,7 @@ mod common;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&control, rest)) = data.split_first() else { return };
+    let Some((&claim, rest)) = rest.split_first() else { return };
     let v = common::verifier();
     let mech = Mechanism::ALL[(control as usize) % Mechanism::ALL.len()];
     let honest = control & 0x10 != 0;
@@ -17,7 +21,15 @@ fuzz_target!(|data: &[u8]| {
     let token = v.mint("alice@example.org", common::NOW).unwrap();
     let (public, b64) = token.split_once(' ').unwrap();
     let Ok(s) = data_encoding::BASE64.decode(b64.as_bytes()) else { return };
-    let cfm = [b"\0alice\0".as_slice(), public.as_bytes()].concat();
+    // who the honest client claims to be, and how many nonce digits it moves into that name
+    let first = rest.split(|&b| b == 0xFF).next().unwrap_or(&[]);
+    let k = usize::from(claim % 41);
+    let authcid = if claim & 0x80 != 0 { String::from_utf8_lossy(first).into_owned() } else { "alice".to_owned() };
+    let (kept, moved) = public.split_at(public.len() - k);
+    let authcid = format!("{moved}{authcid}");
+    let cfm = [b"\0", authcid.as_bytes(), b"\0", kept.as_bytes()].concat();
+    let plain = [b"\0", authcid.as_bytes(), b"\0", kept.as_bytes(), b" ", b64.as_bytes()].concat();
+    let rightful = k == 0 && common::nodeprep(&authcid).as_deref() == Some("alice");
 
     for round in 0..2 {
         let mut ex = Exchange::new(mech);
@@ -26,12 +38,13 @@ fuzz_target!(|data: &[u8]| {
             let message: Vec<u8> = match (honest, mech, i, &out) {
                 (true, Mechanism::SaslHmac, 0, _) => cfm.clone(),
                 (true, Mechanism::SaslHmac, 1, Some(Outcome::Challenge(sn))) => sasl_hmac_proof(&s, true, &cfm, sn).to_vec(),
-                (true, Mechanism::Plain | Mechanism::XToken, 0, _) => [b"\0alice\0".as_slice(), token.as_bytes()].concat(),
+                (true, Mechanism::Plain | Mechanism::XToken, 0, _) => plain.clone(),
                 _ => msg.to_vec(),
             };
             let step = ex.step(&v, if msg == b"\xFE" { None } else { Some(&message) }, now, &common::nodeprep);
             if let Outcome::Success { username, .. } = &step {
                 assert!(honest && !late && round == 0, "success without an honest client");
+                assert!(rightful, "alice's token logged in {authcid:?}");
                 assert_eq!(username, "alice");
             }
             let done = !matches!(step, Outcome::Challenge(_));
