@@ -3,12 +3,12 @@
 -- Prosody loads with plugin_paths = { "T/share/lua/5.4" } or installer_plugin_path = "T".
 rockspec_format = "3.0"
 package = "prosody-auth-hmac"
-version = "0.1.0-1"
+version = "0.2.0-1"
 source = {
 	-- The release tarball `make rocks` writes to dist/ (every tracked file); a relative path is
 	-- resolved by luarocks against the directory it runs in, so `cd dist && luarocks pack ../<this>`
 	-- makes the source rock, which carries the tarball with it.
-	url = "prosody-auth-hmac-0.1.0.tar.gz",
+	url = "prosody-auth-hmac-0.2.0.tar.gz",
 }
 description = {
 	summary = "Sign in to Prosody with short-lived HMAC tokens minted by a web application",
