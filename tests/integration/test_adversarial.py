@@ -15,6 +15,7 @@ from test_live import connect
 from test_sasl_hmac import begin
 
 import sasl_hmac as sh  # clients/slixmpp, on the path via conftest
+from converse_auth import create_token  # tests/interop, on the path via test_live
 
 MEMORY_BOUND_KIB = 24 * 1024  # Prosody's RSS may grow at most this much over the whole battery
 
@@ -34,6 +35,12 @@ def server():
 
 def tok(p, jid="mallory", **kw):
     return p.mint(jid if "@" in jid else jid + "@" + p.host, **kw).encode()
+
+
+def raw_tok(p, jid):
+    """A token whose signature covers `jid` byte for byte (as a web app that does not nodeprep
+    would sign it; the CLI signs the nodeprep'd form)."""
+    return create_token(jid + "@" + p.host, p.otp_seed, p.token_secret).encode()
 
 
 def mac_b64(p):
@@ -91,7 +98,9 @@ CASES = [
     Case("OTP of 7 digits only", X, lambda p: M + b"1234567 " + mac_b64(p), "malformed-request", "malformed"),
     Case("fullwidth digits", P, lambda p: M + "１２３４５６７８".encode() + b" " + mac_b64(p), "malformed-request", "malformed"),
     # identities
-    Case("mixed-case authcid, token for the upper-case JID", P, lambda p: b"\0MaLLory\0" + tok(p, "MALLORY"), "not-authorized", "bad-signature"),
+    Case("mixed-case authcid, token for the upper-case JID", P, lambda p: b"\0MaLLory\0" + raw_tok(p, "MALLORY"), "not-authorized", "bad-signature"),
+    Case("mixed-case authcid, token for the JID as sent", X, lambda p: b"\0MaLLory\0" + raw_tok(p, "MaLLory"), "not-authorized", "bad-signature"),
+    Case("fullwidth authcid, token for the JID as sent", P, lambda p: "\0ｍａｌｌｏｒｙ\0".encode() + raw_tok(p, "ｍａｌｌｏｒｙ"), "not-authorized", "bad-signature"),
     Case("unicode authcid, token for another user", X, lambda p: "\0mällory\0".encode() + tok(p), "not-authorized", "bad-signature"),
     Case("authcid nodeprep refuses (space)", P, lambda p: b"\0mal lory\0" + tok(p), "malformed-request", "malformed"),
     Case("authcid with a line break (log injection)", P, lambda p: b"\0mallory\nFAKE LINE\0" + tok(p), "malformed-request", "malformed"),
