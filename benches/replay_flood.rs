@@ -28,17 +28,17 @@ fn cache_alone(cap: usize) {
         }
         keys.push(k);
     }
-    let mut c = ReplayCache::new(cap);
+    let mut c = ReplayCache::new(cap, cap);
     let rss = rss_kib();
     let t = Instant::now();
     for k in &keys {
-        c.check_and_insert(*k, 100, 102).unwrap();
+        c.check_and_insert(*k, "alice@example.org", 100, 102).unwrap();
     }
     let insert = t.elapsed().as_nanos() as f64 / cap as f64;
     let bytes = (rss_kib() - rss) as f64 * 1024.0 / cap as f64;
     let t = Instant::now();
     for k in &keys {
-        assert_eq!(c.check_and_insert(*k, 101, 103), Err(Reject::Replayed));
+        assert_eq!(c.check_and_insert(*k, "alice@example.org", 101, 103), Err(Reject::Replayed));
     }
     let check = t.elapsed().as_nanos() as f64 / cap as f64;
     println!("replay cache alone, {cap} live entries: insert {insert:.0} ns, replay check {check:.0} ns, {bytes:.1} bytes per entry");
@@ -51,7 +51,7 @@ fn main() {
     let v = Verifier::new(
         vec![SecretBytes::from_config_str("JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7")],
         seed,
-        Settings { replay_cache_size: cap, ..Settings::default() },
+        Settings { replay_cache_size: cap, allow_weak_secrets: true, ..Settings::default() },
         Some("example.org"),
     )
     .unwrap();
@@ -66,7 +66,7 @@ fn main() {
     }
     let fill = t.elapsed();
     let rss_after = rss_kib();
-    let (entries, _) = v.replay_stats();
+    let (entries, _, _) = v.replay_stats();
     println!("replay cache cap {cap}: filled with {entries} distinct valid tokens");
     println!("  full verification incl. replay insert: {:.0} ns per token (mean over {cap})", fill.as_nanos() as f64 / cap as f64);
     println!("  memory: {} KiB more RSS = {:.1} bytes per entry", rss_after - rss_before, (rss_after - rss_before) as f64 * 1024.0 / cap as f64);

@@ -73,7 +73,7 @@ fn main() {
     let v = Verifier::new(
         vec![SecretBytes::from_config_str("JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7")],
         seed(),
-        Settings::default(),
+        Settings { allow_weak_secrets: true, ..Settings::default() },
         Some("example.org"),
     )
     .unwrap();

@@ -14,14 +14,31 @@ local name = "prosody_auth_hmac";
 local lua_version = _VERSION:match("%d+%.%d+");
 
 local lfs_ok, lfs = pcall(require, "lfs");
+local pposix_ok, pposix = pcall(require, "util.pposix");
+local resolve_relative_path = require "util.paths".resolve_relative_path;
 
--- A secret file anyone else can read is a leaked secret waiting to happen.
+-- A secret file anyone else can read is a leaked secret waiting to happen. Debian's convention,
+-- root:prosody 0640, is fine: the group that may read it is Prosody's own.
 local function check_file_mode(option, path)
-	local mode = lfs_ok and lfs.attributes(path, "permissions");
-	if mode and (mode:sub(4, 6):find("r", 1, true) or mode:sub(7, 9):find("r", 1, true)) then
-		module:log("warn", "%s: %s is readable by group or others (%s); make it readable only by Prosody (chmod 600)",
-			option, path, mode);
+	local attr = lfs_ok and lfs.attributes(path);
+	if not attr or not attr.permissions then return; end
+	local mode = attr.permissions;
+	local prosody_gid = pposix_ok and pposix.getgid and pposix.getgid();
+	if mode:sub(7, 9):find("r", 1, true) then
+		module:log("warn", "%s: %s is readable by others (%s); make it readable only by its owner and Prosody's group "
+			.. "(e.g. chown root:prosody and chmod 640)", option, path, mode);
+	elseif mode:sub(4, 6):find("r", 1, true) and prosody_gid and attr.gid ~= prosody_gid then
+		module:log("warn", "%s: %s is readable by group %d, which is not Prosody's (%d); give it to Prosody's group "
+			.. "(e.g. chown root:prosody and chmod 640) or make it readable by its owner only", option, path, attr.gid, prosody_gid);
 	end
+end
+
+-- Relative *_file paths and auth_hmac_library are read from the config file's directory, as
+-- Prosody does for its own paths (module:get_option_path(..., "config")), not from wherever
+-- Prosody was started.
+local config_dir = prosody.paths.config or ".";
+local function config_path(path)
+	return resolve_relative_path(config_dir, path);
 end
 
 local function read_file(option, path)
@@ -57,7 +74,7 @@ local function secret_list(option)
 	if type(files) == "string" then files = { files }; end
 	if type(files) == "table" then
 		for _, path in ipairs(files) do
-			out[#out+1] = read_file(option .. "_file", path);
+			out[#out+1] = read_file(option .. "_file", config_path(path));
 		end
 	elseif files ~= nil then
 		error(("mod_auth_hmac: %s_file must be a path or a list of paths"):format(option), 0);
@@ -72,7 +89,7 @@ local function load_native()
 	local tried, candidates = {}, {};
 	local configured = module:get_option_string("auth_hmac_library");
 	if configured then
-		candidates[1] = configured;
+		candidates[1] = config_path(configured);
 	else
 		local dir = module.path and module.path:match("^(.*)/[^/]*$");
 		if dir then
@@ -82,7 +99,13 @@ local function load_native()
 				candidates[#candidates+1] = prefix .. "/lib/lua/" .. lua_version .. "/" .. name .. ".so";
 			end
 		end
-		local found = package.searchpath and package.searchpath(name, package.cpath); -- COMPAT: Lua 5.1 has no searchpath
+		-- package.cpath, but only its absolute entries: "./?.so" would load whatever library sits in
+		-- the directory Prosody was started from
+		local absolute = {};
+		for entry in package.cpath:gmatch("[^;]+") do
+			if entry:sub(1, 1) == "/" then absolute[#absolute+1] = entry; end
+		end
+		local found = package.searchpath and package.searchpath(name, table.concat(absolute, ";")); -- COMPAT: Lua 5.1 has no searchpath
 		if found then candidates[#candidates+1] = found; end
 	end
 	for _, path in ipairs(candidates) do
@@ -128,13 +151,16 @@ local verifier, err = native.verifier({
 	token_replay_cache_size = module:get_option_number("token_replay_cache_size", 100000);
 	-- unset means the library's default; a wrong type is reported by the library, naming the option
 	token_nonce_digits = module:get_option("token_nonce_digits");
+	token_replay_user_quota = module:get_option("token_replay_user_quota");
 	token_jid_as_sent = module:get_option("token_jid_as_sent");
+	token_allow_weak_secrets = module:get_option("token_allow_weak_secrets");
+	token_allow_long_lifetime = module:get_option("token_allow_long_lifetime");
 });
 if not verifier then
 	error("mod_auth_hmac: " .. err, 0);
 end
 for i, secret in ipairs(secrets) do
-	if #secret < 32 then
+	if #secret < 32 then -- under 16 bytes the library refused it above
 		module:log("warn", "token_secret #%d is only %d bytes; use at least 32 random bytes (hmac-token keygen)", i, #secret);
 	end
 end

@@ -32,6 +32,7 @@ local conditions = {
 	["invalid-authzid"] = "invalid-authzid";
 	["expired"] = "credentials-expired";
 	["cache-full"] = "temporary-auth-failure";
+	["quota-exceeded"] = "temporary-auth-failure";
 	["internal-error"] = "temporary-auth-failure";
 };
 local texts = {

@@ -8,7 +8,7 @@ local HOST = "example.org";
 local function base_options(extra)
 	local doc = env.vectors();
 	local o = { token_secret = { doc.secrets[1], doc.secrets[2] }, otp_seed = doc.otp_seed,
-		auth_hmac_library = env.library_path };
+		auth_hmac_library = env.library_path, token_allow_weak_secrets = true }; -- the vectors' example values
 	for k, v in pairs(extra or {}) do o[k] = v; end
 	return o;
 end
@@ -128,7 +128,8 @@ describe("mod_auth_hmac #prosody", function()
 		local doc = env.vectors();
 		local sf = tmpfile(doc.secrets[1] .. "\n", "600");
 		local of = tmpfile(doc.otp_seed .. "\n", "600");
-		local provider = load({ token_secret_file = sf, otp_seed_file = of, auth_hmac_library = env.library_path });
+		local provider = load({ token_secret_file = sf, otp_seed_file = of, auth_hmac_library = env.library_path,
+			token_allow_weak_secrets = true });
 		local case = doc.cases[1];
 		assert.are.equal(case.step, (provider.get_verifier():verify(case.token, case.jid, case.now)));
 		os.remove(sf); os.remove(of);
@@ -159,25 +160,118 @@ describe("mod_auth_hmac #prosody", function()
 		end
 	end);
 
+	local function warnings_of(seen)
+		local out = {};
+		for _, l in ipairs(seen.logs) do
+			if l.level == "warn" then out[#out+1] = l.text; end
+		end
+		return table.concat(out, "\n");
+	end
+
 	it("warns about short secrets and secret files others can read, without naming the secret", function()
 		local doc = env.vectors();
 		local open_file = tmpfile(doc.secrets[1] .. "\n", "644");
-		local _, _, auth_seen = load(base_options({ token_secret = "short", token_secret_file = open_file }));
-		local warnings = {};
-		for _, l in ipairs(auth_seen.logs) do
-			if l.level == "warn" then warnings[#warnings+1] = l.text; end
-		end
-		local text = table.concat(warnings, "\n");
-		assert.truthy(text:find("token_secret #1 is only 5 bytes", 1, true), text);
-		assert.truthy(text:find("token_secret_file: " .. open_file .. " is readable by group or others", 1, true), text);
-		assert.falsy(text:find("short", 1, true)); -- the secret's value
+		local _, _, auth_seen = load(base_options({ token_secret = "twenty-bytes-secret!", token_secret_file = open_file }));
+		local text = warnings_of(auth_seen);
+		assert.truthy(text:find("token_secret #1 is only 20 bytes", 1, true), text);
+		assert.truthy(text:find("token_secret_file: " .. open_file .. " is readable by others", 1, true), text);
+		assert.falsy(text:find("twenty-bytes-secret!", 1, true)); -- the secret's value
 		assert.falsy(text:find(doc.secrets[1], 1, true));
 		os.remove(open_file);
 		-- a 600 file and a long secret: no warning
 		local private = tmpfile(doc.secrets[1], "600");
 		_, _, auth_seen = load(base_options({ token_secret = nil, token_secret_file = private }));
-		for _, l in ipairs(auth_seen.logs) do assert.are_not.equal("warn", l.level, l.text); end
+		assert.are.equal("", warnings_of(auth_seen));
 		os.remove(private);
+	end);
+
+	-- Debian's convention for secrets is root:prosody 0640: the group is Prosody's own, so no warning
+	-- (a "chmod 600" on a root-owned file would lock Prosody out). Another group that can read it is.
+	it("accepts a 0640 secret file in Prosody's group and warns about one in another group", function()
+		local doc = env.vectors();
+		local pposix = require "util.pposix";
+		local own = tmpfile(doc.secrets[1], "640");
+		os.execute(("chgrp %d %s"):format(pposix.getgid(), own));
+		local _, _, seen = load(base_options({ token_secret = nil, token_secret_file = own }));
+		assert.are.equal("", warnings_of(seen));
+		local foreign = tmpfile(doc.secrets[1], "640");
+		local other_gid = pposix.getgid() == 65534 and 0 or 65534; -- nogroup
+		assert.is_true(os.execute(("chgrp %d %s"):format(other_gid, foreign)) == true or pposix.getuid() ~= 0);
+		if pposix.getuid() == 0 then -- only root can hand a file to another group
+			_, _, seen = load(base_options({ token_secret = nil, token_secret_file = foreign }));
+			local text = warnings_of(seen);
+			assert.truthy(text:find(("is readable by group %d, which is not Prosody's (%d)"):format(other_gid, pposix.getgid()), 1, true), text);
+			assert.falsy(text:find("chmod 600", 1, true));
+		end
+		os.remove(own); os.remove(foreign);
+	end);
+
+	it("refuses short and published secrets, and a lifetime over 15 minutes, unless told otherwise", function()
+		local fresh_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"; -- not a published value
+		local good = { token_secret = "0123456789abcdef0123", otp_seed = fresh_seed, auth_hmac_library = env.library_path };
+		local function with(extra)
+			local o = {};
+			for k, v in pairs(good) do o[k] = v; end
+			for k, v in pairs(extra) do o[k] = v; end
+			return o;
+		end
+		assert.is_table((load(good)));
+		local cases = {
+			{ { token_secret = "fifteen-bytes!!" }, "token_secret must be at least 16 bytes, not 15" },
+			{ { token_secret = { "0123456789abcdef0123", "short" } }, "token_secret must be at least 16 bytes, not 5" },
+			{ { token_secret = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7" }, "token_secret is an example value printed in documentation" },
+			{ { token_secret = "XVGR73KMZH2M4XMY" }, "token_secret is an example value printed in documentation" },
+			{ { otp_seed = "XVGR73KMZH2M4XMY" }, "otp_seed is an example value printed in documentation" },
+			{ { otp_seed = "xvgr73kmzh2m4xmy==" }, "otp_seed is an example value printed in documentation" },
+			{ { otp_seed = "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7" }, "otp_seed is an example value printed in documentation" },
+			{ { otp_step = 301, otp_skew = 1 }, "otp_step × (2 × otp_skew + 1) is 903 s, longer than the 900 s" },
+			{ { otp_step = 30, otp_skew = 10 }, "otp_step × (2 × otp_skew + 1) is 630 s" },
+		};
+		for _, c in ipairs(cases) do
+			local ok, err = pcall(load, with(c[1]));
+			if c[2]:find("630 s", 1, true) then
+				assert.is_true(ok, tostring(err)); -- 630 s is within the bound
+			else
+				assert.is_false(ok, c[2]);
+				assert.truthy(tostring(err):find("mod_auth_hmac: " .. c[2], 1, true), tostring(err));
+				assert.falsy(tostring(err):find("0123456789abcdef0123", 1, true));
+			end
+		end
+		assert.is_table((load(with({ token_secret = "short", otp_seed = "XVGR73KMZH2M4XMY", token_allow_weak_secrets = true }))));
+		assert.is_table((load(with({ otp_step = 3600, token_allow_long_lifetime = true }))));
+	end);
+
+	it("reads relative secret files from the config file's directory, not the working directory", function()
+		local doc = env.vectors();
+		local dir = os.tmpname(); os.remove(dir); assert(require "lfs".mkdir(dir));
+		local f = assert(io.open(dir .. "/secret.txt", "wb")); f:write(doc.secrets[1]); f:close();
+		os.execute("chmod 600 " .. dir .. "/secret.txt");
+		local provider = load(base_options({ token_secret = nil, token_secret_file = "secret.txt", config_dir = dir }));
+		local case = doc.cases[1];
+		assert.are.equal(case.step, (provider.get_verifier():verify(case.token, case.jid, case.now)));
+		local err = load_error(base_options({ token_secret = nil, token_secret_file = "secret.txt" }));
+		assert.truthy(err:find("cannot read /nonexistent-config-dir/secret.txt", 1, true), err);
+		os.remove(dir .. "/secret.txt"); os.remove(dir);
+	end);
+
+	it("never loads the native library from the working directory", function()
+		local lfs = require "lfs";
+		local dir = os.tmpname(); os.remove(dir); assert(lfs.mkdir(dir));
+		-- a working library, planted where "./?.so" on package.cpath would find it
+		os.execute(("cp %s %s/prosody_auth_hmac.so"):format(env.library_path, dir));
+		local saved_loaded, saved_cpath, cwd = package.loaded.prosody_auth_hmac, package.cpath, lfs.currentdir();
+		package.loaded.prosody_auth_hmac = nil;
+		package.cpath = "./?.so;" .. package.cpath;
+		assert(lfs.chdir(dir));
+		local options = base_options();
+		options.auth_hmac_library = nil;
+		local ok, err = pcall(load, options);
+		lfs.chdir(cwd);
+		package.loaded.prosody_auth_hmac, package.cpath = saved_loaded, saved_cpath;
+		os.remove(dir .. "/prosody_auth_hmac.so"); os.remove(dir);
+		assert.is_false(ok, "loaded a library from the working directory");
+		assert.truthy(tostring(err):find("cannot load the native library", 1, true), tostring(err));
+		assert.falsy(tostring(err):find("./prosody_auth_hmac.so", 1, true), tostring(err));
 	end);
 
 	it("names the path it tried when the native library is missing", function()
@@ -241,6 +335,28 @@ describe("mod_sasl_hmac handler #prosody", function()
 		local fresh = h:clean_clone();
 		assert.is_nil(fresh.selected);
 		assert.is_true(fresh:select("X-TOKEN"));
+	end);
+
+	-- one account looping on its credentials_url must not refuse everyone else's logins
+	it("refuses an account at its replay quota alone, with temporary-auth-failure", function()
+		local provider, seen = load(base_options({ token_replay_user_quota = 2, token_replay_cache_size = 100 }));
+		local mint = minter(provider);
+		assert.are.equal(2, provider.get_verifier():stats().replay_user_quota);
+		local function attempt(user)
+			local h = provider.get_sasl_handler(secure);
+			assert.is_true(h:select("PLAIN"));
+			return h:process("\0" .. user .. "\0" .. mint(user:lower()));
+		end
+		assert.are.equal("success", (attempt("loop")));
+		assert.are.equal("success", (attempt("Loop")));
+		local status, condition = attempt("loop");
+		assert.same({ "failure", "temporary-auth-failure" }, { status, condition });
+		assert.truthy(seen.logs[#seen.logs].text:find("loop@example.org from 192.0.2.7: quota-exceeded", 1, true),
+			seen.logs[#seen.logs].text);
+		for i = 1, 5 do assert.are.equal("success", (attempt("other" .. i))); end
+		assert.are.equal("failure", (attempt("loop")));
+		local err = load_error(base_options({ token_replay_user_quota = 0 }));
+		assert.truthy(err:find("token_replay_user_quota must be at least 1", 1, true), err);
 	end);
 
 	it("counts logins by mechanism and outcome", function()

@@ -24,13 +24,16 @@ pub enum Reject {
     InvalidAuthzid,
     /// The replay cache is at its cap: the login fails closed.
     CacheFull,
+    /// This account holds its quota of live replay-cache entries: its login fails closed (and
+    /// nobody else's).
+    QuotaExceeded,
     /// The server could not decide (no randomness, a poisoned lock): the login fails closed.
     Internal,
 }
 
 impl Reject {
     /// Every reason, in a fixed order (used for metrics).
-    pub const ALL: [Reject; 8] = [
+    pub const ALL: [Reject; 9] = [
         Reject::Malformed,
         Reject::BadSignature,
         Reject::Expired,
@@ -38,6 +41,7 @@ impl Reject {
         Reject::WrongHost,
         Reject::InvalidAuthzid,
         Reject::CacheFull,
+        Reject::QuotaExceeded,
         Reject::Internal,
     ];
 
@@ -51,6 +55,7 @@ impl Reject {
             Reject::WrongHost => "wrong-host",
             Reject::InvalidAuthzid => "invalid-authzid",
             Reject::CacheFull => "cache-full",
+            Reject::QuotaExceeded => "quota-exceeded",
             Reject::Internal => "internal-error",
         }
     }
@@ -72,6 +77,14 @@ pub enum ConfigError {
     MissingSecret,
     /// A token secret is empty.
     EmptySecret,
+    /// A token secret is shorter than [`crate::secret::MIN_SECRET_LEN`] bytes (its length).
+    WeakSecret(usize),
+    /// A token secret is a value published in documentation.
+    PublishedSecret,
+    /// The OTP seed is a value published in documentation.
+    PublishedSeed,
+    /// `otp_step × (2 × otp_skew + 1)` (seconds) is above [`crate::token::MAX_LIFETIME`].
+    Lifetime(u64),
     /// The OTP seed is missing or empty.
     MissingSeed,
     /// The OTP seed is not base32.
@@ -84,6 +97,8 @@ pub enum ConfigError {
     Skew(u64),
     /// Replay cache cap of zero.
     CacheSize,
+    /// Per-account replay quota of zero.
+    UserQuota,
     /// `token_nonce_digits` outside [`crate::token::NONCE_DIGITS`].
     NonceDigits(usize),
     /// The host name is empty or longer than RFC 7622 allows.
@@ -94,12 +109,16 @@ impl ConfigError {
     /// The option at fault.
     pub const fn option(&self) -> &'static str {
         match self {
-            ConfigError::MissingSecret | ConfigError::EmptySecret => "token_secret",
-            ConfigError::MissingSeed | ConfigError::SeedNotBase32 => "otp_seed",
+            ConfigError::MissingSecret | ConfigError::EmptySecret | ConfigError::WeakSecret(_) | ConfigError::PublishedSecret => {
+                "token_secret"
+            }
+            ConfigError::MissingSeed | ConfigError::SeedNotBase32 | ConfigError::PublishedSeed => "otp_seed",
+            ConfigError::Lifetime(_) => "otp_step",
             ConfigError::Digits(_) => "otp_digits",
             ConfigError::Step(_) => "otp_step",
             ConfigError::Skew(_) => "otp_skew",
             ConfigError::CacheSize => "token_replay_cache_size",
+            ConfigError::UserQuota => "token_replay_user_quota",
             ConfigError::NonceDigits(_) => "token_nonce_digits",
             ConfigError::Host => "host",
         }
@@ -112,12 +131,26 @@ impl fmt::Display for ConfigError {
         match self {
             ConfigError::MissingSecret => write!(f, "{opt} is not set (set token_secret or token_secret_file)"),
             ConfigError::EmptySecret => write!(f, "{opt} must not be empty"),
+            ConfigError::WeakSecret(n) => write!(
+                f,
+                "{opt} must be at least {} bytes, not {n}: anyone holding one token can search for a short secret offline (make one with hmac-token keygen)",
+                crate::secret::MIN_SECRET_LEN
+            ),
+            ConfigError::PublishedSecret | ConfigError::PublishedSeed => write!(
+                f,
+                "{opt} is an example value printed in documentation, so anyone can mint tokens with it; make your own with hmac-token keygen"
+            ),
+            ConfigError::Lifetime(secs) => write!(
+                f,
+                "otp_step × (2 × otp_skew + 1) is {secs} s, longer than the {} s a token may live (the replay cache must remember every used token that long, and a stolen token works that long); shorten otp_step or otp_skew, or set token_allow_long_lifetime = true",
+                crate::token::MAX_LIFETIME
+            ),
             ConfigError::MissingSeed => write!(f, "{opt} is not set (set otp_seed or otp_seed_file)"),
             ConfigError::SeedNotBase32 => write!(f, "{opt} is not valid base32 (RFC 4648 alphabet A-Z and 2-7, padding optional)"),
             ConfigError::Digits(d) => write!(f, "{opt} must be 6, 7 or 8, not {d}"),
             ConfigError::Step(s) => write!(f, "{opt} must be between 1 and 86400 seconds, not {s}"),
             ConfigError::Skew(s) => write!(f, "{opt} must be between 0 and {}, not {s}", crate::totp::MAX_SKEW),
-            ConfigError::CacheSize => write!(f, "{opt} must be at least 1"),
+            ConfigError::CacheSize | ConfigError::UserQuota => write!(f, "{opt} must be at least 1"),
             ConfigError::NonceDigits(n) => {
                 let r = crate::token::NONCE_DIGITS;
                 write!(f, "{opt} must be between {} and {}, not {n} (the number of nonce digits your web app puts after the OTP)", r.start(), r.end())

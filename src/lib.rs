@@ -6,7 +6,7 @@
 //! The core (`token`, `totp`, `replay`, `sasl`, `jid`) never touches Lua. The `lua` module, behind
 //! the `lua54`/`lua53`/`lua52`/`lua51`/`luajit` features, only converts types for Prosody.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod error;

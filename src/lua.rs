@@ -28,8 +28,6 @@ use crate::secret::SecretBytes;
 use crate::token::{Settings, Verifier};
 use crate::totp::decode_seed;
 
-mod fast;
-
 fn type_error(what: &str, expected: &str, got: &Value) -> LuaError {
     LuaError::runtime(format!("bad argument '{what}' ({expected} expected, got {})", got.type_name()))
 }
@@ -84,8 +82,12 @@ fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
         skew: uint_field(cfg, "otp_skew", d.skew)?,
         replay_cache_size: usize::try_from(uint_field(cfg, "token_replay_cache_size", d.replay_cache_size as u64)?)
             .unwrap_or(usize::MAX),
+        replay_user_quota: usize::try_from(uint_field(cfg, "token_replay_user_quota", d.replay_user_quota as u64)?)
+            .unwrap_or(usize::MAX),
         nonce_digits: usize::try_from(uint_field(cfg, "token_nonce_digits", d.nonce_digits as u64)?).unwrap_or(usize::MAX),
         jid_as_sent: bool_field(cfg, "token_jid_as_sent", d.jid_as_sent)?,
+        allow_weak_secrets: bool_field(cfg, "token_allow_weak_secrets", d.allow_weak_secrets)?,
+        allow_long_lifetime: bool_field(cfg, "token_allow_long_lifetime", d.allow_long_lifetime)?,
     })
 }
 
@@ -95,7 +97,8 @@ fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
 
 /// `native.verifier(config)`: the configuration table uses the option names an admin writes in
 /// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
-/// `token_replay_cache_size`, `token_nonce_digits`, `token_jid_as_sent`) plus `host`. Returns the verifier, or `nil, message` naming the
+/// `token_replay_cache_size`, `token_replay_user_quota`, `token_nonce_digits`, `token_jid_as_sent`,
+/// `token_allow_weak_secrets`, `token_allow_long_lifetime`) plus `host`. Returns the verifier, or `nil, message` naming the
 /// option at fault (never its value).
 fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
     let Value::Table(cfg) = cfg else { return Err(type_error("config", "table", &cfg)) };
@@ -133,13 +136,12 @@ fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
     }
 }
 
-/// The verifier object Lua sees: a table whose `verify` is the raw fast path (see `fast`) and whose
-/// other methods are closures over the same `Arc<Verifier>`. `tostring` shows the settings with
+/// The verifier object Lua sees: a table of closures over one `Arc<Verifier>`. `tostring` shows the settings with
 /// every secret as `***`.
 fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     let object = lua.create_table()?;
     let this = v.clone();
-    let general = lua.create_function(move |lua, (_, token, jids, now): (Value, Value, Value, Option<Value>)| {
+    let verify = lua.create_function(move |lua, (_, token, jids, now): (Value, Value, Value, Option<Value>)| {
         let token = string_arg("token", &token)?;
         let now = time_arg(&now)?;
         let token = token.as_bytes();
@@ -168,9 +170,7 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             Err(r) => (None, Value::String(lua.create_string(r.as_str())?)),
         })
     })?;
-    // `general` owns a clone of `v`: the fast function keeps it as an upvalue, and with it the
-    // verifier its pointer refers to
-    object.raw_set("verify", fast::verify_function(lua, &v, general)?)?;
+    object.raw_set("verify", verify)?;
 
     let this = v.clone();
     object.raw_set("mint", lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {
@@ -199,10 +199,11 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     )?)?;
     let this = v.clone();
     object.raw_set("stats", lua.create_function(move |lua, _: Value| {
-        let (entries, cap) = this.replay_stats();
+        let (entries, cap, quota) = this.replay_stats();
         let t = lua.create_table()?;
         t.set("replay_entries", entries)?;
         t.set("replay_cache_size", cap)?;
+        t.set("replay_user_quota", quota)?;
         t.set("secrets", this.secret_count())?;
         t.set("digits", this.otp().digits())?;
         t.set("step", this.otp().step_seconds())?;

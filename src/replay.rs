@@ -2,20 +2,36 @@
 //!
 //! The key identifies (bare JID, OTP, nonce): it is the first 16 bytes of the token's HMAC, which
 //! the server has verified (or, for SASL-HMAC, recomputed) before the cache is consulted, so only
-//! authentic tokens ever enter it and nobody without the secret can aim at a key. An entry leaves
-//! once the last step in which its OTP is accepted has passed. A live entry is never evicted: when
-//! the cache is at its cap, new logins fail closed.
+//! authentic tokens ever enter it and nobody without the secret can aim at a key. A live entry is
+//! never evicted: when the cache is at its cap, new logins fail closed; when one account holds its
+//! quota of live entries, that account's new logins are refused and nobody else's.
 //!
-//! Entries are kept in one set per expiry step (at most 2 × skew + 2 sets are alive), so a whole
-//! step expires at once, by dropping its set.
+//! Time only moves forward here: the cache keeps the highest step it has seen (the high-water
+//! mark) and an entry leaves once the high-water mark, not the clock of the moment, has passed its
+//! expiry by [`CLOCK_BACK_TOLERANCE`] steps. A token whose window closed that long before the
+//! high-water mark is refused as expired, so a clock that jumps forward (purging) and then back
+//! never makes a used token valid again.
+//!
+//! Entries are kept in one set per expiry step (at most 2 × skew + 2 + tolerance sets are alive),
+//! so a whole step expires at once, by dropping its set.
 
-use std::collections::{HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 use crate::error::Reject;
 
 /// A replay-cache key: 16 bytes of a verified MAC.
 pub type Key = [u8; 16];
+
+/// Steps the clock may go back (after the high-water mark was set) without any effect: entries
+/// stay that much longer than their window, and a token is only refused for the high-water mark
+/// when its window closed more than this many steps before it. Larger steps back refuse token
+/// logins (`expired`) until the clock catches up again.
+pub const CLOCK_BACK_TOLERANCE: u64 = 2;
+
+/// Default for how many live entries one account may hold (`token_replay_user_quota`).
+pub const DEFAULT_USER_QUOTA: usize = 100;
 
 /// Keys are HMAC-SHA256 output that the server verified (or computed) itself: uniformly
 /// distributed, and unpredictable without the token secret. So their first eight bytes already are
@@ -39,19 +55,41 @@ impl Hasher for MacPrefixHasher {
 
 type KeySet = HashSet<Key, BuildHasherDefault<MacPrefixHasher>>;
 
-/// Bounded set of recently accepted tokens, expiring by OTP step.
+/// Bounded set of recently accepted tokens, expiring by OTP step, with a quota per account.
 #[derive(Debug)]
 pub struct ReplayCache {
     cap: usize,
+    quota: usize,
     len: usize,
-    /// (expiry step, keys that may be forgotten once the current step reaches it), by expiry
-    buckets: VecDeque<(u64, KeySet)>,
+    high_water: u64,
+    /// (expiry step, keys, and for each key the tag of the account that used it), by expiry
+    buckets: VecDeque<Bucket>,
+    /// live entries per account tag
+    per_account: HashMap<u64, usize>,
+    /// keyed hash of account names: tags cannot be aimed at each other from outside
+    tagger: RandomState,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    expiry: u64,
+    keys: KeySet,
+    owners: Vec<u64>,
 }
 
 impl ReplayCache {
-    /// A cache that holds at most `cap` live entries (`cap` ≥ 1).
-    pub fn new(cap: usize) -> Self {
-        ReplayCache { cap: cap.max(1), len: 0, buckets: VecDeque::new() }
+    /// A cache that holds at most `cap` live entries (`cap` ≥ 1), at most `quota` of them for one
+    /// account (`quota` ≥ 1).
+    pub fn new(cap: usize, quota: usize) -> Self {
+        ReplayCache {
+            cap: cap.max(1),
+            quota: quota.max(1),
+            len: 0,
+            high_water: 0,
+            buckets: VecDeque::new(),
+            per_account: HashMap::new(),
+            tagger: RandomState::new(),
+        }
     }
 
     /// Live entries.
@@ -69,32 +107,69 @@ impl ReplayCache {
         self.cap
     }
 
-    /// Drops every entry whose expiry step is at or before `current_step`.
-    pub fn purge(&mut self, current_step: u64) {
-        while let Some((expiry, set)) = self.buckets.front() {
-            if *expiry > current_step {
+    /// The per-account quota.
+    pub fn quota(&self) -> usize {
+        self.quota
+    }
+
+    /// The highest step seen so far.
+    pub fn high_water(&self) -> u64 {
+        self.high_water
+    }
+
+    /// Live entries of `account`.
+    pub fn account_len(&self, account: &str) -> usize {
+        self.per_account.get(&self.tagger.hash_one(account)).copied().unwrap_or(0)
+    }
+
+    /// Raises the high-water mark to `current_step` (never lowers it) and drops every entry whose
+    /// expiry lies at least [`CLOCK_BACK_TOLERANCE`] steps behind it.
+    pub fn advance(&mut self, current_step: u64) {
+        self.high_water = self.high_water.max(current_step);
+        while let Some(front) = self.buckets.front() {
+            if front.expiry.saturating_add(CLOCK_BACK_TOLERANCE) > self.high_water {
                 break;
             }
-            self.len -= set.len();
-            self.buckets.pop_front();
+            let Some(bucket) = self.buckets.pop_front() else { break };
+            self.len -= bucket.keys.len();
+            for owner in bucket.owners {
+                if let Some(n) = self.per_account.get_mut(&owner) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_account.remove(&owner);
+                    }
+                }
+            }
         }
     }
 
-    /// Records `key` as used until (exclusive) `expiry_step`, after purging what has expired at
-    /// `current_step`. Fails with `Replayed` if the key is live, `CacheFull` if the cap is reached.
-    pub fn check_and_insert(&mut self, key: Key, current_step: u64, expiry_step: u64) -> Result<(), Reject> {
-        self.purge(current_step);
-        if self.buckets.iter().any(|(_, set)| set.contains(&key)) {
+    /// Records `key`, used by `account`, as used until (exclusive) `expiry_step`, after advancing
+    /// to `current_step`. Fails with `Expired` if an entry expiring then would already have been
+    /// dropped (the clock went back further than the tolerance), `Replayed` if the key is live,
+    /// `QuotaExceeded` if `account` holds its quota, `CacheFull` if the cap is reached.
+    pub fn check_and_insert(&mut self, key: Key, account: &str, current_step: u64, expiry_step: u64) -> Result<(), Reject> {
+        self.advance(current_step);
+        if expiry_step.saturating_add(CLOCK_BACK_TOLERANCE) <= self.high_water {
+            return Err(Reject::Expired);
+        }
+        if self.buckets.iter().any(|b| b.keys.contains(&key)) {
             return Err(Reject::Replayed);
+        }
+        let owner = self.tagger.hash_one(account);
+        if self.per_account.get(&owner).is_some_and(|&n| n >= self.quota) {
+            return Err(Reject::QuotaExceeded);
         }
         if self.len >= self.cap {
             return Err(Reject::CacheFull);
         }
-        let at = self.buckets.partition_point(|(e, _)| *e < expiry_step);
-        if self.buckets.get(at).is_none_or(|(e, _)| *e != expiry_step) {
-            self.buckets.insert(at, (expiry_step, KeySet::default()));
+        let at = self.buckets.partition_point(|b| b.expiry < expiry_step);
+        if self.buckets.get(at).is_none_or(|b| b.expiry != expiry_step) {
+            self.buckets.insert(at, Bucket { expiry: expiry_step, keys: KeySet::default(), owners: Vec::new() });
         }
-        self.buckets[at].1.insert(key);
+        let bucket = &mut self.buckets[at];
+        bucket.keys.insert(key);
+        bucket.owners.push(owner);
+        *self.per_account.entry(owner).or_insert(0) += 1;
         self.len += 1;
         Ok(())
     }
@@ -108,39 +183,77 @@ mod tests {
         [n; 16]
     }
 
+    const T: u64 = CLOCK_BACK_TOLERANCE;
+
     #[test]
     fn second_use_is_a_replay() {
-        let mut c = ReplayCache::new(10);
-        assert_eq!(c.check_and_insert(k(1), 100, 102), Ok(()));
-        assert_eq!(c.check_and_insert(k(1), 100, 102), Err(Reject::Replayed));
-        assert_eq!(c.check_and_insert(k(1), 101, 102), Err(Reject::Replayed));
-        assert_eq!(c.check_and_insert(k(2), 101, 103), Ok(()));
+        let mut c = ReplayCache::new(10, 10);
+        assert_eq!(c.check_and_insert(k(1), "a", 100, 102), Ok(()));
+        assert_eq!(c.check_and_insert(k(1), "a", 100, 102), Err(Reject::Replayed));
+        assert_eq!(c.check_and_insert(k(1), "a", 101, 102), Err(Reject::Replayed));
+        assert_eq!(c.check_and_insert(k(2), "a", 101, 103), Ok(()));
         assert_eq!(c.len(), 2);
     }
 
     #[test]
-    fn entries_leave_when_their_window_closes() {
-        let mut c = ReplayCache::new(10);
-        c.check_and_insert(k(1), 100, 102).unwrap();
-        c.check_and_insert(k(2), 100, 103).unwrap();
-        c.purge(101);
+    fn entries_leave_once_the_high_water_mark_passes_their_window() {
+        let mut c = ReplayCache::new(10, 10);
+        c.check_and_insert(k(1), "a", 100, 102).unwrap();
+        c.check_and_insert(k(2), "b", 100, 103).unwrap();
+        c.advance(101 + T);
         assert_eq!(c.len(), 2);
-        c.purge(102);
+        c.advance(102 + T);
         assert_eq!(c.len(), 1);
-        c.purge(103);
+        assert_eq!((c.account_len("a"), c.account_len("b")), (0, 1));
+        c.advance(103 + T);
         assert!(c.is_empty());
+        assert_eq!(c.account_len("b"), 0);
     }
 
     #[test]
     fn full_cache_fails_closed_and_never_evicts_live_entries() {
-        let mut c = ReplayCache::new(2);
-        c.check_and_insert(k(1), 100, 102).unwrap();
-        c.check_and_insert(k(2), 100, 102).unwrap();
-        assert_eq!(c.check_and_insert(k(3), 101, 103), Err(Reject::CacheFull));
+        let mut c = ReplayCache::new(2, 10);
+        c.check_and_insert(k(1), "a", 100, 102).unwrap();
+        c.check_and_insert(k(2), "b", 100, 102).unwrap();
+        assert_eq!(c.check_and_insert(k(3), "c", 101, 103), Err(Reject::CacheFull));
         // the live ones are still refused as replays, not forgotten
-        assert_eq!(c.check_and_insert(k(1), 101, 103), Err(Reject::Replayed));
-        // once their window closes, room is made again
-        assert_eq!(c.check_and_insert(k(3), 102, 104), Ok(()));
+        assert_eq!(c.check_and_insert(k(1), "a", 101, 103), Err(Reject::Replayed));
+        // once their window (and the tolerance) has passed, room is made again
+        assert_eq!(c.check_and_insert(k(3), "c", 102 + T, 104 + T), Ok(()));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn one_account_at_its_quota_is_refused_alone() {
+        let mut c = ReplayCache::new(1000, 3);
+        for n in 0..3 {
+            c.check_and_insert(k(n), "busy", 100, 102).unwrap();
+        }
+        assert_eq!(c.check_and_insert(k(10), "busy", 100, 102), Err(Reject::QuotaExceeded));
+        assert_eq!(c.check_and_insert(k(11), "other", 100, 102), Ok(()));
+        // a replay is still called a replay at the quota
+        assert_eq!(c.check_and_insert(k(0), "busy", 100, 102), Err(Reject::Replayed));
+        // the quota frees up as the account's entries expire
+        c.advance(102 + T);
+        assert_eq!(c.check_and_insert(k(12), "busy", 102 + T, 104 + T), Ok(()));
+    }
+
+    /// A clock that jumps forward (a purge) and back must not make used tokens valid again.
+    #[test]
+    fn a_clock_that_jumps_forward_and_back_cannot_bring_a_used_token_back() {
+        let mut c = ReplayCache::new(10, 10);
+        c.check_and_insert(k(1), "a", 100, 102).unwrap();
+        // forward an hour (120 steps): the entry goes...
+        c.advance(220);
+        assert!(c.is_empty());
+        // ... and back: the same token (window 99..=101) is refused, not accepted again
+        assert_eq!(c.check_and_insert(k(1), "a", 100, 102), Err(Reject::Expired));
+        // so is any token from before the high-water mark; within the tolerance nothing changes
+        let mut c = ReplayCache::new(10, 10);
+        c.check_and_insert(k(1), "a", 100, 102).unwrap();
+        c.advance(100 + T);
+        assert_eq!(c.check_and_insert(k(1), "a", 100, 102), Err(Reject::Replayed));
+        assert_eq!(c.check_and_insert(k(2), "a", 100, 102), Ok(()));
+        assert_eq!(c.high_water(), 100 + T);
     }
 }

@@ -358,7 +358,8 @@ impl Exchange {
         }).ok_or(Reject::BadSignature)?;
         let mut key = [0u8; 16];
         key.copy_from_slice(&s[..16]);
-        verifier.accept_fresh(&public[..verifier.otp().digits()], key, now)?;
+        let account = identity.jids.last().ok_or(Reject::Internal)?;
+        verifier.accept_fresh(&public[..verifier.otp().digits()], key, account, now)?;
         let server_proof = sasl_hmac_proof(&s, false, client_first, server_nonce);
         Ok(Outcome::Success { username: identity.username.clone(), additional: Some(server_proof.to_vec()) })
     }

@@ -1,7 +1,16 @@
 //! Secret bytes: never printed, zeroized on drop.
 
 use core::fmt;
+use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+/// The shortest accepted `token_secret`. Every user holds a (message, MAC) pair for it, so a short
+/// secret can be searched for offline; 16 bytes is the floor, 32 random bytes the advice.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// Example values printed in collective.converse's README (and, until 0.2.0, ours): anyone can
+/// mint tokens with them. Refused as `token_secret` and, decoded, as `otp_seed`.
+pub const PUBLISHED: [&str; 2] = ["JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7", "XVGR73KMZH2M4XMY"];
 
 /// Key material (a token secret or a decoded OTP seed). `Debug` prints `***`; the bytes are
 /// zeroized when the value is dropped. There is deliberately no `Display`, `Clone` or `PartialEq`.
@@ -32,6 +41,11 @@ impl SecretBytes {
     /// True when there are no bytes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// True when the bytes equal `other` (in constant time for equal lengths).
+    pub fn is(&self, other: &[u8]) -> bool {
+        self.0.len() == other.len() && bool::from(self.0.ct_eq(other))
     }
 }
 

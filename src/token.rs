@@ -30,6 +30,12 @@ pub const DEFAULT_NONCE_DIGITS: usize = 32;
 /// nothing is gained and the SASL message grows toward Prosody's pre-login stanza limit.
 pub const NONCE_DIGITS: core::ops::RangeInclusive<usize> = 16..=64;
 
+/// The longest a token may be accepted for, `otp_step × (2 × otp_skew + 1)` seconds, unless
+/// `token_allow_long_lifetime` is set: a stolen token is good that long, and the replay cache must
+/// hold every used token for that long (at the login rate, that is its size). Fifteen minutes is
+/// ten times the default (90 s) and covers a web app whose clock is minutes off.
+pub const MAX_LIFETIME: u64 = 900;
+
 /// The fixed layout of a token's public part, `OTP ‖ NONCE`. Both lengths are fixed, so the signed
 /// message `OTP ‖ NONCE ‖ bare JID` splits in exactly one way: no digit can move between the nonce
 /// and the JID's localpart.
@@ -139,11 +145,18 @@ pub struct Settings {
     pub skew: u64,
     /// Replay cache cap (live entries).
     pub replay_cache_size: usize,
+    /// Live replay-cache entries one account may hold (`token_replay_user_quota`).
+    pub replay_user_quota: usize,
     /// Nonce digits in every token ([`NONCE_DIGITS`]).
     pub nonce_digits: usize,
     /// Also accept a signature over the username exactly as the client sent it, before nodeprep
     /// (`token_jid_as_sent`). Off: only the nodeprep'd JID, Prosody's account name, verifies.
     pub jid_as_sent: bool,
+    /// Accept secrets under [`crate::secret::MIN_SECRET_LEN`] bytes and published example values
+    /// (`token_allow_weak_secrets`; for test vectors, never for a deployment).
+    pub allow_weak_secrets: bool,
+    /// Accept a lifetime above [`MAX_LIFETIME`] (`token_allow_long_lifetime`).
+    pub allow_long_lifetime: bool,
 }
 
 impl Default for Settings {
@@ -153,8 +166,11 @@ impl Default for Settings {
             step: 30,
             skew: 1,
             replay_cache_size: 100_000,
+            replay_user_quota: crate::replay::DEFAULT_USER_QUOTA,
             nonce_digits: DEFAULT_NONCE_DIGITS,
             jid_as_sent: false,
+            allow_weak_secrets: false,
+            allow_long_lifetime: false,
         }
     }
 }
@@ -206,8 +222,27 @@ impl Verifier {
         if secrets.iter().any(SecretBytes::is_empty) {
             return Err(ConfigError::EmptySecret);
         }
+        if !settings.allow_weak_secrets {
+            if let Some(short) = secrets.iter().find(|s| s.len() < crate::secret::MIN_SECRET_LEN) {
+                return Err(ConfigError::WeakSecret(short.len()));
+            }
+            let published = |s: &SecretBytes| crate::secret::PUBLISHED.iter().any(|p| s.is(p.as_bytes()));
+            if secrets.iter().any(published) {
+                return Err(ConfigError::PublishedSecret);
+            }
+            let published_seed = crate::secret::PUBLISHED
+                .iter()
+                .filter_map(|p| crate::totp::decode_seed(p).ok())
+                .any(|p| otp_seed.is(p.expose()));
+            if published_seed {
+                return Err(ConfigError::PublishedSeed);
+            }
+        }
         if settings.replay_cache_size == 0 {
             return Err(ConfigError::CacheSize);
+        }
+        if settings.replay_user_quota == 0 {
+            return Err(ConfigError::UserQuota);
         }
         if !NONCE_DIGITS.contains(&settings.nonce_digits) {
             return Err(ConfigError::NonceDigits(settings.nonce_digits));
@@ -216,6 +251,11 @@ impl Verifier {
             jid::check_part(h).map_err(|_| ConfigError::Host)?;
         }
         let otp = Otp::new(otp_seed, settings.digits, settings.step, settings.skew)?;
+        // step ≤ 86 400 and skew ≤ 10 (checked by Otp::new), so this cannot overflow; saturate anyway
+        let lifetime = settings.step.saturating_mul(settings.skew.saturating_mul(2).saturating_add(1));
+        if lifetime > MAX_LIFETIME && !settings.allow_long_lifetime {
+            return Err(ConfigError::Lifetime(lifetime));
+        }
         let keys = secrets
             .iter()
             .map(|s| HmacSha256::new_from_slice(s.expose()).map_err(|_| ConfigError::EmptySecret))
@@ -226,7 +266,7 @@ impl Verifier {
             layout: Layout { otp_digits: otp.digits(), nonce_digits: settings.nonce_digits },
             otp,
             jid_as_sent: settings.jid_as_sent,
-            replay: Mutex::new(ReplayCache::new(settings.replay_cache_size)),
+            replay: Mutex::new(ReplayCache::new(settings.replay_cache_size, settings.replay_user_quota)),
         })
     }
 
@@ -235,7 +275,13 @@ impl Verifier {
         &self.otp
     }
 
-    /// The fixed layout of a token's public part.
+    /// The longest a token may be accepted for, `otp_step × (2 × otp_skew + 1)` seconds, unless
+/// `token_allow_long_lifetime` is set: a stolen token is good that long, and the replay cache must
+/// hold every used token for that long (at the login rate, that is its size). Fifteen minutes is
+/// ten times the default (90 s) and covers a web app whose clock is minutes off.
+pub const MAX_LIFETIME: u64 = 900;
+
+/// The fixed layout of a token's public part.
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -255,11 +301,12 @@ impl Verifier {
         self.keys.len()
     }
 
-    /// (live entries, cap) of the replay cache.
-    pub fn replay_stats(&self) -> (usize, usize) {
+    /// (live entries, cap, per-account quota) of the replay cache.
+    pub fn replay_stats(&self) -> (usize, usize, usize) {
+        let stats = |c: &ReplayCache| (c.len(), c.cap(), c.quota());
         match self.replay.lock() {
-            Ok(c) => (c.len(), c.cap()),
-            Err(p) => (p.get_ref().len(), p.get_ref().cap()),
+            Ok(c) => stats(&c),
+            Err(p) => stats(p.get_ref()),
         }
     }
 
@@ -281,8 +328,9 @@ impl Verifier {
     }
 
     /// Verifies `token` for the first of `jids` that its signature covers, at unix time `now`,
-    /// and records it in the replay cache. Order of checks: shape, JIDs, signature, OTP window,
-    /// replay.
+    /// and records it in the replay cache, counted against the quota of the account the last JID
+    /// names (the candidates of one login are spellings of one account, the canonical one last).
+    /// Order of checks: shape, JIDs, signature, OTP window, replay.
     pub fn verify(&self, token: &[u8], jids: &[&str], now: u64) -> Result<Accepted, Reject> {
         let token = UntrustedToken::parse(token, self.layout)?;
         if jids.is_empty() {
@@ -292,7 +340,8 @@ impl Verifier {
             self.check_jid(j)?;
         }
         let (jid_index, key) = self.find_signer(&token, jids).ok_or(Reject::BadSignature)?;
-        let step = self.accept_fresh(token.otp(), key, now)?;
+        let account = jids.last().ok_or(Reject::Malformed)?;
+        let step = self.accept_fresh(token.otp(), key, account, now)?;
         Ok(Accepted { step, jid_index })
     }
 
@@ -331,14 +380,14 @@ impl Verifier {
         None
     }
 
-    /// For an authentic token (its signature verified, `replay_key` derived from it): checks the
-    /// OTP window and records the token. Returns the matched step.
-    pub fn accept_fresh(&self, otp: &[u8], replay_key: Key, now: u64) -> Result<u64, Reject> {
+    /// For an authentic token (its signature verified, `replay_key` derived from it) of
+    /// `account`: checks the OTP window and records the token. Returns the matched step.
+    pub fn accept_fresh(&self, otp: &[u8], replay_key: Key, account: &str, now: u64) -> Result<u64, Reject> {
         let step = self.otp.matching_step(otp, now).ok_or(Reject::Expired)?;
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);
         let current = self.otp.step_of(now);
         let mut cache = self.replay.lock().map_err(|_| Reject::Internal)?;
-        cache.check_and_insert(replay_key, current, expiry)?;
+        cache.check_and_insert(replay_key, account, current, expiry)?;
         Ok(step)
     }
 

@@ -1,4 +1,5 @@
 //! An injected clock at every edge of the OTP window, for several skews; and secret rotation.
+use prosody_auth_hmac::replay::CLOCK_BACK_TOLERANCE;
 use prosody_auth_hmac::token::Settings;
 use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
@@ -8,7 +9,7 @@ const JID: &str = "alice@example.org";
 fn verifier(secrets: &[&str], skew: u64) -> Verifier {
     let secrets = secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
     let seed = prosody_auth_hmac::totp::decode_seed(SEED).unwrap();
-    Verifier::new(secrets, seed, Settings { skew, ..Settings::default() }, Some("example.org")).unwrap()
+    Verifier::new(secrets, seed, Settings { skew, allow_weak_secrets: true, ..Settings::default() }, Some("example.org")).unwrap()
 }
 
 #[test]
@@ -46,11 +47,67 @@ fn replay_entries_expire_with_the_window_and_not_before() {
         assert_eq!(v.verify(token.as_bytes(), &[JID], now), Err(Reject::Replayed), "now {now}");
     }
     assert_eq!(v.replay_stats().0, 1);
-    // ...and once the window has closed it is expired, and the cache has forgotten it.
+    // ...and once the window has closed it is expired; the cache forgets it CLOCK_BACK_TOLERANCE
+    // steps later.
     assert_eq!(v.verify(token.as_bytes(), &[JID], t0 + 60), Err(Reject::Expired));
     let other = v.mint("bob@example.org", t0 + 60).unwrap();
     assert!(v.verify(other.as_bytes(), &["bob@example.org"], t0 + 60).is_ok());
-    assert_eq!(v.replay_stats().0, 1, "alice's entry was purged when bob's was added");
+    assert_eq!(v.replay_stats().0, 2);
+    let later = t0 + 60 + 30 * CLOCK_BACK_TOLERANCE;
+    let third = v.mint("carol@example.org", later).unwrap();
+    assert!(v.verify(third.as_bytes(), &["carol@example.org"], later).is_ok());
+    assert_eq!(v.replay_stats().0, 2, "alice's entry was purged when carol's was added");
+}
+
+/// The clock jumps an hour ahead (a login then purges every entry) and back: the tokens used before
+/// the jump are not accepted again. A step back within the tolerance changes nothing.
+#[test]
+fn a_clock_that_jumps_forward_and_back_does_not_revive_used_tokens() {
+    let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
+    let t0 = 1_700_000_000u64;
+    let used = v.mint(JID, t0).unwrap();
+    assert!(v.verify(used.as_bytes(), &[JID], t0).is_ok());
+    let ahead = v.mint("bob@example.org", t0 + 3600).unwrap();
+    assert!(v.verify(ahead.as_bytes(), &["bob@example.org"], t0 + 3600).is_ok());
+    assert_eq!(v.replay_stats().0, 1, "alice's entry was purged by the jump");
+    assert_eq!(v.verify(used.as_bytes(), &[JID], t0 + 5), Err(Reject::Expired));
+
+    let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
+    let used = v.mint(JID, t0).unwrap();
+    assert!(v.verify(used.as_bytes(), &[JID], t0).is_ok());
+    let ahead = v.mint("bob@example.org", t0 + 30 * CLOCK_BACK_TOLERANCE).unwrap();
+    assert!(v.verify(ahead.as_bytes(), &["bob@example.org"], t0 + 30 * CLOCK_BACK_TOLERANCE).is_ok());
+    assert_eq!(v.verify(used.as_bytes(), &[JID], t0), Err(Reject::Replayed));
+    let fresh = v.mint("carol@example.org", t0).unwrap();
+    assert!(v.verify(fresh.as_bytes(), &["carol@example.org"], t0).is_ok());
+}
+
+/// One account minting and logging in as fast as it can fills its quota and is then refused alone;
+/// everyone else keeps logging in, and the host's cache never fills.
+#[test]
+fn one_account_at_full_speed_cannot_lock_out_another() {
+    let secrets = vec![SecretBytes::from_config_str("secret-one-secret-one-secret-one!")];
+    let seed = prosody_auth_hmac::totp::decode_seed(SEED).unwrap();
+    let settings = Settings { replay_cache_size: 1000, replay_user_quota: 100, allow_weak_secrets: true, ..Settings::default() };
+    let v = Verifier::new(secrets, seed, settings, Some("example.org")).unwrap();
+    let t0 = 1_700_000_000u64;
+    let mut refused = 0;
+    for i in 0..20_000u64 {
+        let now = t0 + i / 1000; // 1 000 logins a second for 20 s
+        let t = v.mint(JID, now).unwrap();
+        match v.verify(t.as_bytes(), &[JID], now) {
+            Ok(_) => {}
+            Err(Reject::QuotaExceeded) => refused += 1,
+            Err(e) => panic!("alice: {e}"),
+        }
+        if i % 100 == 0 {
+            let jid = format!("user{i}@example.org");
+            let t = v.mint(&jid, now).unwrap();
+            assert!(v.verify(t.as_bytes(), &[&jid], now).is_ok(), "user{i} was locked out at login {i}");
+        }
+    }
+    assert!(refused > 19_000, "alice was refused {refused} times");
+    assert!(v.replay_stats().0 <= 1000);
 }
 
 #[test]

@@ -22,7 +22,8 @@ fn nodeprep(s: &str) -> Option<String> {
 fn verifier(jid_as_sent: bool, nonce_digits: usize) -> Verifier {
     let secrets = vec![SecretBytes::from_config_str("boundary-test-secret-0123456789abcdef")];
     let seed = prosody_auth_hmac::totp::decode_seed("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP").unwrap();
-    let settings = Settings { jid_as_sent, nonce_digits, replay_cache_size: 1_000_000, ..Settings::default() };
+    let settings =
+        Settings { jid_as_sent, nonce_digits, replay_cache_size: 1_000_000, replay_user_quota: 1_000_000, ..Settings::default() };
     Verifier::new(secrets, seed, settings, Some(HOST)).unwrap()
 }
 

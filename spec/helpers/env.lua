@@ -2,7 +2,8 @@
 -- cross-language vectors, and a module environment like the one Prosody gives a plugin.
 local M = {};
 
-local repo = os.getenv("REPO_ROOT") or ".";
+-- absolute: the shims resolve relative paths against the config directory, not the working one
+local repo = os.getenv("REPO_ROOT") or os.getenv("PWD") or ".";
 M.repo = repo;
 -- build/lua5.1 .. build/lua5.4, or build/luajit: the native module is built once per interpreter.
 M.flavour = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"));
@@ -77,7 +78,8 @@ function M.load_module(name, host, options, deps)
 			users = function() return next, data, nil; end;
 		};
 	end
-	local env = setmetatable({ module = module }, { __index = _G });
+	local env = setmetatable({ module = module, prosody = { paths = { config = options.config_dir or "/nonexistent-config-dir" } } },
+		{ __index = _G });
 	local chunk = assert(loadfile(module.path, "t", env));
 	chunk();
 	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics,

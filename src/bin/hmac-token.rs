@@ -26,11 +26,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a new token_secret and otp_seed (as prosody.cfg.lua lines, or JSON).
+    /// Print a new token_secret and otp_seed (as prosody.cfg.lua lines, or JSON), or write them to
+    /// two files and print the config lines that read them.
     Keygen {
         /// Print {"token_secret": ..., "otp_seed": ...}.
         #[arg(long)]
         json: bool,
+        /// Write DIR/token_secret and DIR/otp_seed (mode 0640; as root, group prosody, Debian's
+        /// convention) instead of printing the values. Existing files are never overwritten.
+        #[arg(long, value_name = "DIR", conflicts_with = "json")]
+        write: Option<std::path::PathBuf>,
+        /// The group that may read the written files (when run as root).
+        #[arg(long, default_value = "prosody", requires = "write")]
+        group: String,
     },
     /// Mint a token for a bare JID (signed in its nodeprep'd form, the one Prosody verifies).
     Mint {
@@ -90,6 +98,44 @@ struct Keys {
     /// Unix time to use instead of the clock.
     #[arg(long)]
     now: Option<u64>,
+    /// Accept short and published example secrets (the server's token_allow_weak_secrets; for
+    /// test vectors only).
+    #[arg(long, env = "TOKEN_ALLOW_WEAK_SECRETS")]
+    allow_weak_secrets: bool,
+    /// Accept a token lifetime over 15 minutes (the server's token_allow_long_lifetime).
+    #[arg(long)]
+    allow_long_lifetime: bool,
+}
+
+/// The gid of `group` from /etc/group.
+fn group_id(group: &str) -> Option<u32> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == group).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+/// Creates `path` with `contents` and mode 0640, never replacing an existing file; as root, gives
+/// it to `group` so Prosody (which runs in that group) can read it and nobody else.
+fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .open(path)
+        .map_err(|e| format!("cannot create {shown}: {e} (existing files are never overwritten)"))?;
+    f.write_all(contents.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| format!("cannot write {shown}: {e}"))?;
+    let owner = f.metadata().map_err(|e| format!("{shown}: {e}"))?.uid();
+    if owner == 0 {
+        let gid = group_id(group).ok_or_else(|| format!("{shown} written, but there is no group {group:?} to give it to (--group)"))?;
+        std::os::unix::fs::fchown(&f, Some(0), Some(gid)).map_err(|e| format!("cannot chown {shown}: {e}"))?;
+    }
+    Ok(())
 }
 
 fn read_secret_file(path: &str) -> Result<String, String> {
@@ -128,6 +174,9 @@ impl Keys {
             step: self.step,
             skew: self.skew,
             replay_cache_size: 1,
+            replay_user_quota: 1,
+            allow_weak_secrets: self.allow_weak_secrets,
+            allow_long_lifetime: self.allow_long_lifetime,
             nonce_digits: self.nonce_digits,
             jid_as_sent,
         };
@@ -144,10 +193,19 @@ impl Keys {
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
-        Command::Keygen { json } => {
+        Command::Keygen { json, write, group } => {
             let secret = encode_seed(&random_bytes(32).map_err(|e| e.to_string())?);
             let seed = encode_seed(&random_bytes(20).map_err(|e| e.to_string())?);
-            if json {
+            if let Some(dir) = write {
+                let (secret_path, seed_path) = (dir.join("token_secret"), dir.join("otp_seed"));
+                if seed_path.exists() {
+                    return Err(format!("{} exists; existing files are never overwritten", seed_path.display()));
+                }
+                write_secret_file(&secret_path, &secret, &group)?;
+                write_secret_file(&seed_path, &seed, &group)?;
+                let lua = |p: &std::path::Path| serde_json::Value::from(p.display().to_string()).to_string();
+                println!("token_secret_file = {}\notp_seed_file = {}", lua(&secret_path), lua(&seed_path));
+            } else if json {
                 println!("{}", serde_json::json!({ "token_secret": secret, "otp_seed": seed }));
             } else {
                 println!("token_secret = \"{secret}\"\notp_seed = \"{seed}\"");
