@@ -26,17 +26,53 @@ def test_slixmpp_logs_in_with_sasl_hmac(prosody):
     assert status == "bound", bound
 
 
-def test_slixmpp_refuses_a_server_that_cannot_prove_the_secret(prosody):
-    fake = Impostor()
+@pytest.mark.parametrize("mode", ["wrong-proof", "early-empty-success", "early-random-success"])
+def test_slixmpp_refuses_a_server_that_cannot_prove_the_secret(prosody, mode):
+    """A <success/> that does not carry (or follow) a valid server proof fails the login: slixmpp
+    disconnects without treating the session as authenticated or restarting the stream."""
+    fake = Impostor(mode)
     try:
         jid = "alice@" + prosody.host
-        status, detail = xmpp_clients.login(jid, mint(prosody, jid), fake.port, "SASL-HMAC", timeout=10, starttls=False)
+        token = mint(prosody, jid)
+        status, detail = xmpp_clients.login(jid, token, fake.port, "SASL-HMAC", timeout=10, starttls=False)
         assert status == "disconnected", (status, detail)
         assert detail is None, "slixmpp must not treat the exchange as successful"
         fake.thread.join(5)
         assert not fake.restarted, "the client restarted the stream for an unproven server"
+        assert token.split(" ")[1].encode() not in fake.received
     finally:
         fake.close()
+
+
+def test_slixmpp_pinned_to_sasl_hmac_sends_a_plain_only_server_nothing(prosody):
+    fake = Impostor("plain-only")
+    try:
+        jid = "alice@" + prosody.host
+        token = mint(prosody, jid)
+        status, _ = xmpp_clients.login(jid, token, fake.port, "SASL-HMAC", timeout=10, starttls=False)
+        assert status == "failed"
+        fake.thread.join(5)
+        assert b"<auth" not in fake.received, fake.received
+        assert token.split(" ")[1].encode() not in fake.received
+    finally:
+        fake.close()
+
+
+def test_slixmpp_tries_a_token_once(prosody):
+    """After any attempt (here one against an impostor) the token is not sent again, not even to
+    the genuine server: a recorded server proof could answer a second attempt."""
+    jid = "alice@" + prosody.host
+    token = mint(prosody, jid)
+    fake = Impostor("wrong-proof")
+    try:
+        assert xmpp_clients.login(jid, token, fake.port, "SASL-HMAC", timeout=10, starttls=False)[0] == "disconnected"
+    finally:
+        fake.close()
+    mark = prosody.log_mark()
+    assert xmpp_clients.login(jid, token, prosody.c2s_port, "SASL-HMAC") == ("failed", "no-mechanism")
+    log = prosody.log_since(mark)
+    assert "<auth" not in log and "token login" not in log, log
+    assert xmpp_clients.login(jid, mint(prosody, jid), prosody.c2s_port, "SASL-HMAC")[0] == "bound"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
