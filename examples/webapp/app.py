@@ -38,6 +38,7 @@ class WebApp:
         self.issued = {}  # user -> last token (for the "replay" scenario)
         self.requests = []  # credentials requests seen: (user, scenario)
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
+        self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         app = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,7 +115,10 @@ class WebApp:
         test that the browser client refuses such a server."""
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length).decode("utf-8", "replace")
-        if urllib.parse.urlsplit(req.path).path != "/impostor-bosh":
+        path = urllib.parse.urlsplit(req.path).path
+        if path == "/impostor-plain-bosh":
+            return self.plain_impostor(req, body)
+        if path != "/impostor-bosh":
             return self.send(req, 404, b"not found", "text/plain")
         features = ("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
                     "<mechanism>SASL-HMAC</mechanism></mechanisms></stream:features>")
@@ -131,6 +135,26 @@ class WebApp:
         elif "restart" in body:
             self.impostor_log.append("restart")  # a client that got here believed the impostor
             inner = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"
+        else:
+            time.sleep(0.5)
+            inner = ""
+        return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
+
+    def plain_impostor(self, req, body):
+        """/impostor-plain-bosh: offers only PLAIN and XEP-0078 legacy login, takes any password,
+        and records every body: the test checks the token never arrives."""
+        self.impostor_bodies.append(body)
+        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
+        if "sid=" not in body:
+            inner = ("<stream:features><mechanisms xmlns='%s'><mechanism>PLAIN</mechanism></mechanisms>"
+                     "<auth xmlns='http://jabber.org/features/iq-auth'/></stream:features>" % sasl)
+        elif "<auth" in body:
+            inner = "<success xmlns='%s'/>" % sasl
+        elif "jabber:iq:auth" in body and "type='get'" in body.replace('"', "'"):
+            inner = ("<iq xmlns='jabber:client' type='result' id='_auth_1'><query xmlns='jabber:iq:auth'>"
+                     "<username/><password/><resource/></query></iq>")
+        elif "jabber:iq:auth" in body:
+            inner = "<iq xmlns='jabber:client' type='result' id='_auth_2'/>"
         else:
             time.sleep(0.5)
             inner = ""

@@ -84,3 +84,21 @@ def test_browser_refuses_a_server_that_cannot_prove_the_secret(webapp):
     assert "response" in webapp.impostor_log, webapp.impostor_log  # the exchange ran to the end
     assert "restart" not in webapp.impostor_log, "converse restarted the stream for an unproven server"
     assert any("could not prove" in c for c in r["console"]), r
+
+
+def test_pinned_sasl_hmac_sends_a_plain_only_server_nothing(webapp):
+    """The recommended configuration (SASL-HMAC alone) against a server that offers only PLAIN and
+    legacy login: converse shows the login error, and the token never leaves the page (Strophe's
+    legacy-login fallback is refused by the mechanism)."""
+    webapp.impostor_bodies.clear()
+    r = browse(webapp, "bosh-SASL-HMAC-plain-impostor", transport="bosh", mech="SASL-HMAC", user="pia",
+               bosh="/impostor-plain-bosh")
+    assert r["outcome"] == "login-error", r
+    token = webapp.issued["pia"]["password"]
+    public, mac = token.split(" ")
+    sent = "\n".join(webapp.impostor_bodies)
+    assert webapp.impostor_bodies, "converse did not reach the impostor"
+    for secret in (mac, public):
+        assert secret not in sent, sent
+    assert "<auth" not in sent and "jabber:iq:auth" not in sent, sent
+    assert any("Not falling back to legacy login" in c for c in r["console"]), r
