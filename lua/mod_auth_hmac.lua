@@ -166,6 +166,33 @@ for i, secret in ipairs(secrets) do
 end
 secrets, seeds = nil, nil;
 
+-- The replay cache lives in memory. Across a clean stop or a module reload its live entries (16
+-- bytes of each used token's MAC, and its expiry) are kept in Prosody's storage, so tokens used just
+-- before are still refused after the start; only a crash loses them (docs/security.md).
+local replay_store = module:open_store("auth_hmac_replay");
+do
+	local saved = replay_store:get("state");
+	if type(saved) == "table" then
+		local taken, refused = verifier:restore_replay_state(saved);
+		replay_store:set("state", nil);
+		module:log("debug", "Restored %d used tokens into the replay cache (%d unreadable)", taken, refused);
+	end
+end
+local function keep_replay_state()
+	local state = verifier:replay_state();
+	local ok, err = replay_store:set("state", state);
+	if ok then
+		module:log("debug", "Kept %d used tokens for the next start", #state.entries);
+	else
+		module:log("warn", "Could not keep the replay cache for the next start (%s): tokens used in the last "
+			.. "minutes can be used once more after it", tostring(err));
+	end
+end
+module:hook_global("server-stopping", keep_replay_state);
+function module.unload()
+	keep_replay_state();
+end
+
 -- Which accounts exist: "seen" (default) = users who have logged in with a token at least once;
 -- "any" = every valid username (offline messages are kept for users who never logged in).
 local user_exists_mode = module:get_option_string("token_user_exists", "seen");

@@ -13,9 +13,10 @@ local function base_options(extra)
 	return o;
 end
 
-local function load(options)
+local function load(options, stores)
 	local sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
-	local _, auth_seen = env.load_module("auth_hmac", HOST, options, { sasl_hmac = sasl_env });
+	local auth_env, auth_seen = env.load_module("auth_hmac", HOST, options, { sasl_hmac = sasl_env }, stores);
+	auth_seen.env = auth_env;
 	return auth_seen.provided.auth, sasl_seen, auth_seen;
 end
 
@@ -239,6 +240,26 @@ describe("mod_auth_hmac #prosody", function()
 		end
 		assert.is_table((load(with({ token_secret = "short", otp_seed = "XVGR73KMZH2M4XMY", token_allow_weak_secrets = true }))));
 		assert.is_table((load(with({ otp_step = 3600, token_allow_long_lifetime = true }))));
+	end);
+
+	-- A token used just before a clean stop or a module reload is still refused after it.
+	it("keeps the replay cache across a reload and a clean stop", function()
+		for _, how in ipairs({ "unload", "server-stopping" }) do
+			local stores = {};
+			local first, _, seen = load(base_options(), stores);
+			local used = first.get_verifier():mint("rita@" .. HOST);
+			assert.is_true(first.test_password("rita", used));
+			if how == "unload" then seen.env.module.unload(); else seen.global_hooks["server-stopping"](); end
+			local second = load(base_options(), stores);
+			assert.same({ nil, "replayed" }, { second.test_password("rita", used) }, how);
+			assert.is_true(second.test_password("rita", second.get_verifier():mint("rita@" .. HOST)));
+			-- taken back once: the saved state is cleared at load
+			local third = load(base_options(), stores);
+			assert.are.equal(0, third.get_verifier():stats().replay_entries);
+		end
+		local v = load(base_options()).get_verifier();
+		assert.same({ 0, 2 }, { v:restore_replay_state({ high_water = 1, entries = { "zz 5", 7 } }) });
+		assert.has_error(function() v:restore_replay_state("nope"); end);
 	end);
 
 	it("reads relative secret files from the config file's directory, not the working directory", function()

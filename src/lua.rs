@@ -8,6 +8,8 @@
 //!                                  token_jid_as_sent = false }
 //! v:verify(token, jid_or_jids, now)   --> step | nil, reason     (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason
+//! v:replay_state()                    --> { high_water = step, entries = { "<key hex> <expiry>", ... } }
+//! v:restore_replay_state(state)       --> entries taken, entries refused as not well-formed
 //!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
@@ -198,6 +200,39 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
         },
     )?)?;
     let this = v.clone();
+    object.raw_set("replay_state", lua.create_function(move |lua, _: Value| {
+        let (high_water, entries) = this.replay_export().map_err(|r| LuaError::runtime(r.as_str()))?;
+        let t = lua.create_table()?;
+        t.set("high_water", high_water)?;
+        let lines = entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
+        t.set("entries", lua.create_sequence_from(lines)?)?;
+        Ok(t)
+    })?)?;
+    let this = v.clone();
+    object.raw_set("restore_replay_state", lua.create_function(move |_, (_, state): (Value, Value)| {
+        let Value::Table(state) = state else { return Err(type_error("state", "table", &state)) };
+        let high_water = match state.get::<Value>("high_water")? {
+            Value::Integer(i) if i >= 0 => i as u64,
+            _ => 0,
+        };
+        let mut entries = Vec::new();
+        let mut refused = 0usize;
+        if let Value::Table(list) = state.get::<Value>("entries")? {
+            for line in list.sequence_values::<Value>() {
+                let parsed = match line? {
+                    Value::String(s) => parse_replay_entry(&s.as_bytes()),
+                    _ => None,
+                };
+                match parsed {
+                    Some(e) => entries.push(e),
+                    None => refused += 1,
+                }
+            }
+        }
+        let taken = this.replay_import(high_water, &entries).map_err(|r| LuaError::runtime(r.as_str()))?;
+        Ok((taken, refused))
+    })?)?;
+    let this = v.clone();
     object.raw_set("stats", lua.create_function(move |lua, _: Value| {
         let (entries, cap, quota) = this.replay_stats();
         let t = lua.create_table()?;
@@ -227,6 +262,14 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     meta.raw_set("__metatable", false)?;
     object.set_metatable(Some(meta))?;
     Ok(object)
+}
+
+/// `"<32 hex digits> <expiry step>"`, as `replay_state` writes it.
+fn parse_replay_entry(line: &[u8]) -> Option<(crate::replay::Key, u64)> {
+    let line = core::str::from_utf8(line).ok()?;
+    let (hex, expiry) = line.split_once(' ')?;
+    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
+    Some((bytes.try_into().ok()?, expiry.parse().ok()?))
 }
 
 struct LuaExchange {

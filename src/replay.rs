@@ -33,6 +33,10 @@ pub const CLOCK_BACK_TOLERANCE: u64 = 2;
 /// Default for how many live entries one account may hold (`token_replay_user_quota`).
 pub const DEFAULT_USER_QUOTA: usize = 100;
 
+/// The account tag of entries restored after a restart (no account's name hashes to it except by a
+/// 2^-64 chance, and then that account's quota merely counts them).
+const RESTORED: u64 = 0;
+
 /// Keys are HMAC-SHA256 output that the server verified (or computed) itself: uniformly
 /// distributed, and unpredictable without the token secret. So their first eight bytes already are
 /// a good hash and nobody can aim collisions at the table; SipHash would only add cost.
@@ -119,7 +123,7 @@ impl ReplayCache {
 
     /// Live entries of `account`.
     pub fn account_len(&self, account: &str) -> usize {
-        self.per_account.get(&self.tagger.hash_one(account)).copied().unwrap_or(0)
+        self.per_account.get(&self.tagger.hash_one(account).max(1)).copied().unwrap_or(0)
     }
 
     /// Raises the high-water mark to `current_step` (never lowers it) and drops every entry whose
@@ -143,6 +147,40 @@ impl ReplayCache {
         }
     }
 
+    /// The live entries, (key, expiry step), and the high-water mark: what a restart needs to keep
+    /// refusing the tokens used before it.
+    pub fn export(&self) -> (u64, Vec<(Key, u64)>) {
+        let entries = self.buckets.iter().flat_map(|b| b.keys.iter().map(move |k| (*k, b.expiry))).collect();
+        (self.high_water, entries)
+    }
+
+    /// Takes back what [`ReplayCache::export`] gave (after a restart): raises the high-water mark to
+    /// `high_water` and records every entry that has not expired, under an account of its own (the
+    /// users are not known; their quotas start afresh). Entries beyond the cap are dropped.
+    /// Returns how many were taken.
+    pub fn import(&mut self, high_water: u64, entries: &[(Key, u64)]) -> usize {
+        self.advance(high_water);
+        let mut taken = 0;
+        for (key, expiry) in entries {
+            if expiry.saturating_add(CLOCK_BACK_TOLERANCE) > self.high_water
+                && self.len < self.cap
+                && !self.buckets.iter().any(|b| b.keys.contains(key))
+            {
+                let at = self.buckets.partition_point(|b| b.expiry < *expiry);
+                if self.buckets.get(at).is_none_or(|b| b.expiry != *expiry) {
+                    self.buckets.insert(at, Bucket { expiry: *expiry, keys: KeySet::default(), owners: Vec::new() });
+                }
+                let bucket = &mut self.buckets[at];
+                bucket.keys.insert(*key);
+                bucket.owners.push(RESTORED);
+                *self.per_account.entry(RESTORED).or_insert(0) += 1;
+                self.len += 1;
+                taken += 1;
+            }
+        }
+        taken
+    }
+
     /// Records `key`, used by `account`, as used until (exclusive) `expiry_step`, after advancing
     /// to `current_step`. Fails with `Expired` if an entry expiring then would already have been
     /// dropped (the clock went back further than the tolerance), `Replayed` if the key is live,
@@ -155,7 +193,7 @@ impl ReplayCache {
         if self.buckets.iter().any(|b| b.keys.contains(&key)) {
             return Err(Reject::Replayed);
         }
-        let owner = self.tagger.hash_one(account);
+        let owner = self.tagger.hash_one(account).max(1); // 0 is RESTORED
         if self.per_account.get(&owner).is_some_and(|&n| n >= self.quota) {
             return Err(Reject::QuotaExceeded);
         }
@@ -236,6 +274,25 @@ mod tests {
         // the quota frees up as the account's entries expire
         c.advance(102 + T);
         assert_eq!(c.check_and_insert(k(12), "busy", 102 + T, 104 + T), Ok(()));
+    }
+
+    #[test]
+    fn export_and_import_keep_used_tokens_refused_across_a_restart() {
+        let mut c = ReplayCache::new(10, 10);
+        c.check_and_insert(k(1), "a", 100, 102).unwrap();
+        c.check_and_insert(k(2), "b", 101, 103).unwrap();
+        let (hw, entries) = c.export();
+        assert_eq!((hw, entries.len()), (101, 2));
+        let mut fresh = ReplayCache::new(10, 10);
+        assert_eq!(fresh.import(hw, &entries), 2);
+        assert_eq!(fresh.check_and_insert(k(1), "a", 101, 102), Err(Reject::Replayed));
+        assert_eq!(fresh.check_and_insert(k(2), "b", 101, 103), Err(Reject::Replayed));
+        assert_eq!(fresh.high_water(), 101);
+        assert_eq!(fresh.account_len("a"), 0, "restored entries count against no user");
+        // expired entries are not taken back; nor are entries over the cap
+        let mut later = ReplayCache::new(1, 10);
+        assert_eq!(later.import(102 + T, &entries), 1);
+        assert_eq!(later.len(), 1);
     }
 
     /// A clock that jumps forward (a purge) and back must not make used tokens valid again.

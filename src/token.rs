@@ -310,6 +310,18 @@ pub const MAX_LIFETIME: u64 = 900;
         }
     }
 
+    /// The replay cache's high-water step and live entries (key, expiry step), to be kept across a
+    /// restart (see [`ReplayCache::export`]).
+    pub fn replay_export(&self) -> Result<(u64, Vec<(Key, u64)>), Reject> {
+        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.export())
+    }
+
+    /// Restores what [`Verifier::replay_export`] returned before a restart; returns how many
+    /// entries were still live.
+    pub fn replay_import(&self, high_water: u64, entries: &[(Key, u64)]) -> Result<usize, Reject> {
+        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.import(high_water, entries))
+    }
+
     /// Checks that `jid` is a bare JID of this verifier's host.
     pub fn check_jid(&self, jid: &str) -> Result<(), Reject> {
         let (_, domain) = jid::split_bare(jid)?;

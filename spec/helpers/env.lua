@@ -31,10 +31,12 @@ function M.vectors()
 end
 
 -- Loads a plugin file into a fresh environment with a `module` object. `options` are its
--- configuration; `deps` maps module names to already-loaded environments for module:depends().
-function M.load_module(name, host, options, deps)
+-- configuration; `deps` maps module names to already-loaded environments for module:depends();
+-- `stores` (optional) is the storage to share with an earlier load, as across a restart.
+function M.load_module(name, host, options, deps, stores)
 	local set = require "util.set";
-	local logs, events, provided, stores = {}, {}, {}, {};
+	local logs, events, provided = {}, {}, {};
+	stores = stores or {};
 	local module = { host = host, name = name, path = repo .. "/lua/mod_" .. name .. ".lua" };
 	local function opt(key, default)
 		local v = options[key];
