@@ -132,7 +132,7 @@ describe("native module", function()
 		fails("\0vic\0" .. t, "replayed");
 	end);
 
-	-- verify is a raw C function over the verifier it was made for: it must keep that verifier
+	-- verify is a closure over the verifier it was made for: it must keep that verifier
 	-- alive by itself, balance the Lua stack, and raise only for misuse.
 	it("keeps its verifier alive through garbage collection, and the stack balanced", function()
 		local v = assert(verifier());

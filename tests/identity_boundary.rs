@@ -116,8 +116,8 @@ fn login(v: &Verifier, mech: Mechanism, authcid: &str, public: &str, mac_b64: &s
     }
 }
 
-/// Every entry point a client's or caller's credential reaches: the core `verify` (what the raw
-/// Lua fast path and the mlua path call), `verify_username` (test_password, `hmac-token verify`),
+/// Every entry point a client's or caller's credential reaches: the core `verify` (what the
+/// Lua binding calls), `verify_username` (test_password, `hmac-token verify`),
 /// and the three SASL mechanisms.
 fn every_entry_point(v: &Verifier, authcid: &str, public: &str, mac_b64: &str) -> Vec<(&'static str, Result<String, Reject>)> {
     let token = format!("{public} {mac_b64}");
