@@ -66,3 +66,44 @@ def test_secrets_from_files_and_clear_errors():
     assert "SUPER-SECRET-VALUE" not in bad.stderr and "NOT-BASE32-SEED!" not in bad.stderr
     nojid = run("mint", "--jid", "not-a-jid", "--secret", "s", "--otp-seed", k["otp_seed"])
     assert nojid.returncode == 2 and "malformed" in nojid.stderr
+
+
+def test_weak_and_published_secrets_and_long_lifetimes_are_refused():
+    k = keys()
+    cases = [
+        (["--secret", "fifteen-bytes!!", "--otp-seed", k["otp_seed"]], "token_secret must be at least 16 bytes, not 15"),
+        (["--secret", "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7", "--otp-seed", k["otp_seed"]], "token_secret is an example value"),
+        (["--secret", k["token_secret"], "--otp-seed", "XVGR73KMZH2M4XMY"], "otp_seed is an example value"),
+        (["--secret", k["token_secret"], "--otp-seed", k["otp_seed"], "--step", "301"], "is 903 s, longer than the 900 s"),
+    ]
+    for args, message in cases:
+        r = run("mint", "--jid", "a@example.org", *args)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+        assert "fifteen-bytes!!" not in r.stderr
+    assert run("mint", "--jid", "a@example.org", "--secret", "short", "--otp-seed", "XVGR73KMZH2M4XMY",
+               "--allow-weak-secrets").returncode == 0
+    assert run("mint", "--jid", "a@example.org", "--secret", k["token_secret"], "--otp-seed", k["otp_seed"],
+               "--step", "3600", "--allow-long-lifetime").returncode == 0
+
+
+def test_keygen_writes_the_secret_files_as_debian_does():
+    import grp
+    import stat
+    with tempfile.TemporaryDirectory() as d:
+        r = run("keygen", "--write", d)
+        assert r.returncode == 0, r.stderr
+        sf, of = os.path.join(d, "token_secret"), os.path.join(d, "otp_seed")
+        assert r.stdout == 'token_secret_file = "%s"\notp_seed_file = "%s"\n' % (sf, of)
+        for path in (sf, of):
+            st = os.stat(path)
+            assert stat.S_IMODE(st.st_mode) == 0o640, oct(st.st_mode)
+            if os.geteuid() == 0:
+                assert (st.st_uid, grp.getgrgid(st.st_gid).gr_name) == (0, "prosody")
+        t = run("mint", "--jid", "kay@example.org", "--secret-file", sf, "--otp-seed-file", of)
+        assert t.returncode == 0, t.stderr
+        assert run("verify", "--jid", "kay@example.org", "--token", t.stdout.strip(), "--secret-file", sf,
+                   "--otp-seed-file", of).returncode == 0
+        before = open(sf).read()
+        again = run("keygen", "--write", d)
+        assert again.returncode == 2 and "never overwritten" in again.stderr
+        assert open(sf).read() == before
