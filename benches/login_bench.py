@@ -56,6 +56,7 @@ authentication = "{auth}"
 token_secret = "{secret}"
 otp_seed = "{seed}"
 token_replay_cache_size = 1000000
+token_replay_user_quota = 1000000 -- 20 users log in thousands of times in seconds
 VirtualHost "{host}"
 """
 
