@@ -5,7 +5,8 @@
 //! last k digits of the nonce to the front of the localpart (or the first k digits of a numeric
 //! localpart to the end of the nonce) leaves a public part of the wrong length, which is malformed
 //! before any MAC is computed. Usernames are prepared with a real nodeprep (the `stringprep` crate,
-//! RFC 3920 appendix A, what Prosody applies), and by default only the nodeprep'd JID verifies.
+//! RFC 3920 appendix A; the server passes Prosody's own, which the core takes as a function, so
+//! what is tested here is the identity rule), and by default only the nodeprep'd JID verifies.
 mod common;
 
 use prosody_auth_hmac::sasl::{sasl_hmac_proof, verify_username, Exchange, Mechanism, Outcome};

@@ -4,8 +4,10 @@
 //! variants), so they need not appear on a command line.
 //!
 //! JIDs follow the server's rule: the localpart is nodeprep'd and the domain nameprep'd (lower
-//! case), `mint` signs that form, and `verify` accepts exactly what a client logging in as the
-//! given JID would be accepted with.
+//! case), `mint` signs that form, and `verify` accepts what a client logging in as the given JID
+//! would be accepted with. Where this tool cannot prepare a name exactly as Prosody does
+//! (characters unassigned in Unicode 3.2), it refuses: it may refuse what the server accepts, never
+//! the reverse.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -51,6 +53,13 @@ enum Command {
         #[command(flatten)]
         keys: Keys,
     },
+    /// Print the JID the server logs a client in as (nodeprep'd localpart, nameprep'd domain), one
+    /// per JID given, or per line of standard input with `-`; `!` when it would be refused.
+    Jid {
+        /// Bare JIDs, or `-` to read them from standard input.
+        #[arg(required = true)]
+        jids: Vec<String>,
+    },
     /// Verify a token as Prosody would for a client logging in as --jid (stateless: no replay
     /// cache). Exit status 0 when valid, 1 when refused.
     Verify {
@@ -59,7 +68,7 @@ enum Command {
         jid: String,
         /// Also accept a signature over the localpart as given, before nodeprep (the server's
         /// token_jid_as_sent).
-        #[arg(long, env = "TOKEN_JID_AS_SENT")]
+        #[arg(long, env = "TOKEN_JID_AS_SENT", value_parser = clap::builder::BoolishValueParser::new())]
         jid_as_sent: bool,
         /// The token; read from standard input when absent.
         #[arg(long)]
@@ -100,7 +109,7 @@ struct Keys {
     now: Option<u64>,
     /// Accept short and published example secrets (the server's token_allow_weak_secrets; for
     /// test vectors only).
-    #[arg(long, env = "TOKEN_ALLOW_WEAK_SECRETS")]
+    #[arg(long, env = "TOKEN_ALLOW_WEAK_SECRETS", value_parser = clap::builder::BoolishValueParser::new())]
     allow_weak_secrets: bool,
     /// Accept a token lifetime over 15 minutes (the server's token_allow_long_lifetime).
     #[arg(long)]
@@ -143,17 +152,49 @@ fn read_secret_file(path: &str) -> Result<String, String> {
     Ok(s.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-/// Prosody's nodeprep (RFC 3920 appendix A, as the server applies it to every username).
+/// Compatibility ideographs whose decomposition Unicode corrected after 3.2: Prosody (ICU's
+/// stringprep, Unicode 3.2 data) and the `stringprep` crate (today's normalisation data) map them
+/// differently.
+const CORRECTED_AFTER_UNICODE_3_2: [char; 5] = ['\u{2F868}', '\u{2F874}', '\u{2F91F}', '\u{2F95F}', '\u{2F9BF}'];
+
+/// A character this tool cannot prepare exactly as Prosody does: unassigned in Unicode 3.2 (Prosody
+/// lets those through unchanged; the crate would normalise them with later data, e.g. U+2090 `ₐ` to
+/// `a`, another account), or one of the corrected ideographs.
+fn unreproducible(c: char) -> bool {
+    stringprep::tables::unassigned_code_point(c) || CORRECTED_AFTER_UNICODE_3_2.contains(&c)
+}
+
+/// Prosody's nodeprep (RFC 3920 appendix A), or `None` where this tool cannot be sure to get the
+/// same answer as the server: it refuses rather than maps anything it cannot reproduce, so it may
+/// refuse a name the server accepts, never call two names one account that the server keeps apart.
+/// `tests/integration/test_cli.py` compares it with Prosody's own over every code point.
 fn nodeprep(local: &str) -> Option<String> {
-    stringprep::nodeprep(local).ok().map(|c| c.into_owned())
+    if local.chars().any(unreproducible) {
+        return None;
+    }
+    let prepped = stringprep::nodeprep(local).ok()?.into_owned();
+    // Prosody nodepreps a name again when it logs the session in: the result must be a fixed point
+    (stringprep::nodeprep(&prepped).ok()?.as_ref() == prepped).then_some(prepped)
+}
+
+/// Nameprep for the domain, under the same rule as [`nodeprep`].
+fn nameprep(domain: &str) -> Option<String> {
+    if domain.chars().any(unreproducible) {
+        return None;
+    }
+    stringprep::nameprep(domain).ok().map(|c| c.into_owned())
 }
 
 /// A bare JID as the server sees it: (localpart as given, nodeprep'd localpart, nameprep'd domain).
 fn server_jid(jid: &str) -> Result<(&str, String, String), String> {
     let bad = |why: &str| format!("malformed ({jid:?} is not a bare JID the server accepts: {why})");
     let (local, domain) = prosody_auth_hmac::jid::split_bare(jid).map_err(|_| bad("expected localpart@domain"))?;
-    let prepped = nodeprep(local).ok_or_else(|| bad("the localpart fails nodeprep"))?;
-    let domain = stringprep::nameprep(domain).map_err(|_| bad("the domain fails nameprep"))?.into_owned();
+    let prepped = nodeprep(local)
+        .filter(|p| prosody_auth_hmac::jid::check_part(p).is_ok())
+        .ok_or_else(|| bad("the localpart fails nodeprep, or has characters this tool cannot prepare exactly as Prosody does"))?;
+    let domain = nameprep(domain)
+        .filter(|d| prosody_auth_hmac::jid::check_part(d).is_ok())
+        .ok_or_else(|| bad("the domain fails nameprep"))?;
     Ok((local, prepped, domain))
 }
 
@@ -213,7 +254,14 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mint { jid: given, json, keys } => {
-            let (_, local, domain) = server_jid(&given).map_err(|e| format!("cannot mint for {given:?}: {e}"))?;
+            let (sent, local, domain) = server_jid(&given).map_err(|e| format!("cannot mint for {given:?}: {e}"))?;
+            if local != sent.to_ascii_lowercase() {
+                // a web-app name that is another string in XMPP: whether both are one user is the web
+                // app's decision, not this tool's
+                return Err(format!(
+                    "cannot mint for {given:?}: its localpart is the XMPP account {local:?}; mint for {local}@{domain} if that is the same user"
+                ));
+            }
             let jid = format!("{local}@{domain}");
             if jid != given {
                 eprintln!("hmac-token: minting for {jid} (the form the server verifies), not {given}");
@@ -224,6 +272,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 println!("{}", serde_json::json!({ "jid": jid, "password": token }));
             } else {
                 println!("{token}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jid { jids } => {
+            use std::io::{BufRead, Write};
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut show = |jid: &str| {
+                let line = match server_jid(jid) {
+                    Ok((_, local, domain)) => format!("{local}@{domain}"),
+                    Err(_) => "!".to_owned(),
+                };
+                writeln!(out, "{line}").map_err(|e| e.to_string())
+            };
+            for jid in &jids {
+                if jid == "-" {
+                    for line in std::io::stdin().lock().lines() {
+                        show(&line.map_err(|e| e.to_string())?)?;
+                    }
+                } else {
+                    show(jid)?;
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -107,3 +107,73 @@ def test_keygen_writes_the_secret_files_as_debian_does():
         again = run("keygen", "--write", d)
         assert again.returncode == 2 and "never overwritten" in again.stderr
         assert open(sf).read() == before
+
+
+PROSODY_NODEPREP = r"""
+package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath
+local nodeprep = require "util.encodings".stringprep.nodeprep
+for line in io.lines() do
+    local prepped = nodeprep(line)
+    io.write((prepped and prepped ~= "") and prepped or "!", "\n")
+end
+"""
+
+
+def _prosody_nodeprep(names):
+    r = subprocess.run(["lua5.4", "-e", PROSODY_NODEPREP], input="\n".join(names) + "\n", capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("\n")[:len(names)]
+
+
+def _cli_accounts(names):
+    r = run("jid", "-", stdin="".join("%s@example.org\n" % n for n in names))
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.split("\n")[:len(names)]
+    return [o[:-len("@example.org")] if o != "!" else "!" for o in out]
+
+
+def _names():
+    """Every code point alone (but line breaks and surrogates), then 20 000 seeded random names
+    mixing case, combining marks, Hangul jamo, compatibility forms and the ranges new since Unicode 3.2."""
+    import random
+    names = [chr(cp) for cp in range(0x110000) if cp not in (0x0a, 0x0d) and not 0xd800 <= cp <= 0xdfff]
+    pools = ["aAbBzZ09", "\u0301\u0308\u0327\u20dd", "\u1100\u1161\u11a8\uac00", "\uff21\u2160\u00bd\u0130\u03a3\u00df\ufb01",
+             "\u1d43\u2090\u1d2c\U0001fbf5\u1e9e\u0221", "\u00ad\u200b\u200d\ufe0f\u202e"]
+    rng = random.Random(20261201)
+    for _ in range(20000):
+        names.append("".join(rng.choice(rng.choice(pools)) for _ in range(rng.randint(1, 6))))
+    return names
+
+
+def test_cli_nodeprep_never_joins_what_prosody_keeps_apart():
+    """hmac-token jid (and so mint and verify) against Prosody's own nodeprep (util.encodings, ICU)
+    for every code point and a random corpus: where the CLI gives an answer it is Prosody's; where
+    it cannot be sure (characters unassigned in Unicode 3.2, which Prosody passes through and the
+    stringprep crate would map with later data) it refuses."""
+    names = [n for n in _names() if "@" not in n]
+    ours, theirs = _cli_accounts(names), _prosody_nodeprep(names)
+    assert len(ours) == len(theirs) == len(names)
+    agreed = refused_here_only = 0
+    for name, a, b in zip(names, ours, theirs):
+        if a == "!":
+            refused_here_only += b != "!"
+            continue
+        assert a == b, "%r: CLI %r, Prosody %r" % (name, a, b)
+        agreed += 1
+    assert agreed > 100_000, agreed  # the whole Unicode 3.2 repertoire that nodeprep allows, and more
+    assert refused_here_only < 900_000
+
+
+def test_mint_refuses_a_name_that_is_another_account_in_xmpp():
+    k = keys()
+    env = {"TOKEN_SECRET": k["token_secret"], "OTP_SEED": k["otp_seed"]}
+    ok = run("mint", "--jid", "Alice@Example.org", "--json", env=env)
+    assert ok.returncode == 0 and json.loads(ok.stdout)["jid"] == "alice@example.org"
+    for name, account in [("ＡＬＩＣＥ", "alice"), ("stra\u00dfe", "strasse"), ("al\u00adice", "alice")]:
+        r = run("mint", "--jid", name + "@example.org", env=env)
+        assert r.returncode == 2 and ('XMPP account "%s"' % account) in r.stderr, (name, r.stderr)
+    for name in ["\u2090lice", "3\U0001fbf5"]:  # new since Unicode 3.2: Prosody keeps them as they are
+        r = run("mint", "--jid", name + "@example.org", env=env)
+        assert r.returncode == 2 and "cannot prepare exactly as Prosody does" in r.stderr, (name, r.stderr)
+    assert run("verify", "--jid", "a@example.org", "--token", "x", env=dict(env, TOKEN_JID_AS_SENT="0")).returncode == 1
