@@ -92,7 +92,7 @@ class WebApp:
             return self.send(req, 200, json.dumps(self.config).encode(), "application/json")
         if url.path == "/credentials":
             user = query.get("user", "alice")
-            if not user.isalnum():
+            if not (user.isascii() and user.isalnum()):
                 return self.send(req, 400, b"bad user", "text/plain")
             body = self.credentials(user, query.get("scenario", "good"))
             return self.send(req, 200, json.dumps(body).encode(), "application/json",
