@@ -1,6 +1,8 @@
 // Drives converse.js in Debian's headless Chromium (playwright-core, no browser download):
 // opens the page, waits until converse shows the roster or its login error, takes a screenshot.
 //   node converse-login.mjs URL SCREENSHOT [TIMEOUT_MS]
+// HOST_RESOLVER_RULES (e.g. "MAP chat.test 127.0.0.1") is passed to Chromium, so a test can load the
+// page from a name that is not a secure context.
 // Prints one JSON line: {"outcome": "roster" | "login-error" | "timeout", "detail": ...}
 import { chromium } from 'playwright-core';
 
@@ -9,7 +11,8 @@ const timeout = Number(timeoutArg || 25000);
 const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
+        '--disable-component-update', '--disable-sync',
+        ...(process.env.HOST_RESOLVER_RULES ? [`--host-resolver-rules=${process.env.HOST_RESOLVER_RULES}`] : [])],
 });
 const consoleErrors = [];
 let result;

@@ -116,8 +116,8 @@ class WebApp:
         length = int(req.headers.get("Content-Length") or 0)
         body = req.rfile.read(length).decode("utf-8", "replace")
         path = urllib.parse.urlsplit(req.path).path
-        if path == "/impostor-plain-bosh":
-            return self.plain_impostor(req, body)
+        if path in ("/impostor-plain-bosh", "/impostor-iqauth-bosh"):
+            return self.plain_impostor(req, body, offer_plain=path == "/impostor-plain-bosh")
         if path != "/impostor-bosh":
             return self.send(req, 404, b"not found", "text/plain")
         features = ("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
@@ -140,14 +140,15 @@ class WebApp:
             inner = ""
         return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
 
-    def plain_impostor(self, req, body):
-        """/impostor-plain-bosh: offers only PLAIN and XEP-0078 legacy login, takes any password,
-        and records every body: the test checks the token never arrives."""
+    def plain_impostor(self, req, body, offer_plain):
+        """/impostor-plain-bosh: offers only PLAIN and XEP-0078 legacy login; /impostor-iqauth-bosh:
+        only legacy login. Either takes any password and records every body: the tests check the
+        token never arrives."""
         self.impostor_bodies.append(body)
         sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
         if "sid=" not in body:
-            inner = ("<stream:features><mechanisms xmlns='%s'><mechanism>PLAIN</mechanism></mechanisms>"
-                     "<auth xmlns='http://jabber.org/features/iq-auth'/></stream:features>" % sasl)
+            plain = "<mechanisms xmlns='%s'><mechanism>PLAIN</mechanism></mechanisms>" % sasl if offer_plain else ""
+            inner = ("<stream:features>%s<auth xmlns='http://jabber.org/features/iq-auth'/></stream:features>" % plain)
         elif "<auth" in body:
             inner = "<success xmlns='%s'/>" % sasl
         elif "jabber:iq:auth" in body and "type='get'" in body.replace('"', "'"):

@@ -27,11 +27,11 @@ def webapp(prosody):
     app.stop()
 
 
-def browse(app, name, **params):
+def browse(app, name, base=None, env=None, **params):
     shot = ARTIFACTS / ("%s.png" % name)
-    url = app.url + "?" + "&".join("%s=%s" % kv for kv in params.items())
+    url = (base or app.url) + "?" + "&".join("%s=%s" % kv for kv in params.items())
     out = subprocess.run(["node", str(REPO / "web" / "converse-login.mjs"), url, str(shot)], cwd=REPO / "web",
-                         capture_output=True, text=True, timeout=90)
+                         capture_output=True, text=True, timeout=90, env=dict(os.environ, **(env or {})))
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert shot.is_file()
@@ -86,19 +86,39 @@ def test_browser_refuses_a_server_that_cannot_prove_the_secret(webapp):
     assert any("could not prove" in c for c in r["console"]), r
 
 
-def test_pinned_sasl_hmac_sends_a_plain_only_server_nothing(webapp):
+@pytest.mark.parametrize("impostor", ["plain", "iqauth"])
+def test_pinned_sasl_hmac_sends_a_plain_or_legacy_only_server_nothing(webapp, impostor):
     """The recommended configuration (SASL-HMAC alone) against a server that offers only PLAIN and
-    legacy login: converse shows the login error, and the token never leaves the page (Strophe's
-    legacy-login fallback is refused by the mechanism)."""
+    legacy login, or only legacy login (XEP-0078): converse shows the login error, and the token
+    never leaves the page (Strophe's legacy-login fallback is refused by the mechanism)."""
     webapp.impostor_bodies.clear()
-    r = browse(webapp, "bosh-SASL-HMAC-plain-impostor", transport="bosh", mech="SASL-HMAC", user="pia",
-               bosh="/impostor-plain-bosh")
+    user = "pia" + impostor
+    r = browse(webapp, "bosh-SASL-HMAC-%s-impostor" % impostor, transport="bosh", mech="SASL-HMAC", user=user,
+               bosh="/impostor-%s-bosh" % impostor)
     assert r["outcome"] == "login-error", r
-    token = webapp.issued["pia"]["password"]
-    public, mac = token.split(" ")
+    public, mac = webapp.issued[user]["password"].split(" ")
     sent = "\n".join(webapp.impostor_bodies)
     assert webapp.impostor_bodies, "converse did not reach the impostor"
     for secret in (mac, public):
         assert secret not in sent, sent
     assert "<auth" not in sent and "jabber:iq:auth" not in sent, sent
     assert any("Not falling back to legacy login" in c for c in r["console"]), r
+
+
+def test_insecure_origin_sends_the_server_nothing(prosody, webapp):
+    """The page loaded over plain HTTP from a name that is not localhost (Chromium maps chat.test to
+    127.0.0.1): no secure context, no WebCrypto, so SASL-HMAC cannot run. The mechanism says so and
+    fails the login; nothing with the token reaches the genuine server (Strophe would otherwise
+    send it in a legacy-login <password/> over ws://)."""
+    user = "insecure"
+    mark = prosody.log_mark()
+    base = "http://chat.test:%d/" % webapp.port
+    r = browse(webapp, "websocket-SASL-HMAC-insecure-origin", base=base, env={"HOST_RESOLVER_RULES": "MAP chat.test 127.0.0.1"},
+               transport="websocket", mech="SASL-HMAC", user=user)
+    assert r["outcome"] == "login-error", r
+    assert any("not a secure context" in c for c in r["console"]), r
+    public, mac = webapp.issued[user]["password"].split(" ")
+    time.sleep(1)
+    log = prosody.log_since(mark)
+    assert "jabber:iq:auth" not in log and mac not in log and public not in log, log
+    assert "Received[c2s_unauthed]: <auth" not in log
