@@ -183,7 +183,12 @@ class C2S(Stream):
 
     def send_raw(self, text):
         data = text.encode("utf-8") if isinstance(text, str) else text
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            # the server closed while we were still sending (e.g. a stanza over its size limit):
+            # what it sent before closing (a stream error) is still read by recv()
+            pass
 
     def recv(self):
         while not self.pending:
