@@ -206,15 +206,26 @@ local sasl_hmac = module:depends("sasl_hmac");
 
 local provider = {};
 
+-- test_password is how mod_legacyauth, mod_rest and other non-SASL logins check a password: there
+-- the whole token is a bearer credential, as with PLAIN. So it is allowed while PLAIN or X-TOKEN is
+-- among token_mechanisms, unless token_test_password says otherwise.
+local allow_test_password = module:get_option_boolean("token_test_password", sasl_hmac.bearer_enabled());
+
 function provider.test_password(username, password)
+	local shown = native.printable((type(username) == "string" and username or "?") .. "@" .. module.host);
 	if type(username) ~= "string" or type(password) ~= "string" then
+		sasl_hmac.failed("test_password", shown, nil, "malformed");
 		return nil, "malformed";
+	end
+	if not allow_test_password then
+		sasl_hmac.failed("test_password", shown, nil, "bearer-disabled");
+		return nil, "bearer-disabled";
 	end
 	-- the mechanisms' identity rule: the signature covers the nodeprep'd JID (and, only under
 	-- token_jid_as_sent, the username as given)
 	local user, reason = verifier:verify_user(password, username, nodeprep);
 	if not user then
-		sasl_hmac.count("test_password", reason);
+		sasl_hmac.failed("test_password", shown, nil, reason);
 		return nil, reason;
 	end
 	sasl_hmac.count("test_password", "success");

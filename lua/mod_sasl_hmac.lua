@@ -17,12 +17,27 @@ for mech in enabled do
 	end
 end
 
+-- Whether a mechanism that carries the whole token is enabled (test_password follows it).
+function bearer_enabled() -- luacheck: ignore 131
+	for mech in enabled do
+		if bearer[mech] then return true; end
+	end
+	return false;
+end
+
 -- Prosody's rules for PLAIN on unencrypted connections (mod_saslauth) apply to every mechanism that
 -- sends the whole token. SASL-HMAC never sends the token's secret half; like SCRAM it follows the
 -- rules for its own name (insecure_sasl_mechanisms).
 local allow_unencrypted_plain_auth = module:get_option_boolean("allow_unencrypted_plain_auth", false);
 local insecure_mechanisms = module:get_option_set("insecure_sasl_mechanisms",
 	allow_unencrypted_plain_auth and {} or { "PLAIN", "LOGIN" });
+
+-- After this many failed token logins one stream is closed (policy-violation): a client cannot
+-- flood the log from one connection or one BOSH request.
+local max_failures = module:get_option_number("token_max_failures", 5);
+if max_failures < 1 then
+	error("mod_sasl_hmac: token_max_failures must be at least 1", 0);
+end
 
 local conditions = {
 	["malformed"] = "malformed-request";
@@ -33,6 +48,9 @@ local conditions = {
 	["expired"] = "credentials-expired";
 	["cache-full"] = "temporary-auth-failure";
 	["quota-exceeded"] = "temporary-auth-failure";
+	["already-authenticated"] = "not-authorized";
+	["bearer-disabled"] = "not-authorized";
+	["too-many-failures"] = "not-authorized";
 	["internal-error"] = "temporary-auth-failure";
 };
 local texts = {
@@ -97,10 +115,53 @@ function handler:select(mechanism)
 	return true;
 end
 
+-- A client-supplied name made safe for a log line (escaped, cut to 200 bytes) by the native module.
+local function printable(s)
+	local native = package.loaded.prosody_auth_hmac;
+	return native and native.printable(s) or "(unprintable)";
+end
+
+-- One refused login: counted, one log line (while the stream is under max_failures), the
+-- token-authentication-failure event. `jid` is already log-safe (the native module's printable form).
+-- Returns the SASL condition and text to send.
+function failed(mechanism, jid, session, reason) -- luacheck: ignore 131
+	count(mechanism, reason);
+	local condition = conditions[reason] or "not-authorized";
+	local n = (session and session.token_failures or 0) + 1;
+	if session then session.token_failures = n; end
+	if n <= max_failures then
+		module:log("info", "Failed %s token login for %s from %s: %s", mechanism,
+			jid or "(unknown)", session and session.ip or "(unknown address)", reason);
+		module:fire_event("token-authentication-failure", {
+			session = session or {}, mechanism = mechanism, reason = reason, jid = jid });
+	end
+	if session and n == max_failures and session.close then
+		module:log("info", "Closing the stream from %s after %d failed token logins", session.ip or "(unknown address)", n);
+		-- after the failure reply has gone out
+		module:add_timer(0, function()
+			session:close({ condition = "policy-violation", text = "Too many failed logins" });
+		end);
+	end
+	return condition, texts[condition];
+end
+
 function handler:process(message)
 	local exchange = self.exchange;
 	if not exchange then
 		return "failure", "malformed-request";
+	end
+	local session = self.session or {};
+	if session.username then
+		-- a second SASL exchange on an authenticated session (mod_sasl2 offers one): never, it would
+		-- split the session between two users
+		local condition, text = failed(self.selected, printable(session.username .. "@" .. module.host), session,
+			"already-authenticated");
+		return "failure", condition, text;
+	end
+	if (session.token_failures or 0) >= max_failures then
+		-- the stream is being closed; what it still sends is refused without a log line each
+		local condition, text = failed(self.selected, exchange:attempted_jid(), session, "too-many-failures");
+		return "failure", condition, text;
 	end
 	local status, value, extra = exchange:step(message, nodeprep);
 	if status == "challenge" then
@@ -111,14 +172,8 @@ function handler:process(message)
 		if self.on_success then self.on_success(value); end
 		return "success", extra;
 	end
-	local session = self.session or {};
-	count(self.selected, value);
-	module:log("info", "Failed %s token login for %s from %s: %s", self.selected,
-		exchange:attempted_jid() or "(unknown)", session.ip or "(unknown address)", value);
-	module:fire_event("token-authentication-failure", {
-		session = session, mechanism = self.selected, reason = value, jid = exchange:attempted_jid() });
-	local condition = conditions[value] or "not-authorized";
-	return "failure", condition, texts[condition];
+	local condition, text = failed(self.selected, exchange:attempted_jid(), session, value);
+	return "failure", condition, text;
 end
 
 module:log("debug", "Token SASL mechanisms enabled: %s", tostring(enabled));

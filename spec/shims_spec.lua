@@ -74,6 +74,26 @@ describe("mod_auth_hmac #prosody", function()
 		assert.same({ nil, "malformed" }, { strict.test_password("bob", nonce20.get_verifier():mint("bob@" .. HOST)) });
 	end);
 
+	-- test_password (mod_legacyauth, mod_rest, ...) is a login path like the others: one log line and
+	-- an event per refusal, and a bearer use of the whole token only while PLAIN or X-TOKEN is offered.
+	it("logs test_password refusals and refuses bearer use when only SASL-HMAC is enabled", function()
+		local provider, seen = load(base_options());
+		local v = provider.get_verifier();
+		local before = #seen.logs;
+		assert.same({ nil, "bad-signature" }, { provider.test_password("tom", v:mint("ann@" .. HOST)) });
+		local line = seen.logs[#seen.logs];
+		assert.are.equal(before + 1, #seen.logs);
+		assert.truthy(line.text:find("Failed test_password token login for tom@example.org from (unknown address): bad-signature", 1, true), line.text);
+		assert.are.equal("token-authentication-failure", seen.events[#seen.events].name);
+		assert.same({ nil, "malformed" }, { provider.test_password("tom\226\128\174x", "1 x") });
+		assert.truthy(seen.logs[#seen.logs].text:find("tom\\u{202e}x@example.org", 1, true), seen.logs[#seen.logs].text);
+		local pinned, pinned_seen = load(base_options({ token_mechanisms = { "SASL-HMAC" } }));
+		assert.same({ nil, "bearer-disabled" }, { pinned.test_password("tom", pinned.get_verifier():mint("tom@" .. HOST)) });
+		assert.truthy(pinned_seen.logs[#pinned_seen.logs].text:find(": bearer-disabled", 1, true));
+		local allowed = load(base_options({ token_mechanisms = { "SASL-HMAC" }, token_test_password = true }));
+		assert.is_true(allowed.test_password("tom", allowed.get_verifier():mint("tom@" .. HOST)));
+	end);
+
 	-- A FAST token (mod_sasl2_fast) obtained with one token login stays valid for weeks.
 	it("warns once when mod_sasl2_fast is enabled on its host", function()
 		local function warnings(seen)
@@ -380,6 +400,50 @@ describe("mod_sasl_hmac handler #prosody", function()
 		assert.truthy(err:find("token_replay_user_quota must be at least 1", 1, true), err);
 	end);
 
+	-- One stream may fail token_max_failures times: the last failure closes it (policy-violation) once
+	-- the reply is out, and what it still sends is refused without a log line each.
+	it("closes a stream after token_max_failures failed logins, with one log line each until then", function()
+		local provider, seen = load(base_options({ token_max_failures = 3 }));
+		local mint = minter(provider);
+		local closed = {};
+		local session = { secure = true, ip = "192.0.2.9", close = function(_, reason) closed[#closed+1] = reason; end };
+		local function attempt(token)
+			local h = provider.get_sasl_handler(session);
+			assert.is_true(h:select("PLAIN"));
+			return h:process("\0gus\0" .. token);
+		end
+		local before = #seen.logs;
+		for _ = 1, 50 do assert.are.equal("failure", (attempt("1 x"))); end
+		local lines = {};
+		for i = before + 1, #seen.logs do lines[#lines+1] = seen.logs[i].text; end
+		assert.are.equal(4, #lines, table.concat(lines, "\n")); -- three failures and the closing line
+		assert.truthy(lines[4]:find("Closing the stream from 192.0.2.9 after 3 failed token logins", 1, true), lines[4]);
+		assert.are.equal(0, #closed, "not before the failure reply");
+		for _, timer in ipairs(seen.timers) do timer(); end
+		assert.same({ { condition = "policy-violation", text = "Too many failed logins" } }, closed);
+		-- even a valid token is refused on that stream now; a new stream is fine
+		assert.are.equal("failure", (attempt(mint("gus"))));
+		local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.9" });
+		assert.is_true(h:select("PLAIN"));
+		assert.are.equal("success", (h:process("\0gus\0" .. mint("gus"))));
+	end);
+
+	-- mod_sasl2 runs a second <authenticate/> on a session that is already logged in: refused.
+	it("refuses any exchange on a session that is already authenticated", function()
+		local provider, seen = load(base_options());
+		local mint = minter(provider);
+		local session = { secure = true, ip = "192.0.2.10", username = "mallory" };
+		for _, mech in ipairs({ "PLAIN", "X-TOKEN", "SASL-HMAC" }) do
+			local h = provider.get_sasl_handler(session);
+			assert.is_true(h:select(mech));
+			local status, condition = h:process("\0mallory2\0" .. mint("mallory2"));
+			assert.same({ "failure", "not-authorized" }, { status, condition });
+			assert.truthy(seen.logs[#seen.logs].text:find("Failed " .. mech .. " token login for mallory@example.org from 192.0.2.10: already-authenticated", 1, true),
+				seen.logs[#seen.logs].text);
+		end
+		-- the token was never looked at, so it still works for its owner elsewhere
+	end);
+
 	it("counts logins by mechanism and outcome", function()
 		local provider, seen = load(base_options());
 		local mint = minter(provider);
@@ -418,7 +482,7 @@ describe("mod_sasl_hmac handler #prosody", function()
 		local provider, seen = load(base_options({ token_replay_cache_size = 3 }));
 		local mint = minter(provider);
 		local function attempt(mech, message)
-			local h = provider.get_sasl_handler(secure);
+			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.7" });
 			assert.is_true(h:select(mech));
 			return h:process(message);
 		end
@@ -435,7 +499,7 @@ describe("mod_sasl_hmac handler #prosody", function()
 		};
 		for _, c in ipairs(cases) do
 			local before = #seen.logs;
-			local h = provider.get_sasl_handler(secure);
+			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.7" });
 			assert.is_true(h:select("X-TOKEN"));
 			local status, condition = h:process(c[1]);
 			assert.are.equal("failure", status);

@@ -312,5 +312,7 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("verifier", lua.create_function(new_verifier)?)?;
     exports.set("mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
     exports.set("reasons", lua.create_sequence_from(Reject::ALL.iter().map(|r| r.as_str()))?)?;
+    // a client-supplied identity made safe for a log line (the shims log through it)
+    exports.set("printable", lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?)?;
     Ok(exports)
 }

@@ -57,6 +57,8 @@ function M.load_module(name, host, options, deps, stores)
 	function module:hook_global(event, handler) global_hooks[event] = handler; end
 	function module:log(level, fmt, ...) logs[#logs+1] = { level = level, text = fmt:format(...) }; end
 	function module:fire_event(event, data) events[#events+1] = { name = event, data = data }; end
+	local timers = {};
+	function module:add_timer(_, f) timers[#timers+1] = f; end
 	function module:provides(kind, item) provided[kind] = item; end
 	local metrics = {};
 	function module:metric(kind, metric_name)
@@ -85,7 +87,7 @@ function M.load_module(name, host, options, deps, stores)
 	local chunk = assert(loadfile(module.path, "t", env));
 	chunk();
 	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics,
-		global_hooks = global_hooks };
+		global_hooks = global_hooks, timers = timers };
 end
 
 -- Debian builds Prosody's C utilities (util.encodings, util.hashes, ...) for Lua 5.4 only. Specs that
