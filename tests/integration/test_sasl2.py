@@ -155,3 +155,51 @@ def test_sasl2_over_bosh_as_the_installed_mod_sasl2_allows(server):
     log = server.log_since(mark)
     assert "mod_sasl2.lua" in log and "attempt to concatenate a nil value (field 'base_type')" in log, log
     assert "Failed PLAIN token login" not in log  # our handler never ran
+
+
+@pytest.mark.parametrize("mech", MECHS)
+def test_sasl2_second_authenticate_on_an_authenticated_session_is_refused(server, mech):
+    """mod_sasl2 runs a second <authenticate/> on a session that is already logged in; the handler
+    refuses it (it would split the session between two users and leave a ghost), with one line."""
+    s = connect(server, "c2s")
+    try:
+        assert login(s, mech, "mallory", server.mint("mallory@" + server.host)).status == "success"
+        mark = server.log_mark()
+        other = server.mint("mallory2@" + server.host)
+        r = login(s, mech, "mallory2", other)
+        assert r.status == "failure", r
+        log = server.wait_log(mark, "token login for")
+        if r.condition == "not-authorized":
+            line = "Failed %s token login for mallory@%s from 127.0.0.1: already-authenticated" % (mech, server.host)
+            assert log.count(line) == 1, log
+        else:  # bookworm's 2023 mod_sasl2 keeps the used handler, which refuses a second mechanism itself
+            assert OLD_MOD_SASL2 and r.condition == "invalid-mechanism", r
+        assert "Authenticated as mallory2" not in log
+    finally:
+        s.close()
+    # mallory2's token was not used up
+    s = connect(server, "c2s")
+    try:
+        assert login(s, mech, "mallory2", other).status == "success"
+    finally:
+        s.close()
+
+
+def test_sasl2_reauthentication_attempts_leave_no_ghosts(server):
+    """500 sessions that each log in and then try to authenticate again: Prosody's memory stays flat
+    (each ghost session used to keep ~200 KiB)."""
+    def one(i):
+        s = connect(server, "c2s")
+        try:
+            assert login(s, "PLAIN", "ghost%d" % i, server.mint("ghost%d@%s" % (i, server.host))).status == "success"
+            assert login(s, "PLAIN", "other%d" % i, server.mint("other%d@%s" % (i, server.host))).status == "failure"
+        finally:
+            s.close()
+    for i in range(20):
+        one(i)
+    before = server.rss_kib()
+    for i in range(20, 520):
+        one(i)
+    growth = server.rss_kib() - before
+    print("RSS %d KiB -> %+d KiB over 500 re-authentication attempts" % (before, growth))
+    assert growth < 20 * 1024, growth
