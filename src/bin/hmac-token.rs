@@ -148,6 +148,12 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
 }
 
 fn read_secret_file(path: &str) -> Result<String, String> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.permissions().mode() & 0o004 != 0 {
+            eprintln!("hmac-token: warning: {path} is readable by every local user; make it readable only by its owner and Prosody's group (chown root:prosody, chmod 640)");
+        }
+    }
     let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     Ok(s.trim_end_matches(['\r', '\n']).to_owned())
 }
@@ -328,7 +334,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
+/// Flags whose value is a secret: on the command line every local user can read it
+/// (`/proc/<pid>/cmdline`, `ps`), so say so and name the safe alternative.
+const SECRET_FLAGS: [(&str, &str); 3] = [
+    ("--secret", "TOKEN_SECRET or --secret-file"),
+    ("--otp-seed", "OTP_SEED or --otp-seed-file"),
+    ("--token", "standard input (leave out --token)"),
+];
+
+fn warn_about_secrets_in_argv() {
+    for arg in std::env::args_os().skip(1) {
+        let arg = arg.to_string_lossy();
+        for (flag, instead) in SECRET_FLAGS {
+            if arg == flag || arg.starts_with(&format!("{flag}=")) {
+                eprintln!("hmac-token: warning: {flag} puts a secret on the command line, where every local user can read it; use {instead}");
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    warn_about_secrets_in_argv();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(msg) => {

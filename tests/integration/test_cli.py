@@ -177,3 +177,30 @@ def test_mint_refuses_a_name_that_is_another_account_in_xmpp():
         r = run("mint", "--jid", name + "@example.org", env=env)
         assert r.returncode == 2 and "cannot prepare exactly as Prosody does" in r.stderr, (name, r.stderr)
     assert run("verify", "--jid", "a@example.org", "--token", "x", env=dict(env, TOKEN_JID_AS_SENT="0")).returncode == 1
+
+
+def test_secrets_on_the_command_line_are_warned_about_and_files_checked():
+    k = keys()
+    flagged = run("mint", "--jid", "a@example.org", "--secret", k["token_secret"], "--otp-seed=" + k["otp_seed"])
+    assert flagged.returncode == 0
+    assert "--secret puts a secret on the command line" in flagged.stderr, flagged.stderr
+    assert "--otp-seed puts a secret on the command line" in flagged.stderr
+    assert k["token_secret"] not in flagged.stderr and k["otp_seed"] not in flagged.stderr
+    env = {"TOKEN_SECRET": k["token_secret"], "OTP_SEED": k["otp_seed"]}
+    quiet = run("mint", "--jid", "a@example.org", env=env)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    token = quiet.stdout.strip()
+    assert "--token puts a secret" in run("verify", "--jid", "a@example.org", "--token", token, env=env).stderr
+    piped = run("verify", "--jid", "b@example.org", env=env, stdin=token + "\n")
+    assert piped.stderr == "" and piped.stdout.strip() == "refused: bad-signature"
+    with tempfile.TemporaryDirectory() as d:
+        sf, of = os.path.join(d, "secret"), os.path.join(d, "seed")
+        for path, value in ((sf, k["token_secret"]), (of, k["otp_seed"])):
+            open(path, "w").write(value + "\n")
+            os.chmod(path, 0o644)
+        loose = run("mint", "--jid", "a@example.org", "--secret-file", sf, "--otp-seed-file", of)
+        assert loose.returncode == 0 and loose.stderr.count("is readable by every local user") == 2, loose.stderr
+        os.chmod(sf, 0o640)
+        os.chmod(of, 0o600)
+        tight = run("mint", "--jid", "a@example.org", "--secret-file", sf, "--otp-seed-file", of)
+        assert tight.returncode == 0 and tight.stderr == "", tight.stderr
