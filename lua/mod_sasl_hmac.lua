@@ -5,7 +5,7 @@
 
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
-local all_mechanisms = { "PLAIN", "X-TOKEN", "SASL-HMAC" };
+local all_mechanisms = { "PLAIN", "X-TOKEN", "SASL-HMAC", "SASL-HMAC-PLUS" };
 -- These carry the whole token (a bearer credential).
 local bearer = { ["PLAIN"] = true, ["X-TOKEN"] = true };
 local enabled = module:get_option_set("token_mechanisms", all_mechanisms);
@@ -93,7 +93,26 @@ function new_handler(verifier, session, on_success) -- luacheck: ignore 131
 end
 
 function handler:clean_clone()
-	return new_handler(self.verifier, self.session, self.on_success);
+	local clone = new_handler(self.verifier, self.session, self.on_success);
+	clone.cb_handlers, clone.userdata = self.cb_handlers, self.userdata;
+	return clone;
+end
+
+-- Prosody (mod_saslauth) hands the handler the channel bindings this connection has; SASL-HMAC-PLUS
+-- is offered only when there is at least one.
+function handler:add_cb_handler(name, f)
+	self.cb_handlers = self.cb_handlers or {};
+	self.cb_handlers[name] = f;
+	return self;
+end
+
+-- The binding data for `name` on this connection, or nil.
+function handler:channel_binding(name)
+	local f = self.cb_handlers and self.cb_handlers[name];
+	if not f then return nil; end
+	local ok, data = pcall(f, self);
+	if ok and type(data) == "string" and data ~= "" then return data; end
+	return nil;
 end
 
 function handler:mechanisms()
@@ -101,7 +120,9 @@ function handler:mechanisms()
 	local secure = self.session and self.session.secure;
 	for mech in enabled do
 		if secure or not insecure_mechanisms:contains(bearer[mech] and "PLAIN" or mech) then
-			offered[mech] = true;
+			if mech ~= "SASL-HMAC-PLUS" or (self.cb_handlers and next(self.cb_handlers)) then
+				offered[mech] = true;
+			end
 		end
 	end
 	return offered;
@@ -163,7 +184,9 @@ function handler:process(message)
 		local condition, text = failed(self.selected, exchange:attempted_jid(), session, "too-many-failures");
 		return "failure", condition, text;
 	end
-	local status, value, extra = exchange:step(message, nodeprep);
+	local status, value, extra = exchange:step(message, nodeprep, nil, function (name)
+		return self:channel_binding(name);
+	end);
 	if status == "challenge" then
 		return "challenge", value;
 	elseif status == "success" then

@@ -347,6 +347,35 @@ end);
 describe("mod_sasl_hmac handler #prosody", function()
 	local secure = { secure = true, ip = "192.0.2.7" };
 
+	-- SASL-HMAC-PLUS: offered when Prosody handed the handler a channel binding; the proofs cover
+	-- the binding data, so the exchange fails on another channel (a relay).
+	it("offers SASL-HMAC-PLUS with a channel binding and binds both proofs to it", function()
+		local sha256 = require "util.hashes".hmac_sha256;
+		local base64 = require "util.encodings".base64;
+		local provider = load(base_options());
+		assert.is_nil(provider.get_sasl_handler(secure):mechanisms()["SASL-HMAC-PLUS"]);
+		local function attempt(server_cb, client_cb, via_clone)
+			local h = provider.get_sasl_handler(secure);
+			h.userdata = { conn = server_cb };
+			h:add_cb_handler("tls-unique", function (self) return self.userdata.conn; end);
+			assert.is_true(h:mechanisms()["SASL-HMAC-PLUS"]);
+			if via_clone then h = h:clean_clone(); end
+			assert.is_true(h:select("SASL-HMAC-PLUS"));
+			local public, b64 = provider.get_verifier():mint("ivy@" .. HOST):match("^(%d+) (.+)$");
+			local s = base64.decode(b64);
+			local cfm = "tls-unique\0\0ivy\0" .. public;
+			local status, sn = h:process(cfm);
+			assert.are.equal("challenge", status);
+			local status2, data = h:process(sha256(s, "SASL-HMAC client\0" .. cfm .. "\0" .. sn .. "\0" .. client_cb));
+			return status2, data, sha256(s, "SASL-HMAC server\0" .. cfm .. "\0" .. sn .. "\0" .. client_cb);
+		end
+		local status, data, expected = attempt("finished-A", "finished-A");
+		assert.same({ "success", expected }, { status, data });
+		assert.are.equal("success", (attempt("finished-A", "finished-A", true)), "clean_clone keeps the bindings");
+		local relayed, condition = attempt("finished-B", "finished-A");
+		assert.same({ "failure", "not-authorized" }, { relayed, condition });
+	end);
+
 	it("offers token mechanisms only on encrypted sessions, like Prosody's PLAIN", function()
 		local provider = load(base_options());
 		local all = { PLAIN = true, ["X-TOKEN"] = true, ["SASL-HMAC"] = true };

@@ -13,7 +13,8 @@
 //!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
-//! ex:step(message, nodeprep, now)     --> "success", username[, additional data]
+//! ex:step(message, nodeprep, now[, channel_binding])
+//!                                     --> "success", username[, additional data]
 //!                                     --> "challenge", data | "failure", reason
 //! ```
 //! Wrong argument types raise. Expected failures (a bad token, a bad configuration value) return
@@ -279,7 +280,9 @@ struct LuaExchange {
 
 impl UserData for LuaExchange {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_method_mut("step", |lua, this, (msg, nodeprep, now): (Value, Value, Option<Value>)| {
+        // channel_binding (SASL-HMAC-PLUS): function(name) returning the connection's binding data
+        // for that name (tls-exporter, tls-unique, tls-server-end-point), or nil
+        methods.add_method_mut("step", |lua, this, (msg, nodeprep, now, cb): (Value, Value, Option<Value>, Option<Value>)| {
             let msg = match &msg {
                 Value::Nil => None,
                 v => Some(string_arg("message", v)?),
@@ -287,8 +290,20 @@ impl UserData for LuaExchange {
             let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
             let now = time_arg(&now)?;
             let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+            let cb = match cb {
+                None | Some(Value::Nil) => None,
+                Some(Value::Function(f)) => Some(f),
+                Some(other) => return Err(type_error("channel_binding", "function", &other)),
+            };
+            let binding = |name: &str| -> Option<Vec<u8>> {
+                let f = cb.as_ref()?;
+                match f.call::<Value>(name).ok()? {
+                    Value::String(s) => Some(s.as_bytes().to_vec()),
+                    _ => None,
+                }
+            };
             let bytes = msg.as_ref().map(|m| m.as_bytes());
-            match this.exchange.step(&this.verifier, bytes.as_deref(), now, &prep) {
+            match this.exchange.step_bound(&this.verifier, bytes.as_deref(), now, &prep, &binding) {
                 Outcome::Success { username, additional } => {
                     let extra = match additional {
                         Some(data) => Value::String(lua.create_string(&data)?),

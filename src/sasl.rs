@@ -23,11 +23,14 @@ pub enum Mechanism {
     /// SASL-HMAC (docs/sasl-hmac.md): challenge-response; the token's secret half never crosses
     /// the wire and the server proves it holds the secret.
     SaslHmac,
+    /// SASL-HMAC with channel binding: both proofs also cover the TLS channel's binding data, so an
+    /// exchange relayed over another TLS connection fails.
+    SaslHmacPlus,
 }
 
 impl Mechanism {
     /// Every mechanism, in the order they are offered.
-    pub const ALL: [Mechanism; 3] = [Mechanism::Plain, Mechanism::XToken, Mechanism::SaslHmac];
+    pub const ALL: [Mechanism; 4] = [Mechanism::Plain, Mechanism::XToken, Mechanism::SaslHmac, Mechanism::SaslHmacPlus];
 
     /// The SASL name.
     pub const fn name(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::XToken => "X-TOKEN",
             Mechanism::SaslHmac => "SASL-HMAC",
+            Mechanism::SaslHmacPlus => "SASL-HMAC-PLUS",
         }
     }
 
@@ -222,6 +226,17 @@ const SERVER_LABEL: &[u8] = b"SASL-HMAC server";
 /// `HMAC-SHA256(key = s, label NUL client-first-message NUL server-nonce)`: the client's proof
 /// (`client = true`) or the server's.
 pub fn sasl_hmac_proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8]) -> [u8; PROOF_LEN] {
+    proof(s, client, client_first, server_nonce, None)
+}
+
+/// SASL-HMAC-PLUS: `HMAC-SHA256(key = s, label NUL client-first-message NUL server-nonce NUL
+/// channel-binding-data)`. The client-first message starts with the binding's name, and `server-nonce`
+/// has a fixed length, so the binding data is exactly what follows it.
+pub fn sasl_hmac_plus_proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8], cb_data: &[u8]) -> [u8; PROOF_LEN] {
+    proof(s, client, client_first, server_nonce, Some(cb_data))
+}
+
+fn proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8], cb_data: Option<&[u8]>) -> [u8; PROOF_LEN] {
     use hmac::{KeyInit, Mac};
     let mut mac = <crate::token::HmacSha256 as KeyInit>::new_from_slice(s).expect("HMAC takes any key length");
     mac.update(if client { CLIENT_LABEL } else { SERVER_LABEL });
@@ -229,15 +244,32 @@ pub fn sasl_hmac_proof(s: &[u8], client: bool, client_first: &[u8], server_nonce
     mac.update(client_first);
     mac.update(&[0]);
     mac.update(server_nonce);
+    if let Some(cb) = cb_data {
+        mac.update(&[0]);
+        mac.update(cb);
+    }
     mac.finalize().into_bytes().into()
 }
+
+/// The channel-binding types SASL-HMAC-PLUS accepts (RFC 5929, RFC 9266), by the names Prosody's
+/// `add_cb_handler` uses.
+pub const CHANNEL_BINDINGS: [&str; 3] = ["tls-exporter", "tls-unique", "tls-server-end-point"];
+
+/// The data of the channel binding `name` on this connection, if the connection has it.
+pub type ChannelBinding<'a> = &'a dyn Fn(&str) -> Option<Vec<u8>>;
 
 enum State {
     Start,
     /// SASL-HMAC after an empty initial response: the client-first message comes next.
     AwaitFirst,
-    /// SASL-HMAC after the challenge.
-    AwaitProof { client_first: Vec<u8>, public_len: usize, identity: Identity, server_nonce: [u8; SERVER_NONCE_LEN] },
+    /// SASL-HMAC after the challenge (with the channel-binding data for -PLUS).
+    AwaitProof {
+        client_first: Vec<u8>,
+        public_len: usize,
+        identity: Identity,
+        server_nonce: [u8; SERVER_NONCE_LEN],
+        cb_data: Option<Vec<u8>>,
+    },
     Done,
 }
 
@@ -285,18 +317,35 @@ impl Exchange {
         now: u64,
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Outcome {
+        self.step_bound(verifier, message, now, nodeprep, &|_| None)
+    }
+
+    /// [`Exchange::step`] on a connection whose channel bindings `channel_binding` gives (for
+    /// SASL-HMAC-PLUS; the other mechanisms ignore it).
+    pub fn step_bound(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+        channel_binding: ChannelBinding<'_>,
+    ) -> Outcome {
         let state = core::mem::replace(&mut self.state, State::Done);
         let result = match (state, self.mechanism) {
             (State::Start, Mechanism::Plain | Mechanism::XToken) => {
                 self.token_step(verifier, message, now, nodeprep).map(|username| Outcome::Success { username, additional: None })
             }
-            (State::Start, Mechanism::SaslHmac) if message.is_none() => {
+            (State::Start, Mechanism::SaslHmac | Mechanism::SaslHmacPlus) if message.is_none() => {
                 self.state = State::AwaitFirst;
                 Ok(Outcome::Challenge(Vec::new()))
             }
-            (State::Start | State::AwaitFirst, Mechanism::SaslHmac) => self.hmac_first(verifier, message, nodeprep),
-            (State::AwaitProof { client_first, public_len, identity, server_nonce }, _) => {
-                self.hmac_proof(verifier, message, now, &client_first, public_len, &identity, &server_nonce)
+            (State::Start | State::AwaitFirst, Mechanism::SaslHmac) => self.hmac_first(verifier, message, nodeprep, None),
+            (State::Start | State::AwaitFirst, Mechanism::SaslHmacPlus) => {
+                self.hmac_first(verifier, message, nodeprep, Some(channel_binding))
+            }
+            (State::AwaitProof { client_first, public_len, identity, server_nonce, cb_data }, _) => {
+                let proof = Proof { client_first: &client_first, public_len, identity: &identity, server_nonce: &server_nonce, cb_data: cb_data.as_deref() };
+                self.hmac_proof(verifier, message, now, proof)
             }
             (State::AwaitFirst | State::Done, _) => Err(Reject::Malformed),
         };
@@ -337,15 +386,30 @@ impl Exchange {
         Ok(identity.username)
     }
 
-    /// SASL-HMAC client-first-message: `authzid NUL authcid NUL OTP‖NONCE`.
+    /// SASL-HMAC client-first-message: `authzid NUL authcid NUL OTP‖NONCE`; for -PLUS preceded by
+    /// `cb-name NUL`, the channel binding the proofs will cover (which this connection must have).
     fn hmac_first(
         &mut self,
         verifier: &Verifier,
         message: Option<&[u8]>,
         nodeprep: &dyn Fn(&str) -> Option<String>,
+        channel_binding: Option<ChannelBinding<'_>>,
     ) -> Result<Outcome, Reject> {
         let message = message.ok_or(Reject::Malformed)?;
-        let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), Some(message), nodeprep)?;
+        let (plain_part, cb_data) = match channel_binding {
+            None => (message, None),
+            Some(lookup) => {
+                let at = message.iter().position(|&b| b == 0).ok_or(Reject::Malformed)?;
+                let name = core::str::from_utf8(&message[..at]).map_err(|_| Reject::Malformed)?;
+                if !CHANNEL_BINDINGS.contains(&name) {
+                    return Err(Reject::Malformed);
+                }
+                // a binding this connection does not have cannot be checked: refuse, never skip it
+                let data = lookup(name).filter(|d| !d.is_empty()).ok_or(Reject::Malformed)?;
+                (&message[at + 1..], Some(data))
+            }
+        };
+        let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), Some(plain_part), nodeprep)?;
         UntrustedToken::check_public(msg.secret, verifier.layout())?;
         let mut server_nonce = [0u8; SERVER_NONCE_LEN];
         getrandom::fill(&mut server_nonce).map_err(|_| Reject::Internal)?;
@@ -354,35 +418,35 @@ impl Exchange {
             public_len: msg.secret.len(),
             identity,
             server_nonce,
+            cb_data,
         };
         Ok(Outcome::Challenge(server_nonce.to_vec()))
     }
 
     /// SASL-HMAC client proof: 32 octets.
-    #[allow(clippy::too_many_arguments)]
-    fn hmac_proof(
-        &mut self,
-        verifier: &Verifier,
-        message: Option<&[u8]>,
-        now: u64,
-        client_first: &[u8],
-        public_len: usize,
-        identity: &Identity,
-        server_nonce: &[u8],
-    ) -> Result<Outcome, Reject> {
-        let proof = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
-        let public = &client_first[client_first.len() - public_len..];
-        let (s, _) = verifier.find_secret_half(public, &identity.jids, |s| {
-            let expected = sasl_hmac_proof(s, true, client_first, server_nonce);
-            bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], proof))
+    fn hmac_proof(&mut self, verifier: &Verifier, message: Option<&[u8]>, now: u64, p: Proof<'_>) -> Result<Outcome, Reject> {
+        let received = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
+        let public = &p.client_first[p.client_first.len() - p.public_len..];
+        let (s, _) = verifier.find_secret_half(public, &p.identity.jids, |s| {
+            let expected = proof(s, true, p.client_first, p.server_nonce, p.cb_data);
+            bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], received))
         }).ok_or(Reject::BadSignature)?;
         let mut key = [0u8; 16];
         key.copy_from_slice(&s[..16]);
-        let account = identity.jids.last().ok_or(Reject::Internal)?;
+        let account = p.identity.jids.last().ok_or(Reject::Internal)?;
         verifier.accept_fresh(&public[..verifier.otp().digits()], key, account, now)?;
-        let server_proof = sasl_hmac_proof(&s, false, client_first, server_nonce);
-        Ok(Outcome::Success { username: identity.username.clone(), additional: Some(server_proof.to_vec()) })
+        let server_proof = proof(&s, false, p.client_first, p.server_nonce, p.cb_data);
+        Ok(Outcome::Success { username: p.identity.username.clone(), additional: Some(server_proof.to_vec()) })
     }
+}
+
+/// What a SASL-HMAC proof is checked against.
+struct Proof<'a> {
+    client_first: &'a [u8],
+    public_len: usize,
+    identity: &'a Identity,
+    server_nonce: &'a [u8],
+    cb_data: Option<&'a [u8]>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! what is tested here is the identity rule), and by default only the nodeprep'd JID verifies.
 mod common;
 
-use prosody_auth_hmac::sasl::{sasl_hmac_proof, verify_username, Exchange, Mechanism, Outcome};
+use prosody_auth_hmac::sasl::{sasl_hmac_plus_proof, sasl_hmac_proof, verify_username, Exchange, Mechanism, Outcome};
 use prosody_auth_hmac::token::Settings;
 use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
@@ -109,6 +109,19 @@ fn login(v: &Verifier, mech: Mechanism, authcid: &str, public: &str, mac_b64: &s
                 other => other,
             }
         }
+        Mechanism::SaslHmacPlus => {
+            // the client and the server on the same TLS channel
+            let cb = |name: &str| (name == "tls-exporter").then(|| vec![7u8; 32]);
+            let s = data_encoding::BASE64.decode(mac_b64.as_bytes()).unwrap();
+            let cfm = format!("tls-exporter\0\0{authcid}\0{public}").into_bytes();
+            match ex.step_bound(v, Some(&cfm), NOW, &nodeprep, &cb) {
+                Outcome::Challenge(sn) => {
+                    let proof = sasl_hmac_plus_proof(&s, true, &cfm, &sn, &[7u8; 32]);
+                    ex.step_bound(v, Some(&proof), NOW, &nodeprep, &cb)
+                }
+                other => other,
+            }
+        }
     };
     match outcome {
         Outcome::Success { username, .. } => Ok(username),
@@ -182,7 +195,7 @@ fn property(jid_as_sent: bool, nonce_digits: usize, pairs: usize) {
             assert_refused(&v, victim, &longer, mac, &format!("{signed:?} shifted left by {k}"), Some(Reject::Malformed));
         }
         // and the token still logs its own account in (so the refusals above are not vacuous)
-        let mech = Mechanism::ALL[rng.below(3)];
+        let mech = Mechanism::ALL[rng.below(Mechanism::ALL.len())];
         assert_eq!(login(&v, mech, &a, public, mac), Ok(pa.clone()), "{signed:?} via {mech:?}");
         checked += 1;
     }

@@ -146,3 +146,73 @@ fn tokens_are_single_use_across_mechanisms() {
     let c = Client { cfm: [b"\0gina\0".as_slice(), public.as_bytes()].concat(), s };
     assert_eq!(run(&v, &c, NOW).0, Outcome::Failure(Reject::Replayed));
 }
+
+/// SASL-HMAC-PLUS: the proofs cover the channel's binding data, so the same exchange relayed over
+/// another TLS connection (another binding) fails, and the server's proof is bound too.
+mod plus {
+    use super::*;
+    use prosody_auth_hmac::sasl::sasl_hmac_plus_proof;
+
+    fn plus_run(v: &Verifier, name: &str, client_cb: &[u8], server_cb: Option<Vec<u8>>, now: u64) -> (Outcome, Vec<u8>, Client) {
+        let mut c = client(v, "", "alice", "alice@example.org", now);
+        c.cfm = [name.as_bytes(), b"\0", &c.cfm].concat();
+        let lookup = move |n: &str| if n == "tls-unique" || n == "tls-exporter" { server_cb.clone() } else { None };
+        let mut ex = Exchange::new(Mechanism::SaslHmacPlus);
+        let sn = match ex.step_bound(v, Some(&c.cfm), now, &lower, &lookup) {
+            Outcome::Challenge(sn) => sn,
+            other => return (other, vec![], c),
+        };
+        let proof = sasl_hmac_plus_proof(&c.s, true, &c.cfm, &sn, client_cb);
+        (ex.step_bound(v, Some(&proof), now, &lower, &lookup), sn, c)
+    }
+
+    #[test]
+    fn same_channel_logs_in_and_binds_the_server_proof() {
+        let doc = common::vectors();
+        let v = common::verifier_for(&doc);
+        let cb = vec![0x5a; 32];
+        let (out, sn, c) = plus_run(&v, "tls-exporter", &cb, Some(cb.clone()), 1_800_000_000);
+        let Outcome::Success { username, additional: Some(server) } = out else { panic!("{out:?}") };
+        assert_eq!(username, "alice");
+        assert_eq!(server, sasl_hmac_plus_proof(&c.s, false, &c.cfm, &sn, &cb).to_vec());
+        assert_ne!(server, sasl_hmac_proof(&c.s, false, &c.cfm, &sn).to_vec(), "the binding is in the server proof");
+    }
+
+    #[test]
+    fn a_relayed_exchange_fails() {
+        let doc = common::vectors();
+        let v = common::verifier_for(&doc);
+        // the client's TLS runs to the relay; the relay's to the server: two different bindings
+        let (out, _, _) = plus_run(&v, "tls-unique", &[1; 12], Some(vec![2; 12]), 1_800_000_000);
+        assert_eq!(out, Outcome::Failure(Reject::BadSignature));
+        // and a plain SASL-HMAC proof is no -PLUS proof
+        let mut c = client(&v, "", "alice", "alice@example.org", 1_800_000_000);
+        c.cfm = [b"tls-exporter\0".as_slice(), &c.cfm].concat();
+        let lookup = |n: &str| (n == "tls-exporter").then(|| vec![3u8; 32]);
+        let mut ex = Exchange::new(Mechanism::SaslHmacPlus);
+        let Outcome::Challenge(sn) = ex.step_bound(&v, Some(&c.cfm), 1_800_000_000, &lower, &lookup) else { panic!() };
+        let unbound = sasl_hmac_proof(&c.s, true, &c.cfm, &sn);
+        assert_eq!(ex.step_bound(&v, Some(&unbound), 1_800_000_000, &lower, &lookup), Outcome::Failure(Reject::BadSignature));
+    }
+
+    #[test]
+    fn a_binding_the_connection_lacks_or_an_unknown_one_is_malformed() {
+        let doc = common::vectors();
+        let v = common::verifier_for(&doc);
+        let (out, _, _) = plus_run(&v, "tls-exporter", &[1; 32], None, 1_800_000_000);
+        assert_eq!(out, Outcome::Failure(Reject::Malformed), "no binding: never checked without it");
+        let (out, _, _) = plus_run(&v, "tls-server-end-point", &[1; 32], Some(vec![1; 32]), 1_800_000_000);
+        assert_eq!(out, Outcome::Failure(Reject::Malformed), "the lookup has no such binding");
+        for name in ["", "tls-unique-x", "TLS-UNIQUE", "none"] {
+            let (out, _, _) = plus_run(&v, name, &[1; 12], Some(vec![1; 12]), 1_800_000_000);
+            assert_eq!(out, Outcome::Failure(Reject::Malformed), "{name:?}");
+        }
+        // plain SASL-HMAC ignores any binding
+        let c = client(&v, "", "bob", "bob@example.org", 1_800_000_000);
+        let mut ex = Exchange::new(Mechanism::SaslHmac);
+        let lookup = |_: &str| Some(vec![9u8; 32]);
+        let Outcome::Challenge(sn) = ex.step_bound(&v, Some(&c.cfm), 1_800_000_000, &lower, &lookup) else { panic!() };
+        let p = sasl_hmac_proof(&c.s, true, &c.cfm, &sn);
+        assert!(matches!(ex.step_bound(&v, Some(&p), 1_800_000_000, &lower, &lookup), Outcome::Success { .. }));
+    }
+}

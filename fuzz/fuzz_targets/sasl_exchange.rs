@@ -6,7 +6,7 @@
 //! digits into that authcid. Success is allowed only for the account the token was minted for.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use prosody_auth_hmac::sasl::{resolve_identity, sasl_hmac_proof, Exchange, Mechanism, Outcome};
+use prosody_auth_hmac::sasl::{resolve_identity, sasl_hmac_plus_proof, sasl_hmac_proof, Exchange, Mechanism, Outcome};
 
 mod common;
 
@@ -28,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let (kept, moved) = public.split_at(public.len() - k);
     let authcid = format!("{moved}{authcid}");
     let cfm = [b"\0", authcid.as_bytes(), b"\0", kept.as_bytes()].concat();
+    // -PLUS on a connection whose tls-exporter binding is CB; the honest client is on it too
+    const CB: [u8; 32] = [0x42; 32];
+    let binding = |name: &str| (name == "tls-exporter").then(|| CB.to_vec());
+    let plus_cfm = [b"tls-exporter\0".as_slice(), &cfm].concat();
     let plain = [b"\0", authcid.as_bytes(), b"\0", kept.as_bytes(), b" ", b64.as_bytes()].concat();
     // the account the server resolves the authcid to (a localpart, or a bare JID of the host)
     let rightful = k == 0
@@ -40,10 +44,14 @@ fuzz_target!(|data: &[u8]| {
             let message: Vec<u8> = match (honest, mech, i, &out) {
                 (true, Mechanism::SaslHmac, 0, _) => cfm.clone(),
                 (true, Mechanism::SaslHmac, 1, Some(Outcome::Challenge(sn))) => sasl_hmac_proof(&s, true, &cfm, sn).to_vec(),
+                (true, Mechanism::SaslHmacPlus, 0, _) => plus_cfm.clone(),
+                (true, Mechanism::SaslHmacPlus, 1, Some(Outcome::Challenge(sn))) => {
+                    sasl_hmac_plus_proof(&s, true, &plus_cfm, sn, &CB).to_vec()
+                }
                 (true, Mechanism::Plain | Mechanism::XToken, 0, _) => plain.clone(),
                 _ => msg.to_vec(),
             };
-            let step = ex.step(&v, if msg == b"\xFE" { None } else { Some(&message) }, now, &common::nodeprep);
+            let step = ex.step_bound(&v, if msg == b"\xFE" { None } else { Some(&message) }, now, &common::nodeprep, &binding);
             if let Outcome::Success { username, .. } = &step {
                 assert!(honest && !late && round == 0, "success without an honest client");
                 assert!(rightful, "alice's token logged in {authcid:?}");
