@@ -29,10 +29,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients"
 import sasl_hmac  # noqa: E402,F401 - registers SASL-HMAC
 
 
-def login(jid, password, port, mechanism="PLAIN", timeout=15, starttls=True):
-    """Logs in over c2s with STARTTLS. Returns ("bound", full_jid) or ("failed", condition)."""
+def login(jid, password, port, mechanism="PLAIN", timeout=15, starttls=True, tls_max=None):
+    """Logs in over c2s with STARTTLS (at most TLS version `tls_max`, e.g. ssl.TLSVersion.TLSv1_2).
+    Returns ("bound", full_jid) or ("failed", condition)."""
     try:
-        return _LOOP.run_until_complete(asyncio.wait_for(_login(jid, password, port, mechanism, starttls), timeout))
+        return _LOOP.run_until_complete(asyncio.wait_for(_login(jid, password, port, mechanism, starttls, tls_max), timeout))
     except asyncio.TimeoutError:
         return ("timeout", None)
 
@@ -42,10 +43,12 @@ _LOOP = asyncio.new_event_loop()
 asyncio.set_event_loop(_LOOP)
 
 
-async def _login(jid, password, port, mechanism, starttls):
+async def _login(jid, password, port, mechanism, starttls, tls_max=None):
     xmpp = slixmpp.ClientXMPP(jid, password, sasl_mech=mechanism)
     xmpp.ssl_context.check_hostname = False
     xmpp.ssl_context.verify_mode = ssl.CERT_NONE  # the harness's self-signed certificate
+    if tls_max is not None:
+        xmpp.ssl_context.maximum_version = tls_max
     done = asyncio.get_event_loop().create_future()
 
     def finish(value):

@@ -1,0 +1,94 @@
+"""A man in the middle for the channel-binding tests: it terminates the client's STARTTLS with a
+certificate of its own, opens its own STARTTLS connection to the real server, and from then on
+passes every byte through unchanged. It holds no secret; it only relays. Whoever logs in through it
+leaves the session in the relay's hands."""
+import re
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+NS_TLS = b"urn:ietf:params:xml:ns:xmpp-tls"
+
+
+def _read_until(sock, pattern, buf=b""):
+    while not re.search(pattern, buf):
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed")
+        buf += data
+    return buf
+
+
+class Relay:
+    def __init__(self, server_port, domain, tls_max=ssl.TLSVersion.TLSv1_2):
+        self.server_port, self.domain, self.tls_max = server_port, domain, tls_max
+        self.dir = Path(tempfile.mkdtemp(prefix="relay-"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-keyout", str(self.dir / "k.pem"), "-out", str(self.dir / "c.pem"), "-subj", "/CN=%s" % domain],
+                       check=True, capture_output=True)
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.relayed = 0  # bytes passed on after both TLS legs were up
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            client, _ = self.sock.accept()
+        except OSError:
+            return
+        client.settimeout(15)
+        try:
+            _read_until(client, rb"<stream:stream[^>]*>")
+            client.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                           b"xmlns:stream='http://etherx.jabber.org/streams' id='relay' from='%s' version='1.0'>"
+                           b"<stream:features><starttls xmlns='%s'><required/></starttls></stream:features>"
+                           % (self.domain.encode(), NS_TLS))
+            _read_until(client, rb"<starttls[^>]*/>|</starttls>")
+            client.sendall(b"<proceed xmlns='%s'/>" % NS_TLS)
+            server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            server_ctx.load_cert_chain(self.dir / "c.pem", self.dir / "k.pem")
+            server_ctx.maximum_version = self.tls_max
+            a = server_ctx.wrap_socket(client, server_side=True)
+
+            upstream = socket.create_connection(("127.0.0.1", self.server_port), timeout=15)
+            upstream.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                             b"xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>" % self.domain.encode())
+            _read_until(upstream, rb"</stream:features>")
+            upstream.sendall(b"<starttls xmlns='%s'/>" % NS_TLS)
+            _read_until(upstream, rb"<proceed")
+            client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            client_ctx.check_hostname = False
+            client_ctx.verify_mode = ssl.CERT_NONE
+            client_ctx.maximum_version = self.tls_max
+            b = client_ctx.wrap_socket(upstream, server_hostname=self.domain)
+        except (OSError, ConnectionError):
+            client.close()
+            return
+        threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+        self._pipe(b, a)
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.relayed += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
