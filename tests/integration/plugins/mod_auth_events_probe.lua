@@ -10,3 +10,12 @@ module:hook("authentication-success", function(event)
 	module:log("info", "probe: authentication-success user=%s mechanism=%s", tostring(session.username),
 		tostring(handler and handler.selected));
 end);
+-- With probe_refuse_attempts, every SASL attempt is refused the way mod_limit_auth refuses a
+-- throttled one (Prosody 13's authentication-attempt event; 0.12 has none).
+if module:get_option_boolean("probe_refuse_attempts", false) then
+	module:hook("authentication-attempt", function(event)
+		module:log("info", "probe: authentication-attempt refused mechanism=%s", tostring(event.mechanism));
+		event.allowed = false;
+		event.error_condition = "policy-violation";
+	end);
+end
