@@ -83,12 +83,33 @@ end
 local handler = {};
 handler.__index = handler;
 
+-- Prosody hands channel bindings to a handler that has add_cb_handler. bookworm's 2023 mod_sasl2
+-- then calls conn:ssl_info(), which Prosody 0.12's connections lack, and the stream dies: where that
+-- mod_sasl2 is loaded on 0.12 the handler goes without channel binding (no SASL-HMAC-PLUS).
+local function can_take_bindings(session)
+	local conn = session and session.conn;
+	if conn and not conn.ssl_info then
+		local host = prosody.hosts and prosody.hosts[module.host];
+		return not (host and host.modules and host.modules.sasl2);
+	end
+	return true;
+end
+
+local function add_cb_handler(self, name, f)
+	self.cb_handlers = self.cb_handlers or {};
+	self.cb_handlers[name] = f;
+	return self;
+end
+
 function new_handler(verifier, session, on_success) -- luacheck: ignore 131
 	return setmetatable({
 		verifier = verifier;
 		session = session;
 		on_success = on_success;
 		realm = module.host;
+		-- Prosody (mod_saslauth, mod_sasl2) hands it the connection's channel bindings; SASL-HMAC-PLUS is
+		-- offered only when there is at least one
+		add_cb_handler = can_take_bindings(session) and add_cb_handler or nil;
 	}, handler);
 end
 
@@ -96,14 +117,6 @@ function handler:clean_clone()
 	local clone = new_handler(self.verifier, self.session, self.on_success);
 	clone.cb_handlers, clone.userdata = self.cb_handlers, self.userdata;
 	return clone;
-end
-
--- Prosody (mod_saslauth) hands the handler the channel bindings this connection has; SASL-HMAC-PLUS
--- is offered only when there is at least one.
-function handler:add_cb_handler(name, f)
-	self.cb_handlers = self.cb_handlers or {};
-	self.cb_handlers[name] = f;
-	return self;
 end
 
 -- The binding data for `name` on this connection, or nil.

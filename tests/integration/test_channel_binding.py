@@ -65,7 +65,8 @@ def test_a_relay_gets_the_session_with_sasl_hmac_and_is_refused_with_plus(prosod
     mark = prosody.log_mark()
     try:
         status, detail = xmpp_clients.login(jid, mint(prosody, jid), relay.port, "SASL-HMAC-PLUS", tls_max=TLS12)
-        assert status == "failed" and detail == "not-authorized", (status, detail)
+        # refused (the client usually sees the failure; the relay may close first)
+        assert (status, detail) in (("failed", "not-authorized"), ("disconnected", None)), (status, detail)
         line = "Failed SASL-HMAC-PLUS token login for %s from 127.0.0.1: bad-signature" % jid
         assert prosody.wait_log(mark, line).count(line) == 1
     finally:
