@@ -28,27 +28,10 @@ fn verifier(jid_as_sent: bool, nonce_digits: usize) -> Verifier {
     Verifier::new(secrets, seed, settings, Some(HOST)).unwrap()
 }
 
-/// xorshift64*, seeded per run from the clock; the seed is printed so a failure reproduces
-/// (`BOUNDARY_SEED=<n> cargo test --test identity_boundary`).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-    fn digits(&mut self, n: usize) -> String {
-        (0..n).map(|_| char::from(b'0' + self.below(10) as u8)).collect()
-    }
-}
+use common::Rng;
 
+/// Seeded per run from the clock; the seed is printed so a failure reproduces
+/// (`BOUNDARY_SEED=<n> cargo test --test identity_boundary`).
 fn seeded() -> Rng {
     let seed = std::env::var("BOUNDARY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1

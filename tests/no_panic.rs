@@ -6,20 +6,7 @@ mod common;
 use prosody_auth_hmac::sasl::{parse_plain, Exchange, Mechanism, Outcome};
 use prosody_auth_hmac::UntrustedToken;
 
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn bytes(&mut self, alphabet: &[u8], max: usize) -> Vec<u8> {
-        let n = (self.next() as usize) % (max + 1);
-        (0..n).map(|_| alphabet[(self.next() as usize) % alphabet.len()]).collect()
-    }
-}
+use common::Rng;
 
 #[test]
 fn random_input_never_panics_and_is_never_accepted() {

@@ -27,3 +27,33 @@ pub fn verifier_for(doc: &Value) -> Verifier {
     };
     Verifier::new(secrets, seed, settings, Some(doc["host"].as_str().unwrap())).unwrap()
 }
+
+/// xorshift64*: deterministic from its seed, so a failure reproduces.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Up to `max` bytes drawn from `alphabet`.
+    pub fn bytes(&mut self, alphabet: &[u8], max: usize) -> Vec<u8> {
+        let n = (self.next() as usize) % (max + 1);
+        (0..n).map(|_| alphabet[(self.next() as usize) % alphabet.len()]).collect()
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        items[self.below(items.len())]
+    }
+
+    pub fn digits(&mut self, n: usize) -> String {
+        (0..n).map(|_| char::from(b'0' + self.below(10) as u8)).collect()
+    }
+}
