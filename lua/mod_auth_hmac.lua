@@ -173,9 +173,10 @@ local replay_store = module:open_store("auth_hmac_replay");
 do
 	local saved = replay_store:get("state");
 	if type(saved) == "table" then
-		local taken, refused = verifier:restore_replay_state(saved);
+		local taken, dropped = verifier:restore_replay_state(saved);
 		replay_store:set("state", nil);
-		module:log("debug", "Restored %d used tokens into the replay cache (%d unreadable)", taken, refused);
+		module:log(dropped > 0 and "info" or "debug", "Restored %d used tokens into the replay cache (%d not taken: "
+			.. "expired, or saved under another otp_step or with the clock far ahead)", taken, dropped);
 	end
 end
 local function keep_replay_state()

@@ -155,6 +155,26 @@ local function printable(s)
 	return native and native.printable(s) or "(unprintable)";
 end
 
+-- Failures without a session (test_password: mod_legacyauth, mod_rest, ...) cannot be counted per
+-- stream: at most max_failures lines a second are written for them, then one line with the count.
+local sessionless = { second = nil, lines = 0, suppressed = 0 };
+local function sessionless_line_allowed()
+	local now = os.time();
+	if now ~= sessionless.second then
+		if sessionless.suppressed > 0 then
+			module:log("info", "%d more failed token logins without a session (test_password) were not logged",
+				sessionless.suppressed);
+		end
+		sessionless.second, sessionless.lines, sessionless.suppressed = now, 0, 0;
+	end
+	sessionless.lines = sessionless.lines + 1;
+	if sessionless.lines > max_failures then
+		sessionless.suppressed = sessionless.suppressed + 1;
+		return false;
+	end
+	return true;
+end
+
 -- One refused login: counted, one log line (while the stream is under max_failures), the
 -- token-authentication-failure event. `jid` is already log-safe (the native module's printable form).
 -- Returns the SASL condition and text to send.
@@ -163,9 +183,11 @@ function failed(mechanism, jid, session, reason) -- luacheck: ignore 131
 	local condition = conditions[reason] or "not-authorized";
 	local n = (session and session.token_failures or 0) + 1;
 	if session then session.token_failures = n; end
-	if n <= max_failures then
+	if (session and n <= max_failures) or (not session and sessionless_line_allowed()) then
 		module:log("info", "Failed %s token login for %s from %s: %s", mechanism,
 			jid or "(unknown)", session and session.ip or "(unknown address)", reason);
+	end
+	if n <= max_failures then
 		module:fire_event("token-authentication-failure", {
 			session = session or {}, mechanism = mechanism, reason = reason, jid = jid });
 	end

@@ -90,6 +90,12 @@ describe("mod_auth_hmac #prosody", function()
 		local pinned, pinned_seen = load(base_options({ token_mechanisms = { "SASL-HMAC" } }));
 		assert.same({ nil, "bearer-disabled" }, { pinned.test_password("tom", pinned.get_verifier():mint("tom@" .. HOST)) });
 		assert.truthy(pinned_seen.logs[#pinned_seen.logs].text:find(": bearer-disabled", 1, true));
+		-- no session to count per stream: at most token_max_failures lines a second, then a count
+		local flooded, flood_seen = load(base_options({ token_max_failures = 3 }));
+		local fv = flooded.get_verifier();
+		local start = #flood_seen.logs;
+		for _ = 1, 200 do flooded.test_password("tom", fv:mint("ann@" .. HOST)); end
+		assert.is_true(#flood_seen.logs - start <= 2 * 3 + 1, tostring(#flood_seen.logs - start));
 		local allowed = load(base_options({ token_mechanisms = { "SASL-HMAC" }, token_test_password = true }));
 		assert.is_true(allowed.test_password("tom", allowed.get_verifier():mint("tom@" .. HOST)));
 	end);
@@ -277,7 +283,18 @@ describe("mod_auth_hmac #prosody", function()
 			local third = load(base_options(), stores);
 			assert.are.equal(0, third.get_verifier():stats().replay_entries);
 		end
+		-- a state saved under another otp_step, or with the clock far ahead, must not lock logins out
+		local stores = {};
+		local first, _, seen = load(base_options(), stores);
+		assert.is_true(first.test_password("uma", first.get_verifier():mint("uma@" .. HOST)));
+		seen.env.module.unload();
+		local slower = load(base_options({ otp_step = 60 }), stores);
+		assert.is_true(slower.test_password("uma", slower.get_verifier():mint("uma@" .. HOST)));
 		local v = load(base_options()).get_verifier();
+		local now = os.time();
+		local ahead = { otp_step = 30, high_water = math.floor(now / 30) + 2880, entries = { ("ab"):rep(16) .. " " .. (math.floor(now / 30) + 2881) } };
+		assert.same({ 0, 1 }, { v:restore_replay_state(ahead, now) });
+		assert.is_number((v:verify(v:mint("uma@" .. HOST, now), "uma@" .. HOST, now)));
 		assert.same({ 0, 2 }, { v:restore_replay_state({ high_water = 1, entries = { "zz 5", 7 } }) });
 		assert.has_error(function() v:restore_replay_state("nope"); end);
 	end);

@@ -8,8 +8,9 @@
 //!                                  token_jid_as_sent = false }
 //! v:verify(token, jid_or_jids, now)   --> step | nil, reason     (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason
-//! v:replay_state()                    --> { high_water = step, entries = { "<key hex> <expiry>", ... } }
-//! v:restore_replay_state(state)       --> entries taken, entries refused as not well-formed
+//! v:replay_state()                    --> { otp_step = s, high_water = step, entries = { "<key hex> <expiry>", ... } }
+//! v:restore_replay_state(state[, now]) --> entries taken, entries not taken (expired, unreadable,
+//!                                          saved under another otp_step or a clock far ahead)
 //!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
@@ -204,18 +205,22 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     object.raw_set("replay_state", lua.create_function(move |lua, _: Value| {
         let (high_water, entries) = this.replay_export().map_err(|r| LuaError::runtime(r.as_str()))?;
         let t = lua.create_table()?;
+        t.set("otp_step", this.otp().step_seconds())?;
         t.set("high_water", high_water)?;
         let lines = entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
         t.set("entries", lua.create_sequence_from(lines)?)?;
         Ok(t)
     })?)?;
     let this = v.clone();
-    object.raw_set("restore_replay_state", lua.create_function(move |_, (_, state): (Value, Value)| {
+    object.raw_set("restore_replay_state", lua.create_function(move |_, (_, state, now): (Value, Value, Option<Value>)| {
         let Value::Table(state) = state else { return Err(type_error("state", "table", &state)) };
-        let high_water = match state.get::<Value>("high_water")? {
-            Value::Integer(i) if i >= 0 => i as u64,
-            _ => 0,
+        let now = time_arg(&now)?;
+        let uint = |v: Value| match v {
+            Value::Integer(i) if i >= 0 => Some(i as u64),
+            _ => None,
         };
+        let high_water = uint(state.get::<Value>("high_water")?).unwrap_or(0);
+        let step = uint(state.get::<Value>("otp_step")?).unwrap_or(0);
         let mut entries = Vec::new();
         let mut refused = 0usize;
         if let Value::Table(list) = state.get::<Value>("entries")? {
@@ -230,8 +235,8 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
                 }
             }
         }
-        let taken = this.replay_import(high_water, &entries).map_err(|r| LuaError::runtime(r.as_str()))?;
-        Ok((taken, refused))
+        let taken = this.replay_import(step, high_water, &entries, now).map_err(|r| LuaError::runtime(r.as_str()))?;
+        Ok((taken, refused + entries.len() - taken))
     })?)?;
     let this = v.clone();
     object.raw_set("stats", lua.create_function(move |lua, _: Value| {

@@ -156,16 +156,13 @@ impl ReplayCache {
 
     /// Takes back what [`ReplayCache::export`] gave (after a restart): raises the high-water mark to
     /// `high_water` and records every entry that has not expired, under an account of its own (the
-    /// users are not known; their quotas start afresh). Entries beyond the cap are dropped.
-    /// Returns how many were taken.
+    /// users are not known; their quotas start afresh). The cap does not apply: a used token
+    /// dropped here could be used again. Returns how many were taken.
     pub fn import(&mut self, high_water: u64, entries: &[(Key, u64)]) -> usize {
         self.advance(high_water);
         let mut taken = 0;
         for (key, expiry) in entries {
-            if expiry.saturating_add(CLOCK_BACK_TOLERANCE) > self.high_water
-                && self.len < self.cap
-                && !self.buckets.iter().any(|b| b.keys.contains(key))
-            {
+            if expiry.saturating_add(CLOCK_BACK_TOLERANCE) > self.high_water && !self.buckets.iter().any(|b| b.keys.contains(key)) {
                 let at = self.buckets.partition_point(|b| b.expiry < *expiry);
                 if self.buckets.get(at).is_none_or(|b| b.expiry != *expiry) {
                     self.buckets.insert(at, Bucket { expiry: *expiry, keys: KeySet::default(), owners: Vec::new() });
@@ -289,10 +286,12 @@ mod tests {
         assert_eq!(fresh.check_and_insert(k(2), "b", 101, 103), Err(Reject::Replayed));
         assert_eq!(fresh.high_water(), 101);
         assert_eq!(fresh.account_len("a"), 0, "restored entries count against no user");
-        // expired entries are not taken back; nor are entries over the cap
+        // expired entries are not taken back; entries over the cap are (they are used tokens)
         let mut later = ReplayCache::new(1, 10);
         assert_eq!(later.import(102 + T, &entries), 1);
-        assert_eq!(later.len(), 1);
+        let mut small = ReplayCache::new(1, 10);
+        assert_eq!(small.import(hw, &entries), 2);
+        assert_eq!(small.check_and_insert(k(2), "b", 101, 103), Err(Reject::Replayed));
     }
 
     /// A clock that jumps forward (a purge) and back must not make used tokens valid again.

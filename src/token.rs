@@ -275,13 +275,7 @@ impl Verifier {
         &self.otp
     }
 
-    /// The longest a token may be accepted for, `otp_step × (2 × otp_skew + 1)` seconds, unless
-/// `token_allow_long_lifetime` is set: a stolen token is good that long, and the replay cache must
-/// hold every used token for that long (at the login rate, that is its size). Fifteen minutes is
-/// ten times the default (90 s) and covers a web app whose clock is minutes off.
-pub const MAX_LIFETIME: u64 = 900;
-
-/// The fixed layout of a token's public part.
+    /// The fixed layout of a token's public part.
     pub fn layout(&self) -> Layout {
         self.layout
     }
@@ -316,10 +310,24 @@ pub const MAX_LIFETIME: u64 = 900;
         Ok(self.replay.lock().map_err(|_| Reject::Internal)?.export())
     }
 
-    /// Restores what [`Verifier::replay_export`] returned before a restart; returns how many
-    /// entries were still live.
-    pub fn replay_import(&self, high_water: u64, entries: &[(Key, u64)]) -> Result<usize, Reject> {
-        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.import(high_water, entries))
+    /// Restores what [`Verifier::replay_export`] returned before a restart, saved under an OTP step
+    /// of `step_seconds`, at unix time `now`; returns how many entries were still live. Nothing is
+    /// taken when the step changed (the saved steps mean other times now). A high-water mark, or
+    /// entries, further ahead of `now` than a token lives say the clock was ahead when they were
+    /// saved: the mark is not taken (it would refuse every login until the clock caught up) and
+    /// neither are those entries.
+    pub fn replay_import(&self, step_seconds: u64, high_water: u64, entries: &[(Key, u64)], now: u64) -> Result<usize, Reject> {
+        if step_seconds != self.otp.step_seconds() {
+            return Ok(0);
+        }
+        let current = self.otp.step_of(now);
+        let horizon = current
+            .saturating_add(self.otp.skew().saturating_mul(2))
+            .saturating_add(2)
+            .saturating_add(crate::replay::CLOCK_BACK_TOLERANCE);
+        let high_water = if high_water > horizon { current } else { high_water };
+        let plausible: Vec<(Key, u64)> = entries.iter().copied().filter(|(_, expiry)| *expiry <= horizon).collect();
+        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.import(high_water, &plausible))
     }
 
     /// Checks that `jid` is a bare JID of this verifier's host.

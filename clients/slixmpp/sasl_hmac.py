@@ -21,8 +21,9 @@ bind refuses to log in rather than fall back.
 
 A token is tried once: the mechanism has no client nonce, so an impostor that recorded one genuine
 exchange could answer a second attempt with the same token with the recorded server proof. Each
-login (and each reconnect) needs a freshly minted token; a token this process has already tried is
-refused before anything is sent.
+login (and each reconnect) needs a freshly minted token. Once this process has tried a token with
+SASL-HMAC(-PLUS), no mechanism sends it again: not SASL-HMAC, and not PLAIN or X-TOKEN either (a
+server that answers <failure/> would otherwise be sent the whole token by slixmpp's next choice).
 """
 import base64
 import binascii
@@ -207,6 +208,24 @@ def _noting_the_channel(self, features):
 
 
 _feature_mechanisms.FeatureMechanisms._handle_sasl_auth = _noting_the_channel
+
+_send_auth = _feature_mechanisms.FeatureMechanisms._send_auth
+
+
+def _never_resending_a_tried_token(self):
+    """slixmpp picks the next mechanism after a <failure/> (and on a new connection) with the same
+    password; for a token already tried with SASL-HMAC, there is no next mechanism."""
+    password = getattr(self.xmpp, "password", None)
+    try:
+        public, _ = split_token(password or "")
+    except (ValueError, UnicodeEncodeError):
+        public = None
+    if public is not None and hashlib.sha256(public).digest() in _tried:
+        self.attempted_mechs |= set(self.mech_list)
+    return _send_auth(self)
+
+
+_feature_mechanisms.FeatureMechanisms._send_auth = _never_resending_a_tried_token
 
 
 def _checked_success(self, stanza):

@@ -130,7 +130,7 @@ fn group_id(group: &str) -> Option<u32> {
 /// it to `group` so Prosody (which runs in that group) can read it and nobody else.
 fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Result<(), String> {
     use std::io::Write;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     let shown = path.display();
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -138,6 +138,8 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
         .mode(0o640)
         .open(path)
         .map_err(|e| format!("cannot create {shown}: {e} (existing files are never overwritten)"))?;
+    // the mode given at creation is masked by the umask: set it outright
+    f.set_permissions(std::fs::Permissions::from_mode(0o640)).map_err(|e| format!("cannot chmod {shown}: {e}"))?;
     f.write_all(contents.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| format!("cannot write {shown}: {e}"))?;
     let owner = f.metadata().map_err(|e| format!("{shown}: {e}"))?.uid();
     if owner == 0 {
@@ -244,6 +246,8 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let secret = encode_seed(&random_bytes(32).map_err(|e| e.to_string())?);
             let seed = encode_seed(&random_bytes(20).map_err(|e| e.to_string())?);
             if let Some(dir) = write {
+                // absolute: the module reads relative paths from the config file's directory
+                let dir = std::fs::canonicalize(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
                 let (secret_path, seed_path) = (dir.join("token_secret"), dir.join("otp_seed"));
                 if seed_path.exists() {
                     return Err(format!("{} exists; existing files are never overwritten", seed_path.display()));

@@ -120,7 +120,7 @@ CASES = [
     Case("SASL-HMAC: huge nonce over BOSH", H, lambda p: M + public(p) + b"9" * 20000, "malformed-request", "malformed", "bosh"),
     # Prosody-level
     Case("empty initial response for PLAIN", P, lambda p: None, "malformed-request", "malformed"),
-    Case("unknown mechanism", "SASL-HMAC-PLUS", lambda p: M + tok(p), "invalid-mechanism", None),
+    Case("unknown mechanism", "SASL-HMAC-SHA512", lambda p: M + tok(p), "invalid-mechanism", None),
     Case("lower-case mechanism name", "plain", lambda p: M + tok(p), "invalid-mechanism", None),
 ]
 

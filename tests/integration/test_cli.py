@@ -90,7 +90,10 @@ def test_keygen_writes_the_secret_files_as_debian_does():
     import grp
     import stat
     with tempfile.TemporaryDirectory() as d:
-        r = run("keygen", "--write", d)
+        d = os.path.realpath(d)
+        # from inside the directory, under a strict umask: still absolute paths, still 0640
+        r = subprocess.run(["sh", "-c", 'umask 077 && cd "$1" && exec "$2" keygen --write .', "sh", d, str(HMAC_TOKEN)],
+                           capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         sf, of = os.path.join(d, "token_secret"), os.path.join(d, "otp_seed")
         assert r.stdout == 'token_secret_file = "%s"\notp_seed_file = "%s"\n' % (sf, of)

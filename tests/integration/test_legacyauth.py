@@ -54,3 +54,26 @@ def test_refusals_through_legacy_login_are_logged(server):
     reason = "bad-signature" if server.mode == "bearer" else "bearer-disabled"
     line = "Failed test_password token login for %s from (unknown address): %s" % (jid, reason)
     assert server.wait_log(mark, line, timeout=5).count(line) == 3, server.log_since(mark)
+
+
+def test_a_flood_through_legacy_login_writes_few_lines(server):
+    """300 legacy logins pipelined on one stream: there is no session to count per stream, so at most
+    token_max_failures (5) lines a second are written, then one line with the count of the rest."""
+    mark = server.log_mark()
+    bad = server.mint("someone-else@" + server.host)
+    s = rawxmpp.C2S(server.c2s_port, server.host)
+    try:
+        s.send_raw("".join("<iq type='set' id='f%d' xmlns='jabber:client'><query xmlns='%s'><username>lena</username>"
+                           "<password>%s</password><resource>r</resource></query></iq>" % (i, NS_AUTH, bad)
+                           for i in range(300)))
+        replies = 0
+        while replies < 300:
+            el = s.recv()
+            if el is None:
+                break
+            replies += el.tag == "{jabber:client}iq"
+    finally:
+        s.close()
+    log = server.log_since(mark)
+    lines = log.count("Failed test_password token login for lena@")
+    assert 1 <= lines <= 15, lines  # five a second; the burst spans at most a couple of seconds

@@ -207,3 +207,16 @@ def test_second_auth_mid_exchange_starts_afresh(prosody):
         assert s.bind() == "dave@%s/test" % prosody.host
     finally:
         s.close()
+
+
+def test_slixmpp_unpinned_never_resends_a_refused_token_by_another_mechanism(prosody):
+    """Not pinned, slixmpp takes SASL-HMAC-PLUS or SASL-HMAC first; after their <failure/> it would
+    try X-TOKEN or PLAIN with the same password, handing the whole token over. It must not."""
+    jid = "alice@" + prosody.host
+    mark = prosody.log_mark()
+    status, _ = xmpp_clients.login(jid, mint(prosody, "someone-else@" + prosody.host), prosody.c2s_port, None)
+    assert status == "failed"
+    log = prosody.log_since(mark)
+    assert "Failed SASL-HMAC token login" in log or "Failed SASL-HMAC-PLUS token login" in log, log
+    for bearer in ("PLAIN", "X-TOKEN"):
+        assert "Failed %s token login" % bearer not in log, log
