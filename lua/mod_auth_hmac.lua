@@ -224,9 +224,9 @@ function provider.test_password(username, password)
 	end
 	-- the mechanisms' identity rule: the signature covers the nodeprep'd JID (and, only under
 	-- token_jid_as_sent, the username as given)
-	local user, reason = verifier:verify_user(password, username, nodeprep);
+	local user, reason, detail = verifier:verify_user(password, username, nodeprep);
 	if not user then
-		sasl_hmac.failed("test_password", shown, nil, reason);
+		sasl_hmac.failed("test_password", shown, nil, reason, detail);
 		return nil, reason;
 	end
 	sasl_hmac.count("test_password", "success");

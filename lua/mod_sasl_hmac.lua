@@ -178,14 +178,15 @@ end
 -- One refused login: counted, one log line (while the stream is under max_failures), the
 -- token-authentication-failure event. `jid` is already log-safe (the native module's printable form).
 -- Returns the SASL condition and text to send.
-function failed(mechanism, jid, session, reason) -- luacheck: ignore 131
+function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 	count(mechanism, reason);
 	local condition = conditions[reason] or "not-authorized";
 	local n = (session and session.token_failures or 0) + 1;
 	if session then session.token_failures = n; end
 	if (session and n <= max_failures) or (not session and sessionless_line_allowed()) then
-		module:log("info", "Failed %s token login for %s from %s: %s", mechanism,
-			jid or "(unknown)", session and session.ip or "(unknown address)", reason);
+		module:log("info", "Failed %s token login for %s from %s: %s%s", mechanism,
+			jid or "(unknown)", session and session.ip or "(unknown address)", reason,
+			detail and (" (" .. detail .. ")") or "");
 	end
 	if n <= max_failures then
 		module:fire_event("token-authentication-failure", {
@@ -230,7 +231,7 @@ function handler:process(message)
 		if self.on_success then self.on_success(value); end
 		return "success", extra;
 	end
-	local condition, text = failed(self.selected, exchange:attempted_jid(), session, value);
+	local condition, text = failed(self.selected, exchange:attempted_jid(), session, value, exchange:clock_diagnosis());
 	return "failure", condition, text;
 end
 

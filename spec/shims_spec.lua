@@ -446,6 +446,37 @@ describe("mod_sasl_hmac handler #prosody", function()
 		assert.truthy(err:find("token_replay_user_quota must be at least 1", 1, true), err);
 	end);
 
+	-- An authentic token outside the window: the log line says how far off the web app's clock was;
+	-- the client gets credentials-expired and nothing more.
+	it("logs how far off the minting clock was for an expired token, by every mechanism", function()
+		local sha256 = require "util.hashes".hmac_sha256;
+		local base64 = require "util.encodings".base64;
+		local provider, seen = load(base_options());
+		local v = provider.get_verifier();
+		local now = os.time();
+		for _, mech in ipairs({ "PLAIN", "X-TOKEN", "SASL-HMAC" }) do
+			local token = v:mint("vera@" .. HOST, now - 3600);
+			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.11" });
+			assert.is_true(h:select(mech));
+			local status, condition, text;
+			if mech == "SASL-HMAC" then
+				local public, b64 = token:match("^(%d+) (.+)$");
+				local cfm = "\0vera\0" .. public;
+				local _, sn = h:process(cfm);
+				status, condition, text = h:process(sha256(base64.decode(b64), "SASL-HMAC client\0" .. cfm .. "\0" .. sn));
+			else
+				status, condition, text = h:process("\0vera\0" .. token);
+			end
+			assert.same({ "failure", "credentials-expired" }, { status, condition });
+			assert.falsy((text or ""):find("3600", 1, true), "the client is not told");
+			local line = seen.logs[#seen.logs].text;
+			assert.truthy(line:find(": expired (minted about 3600 s in the past: check the web app's clock and timezone)", 1, true), line);
+		end
+		local step, reason, detail = v:verify(v:mint("vera@" .. HOST, now + 7200), "vera@" .. HOST);
+		assert.same({ nil, "expired" }, { step, reason });
+		assert.truthy(detail:find("in the future", 1, true), detail);
+	end);
+
 	-- One stream may fail token_max_failures times: the last failure closes it (policy-violation) once
 	-- the reply is out, and what it still sends is refused without a log line each.
 	it("closes a stream after token_max_failures failed logins, with one log line each until then", function()

@@ -22,4 +22,4 @@ mod lua;
 
 pub use error::{ConfigError, Reject};
 pub use secret::SecretBytes;
-pub use token::{Accepted, Settings, UntrustedToken, Verifier};
+pub use token::{Accepted, ClockDiagnosis, Settings, UntrustedToken, Verifier};

@@ -6,7 +6,8 @@
 //!                                  otp_digits = 8, otp_step = 30, otp_skew = 1,
 //!                                  token_replay_cache_size = 100000, token_nonce_digits = 32,
 //!                                  token_jid_as_sent = false }
-//! v:verify(token, jid_or_jids, now)   --> step | nil, reason     (JIDs signed exactly as given)
+//! v:verify(token, jid_or_jids, now)   --> step | nil, reason[, clock diagnosis for "expired"]
+//!                                         (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason
 //! v:replay_state()                    --> { otp_step = s, high_water = step, entries = { "<key hex> <expiry>", ... } }
 //! v:restore_replay_state(state[, now]) --> entries taken, entries not taken (expired, unreadable,
@@ -170,8 +171,14 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             other => return Err(type_error("jid", "string or table", other)),
         };
         Ok(match result {
-            Ok(acc) => (Some(acc.step), Value::Integer((acc.jid_index + 1) as mlua::Integer)),
-            Err(r) => (None, Value::String(lua.create_string(r.as_str())?)),
+            Ok(acc) => (Some(acc.step), Value::Integer((acc.jid_index + 1) as mlua::Integer), Value::Nil),
+            Err(r) => {
+                let detail = match r {
+                    Reject::Expired => Value::String(lua.create_string(this.diagnose_expired(&token, now).to_string())?),
+                    _ => Value::Nil,
+                };
+                (None, Value::String(lua.create_string(r.as_str())?), detail)
+            }
         })
     })?;
     object.raw_set("verify", verify)?;
@@ -197,6 +204,10 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
             match verify_username(&this, &token.as_bytes(), &username, &prep, now) {
                 Ok((user, _)) => user.into_lua_multi(lua),
+                Err(Reject::Expired) => {
+                    let detail = this.diagnose_expired(&token.as_bytes(), now).to_string();
+                    (Value::Nil, Reject::Expired.as_str(), detail).into_lua_multi(lua)
+                }
                 Err(r) => fail(lua, r.as_str()),
             }
         },
@@ -321,6 +332,8 @@ impl UserData for LuaExchange {
             }
         });
         methods.add_method("attempted_jid", |_, this, ()| Ok(this.exchange.attempted_jid().map(str::to_owned)));
+        // after an "expired" failure: how far off the minting clock was, for the log line
+        methods.add_method("clock_diagnosis", |_, this, ()| Ok(this.exchange.clock_diagnosis().map(|d| d.to_string())));
         methods.add_method("mechanism", |_, this, ()| Ok(this.exchange.mechanism().name()));
     }
 }

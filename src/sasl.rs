@@ -6,7 +6,7 @@
 
 use crate::error::Reject;
 use crate::jid;
-use crate::token::{Accepted, UntrustedToken, Verifier, MAX_TOKEN_LEN};
+use crate::token::{Accepted, ClockDiagnosis, UntrustedToken, Verifier, MAX_TOKEN_LEN};
 
 /// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
 pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
@@ -291,12 +291,13 @@ pub struct Exchange {
     mechanism: Mechanism,
     state: State,
     attempted: Option<String>,
+    diagnosis: Option<ClockDiagnosis>,
 }
 
 impl Exchange {
     /// A new exchange for `mechanism`.
     pub fn new(mechanism: Mechanism) -> Self {
-        Exchange { mechanism, state: State::Start, attempted: None }
+        Exchange { mechanism, state: State::Start, attempted: None, diagnosis: None }
     }
 
     /// The mechanism.
@@ -307,6 +308,11 @@ impl Exchange {
     /// The bare JID the client tried to log in as, once known (for log lines).
     pub fn attempted_jid(&self) -> Option<&str> {
         self.attempted.as_deref()
+    }
+
+    /// After an `expired` refusal: how far off the minting clock was (for the log line only).
+    pub fn clock_diagnosis(&self) -> Option<ClockDiagnosis> {
+        self.diagnosis
     }
 
     /// Feeds the client's next message (`None` when the `<auth/>` carried no initial response).
@@ -382,7 +388,12 @@ impl Exchange {
     ) -> Result<String, Reject> {
         let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), message, nodeprep)?;
         let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
-        verifier.verify(msg.secret, &jids, now)?;
+        if let Err(reason) = verifier.verify(msg.secret, &jids, now) {
+            if reason == Reject::Expired {
+                self.diagnosis = Some(verifier.diagnose_expired(msg.secret, now));
+            }
+            return Err(reason);
+        }
         Ok(identity.username)
     }
 
@@ -425,6 +436,15 @@ impl Exchange {
 
     /// SASL-HMAC client proof: 32 octets.
     fn hmac_proof(&mut self, verifier: &Verifier, message: Option<&[u8]>, now: u64, p: Proof<'_>) -> Result<Outcome, Reject> {
+        let result = self.hmac_proof_checked(verifier, message, now, &p);
+        if result == Err(Reject::Expired) {
+            let public = &p.client_first[p.client_first.len() - p.public_len..];
+            self.diagnosis = Some(verifier.diagnose_expired(public, now));
+        }
+        result
+    }
+
+    fn hmac_proof_checked(&mut self, verifier: &Verifier, message: Option<&[u8]>, now: u64, p: &Proof<'_>) -> Result<Outcome, Reject> {
         let received = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
         let public = &p.client_first[p.client_first.len() - p.public_len..];
         let (s, _) = verifier.find_secret_half(public, &p.identity.jids, |s| {

@@ -36,6 +36,40 @@ pub const NONCE_DIGITS: core::ops::RangeInclusive<usize> = 16..=64;
 /// ten times the default (90 s) and covers a web app whose clock is minutes off.
 pub const MAX_LIFETIME: u64 = 900;
 
+/// How far off the clock of whoever minted an authentic but expired token was, for the log line
+/// (never for the client, which only learns `expired`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockDiagnosis {
+    /// The OTP matches the step this many seconds away from now (negative: minted in the past).
+    Offset(i64),
+    /// No step within [`DIAGNOSIS_RANGE`] seconds matches: the seed, digits or step differ.
+    NoMatch,
+    /// Not measured: [`DIAGNOSES_PER_SECOND`] were, in the last second (each search costs some
+    /// milliseconds).
+    NotMeasured,
+}
+
+/// How far either side of now an expired token's OTP is looked for: a day covers any timezone.
+pub const DIAGNOSIS_RANGE: u64 = 86_400;
+/// At most this many searches a second (a few milliseconds each), so that a user replaying old
+/// tokens cannot make the server search all the time.
+pub const DIAGNOSES_PER_SECOND: u32 = 5;
+
+impl fmt::Display for ClockDiagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ClockDiagnosis::Offset(s) if s < 0 => {
+                write!(f, "minted about {} s in the past: check the web app's clock and timezone", s.unsigned_abs())
+            }
+            ClockDiagnosis::Offset(s) => write!(f, "minted about {s} s in the future: check the web app's clock and timezone"),
+            ClockDiagnosis::NoMatch => f.write_str(
+                "no OTP step within 24 h matches: the web app's otp_seed (or otp_digits, otp_step) probably differs",
+            ),
+            ClockDiagnosis::NotMeasured => f.write_str("clock offset not measured: too many expired tokens this second"),
+        }
+    }
+}
+
 /// The fixed layout of a token's public part, `OTP ‖ NONCE`. Both lengths are fixed, so the signed
 /// message `OTP ‖ NONCE ‖ bare JID` splits in exactly one way: no digit can move between the nonce
 /// and the JID's localpart.
@@ -193,6 +227,8 @@ pub struct Verifier {
     layout: Layout,
     jid_as_sent: bool,
     replay: Mutex<ReplayCache>,
+    /// (start of the current second, searches in it)
+    diagnoses: Mutex<Option<(std::time::Instant, u32)>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -267,12 +303,36 @@ impl Verifier {
             otp,
             jid_as_sent: settings.jid_as_sent,
             replay: Mutex::new(ReplayCache::new(settings.replay_cache_size, settings.replay_user_quota)),
+            diagnoses: Mutex::new(None),
         })
     }
 
     /// The OTP parameters.
     pub fn otp(&self) -> &Otp {
         &self.otp
+    }
+
+    /// For a token refused as `expired` (its signature verified): how far off the minting clock
+    /// was, judged from its public part. At most [`DIAGNOSES_PER_SECOND`] searches a second.
+    pub fn diagnose_expired(&self, public: &[u8], now: u64) -> ClockDiagnosis {
+        let Some(otp) = public.get(..self.layout.otp_digits) else { return ClockDiagnosis::NoMatch };
+        {
+            let Ok(mut budget) = self.diagnoses.lock() else { return ClockDiagnosis::NotMeasured };
+            let fresh = std::time::Instant::now();
+            let (start, count) = match *budget {
+                Some((start, count)) if start.elapsed() < std::time::Duration::from_secs(1) => (start, count),
+                _ => (fresh, 0),
+            };
+            if count >= DIAGNOSES_PER_SECOND {
+                return ClockDiagnosis::NotMeasured;
+            }
+            *budget = Some((start, count + 1));
+        }
+        let step = self.otp.step_seconds();
+        match self.otp.offset_of(otp, now, DIAGNOSIS_RANGE / step) {
+            Some(steps) => ClockDiagnosis::Offset(steps.saturating_mul(i64::try_from(step).unwrap_or(i64::MAX))),
+            None => ClockDiagnosis::NoMatch,
+        }
     }
 
     /// The fixed layout of a token's public part.

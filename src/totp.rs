@@ -178,6 +178,36 @@ impl Otp {
         (code.len == self.digits).then_some(code)
     }
 
+    /// For an authentic token whose OTP is outside the window: the offset, in steps, of the step
+    /// nearest to the current one within ± `max_steps` whose code equals `otp` (how far off the
+    /// minting clock was), or `None` when none does (the seed, digits or step differ). Every step
+    /// is computed and compared in constant time; the codes are not cached (they are not the
+    /// window's).
+    pub fn offset_of(&self, otp: &[u8], now: u64, max_steps: u64) -> Option<i64> {
+        if otp.len() != self.digits as usize {
+            return None;
+        }
+        let mut padded = [0u8; 8];
+        padded[..otp.len()].copy_from_slice(otp);
+        let want = u64::from_le_bytes(padded);
+        let current = self.step_of(now);
+        let mut best = 0u64; // |offset| + 1 of the best match so far; 0 = none
+        let mut best_step = 0u64;
+        for step in current.saturating_sub(max_steps)..=current.saturating_add(max_steps) {
+            let Some(code) = self.compute(step) else { continue };
+            let eq = u64::from_le_bytes(code.buf).ct_eq(&want);
+            let distance = step.abs_diff(current).saturating_add(1);
+            let nearer = eq & (best.ct_eq(&0) | Choice::from(u8::from(distance < best)));
+            best = u64::conditional_select(&best, &distance, nearer);
+            best_step = u64::conditional_select(&best_step, &step, nearer);
+        }
+        if best == 0 {
+            return None;
+        }
+        let offset = i64::try_from(best_step.abs_diff(current)).ok()?;
+        Some(if best_step < current { -offset } else { offset })
+    }
+
     /// The latest step in the window at `now` whose code equals `otp`, comparing every step of the
     /// window in constant time (one cache lock for the whole window). `None` when no step matches.
     pub fn matching_step(&self, otp: &[u8], now: u64) -> Option<u64> {

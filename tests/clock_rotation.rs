@@ -128,3 +128,43 @@ fn rotation_old_and_new_then_old_removed() {
     let fresh_old = old_only.mint("carol@example.org", now).unwrap();
     assert_eq!(new_only.verify(fresh_old.as_bytes(), &["carol@example.org"], now), Err(Reject::BadSignature));
 }
+
+/// An authentic token outside the window: the log line says how far off the minting clock was (a
+/// timezone bug shows as whole hours), or that no step within a day matches (another seed). The
+/// client still only learns `expired`.
+#[test]
+fn expired_tokens_say_how_far_off_the_minting_clock_was() {
+    use prosody_auth_hmac::ClockDiagnosis;
+    let t0 = 1_700_000_000u64;
+    for (minted, want) in [(t0 - 3600, ClockDiagnosis::Offset(-3600)), (t0 + 120, ClockDiagnosis::Offset(120)), (t0 - 86_000, ClockDiagnosis::Offset(-86_010))] {
+        let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
+        let token = v.mint(JID, minted).unwrap();
+        assert_eq!(v.verify(token.as_bytes(), &[JID], t0), Err(Reject::Expired));
+        let got = v.diagnose_expired(token.as_bytes(), t0);
+        // the offset is in whole steps: within one step of the truth
+        match (got, want) {
+            (ClockDiagnosis::Offset(g), ClockDiagnosis::Offset(w)) => assert!((g - w).abs() <= 30, "{g} vs {w}"),
+            _ => panic!("{got:?}"),
+        }
+        assert!(got.to_string().contains(if minted < t0 { "in the past" } else { "in the future" }), "{got}");
+        // a few a second are searched, then no more until the second is over (each costs milliseconds)
+        for _ in 1..prosody_auth_hmac::token::DIAGNOSES_PER_SECOND {
+            assert!(matches!(v.diagnose_expired(token.as_bytes(), t0), ClockDiagnosis::Offset(_)));
+        }
+        assert_eq!(v.diagnose_expired(token.as_bytes(), t0), ClockDiagnosis::NotMeasured);
+    }
+    // minted with another seed: the signature is good (same secret) but no step matches
+    let other_seed = Verifier::new(
+        vec![SecretBytes::from_config_str("secret-one-secret-one-secret-one!")],
+        prosody_auth_hmac::totp::decode_seed("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U").unwrap(),
+        Settings { skew: 1, ..Settings::default() },
+        Some("example.org"),
+    )
+    .unwrap();
+    let token = other_seed.mint(JID, t0).unwrap();
+    let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
+    assert_eq!(v.verify(token.as_bytes(), &[JID], t0), Err(Reject::Expired));
+    let got = v.diagnose_expired(token.as_bytes(), t0); // fixed seeds and time: deterministic
+    assert_eq!(got, ClockDiagnosis::NoMatch);
+    assert!(got.to_string().contains("otp_seed") && got.to_string().contains("probably differs"), "{got}");
+}

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use prosody_auth_hmac::sasl::verify_username;
 use prosody_auth_hmac::token::{random_bytes, Settings, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
-use prosody_auth_hmac::{SecretBytes, Verifier};
+use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
 #[derive(Parser)]
 #[command(name = "hmac-token", version, about = "Mint and verify Prosody HMAC login tokens (collective.converse format)")]
@@ -328,6 +328,11 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 Ok((username, acc)) => {
                     println!("valid: {username}@{domain}, OTP step {}", acc.step);
                     Ok(ExitCode::SUCCESS)
+                }
+                Err(Reject::Expired) => {
+                    // the signature is good: say how far off the minting clock was
+                    println!("refused: expired ({})", v.diagnose_expired(token.as_bytes(), keys.now()?));
+                    Ok(ExitCode::from(1))
                 }
                 Err(reason) => {
                     println!("refused: {reason}");

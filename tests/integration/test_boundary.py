@@ -99,10 +99,14 @@ def test_signature_over_the_name_as_sent_is_refused_by_default(prosody, mech):
         s.close()
 
 
+def readme_snippet():
+    text = (REPO / "README.md").read_text()
+    return re.search(r"```python\n(import base64.*?)```", text, re.S).group(1)
+
+
 def readme_make_token():
     """The README's Python snippet, run as a web developer would paste it."""
-    text = (REPO / "README.md").read_text()
-    snippet = re.search(r"```python\n(import base64.*?)```", text, re.S).group(1)
+    snippet = readme_snippet()
     scope = {}
     exec(compile(snippet, "README.md", "exec"), scope)  # noqa: S102 - our own README
     return scope["make_token"]
@@ -201,3 +205,38 @@ def test_fast_is_warned_about(prosody):
         assert "mod_sasl2_fast is loaded on" not in prosody.log_path.read_text(errors="replace")
     finally:
         s.stop()
+
+
+DST_CHECK = r"""
+import os, sys, time
+os.environ["TZ"] = "Europe/Berlin"
+time.tzset()
+scope = {}
+exec(compile(sys.stdin.read(), "README.md", "exec"), scope)
+class FixedClock:
+    def __init__(self, t): self.t = t
+    def time(self): return self.t
+for t in map(int, sys.argv[3:]):
+    scope["time"] = FixedClock(t)  # the snippet's `time.time()` at t
+    print(t, scope["make_token"]("dst@example.org", sys.argv[1], sys.argv[2]))
+"""
+
+
+def test_readme_snippet_is_right_across_a_dst_change():
+    """In Europe/Berlin, 2026-10-25 02:00-03:00 local happens twice (00:00-01:00 and 01:00-02:00
+    UTC). A counter from local time gets one of the two wrong; the snippet's, from Unix time, does
+    not. Each token is checked by the CLI at the same instant."""
+    import subprocess
+    k = __import__("json").loads(subprocess.run([str(HMAC_TOKEN), "keygen", "--json"], capture_output=True, text=True).stdout)
+    end_of_dst = 1792890000  # 2026-10-25 01:00:00 UTC: clocks go from 03:00 CEST back to 02:00 CET
+    instants = [end_of_dst - 1800, end_of_dst - 1, end_of_dst, end_of_dst + 1800, end_of_dst + 3599]
+    out = subprocess.run([sys.executable, "-c", DST_CHECK, k["otp_seed"], k["token_secret"], *map(str, instants)],
+                         input=readme_snippet(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")[:len(instants)]
+    env = dict(os.environ, TOKEN_SECRET=k["token_secret"], OTP_SEED=k["otp_seed"])
+    for line in lines:
+        t, token = line.split(" ", 1)
+        r = subprocess.run([str(HMAC_TOKEN), "verify", "--jid", "dst@example.org", "--skew", "0", "--now", t],
+                           input=token + "\n", capture_output=True, text=True, env=env)
+        assert r.returncode == 0, (t, r.stdout, r.stderr)

@@ -15,6 +15,9 @@ def test_filter_matches_each_failed_login_and_nothing_else(prosody):
         assert s.auth("PLAIN", plain("otto", flip_mac(mint(prosody, "otto@" + prosody.host)))).status == "failure"
         assert s.auth("X-TOKEN", plain("otto", b"12345678 nope")).status == "failure"
         assert s.auth("PLAIN", plain("otto\nFAKE from 198.51.100.1: bad-signature", b"x")).status == "failure"
+        import time
+        # expired, with the clock diagnosis after the reason
+        assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host, now=time.time() - 3600))).status == "failure"
         assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host))).status == "success"
     finally:
         s.close()
@@ -25,4 +28,5 @@ def test_filter_matches_each_failed_login_and_nothing_else(prosody):
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     # one address per failed login, and it is the client's: the injected one is never picked up
-    assert out.stdout.split() == ["127.0.0.1"] * 3, out.stdout
+    assert "expired (minted about 3600 s in the past: check the web app's clock and timezone)" in log, log
+    assert out.stdout.split() == ["127.0.0.1"] * 4, out.stdout
