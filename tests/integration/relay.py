@@ -13,13 +13,23 @@ from pathlib import Path
 NS_TLS = b"urn:ietf:params:xml:ns:xmpp-tls"
 
 
-def _read_until(sock, pattern, buf=b""):
-    while not re.search(pattern, buf):
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("closed")
-        buf += data
-    return buf
+class _Reader:
+    """Reads a plain socket up to a pattern, keeping what came after it for the next read (a client
+    may send its stream header and <starttls/> in one packet)."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def until(self, pattern):
+        while True:
+            m = re.search(pattern, self.buf)
+            if m:
+                self.buf = self.buf[m.end():]
+                return
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self.buf += data
 
 
 class Relay:
@@ -44,12 +54,13 @@ class Relay:
             return
         client.settimeout(15)
         try:
-            _read_until(client, rb"<stream:stream[^>]*>")
+            from_client = _Reader(client)
+            from_client.until(rb"<stream:stream[^>]*>")
             client.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                            b"xmlns:stream='http://etherx.jabber.org/streams' id='relay' from='%s' version='1.0'>"
                            b"<stream:features><starttls xmlns='%s'><required/></starttls></stream:features>"
                            % (self.domain.encode(), NS_TLS))
-            _read_until(client, rb"<starttls[^>]*/>|</starttls>")
+            from_client.until(rb"<starttls[^>]*/>|</starttls>")
             client.sendall(b"<proceed xmlns='%s'/>" % NS_TLS)
             server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             server_ctx.load_cert_chain(self.dir / "c.pem", self.dir / "k.pem")
@@ -59,9 +70,10 @@ class Relay:
             upstream = socket.create_connection(("127.0.0.1", self.server_port), timeout=15)
             upstream.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
                              b"xmlns:stream='http://etherx.jabber.org/streams' to='%s' version='1.0'>" % self.domain.encode())
-            _read_until(upstream, rb"</stream:features>")
+            from_server = _Reader(upstream)
+            from_server.until(rb"</stream:features>")
             upstream.sendall(b"<starttls xmlns='%s'/>" % NS_TLS)
-            _read_until(upstream, rb"<proceed")
+            from_server.until(rb"<proceed[^>]*>")
             client_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             client_ctx.check_hostname = False
             client_ctx.verify_mode = ssl.CERT_NONE
