@@ -352,7 +352,9 @@ const SECRET_FLAGS: [(&str, &str); 3] = [
 ];
 
 fn warn_about_secrets_in_argv() {
-    for arg in std::env::args_os().skip(1) {
+    let mut args = std::env::args_os();
+    args.next(); // the program's own name
+    for arg in args {
         let arg = arg.to_string_lossy();
         for (flag, instead) in SECRET_FLAGS {
             if arg == flag || arg.starts_with(&format!("{flag}=")) {
