@@ -123,7 +123,35 @@ impl ReplayCache {
 
     /// Live entries of `account`.
     pub fn account_len(&self, account: &str) -> usize {
-        self.per_account.get(&self.tagger.hash_one(account).max(1)).copied().unwrap_or(0)
+        self.per_account.get(&self.tag(account)).copied().unwrap_or(0)
+    }
+
+    /// The keyed tag of an account's name (never [`RESTORED`]).
+    fn tag(&self, account: &str) -> u64 {
+        self.tagger.hash_one(account).max(1)
+    }
+
+    /// True when an entry expiring at `expiry` is past keeping: the high-water mark has gone the
+    /// tolerance beyond it. Such an entry is dropped, and such a token refused as expired.
+    fn gone(&self, expiry: u64) -> bool {
+        expiry.saturating_add(CLOCK_BACK_TOLERANCE) <= self.high_water
+    }
+
+    /// Stores a key that is not live, for `owner`, until `expiry`.
+    fn record(&mut self, key: Key, owner: u64, expiry: u64) {
+        let at = self.buckets.partition_point(|b| b.expiry < expiry);
+        if self.buckets.get(at).is_none_or(|b| b.expiry != expiry) {
+            self.buckets.insert(at, Bucket { expiry, keys: KeySet::default(), owners: Vec::new() });
+        }
+        let bucket = &mut self.buckets[at];
+        bucket.keys.insert(key);
+        bucket.owners.push(owner);
+        *self.per_account.entry(owner).or_insert(0) += 1;
+        self.len += 1;
+    }
+
+    fn is_live(&self, key: &Key) -> bool {
+        self.buckets.iter().any(|b| b.keys.contains(key))
     }
 
     /// Raises the high-water mark to `current_step` (never lowers it) and drops every entry whose
@@ -131,7 +159,7 @@ impl ReplayCache {
     pub fn advance(&mut self, current_step: u64) {
         self.high_water = self.high_water.max(current_step);
         while let Some(front) = self.buckets.front() {
-            if front.expiry.saturating_add(CLOCK_BACK_TOLERANCE) > self.high_water {
+            if !self.gone(front.expiry) {
                 break;
             }
             let Some(bucket) = self.buckets.pop_front() else { break };
@@ -161,17 +189,9 @@ impl ReplayCache {
     pub fn import(&mut self, high_water: u64, entries: &[(Key, u64)]) -> usize {
         self.advance(high_water);
         let mut taken = 0;
-        for (key, expiry) in entries {
-            if expiry.saturating_add(CLOCK_BACK_TOLERANCE) > self.high_water && !self.buckets.iter().any(|b| b.keys.contains(key)) {
-                let at = self.buckets.partition_point(|b| b.expiry < *expiry);
-                if self.buckets.get(at).is_none_or(|b| b.expiry != *expiry) {
-                    self.buckets.insert(at, Bucket { expiry: *expiry, keys: KeySet::default(), owners: Vec::new() });
-                }
-                let bucket = &mut self.buckets[at];
-                bucket.keys.insert(*key);
-                bucket.owners.push(RESTORED);
-                *self.per_account.entry(RESTORED).or_insert(0) += 1;
-                self.len += 1;
+        for &(key, expiry) in entries {
+            if !self.gone(expiry) && !self.is_live(&key) {
+                self.record(key, RESTORED, expiry);
                 taken += 1;
             }
         }
@@ -184,28 +204,20 @@ impl ReplayCache {
     /// `QuotaExceeded` if `account` holds its quota, `CacheFull` if the cap is reached.
     pub fn check_and_insert(&mut self, key: Key, account: &str, current_step: u64, expiry_step: u64) -> Result<(), Reject> {
         self.advance(current_step);
-        if expiry_step.saturating_add(CLOCK_BACK_TOLERANCE) <= self.high_water {
+        if self.gone(expiry_step) {
             return Err(Reject::Expired);
         }
-        if self.buckets.iter().any(|b| b.keys.contains(&key)) {
+        if self.is_live(&key) {
             return Err(Reject::Replayed);
         }
-        let owner = self.tagger.hash_one(account).max(1); // 0 is RESTORED
+        let owner = self.tag(account);
         if self.per_account.get(&owner).is_some_and(|&n| n >= self.quota) {
             return Err(Reject::QuotaExceeded);
         }
         if self.len >= self.cap {
             return Err(Reject::CacheFull);
         }
-        let at = self.buckets.partition_point(|b| b.expiry < expiry_step);
-        if self.buckets.get(at).is_none_or(|b| b.expiry != expiry_step) {
-            self.buckets.insert(at, Bucket { expiry: expiry_step, keys: KeySet::default(), owners: Vec::new() });
-        }
-        let bucket = &mut self.buckets[at];
-        bucket.keys.insert(key);
-        bucket.owners.push(owner);
-        *self.per_account.entry(owner).or_insert(0) += 1;
-        self.len += 1;
+        self.record(key, owner, expiry_step);
         Ok(())
     }
 }
