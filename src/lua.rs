@@ -8,11 +8,12 @@
 //!                                  token_jid_as_sent = false }
 //! v:verify(token, jid_or_jids, now)   --> step | nil, reason[, clock diagnosis for "expired"]
 //!                                         (JIDs signed exactly as given)
-//! v:verify_user(token, username, nodeprep, now) --> username | nil, reason
+//! v:verify_user(token, username, nodeprep, now) --> username | nil, reason[, clock diagnosis]
+//!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:replay_state()                    --> { otp_step = s, high_water = step, entries = { "<key hex> <expiry>", ... } }
 //! v:restore_replay_state(state[, now]) --> entries taken, entries not taken (expired, unreadable,
 //!                                          saved under another otp_step or a clock far ahead)
-//!                                     (the SASL mechanisms' identity rule, for test_password)
+//! ex:clock_diagnosis()                --> after an "expired" failure, how far off the minting clock was
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
 //! ex:step(message, nodeprep, now[, channel_binding])
