@@ -3,6 +3,7 @@ certificate of its own, opens its own STARTTLS connection to the real server, an
 passes every byte through unchanged. It holds no secret; it only relays. Whoever logs in through it
 leaves the session in the relay's hands."""
 import re
+import select
 import socket
 import ssl
 import subprocess
@@ -44,6 +45,7 @@ class Relay:
         self.sock.listen(4)
         self.port = self.sock.getsockname()[1]
         self.relayed = 0  # bytes passed on after both TLS legs were up
+        self.stage = "listening"  # how far the relay got, for a failing test's message
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -53,6 +55,7 @@ class Relay:
         except OSError:
             return
         client.settimeout(15)
+        self.stage = "accepted"
         try:
             from_client = _Reader(client)
             from_client.until(rb"<stream:stream[^>]*>")
@@ -66,6 +69,7 @@ class Relay:
             server_ctx.load_cert_chain(self.dir / "c.pem", self.dir / "k.pem")
             server_ctx.maximum_version = self.tls_max
             a = server_ctx.wrap_socket(client, server_side=True)
+            self.stage = "client TLS up"
 
             upstream = socket.create_connection(("127.0.0.1", self.server_port), timeout=15)
             upstream.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
@@ -79,24 +83,33 @@ class Relay:
             client_ctx.verify_mode = ssl.CERT_NONE
             client_ctx.maximum_version = self.tls_max
             b = client_ctx.wrap_socket(upstream, server_hostname=self.domain)
-        except (OSError, ConnectionError):
+            self.stage = "relaying"
+        except (OSError, ConnectionError) as e:
+            self.stage += " (then %r)" % e
             client.close()
             return
-        threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-        self._pipe(b, a)
+        self._pipe(a, b)
 
-    def _pipe(self, src, dst):
+    def _pipe(self, a, b):
+        """Both directions in this one thread: an SSL socket must not be read in one thread while
+        another writes to it (OpenSSL's SSL objects are not safe for that). Decrypted bytes that
+        OpenSSL holds back (pending) are drained before select waits again."""
+        peer = {a: b, b: a}
         try:
             while True:
-                data = src.recv(65536)
-                if not data:
+                ready = [s for s in (a, b) if s.pending()] or select.select([a, b], [], [], 30)[0]
+                if not ready:
                     break
-                self.relayed += len(data)
-                dst.sendall(data)
-        except OSError:
-            pass
+                for src in ready:
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    self.relayed += len(data)
+                    peer[src].sendall(data)
+        except OSError as e:
+            self.stage += " (then %r)" % e
         finally:
-            for s in (src, dst):
+            for s in (a, b):
                 try:
                     s.close()
                 except OSError:

@@ -57,7 +57,8 @@ def test_a_relay_gets_the_session_with_sasl_hmac_and_is_refused_with_plus(prosod
     relay = Relay(prosody.c2s_port, prosody.host)
     try:
         status, bound = xmpp_clients.login(jid, mint(prosody, jid), relay.port, "SASL-HMAC", tls_max=TLS12)
-        assert status == "bound", bound  # the relay now holds fay's session: what -PLUS is for
+        # the relay now holds fay's session: what -PLUS is for
+        assert status == "bound", (status, bound, relay.stage, prosody.tail())
         assert relay.relayed > 0
     finally:
         relay.close()
@@ -66,7 +67,7 @@ def test_a_relay_gets_the_session_with_sasl_hmac_and_is_refused_with_plus(prosod
     try:
         status, detail = xmpp_clients.login(jid, mint(prosody, jid), relay.port, "SASL-HMAC-PLUS", tls_max=TLS12)
         # refused (the client usually sees the failure; the relay may close first)
-        assert (status, detail) in (("failed", "not-authorized"), ("disconnected", None)), (status, detail)
+        assert (status, detail) in (("failed", "not-authorized"), ("disconnected", None)), (status, detail, relay.stage)
         line = "Failed SASL-HMAC-PLUS token login for %s from 127.0.0.1: bad-signature" % jid
         assert prosody.wait_log(mark, line).count(line) == 1
     finally:
