@@ -3,8 +3,10 @@
 page and a credentials_url endpoint that mints a token (with the hmac-token CLI) for the user.
 
 A real application mints for the user of the authenticated web session. This demo takes the
-user from the query string, and can hand out deliberately bad or replayed tokens so the browser
-tests can see converse.js's error handling.
+user from the query string, and can hand out deliberately bad, replayed or expired tokens (and go
+"down") so the browser tests can see how converse.js and the token-reconnect plugin handle them.
+/prebind opens a BOSH session with a token over SASL-HMAC (prebind.py) for converse's
+`authentication: 'prebind'`.
 
     app = WebApp(port, prosody_domain, bosh_url, websocket_url, token_secret, otp_seed); app.start()
 """
@@ -16,8 +18,11 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from itertools import count
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from prebind import PrebindError, prebind
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = {
@@ -30,13 +35,20 @@ mimetypes.add_type("application/wasm", ".wasm")
 
 
 class WebApp:
-    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, cli):
+    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, cli, prebind_bosh_url=None):
         self.port, self.domain = port, domain
+        self.prebind_bosh_url = prebind_bosh_url or bosh_url  # Prosody's own endpoint, not the public one
         self.config = {"domain": domain, "bosh_url": bosh_url, "websocket_url": websocket_url}
         self.env = dict(os.environ, TOKEN_SECRET=token_secret, OTP_SEED=otp_seed)
         self.cli = str(cli)
         self.issued = {}  # user -> last token (for the "replay" scenario)
-        self.requests = []  # credentials requests seen: (user, scenario)
+        self.issued_log = {}  # user -> every token handed out, in order
+        self.used = {}  # user -> tokens used elsewhere already, for the "replay" scenario to hand out
+        self.requests = []  # credentials and prebind requests: (user, scenario, time.monotonic(), outcome)
+        self.down = False  # True: credentials_url fails (HTTP 503, a body that is not JSON, a dropped connection)
+        self._down_kinds = count()
+        self.clock_offset = -3600  # the "expired" scenario: a web app whose clock is an hour behind
+        self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         app = self
@@ -66,22 +78,30 @@ class WebApp:
         self.server.shutdown()
         self.server.server_close()
 
-    def mint(self, user):
-        out = subprocess.run([self.cli, "mint", "--jid", "%s@%s" % (user, self.domain), "--json"],
+    def mint(self, user, offset=0):
+        at = ["--now", str(int(self.fixed_now or time.time()) + offset)] if offset or self.fixed_now else []
+        out = subprocess.run([self.cli, "mint", "--jid", "%s@%s" % (user, self.domain), "--json", *at],
                              env=self.env, check=True, capture_output=True, text=True).stdout
         return json.loads(out)
 
     def credentials(self, user, scenario):
-        self.requests.append((user, scenario))
-        if scenario == "replay" and user in self.issued:
+        if scenario == "replay" and self.used.get(user):
+            body = {"jid": "%s@%s" % (user, self.domain), "password": self.used[user].pop(0)}
+        elif scenario in ("replay", "reused") and user in self.issued:  # the same token again
             body = self.issued[user]
         else:
             body = self.mint(user)
             if scenario == "bad":  # a forged token: right shape, wrong signature
                 public, mac = body["password"].split(" ")
                 body["password"] = public + " " + ("A" if mac[0] != "A" else "B") + mac[1:]
+            elif scenario == "expired":
+                body = self.mint(user, self.clock_offset)
         self.issued[user] = body
+        self.issued_log.setdefault(user, []).append(body["password"])
         return body
+
+    def log(self, user, scenario, outcome):
+        self.requests.append((user, scenario, time.monotonic(), outcome))
 
     def handle(self, req):
         url = urllib.parse.urlsplit(req.path)
@@ -90,11 +110,20 @@ class WebApp:
             return self.send(req, 200, (Path(__file__).parent / "index.html").read_bytes(), "text/html; charset=utf-8")
         if url.path == "/config.json":
             return self.send(req, 200, json.dumps(self.config).encode(), "application/json")
-        if url.path == "/credentials":
-            user = query.get("user", "alice")
+        if url.path in ("/credentials", "/prebind"):
+            user, scenario = query.get("user", "alice"), query.get("scenario", "good")
             if not (user.isascii() and user.isalnum()):
                 return self.send(req, 400, b"bad user", "text/plain")
-            body = self.credentials(user, query.get("scenario", "good"))
+            if self.down:
+                return self.fail(req, user, scenario)
+            body = self.credentials(user, scenario)
+            if url.path == "/prebind":
+                try:
+                    body = prebind(self.prebind_bosh_url, body["jid"], body["password"])
+                except (OSError, PrebindError) as e:
+                    self.log(user, scenario, "prebind failed: %s" % e)
+                    return self.send(req, 502, b"could not open a chat session", "text/plain")
+            self.log(user, scenario, "ok")
             return self.send(req, 200, json.dumps(body).encode(), "application/json",
                              extra={"Cache-Control": "no-store"})
         for prefix, root in STATIC.items():
@@ -104,6 +133,17 @@ class WebApp:
                     ctype = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
                     return self.send(req, 200, path.read_bytes(), ctype)
         return self.send(req, 404, b"not found", "text/plain")
+
+    def fail(self, req, user, scenario):
+        """The web app is down: in turn a 503, a 200 with an HTML error page, a dropped connection."""
+        kind = next(self._down_kinds) % 3
+        self.log(user, scenario, ("503", "html", "dropped")[kind])
+        if kind == 0:
+            return self.send(req, 503, b"Service Unavailable", "text/plain")
+        if kind == 1:
+            return self.send(req, 200, b"<html><body>Maintenance</body></html>", "text/html")
+        req.close_connection = True
+        req.connection.shutdown(2)
 
     IMPOSTOR_BODY = ("<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' "
                      "xmlns:stream='http://etherx.jabber.org/streams' sid='impostor' wait='10' requests='2' "

@@ -1,0 +1,341 @@
+/**
+ * token-reconnect: keeps converse.js 14 connected when it signs in with single-use tokens from
+ * `credentials_url` (or attaches to sessions from `prebind_url`), so deployers can leave
+ * `auto_reconnect: true` (docs: README, "converse.js").
+ *
+ *   import converse from 'converse.js';               // the stock converse.js 14 bundle
+ *   import { addTokenReconnect } from './token-reconnect.js';
+ *   addTokenReconnect(converse);                      // before converse.initialize
+ *   converse.initialize({
+ *     whitelisted_plugins: ['token-reconnect'],
+ *     authentication: 'login', auto_login: true, auto_reconnect: true,
+ *     credentials_url: '/chat/credentials',
+ *     token_reconnect_max_refusals: 3,                // optional; the defaults are below
+ *     ...
+ *   });
+ *
+ * What it changes:
+ * - A dropped connection (server restart, network blip, a laptop waking up) is reconnected with a
+ *   freshly fetched token after a back-off delay: `token_reconnect_delay` ms, doubled on each
+ *   further failure up to `token_reconnect_max_delay`, each delay drawn from its upper half so
+ *   that a server restart does not see every page come back in the same instant. converse.js
+ *   alone reconnects after ~3 s forever.
+ * - `credentials_url` is fetched with the same back-off when it fails (network error, timeout,
+ *   HTTP 5xx, a body that is not {"jid", "password"}), not every 2 s forever. HTTP 4xx (the web
+ *   session is gone, or the user may not chat) stops and says so.
+ * - A token the server refuses is counted: after `token_reconnect_max_refusals` consecutive
+ *   refusals of freshly fetched tokens the plugin stops and shows why, from the SASL condition in
+ *   the server's <failure/> (Strophe hands converse none): `credentials-expired` means the web
+ *   site's and the chat server's clocks disagree; `not-authorized` means the token is refused.
+ *   `temporary-auth-failure` (the server is overloaded) is retried with back-off and not counted.
+ *   A failure the client itself decided (e.g. SASL-HMAC's server proof was wrong, or the server
+ *   offers no mechanism this page will use) stops at once: retrying cannot help and must not
+ *   fetch more tokens for a server that could not prove itself.
+ * - A token the web site hands out a second time (e.g. a cached credentials_url response) is not
+ *   sent: it was refused or used already. The plugin stops and says so.
+ * - The counters are reset once a connection is established; the back-off delay once one has
+ *   stayed up for `token_reconnect_stable_after` ms.
+ * - With `authentication: 'prebind'`, a failing `prebind_url` is retried with the same back-off
+ *   (converse.js alone gives up after one failure).
+ *
+ * It works with or without the SASL-HMAC mechanism (sasl-hmac.js): it does not look at tokens.
+ */
+
+export const PLUGIN_NAME = 'token-reconnect';
+
+/** What the user is shown when the plugin stops, by cause. */
+export const MESSAGES = {
+    'credentials-expired': 'Chat sign-in failed: the chat server and this web site disagree on the time. '
+        + 'Please tell the site administrator (the web site\'s clock or time zone is probably wrong).',
+    'not-authorized': 'Chat sign-in failed: the chat server refused the sign-in from this web site. '
+        + 'Please reload the page later, or tell the site administrator.',
+    'client-refused': 'Chat sign-in stopped: the chat server did not offer a sign-in method this page '
+        + 'trusts, or could not prove it is the genuine server.',
+    'credentials-refused': 'Chat sign-in failed: this web site did not issue a chat sign-in (HTTP %s). '
+        + 'Are you still logged in to the site?',
+    'credentials-reused': 'Chat sign-in stopped: this web site handed out a sign-in that was already used. '
+        + 'Please tell the site administrator (is the credentials URL cached?).',
+    other: 'Chat sign-in failed: the chat server refused the sign-in (%s). Please tell the site administrator.',
+};
+
+/** Shown (as converse's "reconnecting" status) while the plugin waits. */
+export const WAITING = {
+    drop: 'The connection to the chat server was lost; reconnecting in %s s.',
+    credentials: 'Could not get a chat sign-in from this web site (%s); trying again in %s s.',
+    temporary: 'The chat server is busy; trying again in %s s.',
+    refused: 'The chat server refused the sign-in; trying again with a new one in %s s.',
+};
+
+export const DEFAULTS = {
+    token_reconnect_max_refusals: 3,
+    token_reconnect_delay: 1000,
+    token_reconnect_max_delay: 60000,
+    token_reconnect_stable_after: 60000,
+    token_credentials_timeout: 10000,
+};
+
+function format(template, ...args) {
+    let i = 0;
+    return template.replace(/%s/g, () => String(args[i++]));
+}
+
+/**
+ * The SASL condition of a <failure/> element, or 'client-refused' when the client failed the
+ * exchange itself (Strophe passes no element then).
+ */
+function conditionOf(elem) {
+    if (!elem) return 'client-refused';
+    for (const child of Array.from(elem.children || [])) {
+        if (child.localName !== 'text') return child.localName;
+    }
+    return 'not-authorized';
+}
+
+/** Upper half of min(max, base * 2^(n-1)): n = 1, 2, 3, ... */
+export function backoffDelay(n, base, max) {
+    const exp = Math.min(Math.max(n - 1, 0), 30);
+    const ceiling = Math.min(max, base * 2 ** exp);
+    return Math.round(ceiling * (0.5 + Math.random() / 2));
+}
+
+/**
+ * Records the SASL condition of every <failure/> on the connection, for the reconnect decision.
+ * Strophe binds _sasl_failure_cb when it starts an exchange, so wrapping the prototype covers
+ * every connection.
+ */
+function recordFailureConditions(Strophe) {
+    const proto = Strophe.Connection?.prototype;
+    if (!proto || proto._tokenReconnectRecords) return;
+    const failed = proto._sasl_failure_cb;
+    proto._sasl_failure_cb = function (elem) {
+        this._tokenReconnectCondition = conditionOf(elem);
+        return failed.call(this, elem);
+    };
+    const legacy = proto._attemptLegacyAuth;
+    proto._attemptLegacyAuth = function () {
+        // no SASL mechanism this page allows could run: whatever happens next is the client's choice
+        this._tokenReconnectCondition = 'client-refused';
+        return legacy.call(this);
+    };
+    proto._tokenReconnectRecords = true;
+}
+
+/** Registers the plugin with this converse (the stock bundle's default export). */
+export function addTokenReconnect(converse) {
+    if (converse.plugins?._tokenReconnectAdded) return;
+    const { Strophe, log } = converse.env;
+    recordFailureConditions(Strophe);
+    converse.plugins.add(PLUGIN_NAME, {
+        initialize() {
+            const { _converse } = this;
+            const { api } = _converse;
+            api.settings.extend(DEFAULTS);
+            const setting = (name) => Number(api.settings.get(name));
+            const state = { refusals: 0, temporary: 0, drops: 0, credentialFailures: 0, upSince: null, timer: null,
+                stopped: false, seen: [] };
+            const SEEN_MAX = 64; // public parts of the last tokens fetched (no secret halves kept)
+            const delay = (n) => backoffDelay(n, setting('token_reconnect_delay'), setting('token_reconnect_max_delay'));
+            const seconds = (ms) => Math.max(1, Math.round(ms / 1000));
+            const sleep = (ms) => new Promise((resolve) => { state.timer = setTimeout(() => { state.timer = null; resolve(); }, ms); });
+
+            function waiting(message) {
+                api.connection.get()?.setConnectionStatus(Strophe.Status.RECONNECTING, message);
+                log.info(`${PLUGIN_NAME}: ${message}`);
+            }
+
+            /** Keeps the reason on the login form: the teardown after a stop reports more status changes. */
+            function showStopped() {
+                const feedback = _converse.state.connfeedback;
+                if (!feedback || !state.stopped || !state.message || feedback.get('message') === state.message) return;
+                feedback.set({ connection_status: Strophe.Status.DISCONNECTED, message: state.message });
+            }
+
+            function stop(conn, message) {
+                state.stopped = true;
+                state.message = message;
+                if (state.timer) clearTimeout(state.timer);
+                state.timer = null;
+                log.error(`${PLUGIN_NAME}: ${message}`);
+                const feedback = _converse.state.connfeedback;
+                if (feedback && feedback !== state.watched) {
+                    feedback.on('change', showStopped);
+                    state.watched = feedback;
+                }
+                if (conn) {
+                    conn.disconnection_reason = message;
+                    return Promise.resolve(conn.finishDisconnection()).then(showStopped);
+                }
+                showStopped();
+            }
+
+            /** GET credentials_url once; resolves {jid, password} or rejects with {retry, why}. */
+            function fetchOnce() {
+                return new Promise((resolve, reject) => {
+                    let xhr = new XMLHttpRequest();
+                    xhr.open('GET', api.settings.get('credentials_url'), true);
+                    xhr.setRequestHeader('Accept', 'application/json, text/javascript');
+                    xhr.timeout = setting('token_credentials_timeout');
+                    xhr.onload = () => {
+                        if (xhr.status >= 400 && xhr.status < 500) {
+                            return reject({ retry: false, why: String(xhr.status) });
+                        }
+                        if (xhr.status < 200 || xhr.status >= 300) {
+                            return reject({ retry: true, why: `HTTP ${xhr.status}` });
+                        }
+                        let data;
+                        try {
+                            data = JSON.parse(xhr.responseText);
+                        } catch {
+                            return reject({ retry: true, why: 'not JSON' });
+                        }
+                        if (typeof data?.jid !== 'string' || typeof data?.password !== 'string') {
+                            return reject({ retry: true, why: 'no jid and password' });
+                        }
+                        resolve({ jid: data.jid, password: data.password });
+                    };
+                    xhr.onerror = () => reject({ retry: true, why: 'network error' });
+                    xhr.ontimeout = () => reject({ retry: true, why: 'timed out' });
+                    // the hook converse.js offers for its own request (e.g. to add a header)
+                    Promise.resolve(api.hook('beforeFetchLoginCredentials', this, xhr)).then((x) => {
+                        xhr = x || xhr;
+                        xhr.send();
+                    }, reject);
+                });
+            }
+
+            /** Fresh credentials, retried with back-off; null once the plugin has stopped. */
+            async function fetchCredentials() {
+                while (!state.stopped) {
+                    try {
+                        const credentials = await fetchOnce();
+                        state.credentialFailures = 0;
+                        const pub = credentials.password.split(' ')[0];
+                        if (state.seen.includes(pub)) {
+                            stop(api.connection.get(), MESSAGES['credentials-reused']);
+                            return null;
+                        }
+                        state.seen.push(pub);
+                        if (state.seen.length > SEEN_MAX) state.seen.shift();
+                        return credentials;
+                    } catch (e) {
+                        if (e?.retry === false) {
+                            stop(api.connection.get(), format(MESSAGES['credentials-refused'], e.why));
+                            return null;
+                        }
+                        const ms = delay(++state.credentialFailures);
+                        waiting(format(WAITING.credentials, e?.why || e, seconds(ms)));
+                        await sleep(ms);
+                    }
+                }
+                return null;
+            }
+
+            // converse's login, when it has no password: fetch one token per connection attempt
+            api.listen.on('login', async (_, payload) => {
+                state.stopped = false; // a login (also from the form) starts over
+                state.message = null;
+                if (payload.success || payload.password || api.settings.get('authentication') !== 'login'
+                    || !api.settings.get('credentials_url')) {
+                    return payload;
+                }
+                const credentials = await fetchCredentials();
+                if (credentials) {
+                    const conn = api.connection.get();
+                    if (conn) delete conn._tokenReconnectCondition;
+                    await api.user.login(credentials.jid, credentials.password, payload.automatic);
+                }
+                return { ...payload, success: true };
+            });
+
+            // converse calls this once or twice per drop (for the failure, then for the closed stream).
+            // The delay replaces converse's own (a 3 s debounce once it is reconnecting).
+            api.connection.reconnect = function () {
+                const conn = api.connection.get();
+                if (!conn || state.stopped || state.timer) return;
+                let ms;
+                if (conn.disconnection_cause === Strophe.Status.AUTHFAIL) {
+                    const condition = conn._tokenReconnectCondition || 'client-refused';
+                    delete conn._tokenReconnectCondition;
+                    if (condition === 'client-refused') return stop(conn, MESSAGES['client-refused']);
+                    if (condition === 'temporary-auth-failure') {
+                        ms = delay(++state.temporary);
+                        waiting(format(WAITING.temporary, seconds(ms)));
+                    } else {
+                        state.refusals += 1;
+                        log.warn(`${PLUGIN_NAME}: the server refused a fresh token (${condition}), `
+                            + `${state.refusals} of ${setting('token_reconnect_max_refusals')}`);
+                        if (state.refusals >= setting('token_reconnect_max_refusals')) {
+                            return stop(conn, format(MESSAGES[condition] || MESSAGES.other, condition));
+                        }
+                        ms = delay(state.refusals);
+                        waiting(format(WAITING.refused, seconds(ms)));
+                    }
+                } else {
+                    if (state.upSince !== null && Date.now() - state.upSince >= setting('token_reconnect_stable_after')) {
+                        state.drops = 0;
+                    }
+                    state.upSince = null;
+                    ms = delay(++state.drops);
+                    waiting(format(WAITING.drop, seconds(ms)));
+                }
+                state.timer = setTimeout(() => {
+                    state.timer = null;
+                    const current = api.connection.get();
+                    if (state.stopped || !current) return;
+                    // Start from a clean transport: over BOSH a request of the old session (still
+                    // open after a refused login, or in flight to a restarted server) would otherwise
+                    // hold back the new session's first request, or carry the old sid.
+                    current._proto?._abortAllRequests?.();
+                    current.reset();
+                    current.reconnect();
+                }, ms);
+            };
+
+            // converse gives up for good when a connection fails before it was established (to
+            // avoid looping on a wrong URL); while the server restarts that is every attempt.
+            // With back-off a retry costs little, so those are retried too.
+            const GIVE_UP = [Strophe.ErrorCondition?.NO_AUTH_MECH, 'host-unknown', 'remote-connection-failed', 'not-well-formed'];
+            api.listen.on('connectionInitialized', () => {
+                const conn = api.connection.get();
+                if (!conn || conn._tokenReconnectPatched) return;
+                const onDisconnected = conn.onDisconnected;
+                conn.onDisconnected = function () {
+                    if (api.settings.get('auto_reconnect') && !state.stopped && this.status === Strophe.Status.CONNECTING
+                        && this.disconnection_cause !== Strophe.Status.AUTHFAIL && !GIVE_UP.includes(this.disconnection_reason)) {
+                        return api.connection.reconnect();
+                    }
+                    return onDisconnected.call(this);
+                };
+                conn._tokenReconnectPatched = true;
+            });
+
+            // prebind: converse gives up when prebind_url fails once
+            api.listen.on('noResumeableBOSHSession', () => {
+                if (api.settings.get('authentication') !== 'prebind' || state.stopped || state.timer) return;
+                const ms = delay(++state.credentialFailures);
+                waiting(format(WAITING.credentials, 'prebind_url failed', seconds(ms)));
+                state.timer = setTimeout(() => {
+                    state.timer = null;
+                    if (!state.stopped) api.user.login();
+                }, ms);
+            });
+
+            const established = () => {
+                state.refusals = state.temporary = state.credentialFailures = 0;
+                state.upSince = Date.now();
+                state.stopped = false;
+            };
+            api.listen.on('connected', established);
+            api.listen.on('reconnected', established);
+            api.listen.on('logout', () => {
+                state.stopped = true;
+                if (state.timer) clearTimeout(state.timer);
+                state.timer = null;
+            });
+        },
+    });
+    converse.plugins._tokenReconnectAdded = true;
+}
+
+// The stock bundle loaded with a <script> tag sets window.converse: register right away.
+if (globalThis.converse?.plugins?.add && globalThis.converse?.env?.Strophe) addTokenReconnect(globalThis.converse);

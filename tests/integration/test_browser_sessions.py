@@ -1,0 +1,344 @@
+"""converse.js 14 with the token-reconnect plugin (clients/converse/token-reconnect.js) in Debian's
+headless Chromium, pages kept open while the tests act on the server: Prosody restarted, sessions
+closed by the server, credentials_url down, refused tokens, many page loads, two tabs, prebind.
+Over WebSocket and BOSH, with PLAIN (token as password) and SASL-HMAC. Counts come from the web
+app's request log and Prosody's log; a screenshot of every outcome goes to test-artifacts/browser/.
+
+Waits are shortened with the plugin's settings (FAST: the first reconnect after 0.25-0.5 s, at most
+4 s apart), and refusals=2 (the default is 3) so a changed default would show."""
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+import rawxmpp
+from browser import Browser
+from harness import HMAC_TOKEN, PROSODY, REPO, Prosody, free_port
+from test_live import plain
+
+sys.path.insert(0, str(REPO / "examples" / "webapp"))
+from app import WebApp  # noqa: E402
+
+COMBOS = [("websocket", "PLAIN"), ("websocket", "SASL-HMAC"), ("bosh", "PLAIN"), ("bosh", "SASL-HMAC")]
+FAST = {"delay": 500, "maxdelay": 4000}
+# How long a page may take to show the roster again once Prosody is back, with FAST (measured on
+# the 2-core CI machine: 1-4 s over WebSocket and BOSH).
+RECONNECT_BOUND = 15
+PROSODYCTL = Path(PROSODY).with_name("prosodyctl")
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Prosody(keep_dir=True, extra_modules=("auth_events_probe", "admin_shell")).start()
+    yield s
+    s.keep_dir = False
+    s.stop()
+
+
+@pytest.fixture
+def app(server):
+    a = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed,
+               HMAC_TOKEN).start()
+    yield a
+    a.stop()
+
+
+def tag(transport, mech):
+    return transport[:2] + mech.replace("-", "").lower()
+
+
+def page(app, user, transport="websocket", mech="SASL-HMAC", **params):
+    query = dict(transport=transport, mech=mech, user=user, probe=1, **FAST)
+    query.update(params)
+    return app.url + "?" + urllib.parse.urlencode(query)
+
+
+def served(app, user, outcome="ok"):
+    return [r for r in app.requests if r[0] == user and r[3] == outcome]
+
+
+def logins(log, user, mech):
+    return log.count("probe: authentication-success user=%s mechanism=%s\n" % (user, mech))
+
+
+def restart(server):
+    server.stop()
+    server.start()
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
+
+
+def open_all(browser, app, users, **params):
+    """users: {(transport, mech): user}; every page must show its roster."""
+    for (transport, mech), user in users.items():
+        browser.open(user, page(app, user, transport, mech, **params))
+    states = {}
+    for user in users.values():
+        st = browser.wait(user, "roster")
+        assert st["reached"], (user, st)
+        states[user] = st
+    return states
+
+
+def back_after(server, browser, users, mark, name):
+    """Every page logs in again (one login each, seen in Prosody's log) without a page reload and
+    shows its roster, within RECONNECT_BOUND."""
+    start = time.monotonic()
+    for (transport, mech), user in users.items():
+        wait_for(lambda: logins(server.log_since(mark), user, mech) >= 1, RECONNECT_BOUND, "%s to log in again" % user)
+        st = browser.wait(user, "roster", RECONNECT_BOUND)
+        assert st["reached"], (user, st)
+        browser.screenshot(user, "%s-%s-%s" % (name, transport, mech))
+    assert time.monotonic() - start < RECONNECT_BOUND
+    log = server.log_since(mark)
+    for (transport, mech), user in users.items():
+        assert logins(log, user, mech) == 1, (user, log[-3000:])
+    assert "replayed" not in log
+
+
+def receiver(server, user="rcv"):
+    s = rawxmpp.C2S(server.c2s_port, server.host)
+    assert s.auth("PLAIN", plain(user, server.mint("%s@%s" % (user, server.host)))).status == "success"
+    return s, s.bind("probe")
+
+
+def delivered(server, browser, users):
+    """A message sent from every page now arrives at another user's client."""
+    stream, full = receiver(server)
+    try:
+        for user in users:
+            browser.send(user, full, "hello from %s" % user)
+        got = {}
+        deadline = time.monotonic() + 15
+        while len(got) < len(users) and time.monotonic() < deadline:
+            el = stream.recv()
+            if el is None:
+                break
+            body = el.findtext("{jabber:client}body")
+            if el.tag == "{jabber:client}message" and body:
+                got[el.get("from").split("/")[0]] = body
+        for user in users:
+            assert got.get("%s@%s" % (user, server.host)) == "hello from %s" % user, got
+    finally:
+        stream.close()
+
+
+def test_prosody_restarted_under_open_pages(server, app):
+    users = {c: "rs" + tag(*c) for c in COMBOS}
+    with Browser() as b:
+        before = open_all(b, app, users)
+        mark = server.log_mark()
+        issued = {u: len(served(app, u)) for u in users.values()}
+        restart(server)
+        back_after(server, b, users, mark, "restart")
+        for user in users.values():
+            assert b.state(user)["loaded"] == before[user]["loaded"]  # no page reload
+            assert len(served(app, user)) > issued[user]  # a fresh token for the new login
+        delivered(server, b, users.values())
+
+
+def test_server_closes_the_session(server, app):
+    users = {c: "cl" + tag(*c) for c in COMBOS}
+    with Browser() as b:
+        before = open_all(b, app, users)
+        mark = server.log_mark()
+        for user in users.values():
+            r = subprocess.run([str(PROSODYCTL), "--config", str(server.config), "shell",
+                                "c2s:close('%s@%s')" % (user, server.host)], capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0 and "OK" in r.stdout, (r.stdout, r.stderr)
+        back_after(server, b, users, mark, "server-closed")
+        for user in users.values():
+            assert b.state(user)["loaded"] == before[user]["loaded"]
+            assert len(served(app, user)) == 2  # one token per login
+        delivered(server, b, users.values())
+
+
+def test_ten_page_loads_in_one_otp_step(server, app):
+    """Every page load without a session fetches a fresh token and logs in; none is taken for a
+    replay, though all ten share their OTP (the web app's clock is pinned inside one step). Over
+    WebSocket a reload is such a load. Over BOSH converse keeps the session in sessionStorage and a
+    reload re-attaches to it (no token, no login): there each load is a new tab, and a reload is
+    checked to re-attach."""
+    app.fixed_now = time.time()
+    users = {c: "pl" + tag(*c) for c in COMBOS}
+    with Browser() as b:
+        mark = server.log_mark()
+        open_all(b, app, users)
+        for _ in range(9):
+            for (transport, mech), user in users.items():
+                if transport == "websocket":
+                    b.reload(user)
+                else:
+                    b.cmd("close", tab=user)
+                    b.open(user, page(app, user, transport, mech))
+            for user in users.values():
+                st = b.wait(user, "roster")
+                assert st["reached"], (user, st)
+        log = server.log_since(mark)
+        for (transport, mech), user in users.items():
+            tokens = app.issued_log[user]
+            assert len(tokens) == 10 and len(set(tokens)) == 10, (user, tokens)
+            assert len({t[:8] for t in tokens}) == 1  # one OTP: the same step
+            assert logins(log, user, mech) == 10, user
+            b.screenshot(user, "ten-loads-%s-%s" % (transport, mech))
+        assert "replayed" not in log and "Failed" not in log
+        for (transport, mech), user in users.items():
+            if transport == "bosh":
+                jid = b.state(user)["jid"]
+                b.reload(user)
+                st = b.wait(user, "roster")
+                assert st["reached"] and st["jid"] == jid, (st, jid)
+                assert len(app.issued_log[user]) == 10
+        assert logins(server.log_since(mark), user, mech) == 10
+
+
+def test_two_tabs_of_one_user(server, app):
+    users = {c: "tt" + tag(*c) for c in COMBOS}
+    with Browser() as b:
+        mark = server.log_mark()
+        for (transport, mech), user in users.items():
+            for n in (1, 2):
+                b.open("%s-%d" % (user, n), page(app, user, transport, mech))
+        log = None
+        for (transport, mech), user in users.items():
+            jids = set()
+            for n in (1, 2):
+                st = b.wait("%s-%d" % (user, n), "roster")
+                assert st["reached"], (user, n, st)
+                jids.add(st["jid"])
+                b.screenshot("%s-%d" % (user, n), "two-tabs-%s-%s-%d" % (transport, mech, n))
+            assert len(jids) == 2 and all(j.startswith("%s@%s/" % (user, server.host)) for j in jids), jids
+            assert len(served(app, user)) == 2 and len(set(app.issued_log[user])) == 2
+            log = server.log_since(mark)
+            assert logins(log, user, mech) == 2
+
+
+REASONS = {"bad": "bad-signature", "replay": "replayed", "expired": "expired"}
+
+
+def use_token(server, user, token):
+    s = rawxmpp.C2S(server.c2s_port, server.host)
+    try:
+        assert s.auth("PLAIN", plain(user, token)).status == "success"
+    finally:
+        s.close()
+
+
+def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app):
+    """The web app hands out forged tokens, tokens used elsewhere already (each a different one),
+    or tokens minted by a clock an hour behind: each page tries exactly `refusals` of them, shows
+    why it stopped, and asks for nothing more. A web app that hands out the same token again (a
+    cached credentials_url) is caught by the page: it is not sent a second time."""
+    refusals = 2
+    tabs = {}
+    for scenario in (*REASONS, "reused"):
+        for transport, mech in COMBOS:
+            user = scenario[:2] + tag(transport, mech)
+            tabs[user] = (scenario, transport, mech)
+            if scenario == "replay":
+                app.used[user] = [server.mint("%s@%s" % (user, server.host)) for _ in range(refusals)]
+                for token in app.used[user]:
+                    use_token(server, user, token)
+            if scenario == "reused":
+                use_token(server, user, app.credentials(user, "good")["password"])
+    with Browser() as b:
+        mark = server.log_mark()
+        for user, (scenario, transport, mech) in tabs.items():
+            b.open(user, page(app, user, transport, mech, scenario=scenario, refusals=refusals))
+        for user, (scenario, transport, mech) in tabs.items():
+            st = b.wait(user, "login-error", 30)
+            assert st["reached"], (user, st)
+            if scenario == "reused":
+                assert "handed out a sign-in that was already used" in st["alert"], (user, st)
+            elif scenario == "expired":  # the server said credentials-expired (PLAIN too: mod_sasl_hmac's)
+                assert "disagree on the time" in st["alert"], (user, st)
+            else:  # not-authorized
+                assert "refused the sign-in from this web site" in st["alert"], (user, st)
+            b.screenshot(user, "refused-%s-%s-%s" % (scenario, transport, mech))
+
+        def counts(user, scenario, mech):
+            line = "Failed %s token login for %s@%s from 127.0.0.1: %s" % (
+                mech, user, server.host, REASONS.get(scenario, "replayed"))
+            log = server.log_since(mark)
+            return len(served(app, user)), log.count(line), log.count("token login for %s@" % user)
+
+        expected = {}
+        for user, (scenario, transport, mech) in tabs.items():
+            # reused: the first copy is refused by Prosody (replayed), the second never sent
+            expected[user] = (2, 1, 1) if scenario == "reused" else (refusals, refusals, refusals)
+            assert counts(user, scenario, mech) == expected[user], (user, counts(user, scenario, mech))
+        time.sleep(30)  # and then nothing more: no credentials requests, no logins
+        for user, (scenario, transport, mech) in tabs.items():
+            assert counts(user, scenario, mech) == expected[user], user
+            assert b.state(user)["alert"], user
+
+
+def test_credentials_url_down_for_20_s_then_back(server, app):
+    """converse needs new tokens (Prosody restarted) while the web app answers 503, an HTML page, or
+    drops the connection; the pages retry with back-off and log in again, without a reload, once
+    the web app is back. A page first loaded during the outage logs in too."""
+    users = {c: "dn" + tag(*c) for c in COMBOS}
+    params = {"maxdelay": 8000}
+    with Browser() as b:
+        before = open_all(b, app, users, **params)
+        mark = server.log_mark()
+        app.down = True
+        down_at = time.monotonic()
+        restart(server)
+        late = "dnlate"
+        b.open(late, page(app, late, **params))
+        time.sleep(20 - (time.monotonic() - down_at))
+        app.down = False
+        up_at = time.monotonic()
+        back_after(server, b, users, mark, "credentials-down")
+        st = b.wait(late, "roster", RECONNECT_BOUND)
+        assert st["reached"], st
+        b.screenshot(late, "credentials-down-first-load")
+        assert logins(server.log_since(mark), late, "SASL-HMAC") == 1
+        kinds = set()
+        for user in [*users.values(), late]:
+            if user != late:
+                assert b.state(user)["loaded"] == before[user]["loaded"]
+            failed = [r[2] for r in app.requests if r[0] == user and r[3] != "ok" and down_at <= r[2] <= up_at]
+            kinds.update(r[3] for r in app.requests if r[0] == user and r[3] != "ok")
+            assert 2 <= len(failed) <= 8, (user, len(failed))  # converse alone: one every 2 s (10)
+            for k, (a, z) in enumerate(zip(failed, failed[1:]), start=2):
+                low = 0.5 * min(params["maxdelay"], FAST["delay"] * 2 ** (k - 2)) / 1000
+                assert z - a >= low - 0.05, (user, k, z - a, low)
+        assert kinds == {"503", "html", "dropped"}, kinds
+
+
+def test_prebind_attach_reload_and_restart(server, app):
+    """authentication: 'prebind': the web app opens and authenticates the BOSH session with
+    SASL-HMAC (prebind.py) and converse attaches; a reload and a Prosody restart attach anew."""
+    user = "prebound"
+    with Browser() as b:
+        mark = server.log_mark()
+        b.open(user, page(app, user, "bosh", auth="prebind"))
+        st = b.wait(user, "roster")
+        assert st["reached"], st
+        b.screenshot(user, "prebind-attached")
+        assert logins(server.log_since(mark), user, "SASL-HMAC") == 1 and len(served(app, user)) == 1
+        b.reload(user)
+        st = b.wait(user, "roster")
+        assert st["reached"], st
+        b.screenshot(user, "prebind-reloaded")
+        mark = server.log_mark()
+        loaded = b.state(user)["loaded"]
+        restart(server)
+        wait_for(lambda: logins(server.log_since(mark), user, "SASL-HMAC") == 1, RECONNECT_BOUND, "a new prebind")
+        st = b.wait(user, "roster", RECONNECT_BOUND)
+        assert st["reached"], st
+        assert b.state(user)["loaded"] == loaded
+        b.screenshot(user, "prebind-after-restart")
+        delivered(server, b, [user])
