@@ -342,3 +342,42 @@ def test_prebind_attach_reload_and_restart(server, app):
         assert b.state(user)["loaded"] == loaded
         b.screenshot(user, "prebind-after-restart")
         delivered(server, b, [user])
+
+
+def test_prebind_refuses_servers_that_cannot_prove_the_secret(app):
+    """prebind.py against the example web app's impostor endpoints: one that offers SASL-HMAC and
+    answers with a made-up server proof, one that offers only PLAIN and legacy login. No session is
+    handed out, and the PLAIN-only one is sent nothing of the token."""
+    from prebind import PrebindError, prebind
+    token = app.mint("imp")["password"]
+    jid = "imp@" + app.domain
+    with pytest.raises(PrebindError, match="could not prove"):
+        prebind(app.url + "impostor-bosh", jid, token)
+    assert app.impostor_log[-1] == "response"
+    app.impostor_bodies.clear()
+    with pytest.raises(PrebindError, match="does not offer SASL-HMAC"):
+        prebind(app.url + "impostor-plain-bosh", jid, token)
+    public, mac = token.split(" ")
+    assert app.impostor_bodies and not any(public in b or mac in b for b in app.impostor_bodies)
+
+
+@pytest.mark.parametrize("scenario", ["bad", "replay", "expired", "other-user"])
+def test_prebind_with_a_refused_token_hands_out_no_session(server, app, scenario):
+    from prebind import PrebindError, prebind
+    user = "pb" + scenario.replace("-", "")
+    jid = "%s@%s" % (user, server.host)
+    token = app.mint(user, app.clock_offset if scenario == "expired" else 0)["password"]
+    if scenario == "bad":
+        public, mac = token.split(" ")
+        token = public + " " + ("A" if mac[0] != "A" else "B") + mac[1:]
+    if scenario == "replay":
+        use_token(server, user, token)
+    if scenario == "other-user":  # a token minted for someone else
+        token = app.mint(user + "x")["password"]
+    mark = server.log_mark()
+    with pytest.raises(PrebindError, match="login refused"):
+        prebind(server.bosh_url, jid, token)
+    reason = {"bad": "bad-signature", "replay": "replayed", "expired": "expired", "other-user": "bad-signature"}[scenario]
+    line = "Failed SASL-HMAC token login for %s from 127.0.0.1: %s" % (jid, reason)
+    assert server.wait_log(mark, line).count(line) == 1
+    assert "probe: authentication-success user=%s " % user not in server.log_since(mark)
