@@ -320,7 +320,9 @@ def test_credentials_url_down_for_20_s_then_back(server, app):
 
 def test_prebind_attach_reload_and_restart(server, app):
     """authentication: 'prebind': the web app opens and authenticates the BOSH session with
-    SASL-HMAC (prebind.py) and converse attaches; a reload and a Prosody restart attach anew."""
+    SASL-HMAC (prebind.py) and converse attaches. A reload re-attaches to the session converse kept
+    in sessionStorage; a page load without it (a new tab) calls prebind_url again; after a Prosody
+    restart the open page calls prebind_url again and attaches to the new session."""
     user = "prebound"
     with Browser() as b:
         mark = server.log_mark()
@@ -329,17 +331,25 @@ def test_prebind_attach_reload_and_restart(server, app):
         assert st["reached"], st
         b.screenshot(user, "prebind-attached")
         assert logins(server.log_since(mark), user, "SASL-HMAC") == 1 and len(served(app, user)) == 1
+        jid = st["jid"]
         b.reload(user)
         st = b.wait(user, "roster")
-        assert st["reached"], st
+        assert st["reached"] and st["jid"] == jid, (st, jid)  # the same session
+        assert len(served(app, user)) == 1
         b.screenshot(user, "prebind-reloaded")
+        b.cmd("close", tab=user)
+        b.open(user, page(app, user, "bosh", auth="prebind"))
+        st = b.wait(user, "roster")
+        assert st["reached"] and st["jid"] != jid, (st, jid)
+        assert len(served(app, user)) == 2 and logins(server.log_since(mark), user, "SASL-HMAC") == 2
+        b.screenshot(user, "prebind-new-page")
         mark = server.log_mark()
         loaded = b.state(user)["loaded"]
         restart(server)
         wait_for(lambda: logins(server.log_since(mark), user, "SASL-HMAC") == 1, RECONNECT_BOUND, "a new prebind")
         st = b.wait(user, "roster", RECONNECT_BOUND)
         assert st["reached"], st
-        assert b.state(user)["loaded"] == loaded
+        assert b.state(user)["loaded"] == loaded and len(served(app, user)) == 3
         b.screenshot(user, "prebind-after-restart")
         delivered(server, b, [user])
 
