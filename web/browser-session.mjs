@@ -8,7 +8,8 @@
 //   {"op": "send", "tab": "a", "to": "bob@host", "body": "hi"}   (needs &probe=1 on the page)
 //   {"op": "screenshot", "tab": "a", "path": "x.png"}
 //   {"op": "quit"}
-// HOST_RESOLVER_RULES is passed to Chromium as in converse-login.mjs.
+// HOST_RESOLVER_RULES is passed to Chromium as in converse-login.mjs; TRUST_SPKI (base64 SHA-256 of a
+// certificate's public key) makes Chromium trust that certificate.
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -17,7 +18,9 @@ const browser = await chromium.launch({
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
         '--disable-component-update', '--disable-sync', '--disable-background-timer-throttling',
         '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-        ...(process.env.HOST_RESOLVER_RULES ? [`--host-resolver-rules=${process.env.HOST_RESOLVER_RULES}`] : [])],
+        ...(process.env.HOST_RESOLVER_RULES ? [`--host-resolver-rules=${process.env.HOST_RESOLVER_RULES}`] : []),
+        // trust one certificate (the test proxy's self-signed one) by its public key's SHA-256
+        ...(process.env.TRUST_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.TRUST_SPKI}`] : [])],
 });
 const tabs = new Map();
 
@@ -51,7 +54,9 @@ async function run(cmd) {
         const entry = { context, page, console: [], opened: Date.now() };
         page.on('console', (m) => {
             const text = m.text();
-            if (process.env.CONSOLE_ALL || /SASL|token-reconnect/.test(text)) entry.console.push(`${Date.now() - entry.opened} ${text}`);
+            if (process.env.CONSOLE_ALL || m.type() === 'error' || /SASL|token-reconnect/.test(text)) {
+                entry.console.push(`${Date.now() - entry.opened} ${text}`);
+            }
         });
         tabs.set(cmd.tab, entry);
         await page.goto(cmd.url);

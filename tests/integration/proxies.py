@@ -1,0 +1,193 @@
+"""Debian's nginx in front of Prosody and the example web app, run from examples/nginx/ as shipped:
+only names, ports and certificate paths are filled in, and time values may be divided by `scale`
+(the tests keep the ratios of the real values, not the minutes). Started on 127.0.0.1 with ports
+the harness picks, stopped by PID.
+
+Variants (negative controls), each derived from the shipped file:
+  plain_http=True   the HTTPS site served over plain HTTP without X-Forwarded-Proto
+  overrides={"location": {"directive": "value" or None}}   e.g. nginx's default WebSocket timeout
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from harness import REPO, free_port
+
+NGINX_SITE = REPO / "examples" / "nginx" / "chat.example.org.conf"
+NAME = "chat.test"  # the tests map it to 127.0.0.1 (HOST_RESOLVER_RULES for Chromium)
+
+
+def _sub(text, old, new, count=1):
+    if text.count(old) != count:
+        raise AssertionError("examples changed: %r occurs %d times, expected %d" % (old, text.count(old), count))
+    return text.replace(old, new)
+
+
+def _scale_times(text, scale):
+    """nginx time values ("90s") divided by scale, in milliseconds."""
+    return re.sub(r"(_timeout) (\d+)s;", lambda m: "%s %dms;" % (m.group(1), int(m.group(2)) * 1000 // scale), text)
+
+
+def _location(text, path):
+    """(start, end) of the `location PATH { ... }` block."""
+    start = text.index("\tlocation %s {" % path)
+    return start, text.index("\n\t}", start) + 3
+
+
+class Nginx:
+    def __init__(self, prosody_http_port, webapp_port, cert, key, scale=1, plain_http=False, overrides=None):
+        self.dir = Path(tempfile.mkdtemp(prefix="nginx-"))
+        self.https_port, self.http_port = free_port(), free_port()
+        site = NGINX_SITE.read_text()
+        site = _sub(site, "listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.https_port)
+        site = _sub(site, "listen 80;", "listen 127.0.0.1:%d;" % self.http_port)
+        site = _sub(site, "return 301 https://$host$request_uri;", "return 301 https://$host:%d$request_uri;" % self.https_port)
+        site = _sub(site, "chat.example.org", NAME, count=site.count("chat.example.org"))
+        site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % NAME, str(cert))
+        site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % NAME, str(key))
+        site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=2)
+        site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port)
+        for path, directives in (overrides or {}).items():
+            start, end = _location(site, path)
+            block = site[start:end]
+            for directive, value in directives.items():
+                pattern = re.compile(r"\n\t\t%s [^;]*;" % re.escape(directive))
+                if value is None:
+                    block, n = pattern.subn("", block)
+                elif pattern.search(block):
+                    block, n = pattern.subn("\n\t\t%s %s;" % (directive, value), block)
+                else:
+                    block, n = block.replace("{\n", "{\n\t\t%s %s;\n" % (directive, value), 1), 1
+                assert n >= 1, (path, directive)
+            site = site[:start] + block + site[end:]
+        if plain_http:
+            # the HTTPS server without TLS and without X-Forwarded-Proto, on the plain port
+            site = _sub(site, "\tproxy_set_header X-Forwarded-Proto $scheme;\n", "", count=2)
+            site = _sub(site, "listen 127.0.0.1:%d ssl;" % self.https_port, "listen 127.0.0.1:%d;" % self.https_port)
+            site = re.sub(r"\n\tssl_[a-z_]+ [^;]*;", "", site)
+        self.scheme = "http" if plain_http else "https"
+        site = _scale_times(site, scale)
+        (self.dir / "site.conf").write_text(site)
+        (self.dir / "nginx.conf").write_text(
+            "daemon off;\nmaster_process off;\nuser root;\npid %(d)s/nginx.pid;\nerror_log %(d)s/error.log info;\n"
+            "events { worker_connections 512; }\n"
+            "http {\n\taccess_log %(d)s/access.log;\n\tclient_body_temp_path %(d)s/body;\n"
+            "\tproxy_temp_path %(d)s/proxy;\n\tfastcgi_temp_path %(d)s/fastcgi;\n\tuwsgi_temp_path %(d)s/uwsgi;\n"
+            "\tscgi_temp_path %(d)s/scgi;\n\tinclude %(d)s/site.conf;\n}\n" % {"d": self.dir})
+        self.site = site
+        self.proc = None
+
+    @property
+    def origin(self):
+        return "%s://%s:%d" % (self.scheme, NAME, self.https_port)
+
+    @property
+    def access_log(self):
+        p = self.dir / "access.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def start(self, timeout=10):
+        self.proc = subprocess.Popen(["/usr/sbin/nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)],
+                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "wb"))
+        deadline = time.monotonic() + timeout
+        import socket
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("nginx exited: %s" % (self.dir / "stderr.log").read_text())
+            try:
+                socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("nginx did not listen")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tls_context():
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the harness's self-signed certificate
+    return ctx
+
+
+def client_socket(port, tls, source="127.0.0.23", timeout=15):
+    """A TCP (TLS) connection to 127.0.0.1:port from the loopback address `source`."""
+    import socket
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
+    return tls_context().wrap_socket(sock, server_hostname=NAME) if tls else sock
+
+
+def bosh_client(port, tls, domain, source="127.0.0.23", headers=None):
+    """rawxmpp's BOSH client, its requests sent from `source` (with extra `headers`)."""
+    import http.client
+    import xml.etree.ElementTree as ET
+
+    import rawxmpp
+
+    class ProxiedBosh(rawxmpp.Bosh):
+        statuses = []
+
+        def _post(self, text):
+            cls = http.client.HTTPSConnection if tls else http.client.HTTPConnection
+            kw = {"context": tls_context()} if tls else {}
+            conn = cls("127.0.0.1", port, timeout=self.timeout, source_address=(source, 0), **kw)
+            try:
+                conn.request("POST", "/http-bind", body=text.encode("utf-8"),
+                             headers={"Host": "%s:%d" % (NAME, port), "Content-Type": "text/xml; charset=utf-8",
+                                      **(headers or {})})
+                resp = conn.getresponse()
+                raw = resp.read()
+            finally:
+                conn.close()
+            self.statuses.append(resp.status)
+            if resp.status != 200:
+                self.terminated = "http-%d" % resp.status
+                return ET.Element("{%s}body" % rawxmpp.NS_BOSH, {"type": "terminate"})
+            body = ET.fromstring(raw)
+            for child in body:
+                self.queue.append(child)
+            if body.get("type") == "terminate":
+                self.terminated = body.get("condition") or "terminate"
+            return body
+
+    return ProxiedBosh("https://%s:%d/http-bind" % (NAME, port), domain)
+
+
+def websocket_client(port, tls, domain, source="127.0.0.23"):
+    import websocket
+
+    import rawxmpp
+
+    class ProxiedWebSocket(rawxmpp.WebSocket):
+        def __init__(self):
+            self.domain = domain
+            self.ws = websocket.create_connection("%s://%s:%d/xmpp-websocket" % ("wss" if tls else "ws", NAME, port),
+                                                  subprotocols=["xmpp"], socket=client_socket(port, tls, source))
+            self.closed = False
+            self._open()
+
+    return ProxiedWebSocket()
+
+
+def spki_sha256(cert):
+    """base64 SHA-256 of a certificate's SubjectPublicKeyInfo (Chromium's --ignore-certificate-errors-spki-list)."""
+    pub = subprocess.run(["openssl", "x509", "-in", str(cert), "-pubkey", "-noout"], check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, check=True, capture_output=True).stdout
+    import base64
+    import hashlib
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
