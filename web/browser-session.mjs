@@ -6,6 +6,7 @@
 //   {"op": "state", "tab": "a"}                         roster/alert/probe state now
 //   {"op": "reload" | "close", "tab": "a"}
 //   {"op": "send", "tab": "a", "to": "bob@host", "body": "hi"}   (needs &probe=1 on the page)
+//   {"op": "logout", "tab": "a"}                    converse's api.user.logout() (&probe=1)
 //   {"op": "screenshot", "tab": "a", "path": "x.png"}
 //   {"op": "quit"}
 // HOST_RESOLVER_RULES is passed to Chromium as in converse-login.mjs; TRUST_SPKI (base64 SHA-256 of a
@@ -79,6 +80,9 @@ async function run(cmd) {
         return { ...(await tab.page.evaluate(pageState)), console: tab.console };
     case 'reload':
         await tab.page.reload();
+        return {};
+    case 'logout':
+        await tab.page.evaluate(() => window.chatProbe.logout());
         return {};
     case 'send':
         await tab.page.evaluate(([to, body]) => window.chatProbe.send(to, body), [cmd.to, cmd.body]);

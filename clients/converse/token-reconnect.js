@@ -21,13 +21,18 @@
  *   that a server restart does not see every page come back in the same instant. converse.js
  *   alone reconnects after ~3 s forever.
  * - `credentials_url` is fetched with the same back-off when it fails (network error, timeout,
- *   HTTP 5xx, a body that is not {"jid", "password"}), not every 2 s forever. HTTP 4xx (the web
- *   session is gone, or the user may not chat) stops and says so.
+ *   HTTP 5xx, a body that is not {"jid", "password"}), not every 2 s forever. HTTP 4xx or a
+ *   redirect (the web session is gone: the login page) stops and says so.
  * - A token the server refuses is counted: after `token_reconnect_max_refusals` consecutive
  *   refusals of freshly fetched tokens the plugin stops and shows why, from the SASL condition in
  *   the server's <failure/> (Strophe hands converse none): `credentials-expired` means the web
  *   site's and the chat server's clocks disagree; `not-authorized` means the token is refused.
- *   `temporary-auth-failure` (the server is overloaded) is retried with back-off and not counted.
+ *   `temporary-auth-failure` (the server is overloaded) is retried with back-off.
+ * - Every connection that sent a token (or its proof) and ended without a session counts towards
+ *   `token_reconnect_max_attempts` (refusals, temporary failures, a server that drops the
+ *   connection after <auth/>): a server that never lets the page in cannot make it fetch and send
+ *   tokens forever. Connections that fail before anything was sent (the server is restarting) only
+ *   back off.
  *   A failure the client itself decided (e.g. SASL-HMAC's server proof was wrong, or the server
  *   offers no mechanism this page will use) stops at once: retrying cannot help and must not
  *   fetch more tokens for a server that could not prove itself.
@@ -36,7 +41,8 @@
  * - The counters are reset once a connection is established; the back-off delay once one has
  *   stayed up for `token_reconnect_stable_after` ms.
  * - With `authentication: 'prebind'`, a failing `prebind_url` is retried with the same back-off
- *   (converse.js alone gives up after one failure).
+ *   (converse.js alone gives up after one failure), up to `token_reconnect_max_attempts` in a row.
+ * - After a logout nothing is fetched or reconnected, also when the logout came during a wait.
  *
  * It works with or without the SASL-HMAC mechanism (sasl-hmac.js): it does not look at tokens.
  */
@@ -56,6 +62,10 @@ export const MESSAGES = {
     'credentials-reused': 'Chat sign-in stopped: this web site handed out a sign-in that was already used. '
         + 'Please tell the site administrator (is the credentials URL cached?).',
     other: 'Chat sign-in failed: the chat server refused the sign-in (%s). Please tell the site administrator.',
+    attempts: 'Chat sign-in stopped: %s sign-ins in a row got no answer from the chat server. '
+        + 'Please reload the page later.',
+    prebind: 'Chat sign-in stopped: this web site could not open a chat session (%s attempts). '
+        + 'Please reload the page later.',
 };
 
 /** Shown (as converse's "reconnecting" status) while the plugin waits. */
@@ -68,6 +78,7 @@ export const WAITING = {
 
 export const DEFAULTS = {
     token_reconnect_max_refusals: 3,
+    token_reconnect_max_attempts: 10,
     token_reconnect_delay: 1000,
     token_reconnect_max_delay: 60000,
     token_reconnect_stable_after: 60000,
@@ -99,9 +110,9 @@ export function backoffDelay(n, base, max) {
 }
 
 /**
- * Records the SASL condition of every <failure/> on the connection, for the reconnect decision.
- * Strophe binds _sasl_failure_cb when it starts an exchange, so wrapping the prototype covers
- * every connection.
+ * Records, per connection, whether a token went out and how the attempt failed (the SASL condition
+ * of the server's <failure/>, or 'client-refused'), for the reconnect decision. Strophe binds its
+ * SASL handlers when it starts an exchange, so wrapping the prototype covers every connection.
  */
 function recordFailureConditions(Strophe) {
     const proto = Strophe.Connection?.prototype;
@@ -111,11 +122,20 @@ function recordFailureConditions(Strophe) {
         this._tokenReconnectCondition = conditionOf(elem);
         return failed.call(this, elem);
     };
-    const legacy = proto._attemptLegacyAuth;
-    proto._attemptLegacyAuth = function () {
-        // no SASL mechanism this page allows could run: whatever happens next is the client's choice
-        this._tokenReconnectCondition = 'client-refused';
-        return legacy.call(this);
+    const attempt = proto._attemptSASLAuth;
+    proto._attemptSASLAuth = function (mechanisms) {
+        const started = attempt.call(this, mechanisms);
+        if (started) this._tokenReconnectSent = true; // the token (or its proof) went to the server
+        return started;
+    };
+    const change = proto._changeConnectStatus;
+    proto._changeConnectStatus = function (status, condition, elem) {
+        // an authentication failure without a <failure/> from the server is the client's own
+        // decision (no mechanism it trusts, a server proof that did not match, legacy login refused)
+        if (status === Strophe.Status.AUTHFAIL && !this._tokenReconnectCondition) {
+            this._tokenReconnectCondition = 'client-refused';
+        }
+        return change.call(this, status, condition, elem);
     };
     proto._tokenReconnectRecords = true;
 }
@@ -131,12 +151,42 @@ export function addTokenReconnect(converse) {
             const { api } = _converse;
             api.settings.extend(DEFAULTS);
             const setting = (name) => Number(api.settings.get(name));
-            const state = { refusals: 0, temporary: 0, drops: 0, credentialFailures: 0, upSince: null, timer: null,
-                stopped: false, seen: [] };
-            const SEEN_MAX = 64; // public parts of the last tokens fetched (no secret halves kept)
+            const state = {
+                refusals: 0, // tokens the server refused, in a row
+                attempts: 0, // connections that sent a token and got no session, in a row
+                drops: 0, // connections that failed before a token was sent (back-off only)
+                credentialFailures: 0, // credentials_url / prebind_url failures (back-off)
+                prebindFailures: 0, // prebind_url failures, in a row
+                upSince: null,
+                timer: null,
+                wake: null,
+                stopped: false,
+                message: null,
+                generation: 0, // bumped by stop and logout: async work of an older generation gives up
+                seen: [], // public parts of the last tokens fetched (no secret halves kept)
+            };
+            const SEEN_MAX = 64;
             const delay = (n) => backoffDelay(n, setting('token_reconnect_delay'), setting('token_reconnect_max_delay'));
             const seconds = (ms) => Math.max(1, Math.round(ms / 1000));
-            const sleep = (ms) => new Promise((resolve) => { state.timer = setTimeout(() => { state.timer = null; resolve(); }, ms); });
+
+            function cancelTimer() {
+                if (state.timer) clearTimeout(state.timer);
+                state.timer = null;
+                const wake = state.wake;
+                state.wake = null;
+                wake?.();
+            }
+
+            function sleep(ms) {
+                return new Promise((resolve) => {
+                    state.wake = resolve;
+                    state.timer = setTimeout(() => {
+                        state.timer = null;
+                        state.wake = null;
+                        resolve();
+                    }, ms);
+                });
+            }
 
             function waiting(message) {
                 api.connection.get()?.setConnectionStatus(Strophe.Status.RECONNECTING, message);
@@ -152,9 +202,9 @@ export function addTokenReconnect(converse) {
 
             function stop(conn, message) {
                 state.stopped = true;
+                state.generation += 1;
                 state.message = message;
-                if (state.timer) clearTimeout(state.timer);
-                state.timer = null;
+                cancelTimer();
                 log.error(`${PLUGIN_NAME}: ${message}`);
                 const feedback = _converse.state.connfeedback;
                 if (feedback && feedback !== state.watched) {
@@ -171,13 +221,18 @@ export function addTokenReconnect(converse) {
             /** GET credentials_url once; resolves {jid, password} or rejects with {retry, why}. */
             function fetchOnce() {
                 return new Promise((resolve, reject) => {
+                    const url = api.settings.get('credentials_url');
                     let xhr = new XMLHttpRequest();
-                    xhr.open('GET', api.settings.get('credentials_url'), true);
+                    xhr.open('GET', url, true);
                     xhr.setRequestHeader('Accept', 'application/json, text/javascript');
                     xhr.timeout = setting('token_credentials_timeout');
                     xhr.onload = () => {
                         if (xhr.status >= 400 && xhr.status < 500) {
                             return reject({ retry: false, why: String(xhr.status) });
+                        }
+                        if (xhr.responseURL && xhr.responseURL !== new URL(url, location.href).href) {
+                            // typically the web site's login page: the user's web session is gone
+                            return reject({ retry: false, why: 'a redirect' });
                         }
                         if (xhr.status < 200 || xhr.status >= 300) {
                             return reject({ retry: true, why: `HTTP ${xhr.status}` });
@@ -196,28 +251,21 @@ export function addTokenReconnect(converse) {
                     xhr.onerror = () => reject({ retry: true, why: 'network error' });
                     xhr.ontimeout = () => reject({ retry: true, why: 'timed out' });
                     // the hook converse.js offers for its own request (e.g. to add a header)
-                    Promise.resolve(api.hook('beforeFetchLoginCredentials', this, xhr)).then((x) => {
+                    Promise.resolve(api.hook('beforeFetchLoginCredentials', api.connection.get(), xhr)).then((x) => {
                         xhr = x || xhr;
                         xhr.send();
                     }, reject);
                 });
             }
 
-            /** Fresh credentials, retried with back-off; null once the plugin has stopped. */
-            async function fetchCredentials() {
-                while (!state.stopped) {
+            /** Fresh credentials, retried with back-off; null once stopped or logged out meanwhile. */
+            async function fetchCredentials(generation) {
+                while (generation === state.generation) {
+                    let credentials;
                     try {
-                        const credentials = await fetchOnce();
-                        state.credentialFailures = 0;
-                        const pub = credentials.password.split(' ')[0];
-                        if (state.seen.includes(pub)) {
-                            stop(api.connection.get(), MESSAGES['credentials-reused']);
-                            return null;
-                        }
-                        state.seen.push(pub);
-                        if (state.seen.length > SEEN_MAX) state.seen.shift();
-                        return credentials;
+                        credentials = await fetchOnce();
                     } catch (e) {
+                        if (generation !== state.generation) return null;
                         if (e?.retry === false) {
                             stop(api.connection.get(), format(MESSAGES['credentials-refused'], e.why));
                             return null;
@@ -225,51 +273,92 @@ export function addTokenReconnect(converse) {
                         const ms = delay(++state.credentialFailures);
                         waiting(format(WAITING.credentials, e?.why || e, seconds(ms)));
                         await sleep(ms);
+                        continue;
                     }
+                    if (generation !== state.generation) return null;
+                    state.credentialFailures = 0;
+                    const pub = credentials.password.split(' ')[0];
+                    if (state.seen.includes(pub)) {
+                        stop(api.connection.get(), MESSAGES['credentials-reused']);
+                        return null;
+                    }
+                    state.seen.push(pub);
+                    if (state.seen.length > SEEN_MAX) state.seen.shift();
+                    return credentials;
                 }
                 return null;
             }
 
             // converse's login, when it has no password: fetch one token per connection attempt
             api.listen.on('login', async (_, payload) => {
-                state.stopped = false; // a login (also from the form) starts over
-                state.message = null;
+                if (state.stopped) { // a login after a stop (the form, or api.user.login) starts over
+                    state.stopped = false;
+                    state.message = null;
+                    state.refusals = state.attempts = state.prebindFailures = 0;
+                }
                 if (payload.success || payload.password || api.settings.get('authentication') !== 'login'
                     || !api.settings.get('credentials_url')) {
                     return payload;
                 }
-                const credentials = await fetchCredentials();
-                if (credentials) {
+                const generation = state.generation;
+                const credentials = await fetchCredentials(generation);
+                if (credentials && generation === state.generation) {
                     const conn = api.connection.get();
-                    if (conn) delete conn._tokenReconnectCondition;
+                    if (conn) {
+                        delete conn._tokenReconnectCondition;
+                        conn._tokenReconnectSent = false;
+                    }
                     await api.user.login(credentials.jid, credentials.password, payload.automatic);
                 }
                 return { ...payload, success: true };
             });
+
+            /** What ended the last connection attempt: its SASL condition, or whether a token was sent. */
+            function outcome(conn) {
+                const condition = conn._tokenReconnectCondition;
+                const sent = !!conn._tokenReconnectSent;
+                delete conn._tokenReconnectCondition;
+                conn._tokenReconnectSent = false;
+                // converse keeps an AUTHFAIL cause until the next CONNECTED: a later drop must not
+                // read as a refusal
+                conn.setDisconnectionCause?.();
+                return { condition, sent };
+            }
+
+            function tooMany(conn, count, limit, message) {
+                if (count < limit) return false;
+                stop(conn, message);
+                return true;
+            }
 
             // converse calls this once or twice per drop (for the failure, then for the closed stream).
             // The delay replaces converse's own (a 3 s debounce once it is reconnecting).
             api.connection.reconnect = function () {
                 const conn = api.connection.get();
                 if (!conn || state.stopped || state.timer) return;
+                const { condition, sent } = outcome(conn);
+                const maxAttempts = setting('token_reconnect_max_attempts');
+                const attemptsMessage = format(MESSAGES.attempts, maxAttempts);
                 let ms;
-                if (conn.disconnection_cause === Strophe.Status.AUTHFAIL) {
-                    const condition = conn._tokenReconnectCondition || 'client-refused';
-                    delete conn._tokenReconnectCondition;
-                    if (condition === 'client-refused') return stop(conn, MESSAGES['client-refused']);
-                    if (condition === 'temporary-auth-failure') {
-                        ms = delay(++state.temporary);
-                        waiting(format(WAITING.temporary, seconds(ms)));
-                    } else {
-                        state.refusals += 1;
-                        log.warn(`${PLUGIN_NAME}: the server refused a fresh token (${condition}), `
-                            + `${state.refusals} of ${setting('token_reconnect_max_refusals')}`);
-                        if (state.refusals >= setting('token_reconnect_max_refusals')) {
-                            return stop(conn, format(MESSAGES[condition] || MESSAGES.other, condition));
-                        }
-                        ms = delay(state.refusals);
-                        waiting(format(WAITING.refused, seconds(ms)));
-                    }
+                if (condition === 'client-refused') {
+                    return stop(conn, MESSAGES['client-refused']);
+                } else if (condition === 'temporary-auth-failure') {
+                    if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
+                    ms = delay(state.attempts);
+                    waiting(format(WAITING.temporary, seconds(ms)));
+                } else if (condition) {
+                    state.refusals += 1;
+                    log.warn(`${PLUGIN_NAME}: the server refused a fresh token (${condition}), `
+                        + `${state.refusals} of ${setting('token_reconnect_max_refusals')}`);
+                    if (tooMany(conn, state.refusals, setting('token_reconnect_max_refusals'),
+                        format(MESSAGES[condition] || MESSAGES.other, condition))) return;
+                    if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
+                    ms = delay(state.refusals);
+                    waiting(format(WAITING.refused, seconds(ms)));
+                } else if (sent) { // a token went out and the connection ended without an answer
+                    if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
+                    ms = delay(state.attempts);
+                    waiting(format(WAITING.drop, seconds(ms)));
                 } else {
                     if (state.upSince !== null && Date.now() - state.upSince >= setting('token_reconnect_stable_after')) {
                         state.drops = 0;
@@ -278,10 +367,11 @@ export function addTokenReconnect(converse) {
                     ms = delay(++state.drops);
                     waiting(format(WAITING.drop, seconds(ms)));
                 }
+                const generation = state.generation;
                 state.timer = setTimeout(() => {
                     state.timer = null;
                     const current = api.connection.get();
-                    if (state.stopped || !current) return;
+                    if (generation !== state.generation || state.stopped || !current) return;
                     // Start from a clean transport: over BOSH a request of the old session (still
                     // open after a refused login, or in flight to a restarted server) would otherwise
                     // hold back the new session's first request, or carry the old sid.
@@ -309,28 +399,34 @@ export function addTokenReconnect(converse) {
                 conn._tokenReconnectPatched = true;
             });
 
-            // prebind: converse gives up when prebind_url fails once
+            // prebind: converse gives up when prebind_url fails once; the web app may also be
+            // refusing its token for good, so this stops after token_reconnect_max_attempts
             api.listen.on('noResumeableBOSHSession', () => {
                 if (api.settings.get('authentication') !== 'prebind' || state.stopped || state.timer) return;
-                const ms = delay(++state.credentialFailures);
+                if (tooMany(null, ++state.prebindFailures, setting('token_reconnect_max_attempts'),
+                    format(MESSAGES.prebind, setting('token_reconnect_max_attempts')))) return;
+                const ms = delay(state.prebindFailures);
                 waiting(format(WAITING.credentials, 'prebind_url failed', seconds(ms)));
+                const generation = state.generation;
                 state.timer = setTimeout(() => {
                     state.timer = null;
-                    if (!state.stopped) api.user.login();
+                    if (generation === state.generation && !state.stopped) api.user.login();
                 }, ms);
             });
 
             const established = () => {
-                state.refusals = state.temporary = state.credentialFailures = 0;
+                state.refusals = state.attempts = state.credentialFailures = state.prebindFailures = 0;
                 state.upSince = Date.now();
                 state.stopped = false;
+                const conn = api.connection.get();
+                if (conn) conn._tokenReconnectSent = false;
             };
             api.listen.on('connected', established);
             api.listen.on('reconnected', established);
             api.listen.on('logout', () => {
                 state.stopped = true;
-                if (state.timer) clearTimeout(state.timer);
-                state.timer = null;
+                state.generation += 1;
+                cancelTimer();
             });
         },
     });

@@ -49,6 +49,7 @@ class WebApp:
         self._down_kinds = count()
         self.clock_offset = -3600  # the "expired" scenario: a web app whose clock is an hour behind
         self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
+        self.slow = 0  # seconds credentials_url takes to answer
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         app = self
@@ -91,7 +92,8 @@ class WebApp:
             body = self.issued[user]
         else:
             body = self.mint(user)
-            if scenario == "bad":  # a forged token: right shape, wrong signature
+            if scenario == "bad" or (scenario == "badonce" and user not in self.issued):
+                # a forged token: right shape, wrong signature
                 public, mac = body["password"].split(" ")
                 body["password"] = public + " " + ("A" if mac[0] != "A" else "B") + mac[1:]
             elif scenario == "expired":
@@ -116,6 +118,7 @@ class WebApp:
                 return self.send(req, 400, b"bad user", "text/plain")
             if self.down:
                 return self.fail(req, user, scenario)
+            time.sleep(self.slow)
             body = self.credentials(user, scenario)
             if url.path == "/prebind":
                 try:
@@ -158,6 +161,8 @@ class WebApp:
         path = urllib.parse.urlsplit(req.path).path
         if path in ("/impostor-plain-bosh", "/impostor-iqauth-bosh"):
             return self.plain_impostor(req, body, offer_plain=path == "/impostor-plain-bosh")
+        if path in ("/impostor-tempfail-bosh", "/impostor-drop-bosh"):
+            return self.stalling_impostor(req, body, drop=path == "/impostor-drop-bosh")
         if path != "/impostor-bosh":
             return self.send(req, 404, b"not found", "text/plain")
         features = ("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
@@ -175,6 +180,26 @@ class WebApp:
         elif "restart" in body:
             self.impostor_log.append("restart")  # a client that got here believed the impostor
             inner = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"
+        else:
+            time.sleep(0.5)
+            inner = ""
+        return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
+
+    def stalling_impostor(self, req, body, drop):
+        """/impostor-tempfail-bosh answers every <auth/> with temporary-auth-failure;
+        /impostor-drop-bosh ends the session when it gets one. Neither ever lets a client in: the
+        tests check how many tokens a page spends on them."""
+        self.impostor_log.append("auth" if "<auth" in body else "session" if "sid=" not in body else "other")
+        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
+        if "sid=" not in body:
+            inner = ("<stream:features><mechanisms xmlns='%s'><mechanism>SASL-HMAC</mechanism>"
+                     "<mechanism>PLAIN</mechanism></mechanisms></stream:features>" % sasl)
+        elif "<auth" in body and drop:
+            body = ("<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' "
+                    "condition='remote-stream-error'/>")
+            return self.send(req, 200, body.encode(), "text/xml; charset=utf-8")
+        elif "<auth" in body:
+            inner = "<failure xmlns='%s'><temporary-auth-failure/></failure>" % sasl
         else:
             time.sleep(0.5)
             inner = ""

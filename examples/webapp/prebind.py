@@ -38,6 +38,11 @@ class PrebindError(Exception):
     pass
 
 
+# Hashes of the public parts of tokens this process has tried: SASL-HMAC has no client nonce, so a
+# token is never used for a second exchange (docs/sasl-hmac.md), whatever became of the first.
+_tried = set()
+
+
 def split_token(token):
     """(public part, S) of a token "OTP‖NONCE base64(S)"; ValueError if it is not one."""
     public, sep, b64 = token.partition(" ")
@@ -90,6 +95,17 @@ def prebind(bosh_url, jid, token, resource=None, wait=10, timeout=10):
     if not at or not local or "/" in domain:
         raise ValueError("a bare JID (localpart@domain) is needed")
     public, s = split_token(token)
+    tag = hashlib.sha256(public).digest()
+    if tag in _tried:
+        raise PrebindError("this token was already tried once; mint a new one")
+    _tried.add(tag)
+    try:
+        return _prebind(bosh_url, local, domain, jid, public, s, resource, wait, timeout)
+    except (ET.ParseError, binascii.Error, ValueError) as e:
+        raise PrebindError("unexpected answer from Prosody (%s)" % type(e).__name__) from e
+
+
+def _prebind(bosh_url, local, domain, jid, public, s, resource, wait, timeout):
     deadline = time.monotonic() + timeout
     bosh = _Bosh(bosh_url, domain, wait, timeout)
     body = bosh.post(to=domain, xml_lang="en", ver="1.6", wait=str(wait), hold="1",
@@ -107,7 +123,7 @@ def prebind(bosh_url, jid, token, resource=None, wait=10, timeout=10):
         NS_SASL, MECHANISM, base64.b64encode(client_first).decode())), deadline)
     if el.tag != "{%s}challenge" % NS_SASL:
         raise PrebindError("login refused: %s" % _condition(el))
-    server_nonce = base64.b64decode((el.text or "").strip())
+    server_nonce = base64.b64decode((el.text or "").strip(), validate=True)
     if len(server_nonce) != SERVER_NONCE_LEN:
         raise PrebindError("malformed challenge")
     proof = _proof(s, b"SASL-HMAC client", client_first, server_nonce)
@@ -133,6 +149,8 @@ def prebind(bosh_url, jid, token, resource=None, wait=10, timeout=10):
     full = el.findtext("{%s}bind/{%s}jid" % (NS_BIND, NS_BIND))
     if el.get("type") != "result" or not full:
         raise PrebindError("resource binding failed")
+    if full.partition("/")[0].lower() != jid.lower():  # the session is for the token's user, or none
+        raise PrebindError("Prosody bound another JID than the token's")
     return {"jid": full, "sid": bosh.sid, "rid": bosh.rid}
 
 

@@ -199,7 +199,9 @@ def test_ten_page_loads_in_one_otp_step(server, app):
                 st = b.wait(user, "roster")
                 assert st["reached"] and st["jid"] == jid, (st, jid)
                 assert len(app.issued_log[user]) == 10
-        assert logins(server.log_since(mark), user, mech) == 10
+        log = server.log_since(mark)
+        for (transport, mech), user in users.items():
+            assert logins(log, user, mech) == 10, user
 
 
 def test_two_tabs_of_one_user(server, app):
@@ -365,6 +367,7 @@ def test_prebind_refuses_servers_that_cannot_prove_the_secret(app):
         prebind(app.url + "impostor-bosh", jid, token)
     assert app.impostor_log[-1] == "response"
     app.impostor_bodies.clear()
+    token = app.mint("imp")["password"]
     with pytest.raises(PrebindError, match="does not offer SASL-HMAC"):
         prebind(app.url + "impostor-plain-bosh", jid, token)
     public, mac = token.split(" ")
@@ -391,3 +394,92 @@ def test_prebind_with_a_refused_token_hands_out_no_session(server, app, scenario
     line = "Failed SASL-HMAC token login for %s from 127.0.0.1: %s" % (jid, reason)
     assert server.wait_log(mark, line).count(line) == 1
     assert "probe: authentication-success user=%s " % user not in server.log_since(mark)
+
+
+def test_prebind_never_tries_a_token_twice(server, app):
+    from prebind import PrebindError, prebind
+    token = app.mint("twice")["password"]
+    jid = "twice@" + server.host
+    assert prebind(server.bosh_url, jid, token)["jid"].startswith(jid + "/")
+    with pytest.raises(PrebindError, match="already tried"):
+        prebind("http://127.0.0.1:1/http-bind", jid, token)  # refused before any connection
+
+
+@pytest.mark.parametrize("impostor", ["impostor-bosh", "impostor-tempfail-bosh", "impostor-drop-bosh"])
+def test_a_server_that_never_lets_the_page_in_gets_a_bounded_number_of_tokens(app, impostor):
+    """An impostor that cannot prove the secret gets one try; one that answers every <auth/> with
+    temporary-auth-failure, or drops the session when the token arrives, gets
+    token_reconnect_max_attempts (3 here) tokens, then the page stops and asks for no more."""
+    attempts = 3
+    user = "im" + impostor.split("-")[1]
+    app.impostor_log.clear()
+    with Browser() as b:
+        b.open(user, page(app, user, "bosh", "SASL-HMAC", bosh="/" + impostor, attempts=attempts))
+        st = b.wait(user, "login-error", 30)
+        assert st["reached"], st
+        b.screenshot(user, "bounded-%s" % impostor)
+        expected = 1 if impostor == "impostor-bosh" else attempts
+        assert len(served(app, user)) == expected
+        if impostor == "impostor-bosh":
+            assert "could not prove" in st["alert"], st
+        else:
+            assert "%d sign-ins in a row got no answer" % attempts in st["alert"], st
+        time.sleep(5)
+        assert len(served(app, user)) == expected
+        assert app.impostor_log.count("session") == expected, app.impostor_log
+
+
+def test_a_refusal_then_a_server_restart_still_reconnects(server, app):
+    """One refused token, then Prosody goes away and comes back: the page does not take the
+    connection failures for refusals (converse keeps the AUTHFAIL cause) and logs in."""
+    user = "badonce"
+    with Browser() as b:
+        mark = server.log_mark()
+        b.open(user, page(app, user, "websocket", "SASL-HMAC", scenario="badonce", delay=3000, maxdelay=3000))
+        server.wait_log(mark, "Failed SASL-HMAC token login for %s@" % user)
+        server.stop()
+        time.sleep(4)
+        server.start()
+        st = b.wait(user, "roster", RECONNECT_BOUND)
+        assert st["reached"], st
+        b.screenshot(user, "refusal-then-restart")
+        assert logins(server.log_since(mark), user, "SASL-HMAC") == 1
+
+
+def test_logout_while_a_reconnect_waits_for_credentials(server, app):
+    user = "leaver"
+    with Browser() as b:
+        b.open(user, page(app, user, "websocket", "SASL-HMAC"))
+        assert b.wait(user, "roster")["reached"]
+        app.slow = 3
+        try:
+            restart(server)
+            wait_for(lambda: len([r for r in app.requests if r[0] == user]) >= 1 and b.state(user)["jid"] is None,
+                     10, "the page to notice the restart")
+            time.sleep(1)  # its credentials request is now pending
+            mark = server.log_mark()
+            b.cmd("logout", tab=user)
+            time.sleep(8)
+        finally:
+            app.slow = 0
+        assert b.state(user)["jid"] is None
+        assert "token login for %s@" % user not in server.log_since(mark)
+        assert logins(server.log_since(mark), user, "SASL-HMAC") == 0
+        b.screenshot(user, "logout-while-reconnecting")
+
+
+def test_prebind_with_refused_tokens_stops_after_max_attempts(server, app):
+    attempts = 3
+    user = "pbbad"
+    with Browser() as b:
+        mark = server.log_mark()
+        b.open(user, page(app, user, "bosh", auth="prebind", scenario="bad", attempts=attempts))
+        st = b.wait(user, "login-error", 30)
+        assert st["reached"], st
+        assert "could not open a chat session (%d attempts)" % attempts in st["alert"], st
+        b.screenshot(user, "prebind-refused")
+        time.sleep(5)
+        failed = [r for r in app.requests if r[0] == user and r[3].startswith("prebind failed")]
+        assert len(failed) == attempts, app.requests
+        line = "Failed SASL-HMAC token login for %s@%s from 127.0.0.1: bad-signature" % (user, server.host)
+        assert server.log_since(mark).count(line) == attempts
