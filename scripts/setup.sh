@@ -17,7 +17,7 @@ apt_packages=(
 	openssl ca-certificates make gcc pkg-config
 	valgrind           # make bench: server instructions per login (callgrind)
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
-	nginx              # the reverse-proxy tests run examples/nginx/ (started by the harness, never as a service)
+	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
 )
 
 missing=()
@@ -41,7 +41,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
-	# Packages with a service (nginx) must not start it: the tests run their own on loopback ports.
+	# Packages with a service (nginx, apache2) must not start it: the tests run their own on loopback ports.
 	policy=/usr/sbin/policy-rc.d
 	if [ ! -e "$policy" ]; then
 		printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy"

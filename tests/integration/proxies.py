@@ -1,11 +1,12 @@
-"""Debian's nginx in front of Prosody and the example web app, run from examples/nginx/ as shipped:
-only names, ports and certificate paths are filled in, and time values may be divided by `scale`
-(the tests keep the ratios of the real values, not the minutes). Started on 127.0.0.1 with ports
-the harness picks, stopped by PID.
+"""Debian's nginx and apache2 in front of Prosody and the example web app, run from examples/nginx/
+and examples/apache/ as shipped: only names, ports and certificate paths are filled in, and time
+values are divided by `scale` (the tests keep the ratios of the real values, not the minutes).
+Started on 127.0.0.1 with ports the harness picks, stopped by PID.
 
 Variants (negative controls), each derived from the shipped file:
-  plain_http=True   the HTTPS site served over plain HTTP without X-Forwarded-Proto
-  overrides={"location": {"directive": "value" or None}}   e.g. nginx's default WebSocket timeout
+  plain_http=True        the HTTPS site served over plain HTTP without X-Forwarded-Proto
+  ws_timeout_ms=N        the WebSocket timeout replaced (e.g. by the server's 60 s default, scaled)
+  bosh_timeout_ms=N      the BOSH timeout replaced (e.g. below bosh_max_wait)
 """
 import os
 import re
@@ -39,8 +40,66 @@ def _location(text, path):
     return start, text.index("\n\t}", start) + 3
 
 
-class Nginx:
-    def __init__(self, prosody_http_port, webapp_port, cert, key, scale=1, plain_http=False, overrides=None):
+class Proxy:
+    kind = None
+    dir = None
+    proc = None
+    https_port = http_port = 0
+    scheme = "https"
+
+    @property
+    def origin(self):
+        return "%s://%s:%d" % (self.scheme, NAME, self.https_port)
+
+    @property
+    def access_log(self):
+        p = self.dir / "access.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def command(self):
+        raise NotImplementedError
+
+    def start(self, timeout=10):
+        import socket
+        self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "stderr.log", "wb"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited: %s %s" % (self.kind, (self.dir / "stderr.log").read_text(),
+                                                         (self.dir / "error.log").read_text() if (self.dir / "error.log").exists() else ""))
+            try:
+                socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("%s did not listen" % self.kind)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def make_proxy(kind, *args, **kw):
+    return {"nginx": Nginx, "apache": Apache}[kind](*args, **kw)
+
+
+class Nginx(Proxy):
+    kind = "nginx"
+
+    def __init__(self, prosody_http_port, webapp_port, cert, key, scale=1, plain_http=False, ws_timeout_ms=None,
+                 bosh_timeout_ms=None):
+        overrides = {}
+        if ws_timeout_ms is not None:
+            overrides["/xmpp-websocket"] = {"proxy_read_timeout": "%dms" % ws_timeout_ms, "proxy_send_timeout": None}
+        if bosh_timeout_ms is not None:
+            overrides["/http-bind"] = {"proxy_read_timeout": "%dms" % bosh_timeout_ms}
         self.dir = Path(tempfile.mkdtemp(prefix="nginx-"))
         self.https_port, self.http_port = free_port(), free_port()
         site = NGINX_SITE.read_text()
@@ -80,41 +139,56 @@ class Nginx:
             "\tproxy_temp_path %(d)s/proxy;\n\tfastcgi_temp_path %(d)s/fastcgi;\n\tuwsgi_temp_path %(d)s/uwsgi;\n"
             "\tscgi_temp_path %(d)s/scgi;\n\tinclude %(d)s/site.conf;\n}\n" % {"d": self.dir})
         self.site = site
-        self.proc = None
 
-    @property
-    def origin(self):
-        return "%s://%s:%d" % (self.scheme, NAME, self.https_port)
+    def command(self):
+        return ["/usr/sbin/nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)]
 
-    @property
-    def access_log(self):
-        p = self.dir / "access.log"
-        return p.read_text(errors="replace") if p.exists() else ""
 
-    def start(self, timeout=10):
-        self.proc = subprocess.Popen(["/usr/sbin/nginx", "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)],
-                                     stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "wb"))
-        deadline = time.monotonic() + timeout
-        import socket
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("nginx exited: %s" % (self.dir / "stderr.log").read_text())
-            try:
-                socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nginx did not listen")
+APACHE_SITE = REPO / "examples" / "apache" / "chat.example.org.conf"
+class Apache(Proxy):
+    kind = "apache"
 
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def __init__(self, prosody_http_port, webapp_port, cert, key, scale=1, plain_http=False, ws_timeout_ms=None,
+                 bosh_timeout_ms=None):
+        # Apache's own Timeout (60 s) is the default for everything the site does not set: scaled too
+        server_timeout = max(1, 60 // scale)
+        self.dir = Path(tempfile.mkdtemp(prefix="apache-"))
+        os.chmod(self.dir, 0o755)
+        self.https_port, self.http_port = free_port(), free_port()
+        site = APACHE_SITE.read_text()
+        site = _sub(site, "<VirtualHost *:443>", "<VirtualHost 127.0.0.1:%d>" % self.https_port)
+        site = _sub(site, "<VirtualHost *:80>", "<VirtualHost 127.0.0.1:%d>" % self.http_port)
+        site = _sub(site, "Redirect permanent / https://chat.example.org/",
+                    "Redirect permanent / https://chat.example.org:%d/" % self.https_port)
+        site = _sub(site, "chat.example.org", NAME, count=site.count("chat.example.org"))
+        site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % NAME, str(cert))
+        site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % NAME, str(key))
+        site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=3)
+        site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port, count=2)
+        site = re.sub(r"timeout=(\d+)", lambda m: "timeout=%d" % max(1, int(m.group(1)) // scale), site)
+        if ws_timeout_ms is not None:
+            site = re.sub(r"(ProxyPass /xmpp-websocket \S+) timeout=\d+", r"\1 timeout=%d" % (ws_timeout_ms // 1000), site)
+        if bosh_timeout_ms is not None:
+            site = re.sub(r"(ProxyPass /http-bind \S+) timeout=\d+", r"\1 timeout=%d" % (bosh_timeout_ms // 1000), site)
+        if plain_http:
+            site = _sub(site, "\tRequestHeader set X-Forwarded-Proto \"https\"\n", "")
+            site = re.sub(r"\n\tSSL[A-Za-z]+ [^\n]*", "", site)
+        self.scheme = "http" if plain_http else "https"
+        (self.dir / "site.conf").write_text(site)
+        mods = "".join("LoadModule %s_module /usr/lib/apache2/modules/mod_%s.so\n" % (m, m)
+                       for m in ["mpm_event", "authz_core", "alias", "headers", "proxy", "proxy_http",
+                                 "proxy_wstunnel", "ssl", "socache_shmcb"])
+        (self.dir / "apache2.conf").write_text(
+            "ServerRoot %(d)s\nServerName localhost\nTimeout %(timeout)d\nPidFile %(d)s/apache.pid\n%(mods)s"
+            "Listen 127.0.0.1:%(https)d\nListen 127.0.0.1:%(http)d\nUser www-data\nGroup www-data\n"
+            "ErrorLog %(d)s/error.log\nLogLevel warn\nLogFormat \"%%h - - %%t \\\"%%r\\\" %%>s %%b\" simple\n"
+            "CustomLog %(d)s/access.log simple\nSSLSessionCache shmcb:%(d)s/ssl_scache(512000)\n"
+            "Mutex file:%(d)s default\nInclude %(d)s/site.conf\n"
+            % {"d": self.dir, "mods": mods, "https": self.https_port, "http": self.http_port, "timeout": server_timeout})
+        self.site = site
+
+    def command(self):
+        return ["/usr/sbin/apache2", "-f", str(self.dir / "apache2.conf"), "-DFOREGROUND"]
 
 
 def tls_context():

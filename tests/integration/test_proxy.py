@@ -1,12 +1,12 @@
-"""Behind Debian's nginx, run from examples/nginx/chat.example.org.conf (tests/integration/proxies.py
+"""Behind Debian's nginx and apache2, each run from its file in examples/ (tests/integration/proxies.py
 fills in ports and certificate paths): converse.js logs in over HTTPS through it, Prosody offers
 PLAIN only when the proxy says the client came over HTTPS, failed logins carry the client's address
-(from 127.0.0.23) and never a forged one, an idle WebSocket outlives nginx's default timeout, and a
-BOSH long-poll never meets the proxy's timeout.
+(from 127.0.0.23) and never a forged one, an idle WebSocket outlives the proxy's default timeout,
+and a BOSH long-poll never meets the proxy's timeout.
 
 Time values are divided by SCALE (30): Prosody's bosh_max_wait 60 s -> 2 s, the proxy's BOSH read
-timeout 90 s -> 3 s, its WebSocket timeout 900 s -> 30 s, nginx's default 60 s -> 2 s. The ratios
-are the shipped ones."""
+timeout 90 s -> 3 s, its WebSocket timeout 900 s -> 30 s, nginx's and Apache's default 60 s -> 2 s.
+The ratios are the shipped ones."""
 import subprocess
 import sys
 import time
@@ -16,7 +16,7 @@ import pytest
 
 from browser import Browser
 from harness import HMAC_TOKEN, REPO, Prosody, free_port, make_cert
-from proxies import NAME, Nginx, bosh_client, spki_sha256, websocket_client
+from proxies import NAME, bosh_client, make_proxy, spki_sha256, websocket_client
 from test_live import flip_mac, plain
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
@@ -24,29 +24,31 @@ from app import WebApp  # noqa: E402
 
 SCALE = 30
 BOSH_MAX_WAIT = 60 // SCALE
-NGINX_DEFAULT_TIMEOUT_MS = 60_000 // SCALE
+DEFAULT_TIMEOUT_MS = 60_000 // SCALE  # nginx's proxy_read_timeout, Apache's Timeout
 COMBOS = [("websocket", "PLAIN"), ("websocket", "SASL-HMAC"), ("bosh", "PLAIN"), ("bosh", "SASL-HMAC")]
 FILTER = REPO / "examples" / "fail2ban" / "prosody-auth-hmac.conf"
 CLIENT = "127.0.0.23"
+GATEWAY_ERRORS = {"502", "504"}  # a proxy's answer when its upstream timed out (Apache, nginx)
 
 
-@pytest.fixture(scope="module")
-def stack():
+@pytest.fixture(scope="module", params=["nginx", "apache"])
+def stack(request):
     """Prosody configured as the sample config's "Behind a reverse proxy" says (secure only through
-    X-Forwarded-Proto from a trusted proxy), the web app, and nginx in front of both."""
+    X-Forwarded-Proto from a trusted proxy), the web app, and the proxy in front of both."""
     server = Prosody(extra_global="\n".join([
         "consider_bosh_secure = false", "consider_websocket_secure = false",  # the harness's direct-HTTP default
         'trusted_proxies = { "127.0.0.1", "::1" }', "bosh_max_wait = %d" % BOSH_MAX_WAIT]))
     make_cert(server.dir, [NAME, server.host, server.other_host])  # one certificate for the proxy and Prosody
     server.start()
     app_port = free_port()
-    nginx = Nginx(server.http_port, app_port, server.dir / "host.crt", server.dir / "host.key", scale=SCALE).start()
-    app = WebApp(app_port, server.host, nginx.origin + "/http-bind",
-                 "wss://%s:%d/xmpp-websocket" % (NAME, nginx.https_port), server.token_secret, server.otp_seed,
+    proxy = make_proxy(request.param, server.http_port, app_port, server.dir / "host.crt", server.dir / "host.key",
+                       scale=SCALE).start()
+    app = WebApp(app_port, server.host, proxy.origin + "/http-bind",
+                 "wss://%s:%d/xmpp-websocket" % (NAME, proxy.https_port), server.token_secret, server.otp_seed,
                  HMAC_TOKEN, prebind_bosh_url=server.bosh_url).start()
-    yield server, nginx, app
+    yield server, proxy, app
     app.stop()
-    nginx.stop()
+    proxy.stop()
     server.stop()
 
 
@@ -54,27 +56,33 @@ def browser_env(server):
     return {"HOST_RESOLVER_RULES": "MAP %s 127.0.0.1" % NAME, "TRUST_SPKI": spki_sha256(server.dir / "host.crt")}
 
 
-def page(nginx, user, transport, mech, **params):
+def page(proxy, user, transport, mech, **params):
     q = dict(transport=transport, mech=mech, user=user, probe=1, delay=500, maxdelay=4000)
     q.update(params)
-    return nginx.origin + "/?" + urllib.parse.urlencode(q)
+    return proxy.origin + "/?" + urllib.parse.urlencode(q)
+
+
+def variant(stack, **kw):
+    server, proxy, app = stack
+    return make_proxy(proxy.kind, server.http_port, app.port, server.dir / "host.crt", server.dir / "host.key",
+                      scale=SCALE, **kw).start()
 
 
 def test_converse_logs_in_through_the_https_proxy(stack):
-    server, nginx, app = stack
+    server, proxy, app = stack
     users = {c: "px" + c[0][:2] + c[1].replace("-", "").lower() for c in COMBOS}
     mark = server.log_mark()
     with Browser(env=browser_env(server)) as b:
         for (transport, mech), user in users.items():
-            b.open(user, page(nginx, user, transport, mech))
+            b.open(user, page(proxy, user, transport, mech))
         for (transport, mech), user in users.items():
             st = b.wait(user, "roster")
             assert st["reached"], (user, st)
-            b.screenshot(user, "nginx-%s-%s" % (transport, mech))
+            b.screenshot(user, "%s-%s-%s" % (proxy.kind, transport, mech))
     log = server.log_since(mark)
     for (transport, mech), user in users.items():
         assert "probe: authentication-success user=%s mechanism=%s\n" % (user, mech) in log
-    assert "/http-bind" in nginx.access_log and "/xmpp-websocket" in nginx.access_log
+    assert "/http-bind" in proxy.access_log and "/xmpp-websocket" in proxy.access_log
 
 
 @pytest.mark.parametrize("transport", ["bosh", "websocket"])
@@ -82,11 +90,10 @@ def test_plain_is_offered_only_when_the_proxy_says_https(stack, transport):
     """Prosody's rule: no PLAIN (no SASL at all, since c2s_require_encryption) on a session it does
     not consider encrypted. Through the HTTPS site it is; through the same site served over plain
     HTTP without X-Forwarded-Proto it is not."""
-    server, nginx, app = stack
+    server, proxy, app = stack
     client = bosh_client if transport == "bosh" else websocket_client
-    assert "PLAIN" in client(nginx.https_port, True, server.host).mechanisms()
-    plain_http = Nginx(server.http_port, 1, server.dir / "host.crt", server.dir / "host.key", scale=SCALE,
-                       plain_http=True).start()
+    assert "PLAIN" in client(proxy.https_port, True, server.host).mechanisms()
+    plain_http = variant(stack, plain_http=True)
     try:
         try:
             offered = client(plain_http.https_port, False, server.host).mechanisms()
@@ -100,15 +107,15 @@ def test_plain_is_offered_only_when_the_proxy_says_https(stack, transport):
 @pytest.mark.parametrize("transport", ["bosh", "websocket"])
 @pytest.mark.parametrize("mech", ["PLAIN", "SASL-HMAC"])
 def test_failed_logins_carry_the_clients_address_never_a_forged_one(stack, transport, mech):
-    server, nginx, app = stack
+    server, proxy, app = stack
     user = "fw" + transport[:2] + mech.replace("-", "").lower()
     jid = "%s@%s" % (user, server.host)
     forged = {"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"}
     mark = server.log_mark()
     if transport == "bosh":  # a client that sends its own X-Forwarded-For through the proxy
-        s = bosh_client(nginx.https_port, True, server.host, source=CLIENT, headers=forged)
+        s = bosh_client(proxy.https_port, True, server.host, source=CLIENT, headers=forged)
     else:
-        s = websocket_client(nginx.https_port, True, server.host, source=CLIENT)
+        s = websocket_client(proxy.https_port, True, server.host, source=CLIENT)
     token = flip_mac(server.mint(jid))
     if mech == "PLAIN":
         assert s.auth("PLAIN", plain(user, token)).condition == "not-authorized"
@@ -131,13 +138,13 @@ def test_failed_logins_carry_the_clients_address_never_a_forged_one(stack, trans
 def test_a_forged_header_from_a_client_that_is_not_a_proxy_is_not_believed(stack):
     """Straight to Prosody's HTTP port from 127.0.0.23 (not in trusted_proxies): X-Forwarded-For and
     X-Forwarded-Proto are ignored, so the session is neither "from 10.9.9.9" nor encrypted."""
-    server, nginx, app = stack
+    server, proxy, app = stack
     s = bosh_client(server.http_port, False, server.host, source=CLIENT,
                     headers={"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"})
     assert "PLAIN" not in s.mechanisms()
     user = "forger"
     mark = server.log_mark()
-    trusted = bosh_client(nginx.https_port, True, server.host, source=CLIENT)
+    trusted = bosh_client(proxy.https_port, True, server.host, source=CLIENT)
     trusted.auth("PLAIN", plain(user, flip_mac(server.mint("%s@%s" % (user, server.host)))))
     log = server.wait_log(mark, "Failed PLAIN token login")
     assert "from %s: bad-signature" % CLIENT in log and "10.9.9.9" not in log
@@ -161,21 +168,19 @@ def ping(ws):
             return el.get("type") == "result"
 
 
-def test_an_idle_websocket_outlives_nginx_default_timeout(stack):
-    """Idle for twice nginx's default read timeout (60 s, scaled): the shipped timeout keeps the
-    WebSocket; nginx's default (the negative control) cuts it."""
-    server, nginx, app = stack
-    idle = 2 * NGINX_DEFAULT_TIMEOUT_MS / 1000
-    ws = login_ws(nginx.https_port, server, "idler")
+def test_an_idle_websocket_outlives_the_proxys_default_timeout(stack):
+    """Idle for twice the proxy's default timeout (60 s, scaled): the shipped timeout keeps the
+    WebSocket; the default (the negative control) cuts it."""
+    server, proxy, app = stack
+    idle = 2 * DEFAULT_TIMEOUT_MS / 1000
+    ws = login_ws(proxy.https_port, server, "idler")
     time.sleep(idle)
     assert ping(ws), "the shipped configuration cut an idle WebSocket"
-    default = Nginx(server.http_port, 1, server.dir / "host.crt", server.dir / "host.key", scale=SCALE,
-                    overrides={"/xmpp-websocket": {"proxy_read_timeout": "%dms" % NGINX_DEFAULT_TIMEOUT_MS,
-                                                   "proxy_send_timeout": None}}).start()
+    default = variant(stack, ws_timeout_ms=DEFAULT_TIMEOUT_MS)
     try:
         ws = login_ws(default.https_port, server, "idler2")
         time.sleep(idle)
-        assert not ping(ws), "nginx's default timeout did not cut the idle WebSocket: the test shows nothing"
+        assert not ping(ws), "the default timeout did not cut the idle WebSocket: the test shows nothing"
     finally:
         default.stop()
 
@@ -189,7 +194,7 @@ def bosh_idle(server, proxy, user, seconds):
         assert st["reached"], st
         time.sleep(seconds)
         st = b.state(user)
-        b.screenshot(user, "nginx-bosh-idle-%s" % user)
+        b.screenshot(user, "%s-bosh-idle-%s" % (proxy.kind, user))
     statuses = [line.split('" ')[1].split()[0] for line in proxy.access_log.splitlines() if "POST /http-bind" in line]
     return st, statuses, server.log_since(mark).count("authentication-success user=%s " % user)
 
@@ -197,24 +202,24 @@ def bosh_idle(server, proxy, user, seconds):
 def test_bosh_long_polls_stay_below_the_proxy_timeout(stack):
     """converse asks for a 59 s wait; Prosody caps it at bosh_max_wait, below the proxy's read
     timeout: several idle long-polls, all 200, one login, no error in converse. With the proxy's
-    timeout below the wait (the negative control) nginx answers the long-polls with 504."""
-    server, nginx, app = stack
+    timeout below the wait (the negative control) the proxy answers the long-polls with an error."""
+    server, proxy, app = stack
     idle = 4 * BOSH_MAX_WAIT
-    st, statuses, logins = bosh_idle(server, nginx, "poller", idle)
+    st, statuses, logins = bosh_idle(server, proxy, "poller", idle)
     assert st["jid"] and logins == 1, (st, logins)
-    assert "504" not in statuses and statuses.count("200") >= 4, statuses
-    assert not any("504" in c or "parse" in c.lower() for c in st["console"]), st["console"]
-    short = Nginx(server.http_port, app.port, server.dir / "host.crt", server.dir / "host.key", scale=SCALE,
-                  overrides={"/http-bind": {"proxy_read_timeout": "%dms" % (BOSH_MAX_WAIT * 1000 // 2)}}).start()
+    assert not set(statuses) & GATEWAY_ERRORS and statuses.count("200") >= 4, statuses
+    assert not any(code in c for c in st["console"] for code in GATEWAY_ERRORS), st["console"]
+    assert not any("parse" in c.lower() for c in st["console"]), st["console"]
+    short = variant(stack, bosh_timeout_ms=BOSH_MAX_WAIT * 1000 // 2)
     try:
         app.config["bosh_url"] = short.origin + "/http-bind"
         st, statuses, logins = bosh_idle(server, short, "poller2", idle)
     finally:
-        app.config["bosh_url"] = nginx.origin + "/http-bind"
+        app.config["bosh_url"] = proxy.origin + "/http-bind"
         short.stop()
-    # the failure the converse.js docs describe: nginx answers the held long-poll with its 504
-    # page. (Strophe 3 takes it as an HTTP error and retries the request, so converse 14 keeps the
-    # session here; older Strophe parsed the page as XML and dropped it.)
+    # the failure the converse.js docs describe: the proxy answers the held long-poll with an
+    # error page (nginx 504, Apache 502). Strophe 3 takes it as an HTTP error and retries the
+    # request, so converse 14 keeps the session here; older Strophe parsed the page as XML.
     print("negative control /http-bind statuses:", statuses, "logins:", logins)
-    assert statuses.count("504") >= 2, statuses
-    assert any("504" in c for c in st["console"]), st["console"]  # what the check above looks for
+    assert sum(statuses.count(code) for code in GATEWAY_ERRORS) >= 2, statuses
+    assert any(code in c for c in st["console"] for code in GATEWAY_ERRORS), st["console"]  # the check above can see it
