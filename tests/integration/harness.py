@@ -52,6 +52,25 @@ def make_cert(directory, hosts):
                    check=True, capture_output=True)
 
 
+def listening(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def stop_process(proc):
+    """SIGTERM by PID, SIGKILL if it has not exited within 10 s."""
+    if proc and proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
 class Prosody:
     host = "example.test"
     other_host = "other.test"
@@ -108,28 +127,14 @@ class Prosody:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("Prosody exited with %s:\n%s" % (self.proc.returncode, self.tail()))
-            if all(self._listening(p) for p in (self.c2s_port, self.http_port)):
+            if all(listening(p) for p in (self.c2s_port, self.http_port)):
                 return self
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("Prosody did not listen within %ss:\n%s" % (timeout, self.tail()))
 
-    @staticmethod
-    def _listening(port):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_process(self.proc)
         if getattr(self, "stdout", None):
             self.stdout.close()
         if not self.keep_dir:

@@ -11,13 +11,12 @@ Variants (negative controls), each derived from the shipped file:
 import os
 import re
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from harness import REPO, free_port
+from harness import REPO, free_port, listening, stop_process
 
 NGINX_SITE = REPO / "examples" / "nginx" / "chat.example.org.conf"
 NAME = "chat.test"  # the tests map it to 127.0.0.1 (HOST_RESOLVER_RULES for Chromium)
@@ -60,7 +59,6 @@ class Proxy:
         raise NotImplementedError
 
     def start(self, timeout=10):
-        import socket
         self.proc = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "stderr.log", "wb"))
         deadline = time.monotonic() + timeout
@@ -68,21 +66,13 @@ class Proxy:
             if self.proc.poll() is not None:
                 raise RuntimeError("%s exited: %s %s" % (self.kind, (self.dir / "stderr.log").read_text(),
                                                          (self.dir / "error.log").read_text() if (self.dir / "error.log").exists() else ""))
-            try:
-                socket.create_connection(("127.0.0.1", self.https_port), timeout=0.5).close()
+            if listening(self.https_port):
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         raise RuntimeError("%s did not listen" % self.kind)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -209,14 +199,13 @@ def client_socket(port, tls, source="127.0.0.23", timeout=15):
 def bosh_client(port, tls, domain, source="127.0.0.23", headers=None):
     """rawxmpp's BOSH client, its requests sent from `source` (with extra `headers`)."""
     import http.client
-    import xml.etree.ElementTree as ET
 
     import rawxmpp
 
     class ProxiedBosh(rawxmpp.Bosh):
         statuses = []
 
-        def _post(self, text):
+        def _exchange(self, text):
             cls = http.client.HTTPSConnection if tls else http.client.HTTPConnection
             kw = {"context": tls_context()} if tls else {}
             conn = cls("127.0.0.1", port, timeout=self.timeout, source_address=(source, 0), **kw)
@@ -229,15 +218,7 @@ def bosh_client(port, tls, domain, source="127.0.0.23", headers=None):
             finally:
                 conn.close()
             self.statuses.append(resp.status)
-            if resp.status != 200:
-                self.terminated = "http-%d" % resp.status
-                return ET.Element("{%s}body" % rawxmpp.NS_BOSH, {"type": "terminate"})
-            body = ET.fromstring(raw)
-            for child in body:
-                self.queue.append(child)
-            if body.get("type") == "terminate":
-                self.terminated = body.get("condition") or "terminate"
-            return body
+            return resp.status, raw
 
     return ProxiedBosh("https://%s:%d/http-bind" % (NAME, port), domain)
 

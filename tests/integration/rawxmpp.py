@@ -236,14 +236,20 @@ class Bosh(Stream):
         self.sid = body.get("sid")
         self._take_features(self.recv())
 
-    def _post(self, text):
+    def _exchange(self, text):
+        """One HTTP request: (status, body bytes). Subclasses send it another way."""
         req = urllib.request.Request(self.url, data=text.encode("utf-8"),
                                      headers={"Content-Type": "text/xml; charset=utf-8"})
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
+                return resp.status, resp.read()
         except urllib.error.HTTPError as e:
-            self.terminated = "http-%d" % e.code
+            return e.code, b""
+
+    def _post(self, text):
+        status, raw = self._exchange(text)
+        if status != 200:
+            self.terminated = "http-%d" % status
             return ET.Element("{%s}body" % NS_BOSH, {"type": "terminate"})
         body = ET.fromstring(raw)
         for child in body:
