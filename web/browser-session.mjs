@@ -9,35 +9,12 @@
 //   {"op": "logout", "tab": "a"}                    converse's api.user.logout() (&probe=1)
 //   {"op": "screenshot", "tab": "a", "path": "x.png"}
 //   {"op": "quit"}
-// HOST_RESOLVER_RULES is passed to Chromium as in converse-login.mjs; TRUST_SPKI (base64 SHA-256 of a
-// certificate's public key) makes Chromium trust that certificate.
+// Chromium's environment variables: web/chromium.mjs.
 import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { launchChromium, pageState } from './chromium.mjs';
 
-const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-background-timer-throttling',
-        '--disable-renderer-backgrounding', '--disable-backgrounding-occluded-windows',
-        ...(process.env.HOST_RESOLVER_RULES ? [`--host-resolver-rules=${process.env.HOST_RESOLVER_RULES}`] : []),
-        // trust one certificate (the test proxy's self-signed one) by its public key's SHA-256
-        ...(process.env.TRUST_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.TRUST_SPKI}`] : [])],
-});
+const browser = await launchChromium();
 const tabs = new Map();
-
-function pageState() {
-    const roster = document.querySelector('converse-roster');
-    const alert = document.querySelector('converse-login-form .alert, converse-login-panel .alert, .login-form .alert');
-    const probe = window.chatProbe;
-    return {
-        roster: !!(roster && /\(me\)/.test(roster.innerText)),
-        rosterText: roster ? roster.innerText.trim() : '',
-        alert: alert ? alert.innerText.trim() : '',
-        jid: probe ? probe.jid() : null,
-        status: probe ? probe.status() : null,
-        loaded: performance.timeOrigin, // changes only when the page is loaded again
-    };
-}
 
 function reached(state, goal) {
     if (goal === 'roster') return state.roster && (state.jid !== null || state.status === null);
