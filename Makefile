@@ -1,6 +1,7 @@
 # make demo  - set up, build, start a local Prosody with the plugin and log in with a real client
 # make test  - set up, build and run the whole test suite
 # make serve - the demo, then keeps Prosody and the converse.js page running for a person
+#              (make serve PROXY=nginx / PROXY=apache: behind that proxy, over HTTPS)
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI
 
 SHELL := /bin/bash
@@ -47,11 +48,13 @@ test-lua: build
 test-integration: build
 	$(PY) -m pytest -q tests/integration
 
+# PROXY=nginx or PROXY=apache: the demo behind that reverse proxy (examples/nginx/, examples/apache/)
+DEMO_ARGS = $(if $(PROXY),--proxy $(PROXY))
 demo: build
-	$(PY) scripts/demo.py
+	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 serve: build
-	$(PY) scripts/demo.py --serve
+	$(PY) scripts/demo.py --serve $(DEMO_ARGS)
 
 clean:
 	rm -rf build target

@@ -9,15 +9,24 @@ stops everything.
 
 make serve (demo.py --serve) does the same, then keeps Prosody and the web app running so you can
 open the page in a browser; Ctrl-C stops them.
+
+--proxy nginx|apache (make demo PROXY=nginx, make serve PROXY=apache) puts Debian's nginx or apache2
+in front, run from examples/nginx/ or examples/apache/ as shipped: the converse.js page, the
+credentials_url and Prosody's BOSH and WebSocket under one HTTPS origin, https://localhost:PORT/
+(a self-signed certificate), and Prosody set up as the sample config's "Behind a reverse proxy"
+says (trusted_proxies, secure only through X-Forwarded-Proto).
 """
+import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
-from harness import HMAC_TOKEN, REPO, Prosody, free_port  # noqa: E402
+from harness import HMAC_TOKEN, REPO, Prosody, free_port, make_cert  # noqa: E402
+from proxies import make_proxy, spki_sha256  # noqa: E402
 import xmpp_clients  # noqa: E402
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
@@ -28,12 +37,24 @@ def step(text):
     print("\n==> " + text, flush=True)
 
 
+PROXY_NAME = "localhost"  # a name every browser maps to this machine, and a secure context
+
+
 def main():
-    serve = "--serve" in sys.argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--serve", action="store_true", help="keep everything running until Ctrl-C")
+    parser.add_argument("--proxy", choices=["nginx", "apache"], help="put this reverse proxy in front (HTTPS)")
+    args = parser.parse_args()
+    serve = args.serve
     step("Generating secrets with `hmac-token keygen` and starting Prosody on 127.0.0.1")
-    server = Prosody(extra_modules=())
+    # behind a proxy: Prosody believes X-Forwarded-* from the proxy only, and considers a session
+    # secure only when the proxy says it came over HTTPS (the test config's blanket
+    # consider_*_secure, for direct connections, is turned off)
+    server = Prosody(extra_modules=(), extra_global="\n".join([
+        "consider_bosh_secure = false", "consider_websocket_secure = false",
+        'trusted_proxies = { "127.0.0.1", "::1" }']) if args.proxy else "")
     server.start()
-    app = None
+    app = proxy = None
     ok = True
     try:
         print("    config:    %s" % server.config)
@@ -61,14 +82,35 @@ def main():
         print("    result: %s %s" % (status, detail))
         ok &= (status, detail) == ("failed", "not-authorized")
 
-        step("A web app serves converse.js 14 and a credentials_url; headless Chromium logs in (SASL-HMAC, WebSocket)")
-        app = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret,
-                     server.otp_seed, HMAC_TOKEN).start()
-        shot = REPO / "test-artifacts" / "demo-converse.png"
+        browser_env = dict(os.environ)
+        if args.proxy:
+            step("Starting %s in front (examples/%s/) with a self-signed certificate for %s"
+                 % (args.proxy, args.proxy, PROXY_NAME))
+            make_cert(server.dir, [PROXY_NAME])
+            app_port = free_port()
+            proxy = make_proxy(args.proxy, server.http_port, app_port, server.dir / "host.crt",
+                               server.dir / "host.key", name=PROXY_NAME).start()
+            page = proxy.origin + "/"
+            app = WebApp(app_port, server.host, proxy.origin + "/http-bind",
+                         "wss://%s:%d/xmpp-websocket" % (PROXY_NAME, proxy.https_port), server.token_secret,
+                         server.otp_seed, HMAC_TOKEN, prebind_bosh_url=server.bosh_url).start()
+            print("    %s (pid %d): %s -> web app 127.0.0.1:%d, /http-bind and /xmpp-websocket -> Prosody 127.0.0.1:%d"
+                  % (args.proxy, proxy.proc.pid, proxy.origin, app_port, server.http_port))
+            spki = spki_sha256(server.dir / "host.crt")
+            browser_env.update(HOST_RESOLVER_RULES="MAP %s 127.0.0.1" % PROXY_NAME, TRUST_SPKI=spki)
+            where = "through %s over HTTPS" % args.proxy
+        else:
+            app = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret,
+                         server.otp_seed, HMAC_TOKEN).start()
+            page = app.url
+            where = "directly"
+        step("A web app serves converse.js 14 and a credentials_url; headless Chromium logs in %s "
+             "(SASL-HMAC, WebSocket)" % where)
+        shot = REPO / "test-artifacts" / ("demo-converse%s.png" % ("-" + args.proxy if args.proxy else ""))
         shot.parent.mkdir(parents=True, exist_ok=True)
         out = subprocess.run(["node", str(REPO / "web" / "converse-login.mjs"),
-                              app.url + "?transport=websocket&mech=SASL-HMAC&user=bob", str(shot)],
-                             cwd=REPO / "web", capture_output=True, text=True, timeout=120)
+                              page + "?transport=websocket&mech=SASL-HMAC&user=bob", str(shot)],
+                             cwd=REPO / "web", capture_output=True, text=True, timeout=120, env=browser_env)
         result = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"outcome": out.stderr[-300:]}
         print("    converse.js shows: %s" % result.get("outcome"))
         print("    screenshot: %s" % shot)
@@ -78,11 +120,20 @@ def main():
         for line in server.log_path.read_text().splitlines():
             if "Authenticated as" in line or "token login" in line:
                 print("    " + line)
+        if proxy:
+            requests = [line for line in proxy.access_log.splitlines() if "/xmpp-websocket" in line]
+            print("    %s's access log: %d request(s) to /xmpp-websocket" % (args.proxy, len(requests)))
+            ok &= bool(requests)
 
         if serve:
             step("Serving until Ctrl-C")
-            print("    open %s?transport=websocket&mech=SASL-HMAC&user=carol" % app.url)
+            print("    open %s?transport=websocket&mech=SASL-HMAC&user=carol" % page)
             print("    (or &transport=bosh, &mech=PLAIN, &scenario=bad|replay to see the failures)")
+            if proxy:
+                print("    the certificate is self-signed: accept the browser's warning once, or start Chromium with")
+                print("    --ignore-certificate-errors-spki-list=%s" % spki)
+            # SIGTERM (kill PID) stops everything as cleanly as Ctrl-C
+            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
             try:
                 while True:
                     time.sleep(3600)
@@ -91,6 +142,9 @@ def main():
     finally:
         if app:
             app.stop()
+        if proxy:
+            step("Stopping %s (pid %d)" % (args.proxy, proxy.proc.pid))
+            proxy.stop()
         step("Stopping Prosody (pid %d)" % server.pid())
         server.stop()
     print("\nDemo %s." % ("succeeded" if ok else "FAILED"))

@@ -45,10 +45,11 @@ class Proxy:
     proc = None
     https_port = http_port = 0
     scheme = "https"
+    name = NAME
 
     @property
     def origin(self):
-        return "%s://%s:%d" % (self.scheme, NAME, self.https_port)
+        return "%s://%s:%d" % (self.scheme, self.name, self.https_port)
 
     @property
     def access_log(self):
@@ -84,7 +85,8 @@ class Nginx(Proxy):
     kind = "nginx"
 
     def __init__(self, prosody_http_port, webapp_port, cert, key, scale=1, plain_http=False, ws_timeout_ms=None,
-                 bosh_timeout_ms=None):
+                 bosh_timeout_ms=None, name=NAME):
+        self.name = name
         overrides = {}
         if ws_timeout_ms is not None:
             overrides["/xmpp-websocket"] = {"proxy_read_timeout": "%dms" % ws_timeout_ms, "proxy_send_timeout": None}
@@ -96,9 +98,9 @@ class Nginx(Proxy):
         site = _sub(site, "listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.https_port)
         site = _sub(site, "listen 80;", "listen 127.0.0.1:%d;" % self.http_port)
         site = _sub(site, "return 301 https://$host$request_uri;", "return 301 https://$host:%d$request_uri;" % self.https_port)
-        site = _sub(site, "chat.example.org", NAME, count=site.count("chat.example.org"))
-        site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % NAME, str(cert))
-        site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % NAME, str(key))
+        site = _sub(site, "chat.example.org", name, count=site.count("chat.example.org"))
+        site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % name, str(cert))
+        site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % name, str(key))
         site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=2)
         site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port)
         for path, directives in (overrides or {}).items():
@@ -139,7 +141,8 @@ class Apache(Proxy):
     kind = "apache"
 
     def __init__(self, prosody_http_port, webapp_port, cert, key, scale=1, plain_http=False, ws_timeout_ms=None,
-                 bosh_timeout_ms=None):
+                 bosh_timeout_ms=None, name=NAME):
+        self.name = name
         # Apache's own Timeout (60 s) is the default for everything the site does not set: scaled too
         server_timeout = max(1, 60 // scale)
         self.dir = Path(tempfile.mkdtemp(prefix="apache-"))
@@ -150,9 +153,9 @@ class Apache(Proxy):
         site = _sub(site, "<VirtualHost *:80>", "<VirtualHost 127.0.0.1:%d>" % self.http_port)
         site = _sub(site, "Redirect permanent / https://chat.example.org/",
                     "Redirect permanent / https://chat.example.org:%d/" % self.https_port)
-        site = _sub(site, "chat.example.org", NAME, count=site.count("chat.example.org"))
-        site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % NAME, str(cert))
-        site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % NAME, str(key))
+        site = _sub(site, "chat.example.org", name, count=site.count("chat.example.org"))
+        site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % name, str(cert))
+        site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % name, str(key))
         site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=3)
         site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port, count=2)
         site = re.sub(r"timeout=(\d+)", lambda m: "timeout=%d" % max(1, int(m.group(1)) // scale), site)
@@ -189,11 +192,11 @@ def tls_context():
     return ctx
 
 
-def client_socket(port, tls, source="127.0.0.23", timeout=15):
+def client_socket(port, tls, source="127.0.0.23", timeout=15, name=NAME):
     """A TCP (TLS) connection to 127.0.0.1:port from the loopback address `source`."""
     import socket
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout, source_address=(source, 0))
-    return tls_context().wrap_socket(sock, server_hostname=NAME) if tls else sock
+    return tls_context().wrap_socket(sock, server_hostname=name) if tls else sock
 
 
 def bosh_client(port, tls, domain, source="127.0.0.23", headers=None):
@@ -223,7 +226,7 @@ def bosh_client(port, tls, domain, source="127.0.0.23", headers=None):
     return ProxiedBosh("https://%s:%d/http-bind" % (NAME, port), domain)
 
 
-def websocket_client(port, tls, domain, source="127.0.0.23"):
+def websocket_client(port, tls, domain, source="127.0.0.23", name=NAME):
     import websocket
 
     import rawxmpp
@@ -231,8 +234,8 @@ def websocket_client(port, tls, domain, source="127.0.0.23"):
     class ProxiedWebSocket(rawxmpp.WebSocket):
         def __init__(self):
             self.domain = domain
-            self.ws = websocket.create_connection("%s://%s:%d/xmpp-websocket" % ("wss" if tls else "ws", NAME, port),
-                                                  subprotocols=["xmpp"], socket=client_socket(port, tls, source))
+            self.ws = websocket.create_connection("%s://%s:%d/xmpp-websocket" % ("wss" if tls else "ws", name, port),
+                                                  subprotocols=["xmpp"], socket=client_socket(port, tls, source, name=name))
             self.closed = False
             self._open()
 

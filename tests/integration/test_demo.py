@@ -1,0 +1,63 @@
+"""`make serve PROXY=nginx|apache`: the demo behind a reverse proxy, kept running for a person.
+The page, the credentials_url and Prosody's WebSocket are reachable through the proxy's one HTTPS
+origin while it serves; SIGTERM stops it cleanly and leaves nothing listening."""
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from harness import REPO, listening
+from proxies import tls_context, websocket_client
+from test_live import plain
+
+DEMO = REPO / "scripts" / "demo.py"
+
+
+def read_until(proc, needle, timeout):
+    """stdout lines of `proc` until one contains `needle`."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if needle in line:
+            return "".join(lines)
+    raise AssertionError("no %r in the demo's output:\n%s" % (needle, "".join(lines)))
+
+
+@pytest.mark.parametrize("kind", ["nginx", "apache"])
+def test_serve_behind_a_proxy(kind):
+    proc = subprocess.Popen([sys.executable, str(DEMO), "--serve", "--proxy", kind], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out = read_until(proc, "Serving until Ctrl-C", 180)
+        assert "headless Chromium logs in through %s over HTTPS" % kind in out, out
+        assert "converse.js shows: roster" in out, out
+        origin = re.search(r"open (https://localhost:\d+)/\?", read_until(proc, "open https://", 5)).group(1)
+        ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)] + [int(origin.rsplit(":", 1)[1])]
+        ctx = tls_context()
+
+        def get(path):
+            with urllib.request.urlopen(origin + path, context=ctx, timeout=10) as r:
+                return r.status, r.read().decode()
+
+        status, body = get("/?transport=websocket&mech=SASL-HMAC&user=dave")
+        assert status == 200 and "converse" in body
+        status, body = get("/credentials?user=dave")
+        creds = json.loads(body)
+        domain = creds["jid"].split("@")[1]
+        ws = websocket_client(int(origin.rsplit(":", 1)[1]), True, domain, name="localhost")
+        assert ws.auth("PLAIN", plain("dave", creds["password"])).status == "success"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, rest
+    assert "Stopping %s (pid" % kind in rest and "Demo succeeded." in rest, rest
+    assert not [p for p in ports if listening(p)], (ports, rest)
