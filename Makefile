@@ -2,7 +2,8 @@
 # make test  - set up, build and run the whole test suite
 # make serve - the demo, then keeps Prosody and the converse.js page running for a person
 #              (make serve PROXY=nginx / PROXY=apache: behind that proxy, over HTTPS)
-# make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI
+# make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI;
+#              installs only the build packages (scripts/setup.sh build), never the test set-up
 
 SHELL := /bin/bash
 # rustup's cargo lives in $CARGO_HOME/bin (default ~/.cargo/bin). prosodyctl sets HOME to Prosody's
@@ -14,14 +15,18 @@ LUA_VERSION ?= 5.4
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup build build-all-lua test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build build build-all-lua test test-rust test-lua test-integration demo serve clean
 
 all: build
 
+# the test, demo and benchmark set-up (and the build's)
 setup:
 	@bash scripts/setup.sh
 
-build: setup
+setup-build:
+	@bash scripts/setup.sh build
+
+build: setup-build
 	cargo build --release --locked --bin hmac-token
 	$(MAKE) --no-print-directory native-lua$(LUA_VERSION)
 
@@ -33,27 +38,27 @@ native-%:
 
 # build/<interpreter>/ for every interpreter Prosody runs on (make test builds each through the rockspec)
 ALL_LUA := lua5.1 lua5.2 lua5.3 lua5.4 luajit
-build-all-lua: setup
+build-all-lua: setup-build
 	@for l in $(ALL_LUA); do $(MAKE) --no-print-directory native-$$l || exit 1; done
 
-test: build
+test: setup build
 	@bash scripts/test.sh
 
-test-rust: build
+test-rust: setup build
 	cargo test --release --locked
 
-test-lua: build
+test-lua: setup build
 	busted --lua=lua$(LUA_VERSION) spec
 
-test-integration: build
+test-integration: setup build
 	$(PY) -m pytest -q tests/integration
 
 # PROXY=nginx or PROXY=apache: the demo behind that reverse proxy (examples/nginx/, examples/apache/)
 DEMO_ARGS = $(if $(PROXY),--proxy $(PROXY))
-demo: build
+demo: setup build
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
-serve: build
+serve: setup build
 	$(PY) scripts/demo.py --serve $(DEMO_ARGS)
 
 clean:
@@ -65,7 +70,7 @@ ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSIO
 
 .PHONY: rock-build rock-install rocks
 # dist/: source tarball, source rock, binary rock for Lua $(LUA_VERSION)
-rocks: build
+rocks: setup build
 	LUA_VERSION=$(LUA_VERSION) bash scripts/rocks.sh
 
 rock-build:
@@ -79,7 +84,7 @@ rock-install:
 
 # --- benchmarks (figures, not tests; recorded in docs/benchmarks.md) ---
 .PHONY: bench
-bench: build
+bench: setup build
 	cd tools/loadgen && cargo build --release --locked
 	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/verify_bench.lua 2000 30
 	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/call_overhead.lua

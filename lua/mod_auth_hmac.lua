@@ -8,6 +8,15 @@
 -- collective.converse and mod_auth_token make it. All checking happens in the native library
 -- (Rust); this file reads the configuration and plugs the library into Prosody.
 
+-- Listed in the global modules_enabled, a module loads on every VirtualHost. Only a host whose
+-- authentication is "hmac" uses this one; on the others it does nothing and needs no secrets.
+local authentication = module:get_option_string("authentication", "internal_hashed");
+if authentication ~= "hmac" then
+	module:log("info", "Not active on %s: its authentication is %q, so token logins are not offered here "
+		.. "(set authentication = \"hmac\" for this host to use them)", module.host, authentication);
+	return;
+end
+
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local name = "prosody_auth_hmac";

@@ -3,6 +3,13 @@
 -- The exchange itself runs in the native library; this file decides which mechanisms a session
 -- is offered, maps outcomes to SASL conditions and writes one log line per failed login.
 
+-- Only mod_auth_hmac uses this module, and only where authentication = "hmac" (see there): listed
+-- in the global modules_enabled, it stays idle on the other hosts.
+if module:get_option_string("authentication", "internal_hashed") ~= "hmac" then
+	module:log("debug", "Not active on %s: its authentication is not \"hmac\"", module.host);
+	return;
+end
+
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
 local all_mechanisms = { "PLAIN", "X-TOKEN", "SASL-HMAC", "SASL-HMAC-PLUS" };

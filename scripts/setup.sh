@@ -1,9 +1,28 @@
 #!/usr/bin/env bash
-# Installs everything `make build`, `make test` and `make demo` need on Debian bookworm (as root).
+# Installs what the build, or the tests and the demo, need on Debian bookworm (as root).
+#   setup.sh build   what `make build` needs: a C linker, make and a Rust toolchain (rustup's if
+#                    present, else Debian's rustc-web/cargo-web). Nothing else: for a server.
+#   setup.sh         that, and everything `make test`, `make demo` and `make serve` need.
+#   setup.sh --list build|all   print the apt packages of that profile, one per line, and exit
+#                    (Rust and Node only when no toolchain is found, as an install would).
 # Idempotent: installs only what is missing, so it is quick on a machine that has run it before.
 set -euo pipefail
 
-apt_packages=(
+profile=all list=false
+case "${1:-}" in
+	--list) list=true; profile=${2:-all} ;;
+	"") ;;
+	*) profile=$1 ;;
+esac
+case "$profile" in
+	build|all) ;;
+	*) echo "usage: setup.sh [build] | setup.sh --list build|all" >&2; exit 2 ;;
+esac
+
+# the native module needs no Lua headers (mlua's module mode links nothing); cargo needs a C linker
+build_packages=(gcc libc6-dev make)
+
+test_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
 	lua5.4 liblua5.4-dev
 	lua5.1 lua5.2 lua5.3 luajit  # the native module's specs run on every interpreter Prosody supports
@@ -14,11 +33,14 @@ apt_packages=(
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
 	fail2ban           # the shipped filter is checked with fail2ban-regex
-	openssl ca-certificates make gcc pkg-config
+	openssl ca-certificates pkg-config
 	valgrind           # make bench: server instructions per login (callgrind)
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
 	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
 )
+
+apt_packages=("${build_packages[@]}")
+[ "$profile" = all ] && apt_packages+=("${test_packages[@]}")
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -34,8 +56,15 @@ if ! command -v cargo >/dev/null 2>&1; then
 	missing+=(rustc-web cargo-web)
 fi
 
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+if [ "$profile" = all ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
 	missing+=(nodejs npm)
+fi
+
+if $list; then
+	for p in "${apt_packages[@]}"; do [[ "$p" == \#* ]] || echo "$p"; done
+	command -v cargo >/dev/null 2>&1 || printf '%s\n' rustc-web cargo-web
+	[ "$profile" = all ] && { command -v npm >/dev/null 2>&1 || printf '%s\n' nodejs npm; }
+	exit 0
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -51,8 +80,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# converse.js and playwright-core, pinned by web/package-lock.json; reinstalled when the lock changes.
 here=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$profile" = build ]; then
+	command -v cargo >/dev/null || { echo "setup: cargo still not found" >&2; exit 1; }
+	echo "setup (build): ok ($(cargo --version))"
+	exit 0
+fi
+
+# converse.js and playwright-core, pinned by web/package-lock.json; reinstalled when the lock changes.
 stamp="$here/web/node_modules/.lock-sha256"
 want=$(sha256sum "$here/web/package-lock.json" | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

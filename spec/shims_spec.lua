@@ -13,7 +13,13 @@ local function base_options(extra)
 	return o;
 end
 
+-- Loads both shims as a host with authentication = "hmac" does (unless `options` say otherwise).
 local function load(options, stores)
+	if options.authentication == nil then
+		local o = { authentication = "hmac" };
+		for k, v in pairs(options) do o[k] = v; end
+		options = o;
+	end
 	local sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
 	local auth_env, auth_seen = env.load_module("auth_hmac", HOST, options, { sasl_hmac = sasl_env }, stores);
 	auth_seen.env = auth_env;
@@ -40,6 +46,30 @@ local function tmpfile(contents, mode)
 end
 
 describe("mod_auth_hmac #prosody", function()
+	-- Listed in the global modules_enabled, both modules load on every VirtualHost: on a host with
+	-- another provider (or Prosody's default) they must load cleanly without any token settings,
+	-- provide nothing, and say once why they are idle.
+	it("is idle, needs no secrets and provides nothing on a host whose authentication is not hmac", function()
+		for _, authentication in ipairs({ "internal_hashed", "token", "HMAC", false }) do
+			local options = { authentication = authentication or nil };
+			local sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
+			local _, auth_seen = env.load_module("auth_hmac", HOST, options, { sasl_hmac = sasl_env });
+			assert.is_nil(auth_seen.provided.auth);
+			assert.is_nil(sasl_env.new_handler);
+			assert.are.equal(1, #auth_seen.logs);
+			local line = auth_seen.logs[1];
+			assert.are.equal("info", line.level);
+			local shown = authentication or "internal_hashed";
+			assert.truthy(line.text:find(("Not active on %s: its authentication is \"%s\""):format(HOST, shown), 1, true), line.text);
+			assert.truthy(line.text:find('set authentication = "hmac" for this host', 1, true), line.text);
+			for _, l in ipairs(sasl_seen.logs) do assert.are.equal("debug", l.level); end
+		end
+		-- the same options with authentication = "hmac" and no secrets: the load error names the option
+		local ok, err = pcall(load, { authentication = "hmac", auth_hmac_library = env.library_path });
+		assert.is_false(ok);
+		assert.truthy(tostring(err):find("token_secret is not set", 1, true), tostring(err));
+	end);
+
 	it("provides an auth provider that verifies tokens once", function()
 		local provider = load(base_options());
 		local mint = minter(provider);
