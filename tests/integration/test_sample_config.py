@@ -1,0 +1,119 @@
+"""prosody-config/prosody.cfg.lua.sample as an admin copies it: only the lines marked CHANGE are
+given values (paths into a scratch directory, a certificate for example.org), and the ports and
+directories Prosody writes to are pointed there. `prosodyctl check` is clean on it, Prosody starts
+from it, and a token logs in over c2s (STARTTLS)."""
+import os
+import time
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import rawxmpp
+from harness import HMAC_TOKEN, NATIVE_LIB, PROSODY, REPO, free_port, keygen, listening, make_cert, stop_process
+from test_live import plain
+
+SAMPLE = REPO / "prosody-config" / "prosody.cfg.lua.sample"
+CTL = Path(PROSODY).with_name("prosodyctl")
+HOST = "example.org"
+
+
+def sub(text, old, new):
+    assert text.count(old) == 1, "the sample changed: %r occurs %d times" % (old, text.count(old))
+    return text.replace(old, new)
+
+
+def admin_copy(d, extra=""):
+    """The sample with its CHANGE lines filled in, and what a test run needs before the first VirtualHost."""
+    text = SAMPLE.read_text()
+    text = sub(text, '"/usr/local/lib/prosody-auth-hmac/share/lua/5.4"', '"%s"' % (REPO / "lua"))
+    text = sub(text, '"/etc/prosody/token_secret"', '"%s"' % (d / "token_secret"))
+    text = sub(text, '"/etc/prosody/otp_seed"', '"%s"' % (d / "otp_seed"))
+    text = sub(text, '"/etc/prosody/certs/example.org.crt"', '"%s"' % (d / "host.crt"))
+    text = sub(text, '"/etc/prosody/certs/example.org.key"', '"%s"' % (d / "host.key"))
+    text = sub(text, "http_ports = { 5280 }", "http_ports = { %d }" % free_port())
+    run = "\n".join([
+        'auth_hmac_library = "%s"' % NATIVE_LIB,  # the library is not next to the checkout's lua/
+        # as root the test runs Prosody as the prosody user, as Debian's service unit does
+'pidfile = "%s/run/prosody.pid"' % d, 'data_path = "%s/data"' % d,
+        'log = { { levels = { min = "info" }, to = "file", filename = "%s/prosody.log" } }' % d,
+        'interfaces = { "127.0.0.1" }', "c2s_ports = { %d }" % free_port(), 'certificates = "%s"' % d,
+        'modules_disabled = { "s2s" }', extra, ""])
+    i = text.index('\nVirtualHost "example.org"')
+    return text[:i] + "\n" + run + text[i:]
+
+
+@pytest.fixture
+def scratch():
+    d = Path(tempfile.mkdtemp(prefix="sample-config-"))
+    (d / "data").mkdir()
+    subprocess.run([str(HMAC_TOKEN), "keygen", "--write", str(d)], check=True, capture_output=True)
+    make_cert(d, [HOST])
+    if os.geteuid() == 0:
+        # what Debian's package arranges for /var/lib/prosody, /run/prosody and /var/log/prosody; the
+        # secret files stay root:prosody 0640, as keygen --write makes them
+        d.chmod(0o755)
+        for path in [d / "data", d / "host.key", d / "host.crt"]:
+            shutil.chown(path, "prosody", "prosody")
+        (d / "prosody.log").touch()
+        shutil.chown(d / "prosody.log", "prosody", "prosody")
+        (d / "run").mkdir()
+        shutil.chown(d / "run", "prosody", "prosody")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def check(config, what):
+    return subprocess.run([str(CTL), "--config", str(config), "check", what], capture_output=True, text=True,
+                          cwd=config.parent, timeout=120)
+
+
+@pytest.mark.parametrize("what", ["config", "disabled", "certs"])
+def test_prosodyctl_check_is_clean(scratch, what):
+    config = scratch / "prosody.cfg.lua"
+    config.write_text(admin_copy(scratch))
+    r = check(config, what)
+    assert r.returncode == 0 and "All checks passed" in r.stdout, r.stdout + r.stderr
+    assert "mod_auth_hmac" not in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_prosodyctl_check_would_see_an_obsolete_option(scratch):
+    """The negative control: the options the sample used to set are flagged, so the check above can fail."""
+    config = scratch / "prosody.cfg.lua"
+    config.write_text(admin_copy(scratch, "cross_domain_bosh = true\ncross_domain_websocket = true"))
+    r = check(config, "config")
+    assert r.returncode != 0 and "cross_domain_bosh" in r.stdout, r.stdout + r.stderr
+
+
+def test_prosody_starts_from_the_sample_and_a_token_logs_in(scratch):
+    config = scratch / "prosody.cfg.lua"
+    text = admin_copy(scratch)
+    config.write_text(text)
+    c2s = int(re.search(r"c2s_ports = \{ (\d+) \}", text).group(1))
+    # Debian's prosody.service: User=prosody, prosody -F
+    as_prosody = ["runuser", "-u", "prosody", "--"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([*as_prosody, PROSODY, "--config", str(config), "-F"], cwd=scratch,
+                            stdout=open(scratch / "stdout.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        for _ in range(200):
+            if listening(c2s) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        log = (scratch / "prosody.log").read_text()
+        assert listening(c2s), log + (scratch / "stdout.log").read_text()
+        env = dict(os.environ, TOKEN_SECRET=(scratch / "token_secret").read_text().strip(),
+                   OTP_SEED=(scratch / "otp_seed").read_text().strip())
+        token = subprocess.run([str(HMAC_TOKEN), "mint", "--jid", "alice@" + HOST], env=env, check=True,
+                               capture_output=True, text=True).stdout.strip()
+        stream = rawxmpp.C2S(c2s, HOST)
+        assert {"PLAIN", "SASL-HMAC"} <= set(stream.mechanisms())
+        assert stream.auth("PLAIN", plain("alice", token)).status == "success"
+        log = (scratch / "prosody.log").read_text()
+        if os.geteuid() == 0:  # otherwise Prosody runs as this user, whose group the secret files do not have
+            assert "\twarn\t" not in log, log
+        assert "\terror\t" not in log, log
+    finally:
+        stop_process(proc)
