@@ -13,9 +13,13 @@ source = {
 description = {
 	summary = "Sign in to Prosody with short-lived HMAC tokens minted by a web application",
 	detailed = [[
-		An authentication provider (authentication = "hmac") and SASL mechanisms (PLAIN with the
-		token as password, X-TOKEN) for Prosody. Tokens use the collective.converse / mod_auth_token
-		format. The checking is done by a native module written in Rust; building it needs cargo.
+		An authentication provider (authentication = "hmac") for Prosody 0.12 and 13 and its SASL
+		mechanisms: PLAIN with the token as the password (stock converse.js and any client),
+		X-TOKEN (as mod_auth_token), and SASL-HMAC, a challenge-response mechanism that never sends
+		the token's secret half and proves the server's knowledge of the token secret (with
+		SASL-HMAC-PLUS, its channel-binding variant). Tokens use the collective.converse /
+		mod_auth_token format. The checking is done by a native module written in Rust; building it
+		from this rock needs cargo (the binary rock needs no compiler).
 	]],
 	license = "MIT",
 	labels = { "prosody", "xmpp", "authentication" },

@@ -18,6 +18,24 @@ describe("native module", function()
 		assert.truthy(#native.reasons >= 7);
 	end);
 
+	-- what luarocks search and prosodyctl show an admin: every mechanism the module offers, by name
+	it("is described in the rockspec with every mechanism it offers", function()
+		local path = env.repo .. "/prosody-auth-hmac-" .. native.version .. "-1.rockspec";
+		local spec = {};
+		local chunk;
+		if setfenv then -- COMPAT: Lua 5.1 and LuaJIT have no load() with an environment
+			chunk = assert(loadfile(path));
+			setfenv(chunk, spec);
+		else
+			chunk = assert(load(env.read(path), "@" .. path, "t", spec));
+		end
+		chunk();
+		local text = (spec.description.summary .. " " .. spec.description.detailed):gsub("%s+", " ");
+		for _, mech in ipairs(native.mechanisms) do
+			assert.truthy(text:find(mech, 1, true), mech .. " is not named in the rockspec's description");
+		end
+	end);
+
 	it("agrees with every cross-language vector, in order", function()
 		local v = assert(verifier());
 		local positives, negatives = 0, 0;

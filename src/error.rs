@@ -5,6 +5,7 @@
 //! the option and never the secret.
 
 use core::fmt;
+use std::borrow::Cow;
 
 /// Why a credential was refused. `as_str` gives the stable reason name used in log lines,
 /// metrics and the Lua API.
@@ -125,38 +126,72 @@ impl ConfigError {
     }
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let opt = self.option();
+/// The words a [`ConfigError`] message uses for the settings. The defaults are `prosody.cfg.lua`'s
+/// option names ([`ConfigNames`], what `Display` uses); a front end with its own names (the CLI's
+/// flags and environment variables) implements this so that its messages name what its user types.
+pub trait SettingNames {
+    /// How `option` (a `prosody.cfg.lua` option name) is given.
+    fn name(&self, option: &'static str) -> Cow<'static, str> {
+        Cow::Borrowed(option)
+    }
+    /// How to give either a value option or the file that holds it.
+    fn either(&self, option: &'static str, file_option: &'static str) -> String {
+        format!("set {} or {}", self.name(option), self.name(file_option))
+    }
+    /// How to turn a boolean option on.
+    fn enable(&self, option: &'static str) -> String {
+        format!("set {} = true", self.name(option))
+    }
+}
+
+/// `prosody.cfg.lua`'s option names.
+pub struct ConfigNames;
+impl SettingNames for ConfigNames {}
+
+impl ConfigError {
+    /// The message, naming settings the way `names` does (never a secret's value).
+    pub fn describe(&self, names: &dyn SettingNames) -> String {
+        let opt = names.name(self.option());
         match self {
-            ConfigError::MissingSecret => write!(f, "{opt} is not set (set token_secret or token_secret_file)"),
-            ConfigError::EmptySecret => write!(f, "{opt} must not be empty"),
-            ConfigError::WeakSecret(n) => write!(
-                f,
+            ConfigError::MissingSecret => format!("{opt} is not set ({})", names.either("token_secret", "token_secret_file")),
+            ConfigError::EmptySecret => format!("{opt} must not be empty"),
+            ConfigError::WeakSecret(n) => format!(
                 "{opt} must be at least {} bytes, not {n}: anyone holding one token can search for a short secret offline (make one with hmac-token keygen)",
                 crate::secret::MIN_SECRET_LEN
             ),
-            ConfigError::PublishedSecret | ConfigError::PublishedSeed => write!(
-                f,
+            ConfigError::PublishedSecret | ConfigError::PublishedSeed => format!(
                 "{opt} is an example value printed in documentation, so anyone can mint tokens with it; make your own with hmac-token keygen"
             ),
-            ConfigError::Lifetime(secs) => write!(
-                f,
-                "otp_step × (2 × otp_skew + 1) is {secs} s, longer than the {} s a token may live (the replay cache must remember every used token that long, and a stolen token works that long); shorten otp_step or otp_skew, or set token_allow_long_lifetime = true",
-                crate::token::MAX_LIFETIME
-            ),
-            ConfigError::MissingSeed => write!(f, "{opt} is not set (set otp_seed or otp_seed_file)"),
-            ConfigError::SeedNotBase32 => write!(f, "{opt} is not valid base32 (RFC 4648 alphabet A-Z and 2-7, padding optional)"),
-            ConfigError::Digits(d) => write!(f, "{opt} must be 6, 7 or 8, not {d}"),
-            ConfigError::Step(s) => write!(f, "{opt} must be between 1 and 86400 seconds, not {s}"),
-            ConfigError::Skew(s) => write!(f, "{opt} must be between 0 and {}, not {s}", crate::totp::MAX_SKEW),
-            ConfigError::CacheSize | ConfigError::UserQuota => write!(f, "{opt} must be at least 1"),
+            ConfigError::Lifetime(secs) => {
+                let (step, skew) = (names.name("otp_step"), names.name("otp_skew"));
+                format!(
+                    "{step} × (2 × {skew} + 1) is {secs} s, longer than the {} s a token may live (the replay cache must remember every used token that long, and a stolen token works that long); shorten {step} or {skew}, or {}",
+                    crate::token::MAX_LIFETIME,
+                    names.enable("token_allow_long_lifetime")
+                )
+            }
+            ConfigError::MissingSeed => format!("{opt} is not set ({})", names.either("otp_seed", "otp_seed_file")),
+            ConfigError::SeedNotBase32 => format!("{opt} is not valid base32 (RFC 4648 alphabet A-Z and 2-7, padding optional)"),
+            ConfigError::Digits(d) => format!("{opt} must be 6, 7 or 8, not {d}"),
+            ConfigError::Step(s) => format!("{opt} must be between 1 and 86400 seconds, not {s}"),
+            ConfigError::Skew(s) => format!("{opt} must be between 0 and {}, not {s}", crate::totp::MAX_SKEW),
+            ConfigError::CacheSize | ConfigError::UserQuota => format!("{opt} must be at least 1"),
             ConfigError::NonceDigits(n) => {
                 let r = crate::token::NONCE_DIGITS;
-                write!(f, "{opt} must be between {} and {}, not {n} (the number of nonce digits your web app puts after the OTP)", r.start(), r.end())
+                format!(
+                    "{opt} must be between {} and {}, not {n} (the number of nonce digits your web app puts after the OTP)",
+                    r.start(),
+                    r.end()
+                )
             }
-            ConfigError::Host => write!(f, "the host name must be 1 to 1023 bytes"),
+            ConfigError::Host => "the host name must be 1 to 1023 bytes".to_owned(),
         }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(&ConfigNames))
     }
 }
 

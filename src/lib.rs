@@ -20,6 +20,6 @@ pub mod totp;
 #[cfg(feature = "lua")]
 mod lua;
 
-pub use error::{ConfigError, Reject};
+pub use error::{ConfigError, ConfigNames, Reject, SettingNames};
 pub use secret::SecretBytes;
 pub use token::{Accepted, ClockDiagnosis, Settings, UntrustedToken, Verifier};

@@ -17,7 +17,7 @@ use clap::{Args, Parser, Subcommand};
 use prosody_auth_hmac::sasl::verify_username;
 use prosody_auth_hmac::token::{random_bytes, Settings, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
-use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
+use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, Verifier};
 
 #[derive(Parser)]
 #[command(name = "hmac-token", version, about = "Mint and verify Prosody HMAC login tokens (collective.converse format)")]
@@ -149,14 +149,15 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
     Ok(())
 }
 
-fn read_secret_file(path: &str) -> Result<String, String> {
+/// The contents of the file `option` (a server option name, shown as the CLI's flag) names.
+fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(meta) = std::fs::metadata(path) {
         if meta.permissions().mode() & 0o004 != 0 {
             eprintln!("hmac-token: warning: {path} is readable by every local user; make it readable only by its owner and Prosody's group (chown root:prosody, chmod 640)");
         }
     }
-    let s = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let s = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read {path:?}: {e}", CliNames.name(option)))?;
     Ok(s.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -206,18 +207,50 @@ fn server_jid(jid: &str) -> Result<(&str, String, String), String> {
     Ok((local, prepped, domain))
 }
 
+/// The CLI's names for the server's options, so that an error names what to type here.
+struct CliNames;
+
+impl SettingNames for CliNames {
+    fn name(&self, option: &'static str) -> std::borrow::Cow<'static, str> {
+        match option {
+            "token_secret" => "--secret/TOKEN_SECRET",
+            "token_secret_file" => "--secret-file/TOKEN_SECRET_FILE",
+            "otp_seed" => "--otp-seed/OTP_SEED",
+            "otp_seed_file" => "--otp-seed-file/OTP_SEED_FILE",
+            "otp_digits" => "--digits",
+            "otp_step" => "--step",
+            "otp_skew" => "--skew",
+            "token_nonce_digits" => "--nonce-digits/TOKEN_NONCE_DIGITS",
+            "token_allow_long_lifetime" => "--allow-long-lifetime",
+            "host" => "the JID's domain",
+            other => other,
+        }
+        .into()
+    }
+    fn either(&self, option: &'static str, file_option: &'static str) -> String {
+        format!("give {} or {}", self.name(option), self.name(file_option))
+    }
+    fn enable(&self, option: &'static str) -> String {
+        format!("pass {}", self.name(option))
+    }
+}
+
+fn cli_error(e: ConfigError) -> String {
+    e.describe(&CliNames)
+}
+
 impl Keys {
     fn verifier(&self, host: &str, jid_as_sent: bool) -> Result<Verifier, String> {
         let mut secrets: Vec<SecretBytes> = self.secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
         if let Some(f) = &self.secret_file {
-            secrets.push(SecretBytes::from_config_str(&read_secret_file(f)?));
+            secrets.push(SecretBytes::from_config_str(&read_secret_file("token_secret_file", f)?));
         }
         let seed = match (&self.otp_seed, &self.otp_seed_file) {
             (Some(s), _) => s.clone(),
-            (None, Some(f)) => read_secret_file(f)?,
+            (None, Some(f)) => read_secret_file("otp_seed_file", f)?,
             (None, None) => String::new(),
         };
-        let seed = decode_seed(&seed).map_err(|e| e.to_string())?;
+        let seed = decode_seed(&seed).map_err(cli_error)?;
         let settings = Settings {
             digits: self.digits,
             step: self.step,
@@ -229,7 +262,7 @@ impl Keys {
             nonce_digits: self.nonce_digits,
             jid_as_sent,
         };
-        Verifier::new(secrets, seed, settings, Some(host)).map_err(|e| e.to_string())
+        Verifier::new(secrets, seed, settings, Some(host)).map_err(cli_error)
     }
 
     fn now(&self) -> Result<u64, String> {

@@ -13,8 +13,9 @@ from converse_auth import create_token  # noqa: E402
 
 
 def run(*args, env=None, stdin=None):
-    return subprocess.run([str(HMAC_TOKEN), *args], capture_output=True, text=True, input=stdin,
-                          env=dict(os.environ, **(env or {})))
+    """The CLI with `env` over this environment (a None value removes that variable)."""
+    full = {k: v for k, v in dict(os.environ, **(env or {})).items() if v is not None}
+    return subprocess.run([str(HMAC_TOKEN), *args], capture_output=True, text=True, input=stdin, env=full)
 
 
 def keys():
@@ -62,7 +63,7 @@ def test_secrets_from_files_and_clear_errors():
         missing = run("mint", "--jid", "dan@example.org", "--secret-file", os.path.join(d, "nope"), "--otp-seed-file", of)
         assert missing.returncode == 2 and "cannot read" in missing.stderr
     bad = run("mint", "--jid", "x@example.org", "--secret", "SUPER-SECRET-VALUE", "--otp-seed", "NOT-BASE32-SEED!")
-    assert bad.returncode == 2 and "otp_seed is not valid base32" in bad.stderr
+    assert bad.returncode == 2 and "--otp-seed/OTP_SEED is not valid base32" in bad.stderr
     assert "SUPER-SECRET-VALUE" not in bad.stderr and "NOT-BASE32-SEED!" not in bad.stderr
     nojid = run("mint", "--jid", "not-a-jid", "--secret", "s", "--otp-seed", k["otp_seed"])
     assert nojid.returncode == 2 and "malformed" in nojid.stderr
@@ -71,9 +72,9 @@ def test_secrets_from_files_and_clear_errors():
 def test_weak_and_published_secrets_and_long_lifetimes_are_refused():
     k = keys()
     cases = [
-        (["--secret", "fifteen-bytes!!", "--otp-seed", k["otp_seed"]], "token_secret must be at least 16 bytes, not 15"),
-        (["--secret", "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7", "--otp-seed", k["otp_seed"]], "token_secret is an example value"),
-        (["--secret", k["token_secret"], "--otp-seed", "XVGR73KMZH2M4XMY"], "otp_seed is an example value"),
+        (["--secret", "fifteen-bytes!!", "--otp-seed", k["otp_seed"]], "--secret/TOKEN_SECRET must be at least 16 bytes, not 15"),
+        (["--secret", "JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7", "--otp-seed", k["otp_seed"]], "--secret/TOKEN_SECRET is an example value"),
+        (["--secret", k["token_secret"], "--otp-seed", "XVGR73KMZH2M4XMY"], "--otp-seed/OTP_SEED is an example value"),
         (["--secret", k["token_secret"], "--otp-seed", k["otp_seed"], "--step", "301"], "is 903 s, longer than the 900 s"),
     ]
     for args, message in cases:
@@ -84,6 +85,35 @@ def test_weak_and_published_secrets_and_long_lifetimes_are_refused():
                "--allow-weak-secrets").returncode == 0
     assert run("mint", "--jid", "a@example.org", "--secret", k["token_secret"], "--otp-seed", k["otp_seed"],
                "--step", "3600", "--allow-long-lifetime").returncode == 0
+
+
+CONFIG_NAMES = re.compile(r"\b(token_secret|otp_seed|otp_step|otp_skew|otp_digits|token_nonce_digits|"
+                          r"token_allow_long_lifetime)(_file)?\b")
+
+
+def test_errors_name_the_clis_flags_and_variables():
+    """What the CLI's user types (flags, environment variables), not prosody.cfg.lua's options."""
+    k = keys()
+    good = {"TOKEN_SECRET": k["token_secret"], "OTP_SEED": k["otp_seed"]}
+    blank = {"TOKEN_SECRET": None, "OTP_SEED": None, "TOKEN_SECRET_FILE": None, "OTP_SEED_FILE": None}
+    cases = [
+        ({**blank, "TOKEN_SECRET": k["token_secret"]}, [],
+         "--otp-seed/OTP_SEED is not set (give --otp-seed/OTP_SEED or --otp-seed-file/OTP_SEED_FILE)"),
+        ({**blank, "OTP_SEED": k["otp_seed"]}, [],
+         "--secret/TOKEN_SECRET is not set (give --secret/TOKEN_SECRET or --secret-file/TOKEN_SECRET_FILE)"),
+        (good, ["--digits", "9"], "--digits must be 6, 7 or 8, not 9"),
+        (good, ["--step", "0"], "--step must be between 1 and 86400 seconds, not 0"),
+        (good, ["--skew", "11"], "--skew must be between 0 and 10, not 11"),
+        (good, ["--nonce-digits", "3"], "--nonce-digits/TOKEN_NONCE_DIGITS must be between 16 and 64, not 3"),
+        (good, ["--step", "600"], "shorten --step or --skew, or pass --allow-long-lifetime"),
+        ({**good, "OTP_SEED": None, "OTP_SEED_FILE": "/nonexistent/seed"}, [],
+         '--otp-seed-file/OTP_SEED_FILE: cannot read "/nonexistent/seed"'),
+        (good, ["--secret-file", "/nonexistent/secret"], '--secret-file/TOKEN_SECRET_FILE: cannot read "/nonexistent/secret"'),
+    ]
+    for env, args, message in cases:
+        r = run("mint", "--jid", "a@example.org", *args, env=env)
+        assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
+        assert not CONFIG_NAMES.search(r.stderr), r.stderr
 
 
 def test_keygen_writes_the_secret_files_as_debian_does():
