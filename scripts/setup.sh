@@ -20,7 +20,8 @@ case "$profile" in
 esac
 
 # the native module needs no Lua headers (mlua's module mode links nothing); cargo needs a C linker
-build_packages=(gcc libc6-dev make)
+# and, to fetch the crates over HTTPS, the CA certificates (a minimal install lacks them)
+build_packages=(gcc libc6-dev make ca-certificates)
 
 test_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
@@ -33,7 +34,7 @@ test_packages=(
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
 	fail2ban           # the shipped filter is checked with fail2ban-regex
-	openssl ca-certificates pkg-config
+	openssl pkg-config
 	valgrind           # make bench: server instructions per login (callgrind)
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
 	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
@@ -81,8 +82,18 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+command -v cargo >/dev/null || { echo "setup: cargo still not found" >&2; exit 1; }
+# Cargo.toml's rust-version. bookworm's rustc-web/cargo-web reach it through bookworm-security
+# and bookworm-updates; the release as first published (1.85) does not.
+need=1.88
+have=$(cargo --version | awk '{ print $2 }')
+if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; then
+	echo "setup: cargo $have is older than the $need this build needs. On Debian bookworm, enable the" \
+		"bookworm-security and bookworm-updates suites in /etc/apt/sources.list(.d) and run" \
+		"apt-get update && apt-get install rustc-web cargo-web; or install Rust with rustup." >&2
+	exit 1
+fi
 if [ "$profile" = build ]; then
-	command -v cargo >/dev/null || { echo "setup: cargo still not found" >&2; exit 1; }
 	echo "setup (build): ok ($(cargo --version))"
 	exit 0
 fi
@@ -132,5 +143,4 @@ done
 
 # Installing the prosody package may start the system's own Prosody (on 5222/5280). The tests use
 # their own ports on 127.0.0.1 and never touch it.
-command -v cargo >/dev/null || { echo "setup: cargo still not found" >&2; exit 1; }
 echo "setup: ok ($(cargo --version), prosody $(dpkg-query -W -f='${Version}' prosody), $(lua5.4 -v 2>&1))"

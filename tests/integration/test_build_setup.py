@@ -1,0 +1,53 @@
+"""`make build` installs only what building needs (scripts/setup.sh build); the test and demo
+set-up comes with `make test`/`make demo`. The README's production command lists the same packages."""
+import re
+import subprocess
+
+from harness import REPO
+
+RUST = {"rustc-web", "cargo-web"}  # installed only when no rustup toolchain is found
+
+
+def listed(profile):
+    r = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh"), "--list", profile], capture_output=True,
+                       text=True, check=True)
+    return set(r.stdout.split())
+
+
+def dry_run(target):
+    r = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=REPO, capture_output=True, text=True,
+                       check=True)
+    return r.stdout.splitlines()
+
+
+def test_make_build_runs_only_the_build_setup():
+    setup = [line for line in dry_run("build") if "setup.sh" in line]
+    assert setup == ["bash scripts/setup.sh build"], setup
+    assert not [line for line in dry_run("build") if re.search(r"\b(npm|apt-get|pip)\b", line)]
+
+
+def test_the_build_profile_has_no_test_package():
+    build, everything = listed("build"), listed("all")
+    assert build - RUST <= {"gcc", "libc6-dev", "make", "ca-certificates"}, build
+    assert build < everything
+    for test_only in ["prosody", "chromium", "fail2ban", "valgrind", "nginx", "apache2", "python3-slixmpp",
+                      "lua-busted", "luarocks"]:
+        assert test_only in everything and test_only not in build, test_only
+
+
+def test_the_setup_installs_debians_rust_only_without_a_toolchain():
+    text = (REPO / "scripts" / "setup.sh").read_text()
+    assert "missing+=(rustc-web cargo-web)" in text
+
+
+def test_the_readme_lists_the_build_packages():
+    lines = [line for line in (REPO / "README.md").read_text().splitlines() if "scripts/setup.sh --list build" in line
+             and line.startswith("apt-get install")]
+    assert len(lines) == 1, lines
+    packages = set(lines[0].split("#")[0].split()[2:]) - {"--no-install-recommends"}
+    assert packages - RUST == listed("build") - RUST and RUST <= packages, packages
+
+
+def test_make_test_and_demo_run_the_whole_setup():
+    for target in ["test", "demo", "serve"]:
+        assert "bash scripts/setup.sh" in dry_run(target), target
