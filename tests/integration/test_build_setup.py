@@ -1,5 +1,6 @@
 """`make build` installs only what building needs (scripts/setup.sh build); the test and demo
 set-up comes with `make test`/`make demo`. The README's production command lists the same packages."""
+import os
 import re
 import subprocess
 
@@ -51,3 +52,17 @@ def test_the_readme_lists_the_build_packages():
 def test_make_test_and_demo_run_the_whole_setup():
     for target in ["test", "demo", "serve"]:
         assert "bash scripts/setup.sh" in dry_run(target), target
+
+
+def test_the_readmes_cli_install_command_installs_a_working_cli(tmp_path):
+    """`cargo install ... --root /usr/local` as the README gives it, into a scratch root (reusing
+    the build's target directory, so it costs no second build)."""
+    (line,) = [line for line in (REPO / "README.md").read_text().splitlines() if line.startswith("cargo install ")]
+    args = line.split("#")[0].split()
+    assert args[-2:] == ["--root", "/usr/local"], args
+    args[-1] = str(tmp_path)
+    r = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, CARGO_TARGET_DIR=str(REPO / "target")))
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run([str(tmp_path / "bin" / "hmac-token"), "keygen", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0 and '"token_secret"' in out.stdout, out
