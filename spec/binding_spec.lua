@@ -79,7 +79,7 @@ describe("native module", function()
 			{ { token_secret = {} }, "token_secret is not set" },
 			{ { token_secret = { "" } }, "token_secret must not be empty" },
 			{ { token_secret = { 42 } }, "token_secret must be a string or a list of strings" },
-			{ { otp_digits = 9 }, "otp_digits must be 6, 7 or 8" },
+			{ { otp_digits = 9 }, "otp_digits must be between 6 and 8" },
 			{ { otp_step = 0 }, "otp_step must be between 1 and 86400" },
 			{ { otp_step = 1.5 }, "otp_step must be a non-negative integer" },
 			{ { otp_skew = 11 }, "otp_skew must be between 0 and 10" },

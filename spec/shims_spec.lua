@@ -199,7 +199,7 @@ describe("mod_auth_hmac #prosody", function()
 			{ function(o) o.token_secret = nil; end, "token_secret is not set" },
 			{ function(o) o.otp_seed = "0189!"; end, "otp_seed is not valid base32" },
 			{ function(o) o.otp_seed = nil; end, "otp_seed is not set" },
-			{ function(o) o.otp_digits = 10; end, "otp_digits must be 6, 7 or 8" },
+			{ function(o) o.otp_digits = 10; end, "otp_digits must be between 6 and 8" },
 			{ function(o) o.otp_step = 0; end, "otp_step must be between 1 and 86400" },
 			{ function(o) o.token_replay_cache_size = 0; end, "token_replay_cache_size must be at least 1" },
 			{ function(o) o.token_nonce_digits = 8; end, "mod_auth_hmac: token_nonce_digits must be between 16 and 64, not 8" },

@@ -7,6 +7,8 @@
 use core::fmt;
 use std::borrow::Cow;
 
+use crate::options;
+
 /// Why a credential was refused. `as_str` gives the stable reason name used in log lines,
 /// metrics and the Lua API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -157,7 +159,7 @@ impl ConfigError {
             ConfigError::EmptySecret => format!("{opt} must not be empty"),
             ConfigError::WeakSecret(n) => format!(
                 "{opt} must be at least {} bytes, not {n}: anyone holding one token can search for a short secret offline (make one with hmac-token keygen)",
-                crate::secret::MIN_SECRET_LEN
+                options::MIN_SECRET_LEN
             ),
             ConfigError::PublishedSecret | ConfigError::PublishedSeed => format!(
                 "{opt} is an example value printed in documentation, so anyone can mint tokens with it; make your own with hmac-token keygen"
@@ -166,25 +168,37 @@ impl ConfigError {
                 let (step, skew) = (names.name("otp_step"), names.name("otp_skew"));
                 format!(
                     "{step} × (2 × {skew} + 1) is {secs} s, longer than the {} s a token may live (the replay cache must remember every used token that long, and a stolen token works that long); shorten {step} or {skew}, or {}",
-                    crate::token::MAX_LIFETIME,
+                    options::MAX_LIFETIME,
                     names.enable("token_allow_long_lifetime")
                 )
             }
             ConfigError::MissingSeed => format!("{opt} is not set ({})", names.either("otp_seed", "otp_seed_file")),
             ConfigError::SeedNotBase32 => format!("{opt} is not valid base32 (RFC 4648 alphabet A-Z and 2-7, padding optional)"),
-            ConfigError::Digits(d) => format!("{opt} must be 6, 7 or 8, not {d}"),
-            ConfigError::Step(s) => format!("{opt} must be between 1 and 86400 seconds, not {s}"),
-            ConfigError::Skew(s) => format!("{opt} must be between 0 and {}, not {s}", crate::totp::MAX_SKEW),
+            ConfigError::Digits(d) => {
+                let r = options::OTP_DIGITS;
+                format!("{opt} must be between {} and {}, not {d}", r.start(), r.end())
+            }
+            ConfigError::Step(s) => {
+                let r = options::OTP_STEP;
+                format!("{opt} must be between {} and {} seconds, not {s}", r.start(), r.end())
+            }
+            ConfigError::Skew(s) => {
+                let r = options::OTP_SKEW;
+                format!("{opt} must be between {} and {}, not {s}", r.start(), r.end())
+            }
             ConfigError::CacheSize | ConfigError::UserQuota => format!("{opt} must be at least 1"),
             ConfigError::NonceDigits(n) => {
-                let r = crate::token::NONCE_DIGITS;
+                let r = options::NONCE_DIGITS;
                 format!(
                     "{opt} must be between {} and {}, not {n} (the number of nonce digits your web app puts after the OTP)",
                     r.start(),
                     r.end()
                 )
             }
-            ConfigError::Host => "the host name must be 1 to 1023 bytes".to_owned(),
+            ConfigError::Host => {
+                let r = options::HOST_LEN;
+                format!("the host name must be {} to {} bytes", r.start(), r.end())
+            }
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod error;
 pub mod jid;
+pub mod options;
 pub mod replay;
 pub mod sasl;
 pub mod secret;

@@ -30,8 +30,7 @@ pub type Key = [u8; 16];
 /// logins (`expired`) until the clock catches up again.
 pub const CLOCK_BACK_TOLERANCE: u64 = 2;
 
-/// Default for how many live entries one account may hold (`token_replay_user_quota`).
-pub const DEFAULT_USER_QUOTA: usize = 100;
+pub use crate::options::DEFAULT_REPLAY_USER_QUOTA as DEFAULT_USER_QUOTA;
 
 /// The account tag of entries restored after a restart (no account's name hashes to it except by a
 /// 2^-64 chance, and then that account's quota merely counts them).

@@ -4,9 +4,7 @@ use core::fmt;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-/// The shortest accepted `token_secret`. Every user holds a (message, MAC) pair for it, so a short
-/// secret can be searched for offline; 16 bytes is the floor, 32 random bytes the advice.
-pub const MIN_SECRET_LEN: usize = 16;
+pub use crate::options::MIN_SECRET_LEN;
 
 /// Example values printed in collective.converse's README (and, until 0.2.0, ours): anyone can
 /// mint tokens with them. Refused as `token_secret` and, decoded, as `otp_seed`.

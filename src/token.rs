@@ -21,20 +21,7 @@ pub const MAX_TOKEN_LEN: usize = 1024;
 pub const MAC_LEN: usize = 32;
 /// Length of the padded standard base64 of a MAC.
 pub const MAC_B64_LEN: usize = 44;
-/// Nonce digits in a token unless `token_nonce_digits` says otherwise: what collective.converse,
-/// mod_auth_token's README and our CLI mint.
-pub const DEFAULT_NONCE_DIGITS: usize = 32;
-/// Allowed `token_nonce_digits`. The nonce only has to make two tokens for one user in one OTP
-/// window differ (the replay cache refuses a repeat): 16 digits are 53 bits, so a web app would need
-/// about 10^8 tokens for one user within one window before two collide by chance. Above 64 digits
-/// nothing is gained and the SASL message grows toward Prosody's pre-login stanza limit.
-pub const NONCE_DIGITS: core::ops::RangeInclusive<usize> = 16..=64;
-
-/// The longest a token may be accepted for, `otp_step × (2 × otp_skew + 1)` seconds, unless
-/// `token_allow_long_lifetime` is set: a stolen token is good that long, and the replay cache must
-/// hold every used token for that long (at the login rate, that is its size). Fifteen minutes is
-/// ten times the default (90 s) and covers a web app whose clock is minutes off.
-pub const MAX_LIFETIME: u64 = 900;
+pub use crate::options::{DEFAULT_NONCE_DIGITS, MAX_LIFETIME, NONCE_DIGITS};
 
 /// How far off the clock of whoever minted an authentic but expired token was, for the log line
 /// (never for the client, which only learns `expired`).
@@ -196,11 +183,11 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            digits: 8,
-            step: 30,
-            skew: 1,
-            replay_cache_size: 100_000,
-            replay_user_quota: crate::replay::DEFAULT_USER_QUOTA,
+            digits: crate::options::DEFAULT_OTP_DIGITS,
+            step: crate::options::DEFAULT_OTP_STEP,
+            skew: crate::options::DEFAULT_OTP_SKEW,
+            replay_cache_size: crate::options::DEFAULT_REPLAY_CACHE_SIZE,
+            replay_user_quota: crate::options::DEFAULT_REPLAY_USER_QUOTA,
             nonce_digits: DEFAULT_NONCE_DIGITS,
             jid_as_sent: false,
             allow_weak_secrets: false,

@@ -14,10 +14,10 @@ use totp_rs::{Algorithm, Builder, Totp};
 use crate::error::ConfigError;
 use crate::secret::SecretBytes;
 
+use crate::options::{OTP_DIGITS, OTP_SKEW, OTP_STEP};
+
 /// The largest accepted skew, in steps either side of the current one.
-pub const MAX_SKEW: u64 = 10;
-/// The longest accepted step, in seconds.
-pub const MAX_STEP: u64 = 86_400;
+pub const MAX_SKEW: u64 = *OTP_SKEW.end();
 const CACHE_SLOTS: usize = 32; // > 2 * MAX_SKEW + 1, so one verification never evicts its own codes
 
 /// Base32 as pyotp reads it: RFC 4648 alphabet, case-insensitive, padding optional, trailing bits
@@ -98,13 +98,13 @@ impl core::fmt::Debug for Otp {
 impl Otp {
     /// SHA-1 TOTP with the given digits (6..=8), step in seconds (1..=86400) and skew (0..=10).
     pub fn new(seed: SecretBytes, digits: u32, step: u64, skew: u64) -> Result<Self, ConfigError> {
-        if !(6..=8).contains(&digits) {
+        if !OTP_DIGITS.contains(&digits) {
             return Err(ConfigError::Digits(digits));
         }
-        if step == 0 || step > MAX_STEP {
+        if !OTP_STEP.contains(&step) {
             return Err(ConfigError::Step(step));
         }
-        if skew > MAX_SKEW {
+        if !OTP_SKEW.contains(&skew) {
             return Err(ConfigError::Skew(skew));
         }
         if seed.is_empty() {

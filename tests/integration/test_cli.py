@@ -101,7 +101,7 @@ def test_errors_name_the_clis_flags_and_variables():
          "--otp-seed/OTP_SEED is not set (give --otp-seed/OTP_SEED or --otp-seed-file/OTP_SEED_FILE)"),
         ({**blank, "OTP_SEED": k["otp_seed"]}, [],
          "--secret/TOKEN_SECRET is not set (give --secret/TOKEN_SECRET or --secret-file/TOKEN_SECRET_FILE)"),
-        (good, ["--digits", "9"], "--digits must be 6, 7 or 8, not 9"),
+        (good, ["--digits", "9"], "--digits must be between 6 and 8, not 9"),
         (good, ["--step", "0"], "--step must be between 1 and 86400 seconds, not 0"),
         (good, ["--skew", "11"], "--skew must be between 0 and 10, not 11"),
         (good, ["--nonce-digits", "3"], "--nonce-digits/TOKEN_NONCE_DIGITS must be between 16 and 64, not 3"),
