@@ -22,25 +22,8 @@ local nodeprep = require "util.encodings".stringprep.nodeprep;
 local name = "prosody_auth_hmac";
 local lua_version = _VERSION:match("%d+%.%d+");
 
-local lfs_ok, lfs = pcall(require, "lfs");
 local pposix_ok, pposix = pcall(require, "util.pposix");
 local resolve_relative_path = require "util.paths".resolve_relative_path;
-
--- A secret file anyone else can read is a leaked secret waiting to happen. Debian's convention,
--- root:prosody 0640, is fine: the group that may read it is Prosody's own.
-local function check_file_mode(option, path)
-	local attr = lfs_ok and lfs.attributes(path);
-	if not attr or not attr.permissions then return; end
-	local mode = attr.permissions;
-	local prosody_gid = pposix_ok and pposix.getgid and pposix.getgid();
-	if mode:sub(7, 9):find("r", 1, true) then
-		module:log("warn", "%s: %s is readable by others (%s); make it readable only by its owner and Prosody's group "
-			.. "(e.g. chown root:prosody and chmod 640)", option, path, mode);
-	elseif mode:sub(4, 6):find("r", 1, true) and prosody_gid and attr.gid ~= prosody_gid then
-		module:log("warn", "%s: %s is readable by group %d, which is not Prosody's (%d); give it to Prosody's group "
-			.. "(e.g. chown root:prosody and chmod 640) or make it readable by its owner only", option, path, attr.gid, prosody_gid);
-	end
-end
 
 -- Relative *_file paths and auth_hmac_library are read from the config file's directory, as
 -- Prosody does for its own paths (module:get_option_path(..., "config")), not from wherever
@@ -50,15 +33,17 @@ local function config_path(path)
 	return resolve_relative_path(config_dir, path);
 end
 
+-- A secret file: the native library's rule (shared with the CLI) strips the trailing line end and
+-- says who besides its owner and Prosody's group can read it: a leaked secret waiting to happen.
+local native; -- loaded below, before any option is read
 local function read_file(option, path)
-	check_file_mode(option, path);
-	local f, err = io.open(path, "rb");
-	if not f then
-		error(("mod_auth_hmac: %s: cannot read %s (%s)"):format(option, path, err), 0);
+	local data, exposure = native.read_secret_file(path, pposix_ok and pposix.getgid and pposix.getgid() or nil);
+	if not data then
+		error(("mod_auth_hmac: %s: %s"):format(option, exposure), 0);
 	end
-	local data = f:read("*a") or ""; -- "*a" is understood by every Lua version
-	f:close();
-	data = data:gsub("[\r\n]+$", "");
+	if exposure then
+		module:log("warn", "%s: %s %s", option, path, exposure);
+	end
 	return data;
 end
 
@@ -138,7 +123,8 @@ local function load_native()
 		.. ". Build it (make build) or set auth_hmac_library to its path.", 0);
 end
 
-local native = load_native();
+native = load_native();
+local defaults = native.defaults;
 
 local secrets = secret_list("token_secret");
 local seeds = secret_list("otp_seed");
@@ -154,11 +140,11 @@ local verifier, err = native.verifier({
 	host = module.host;
 	token_secret = secrets;
 	otp_seed = seeds[1];
-	otp_digits = module:get_option_number("otp_digits", 8);
-	otp_step = module:get_option_number("otp_step", 30);
-	otp_skew = module:get_option_number("otp_skew", 1);
-	token_replay_cache_size = module:get_option_number("token_replay_cache_size", 100000);
 	-- unset means the library's default; a wrong type is reported by the library, naming the option
+	otp_digits = module:get_option("otp_digits");
+	otp_step = module:get_option("otp_step");
+	otp_skew = module:get_option("otp_skew");
+	token_replay_cache_size = module:get_option("token_replay_cache_size");
 	token_nonce_digits = module:get_option("token_nonce_digits");
 	token_replay_user_quota = module:get_option("token_replay_user_quota");
 	token_jid_as_sent = module:get_option("token_jid_as_sent");
@@ -169,8 +155,9 @@ if not verifier then
 	error("mod_auth_hmac: " .. err, 0);
 end
 for i, secret in ipairs(secrets) do
-	if #secret < 32 then -- under 16 bytes the library refused it above
-		module:log("warn", "token_secret #%d is only %d bytes; use at least 32 random bytes (hmac-token keygen)", i, #secret);
+	if #secret < native.limits.secret_advised_bytes then -- under secret_min_bytes the library refused it above
+		module:log("warn", "token_secret #%d is only %d bytes; use at least %d random bytes (hmac-token keygen)", i, #secret,
+			native.limits.secret_advised_bytes);
 	end
 end
 secrets, seeds = nil, nil;
@@ -205,9 +192,12 @@ end
 
 -- Which accounts exist: "seen" (default) = users who have logged in with a token at least once;
 -- "any" = every valid username (offline messages are kept for users who never logged in).
-local user_exists_mode = module:get_option_string("token_user_exists", "seen");
-if user_exists_mode ~= "seen" and user_exists_mode ~= "any" then
-	error("mod_auth_hmac: token_user_exists must be \"seen\" or \"any\"", 0);
+local user_exists_mode = module:get_option_string("token_user_exists", defaults.token_user_exists);
+local user_exists_choices = native.limits.token_user_exists;
+local valid_user_exists = false;
+for _, choice in ipairs(user_exists_choices) do valid_user_exists = valid_user_exists or choice == user_exists_mode; end
+if not valid_user_exists then
+	error(("mod_auth_hmac: token_user_exists must be \"%s\""):format(table.concat(user_exists_choices, "\" or \"")), 0);
 end
 local seen_store = module:open_store("auth_hmac_seen");
 local seen_cache = {};

@@ -12,14 +12,23 @@ end
 
 local nodeprep = require "util.encodings".stringprep.nodeprep;
 
-local all_mechanisms = { "PLAIN", "X-TOKEN", "SASL-HMAC", "SASL-HMAC-PLUS" };
--- These carry the whole token (a bearer credential).
-local bearer = { ["PLAIN"] = true, ["X-TOKEN"] = true };
-local enabled = module:get_option_set("token_mechanisms", all_mechanisms);
+-- The native library (loaded by mod_auth_hmac, which loads this module) is the one home of the
+-- facts used here: the mechanisms, which carry the whole token, the SASL condition and text of each
+-- refusal reason, and the option defaults.
+local native = package.loaded.prosody_auth_hmac;
+if not native then
+	error("mod_sasl_hmac: serves mod_auth_hmac, which has not loaded on this host (see its error); "
+		.. "enable the plugin with authentication = \"hmac\"", 0);
+end
+local defaults = native.defaults;
+
+local known = {};
+for _, m in ipairs(native.mechanisms) do known[m] = true; end
+-- Mechanisms that carry the whole token (a bearer credential).
+local bearer = native.bearer;
+local enabled = module:get_option_set("token_mechanisms", defaults.token_mechanisms);
 for mech in enabled do
-	local known = false;
-	for _, m in ipairs(all_mechanisms) do known = known or m == mech; end
-	if not known then
+	if not known[mech] then
 		error("mod_sasl_hmac: token_mechanisms: unknown mechanism " .. tostring(mech), 0);
 	end
 end
@@ -41,30 +50,12 @@ local insecure_mechanisms = module:get_option_set("insecure_sasl_mechanisms",
 
 -- After this many failed token logins one stream is closed (policy-violation): a client cannot
 -- flood the log from one connection or one BOSH request.
-local max_failures = module:get_option_number("token_max_failures", 5);
-if max_failures < 1 then
-	error("mod_sasl_hmac: token_max_failures must be at least 1", 0);
+local max_failures = module:get_option_number("token_max_failures", defaults.token_max_failures);
+if not max_failures or max_failures < native.limits.token_max_failures_min then
+	error(("mod_sasl_hmac: token_max_failures must be a number, at least %d"):format(native.limits.token_max_failures_min), 0);
 end
 
-local conditions = {
-	["malformed"] = "malformed-request";
-	["bad-signature"] = "not-authorized";
-	["replayed"] = "not-authorized";
-	["wrong-host"] = "not-authorized";
-	["invalid-authzid"] = "invalid-authzid";
-	["expired"] = "credentials-expired";
-	["cache-full"] = "temporary-auth-failure";
-	["quota-exceeded"] = "temporary-auth-failure";
-	["already-authenticated"] = "not-authorized";
-	["bearer-disabled"] = "not-authorized";
-	["too-many-failures"] = "not-authorized";
-	["internal-error"] = "temporary-auth-failure";
-};
-local texts = {
-	["not-authorized"] = "Unable to authorize you with the authentication credentials you've sent.";
-	["credentials-expired"] = "The token has expired; fetch a new one.";
-	["temporary-auth-failure"] = "Please try again later.";
-};
+local conditions, texts = native.conditions, native.condition_texts;
 
 -- Counters by mechanism and outcome ("success" or the refusal reason), through Prosody's metrics
 -- API (0.12 and 13), exported by mod_http_openmetrics as
@@ -139,8 +130,9 @@ function handler:mechanisms()
 	local offered = {};
 	local secure = self.session and self.session.secure;
 	for mech in enabled do
+		-- a bearer mechanism follows Prosody's rule for PLAIN, the others the rule for their own name
 		if secure or not insecure_mechanisms:contains(bearer[mech] and "PLAIN" or mech) then
-			if mech ~= "SASL-HMAC-PLUS" or (self.cb_handlers and next(self.cb_handlers)) then
+			if not native.channel_binding[mech] or (self.cb_handlers and next(self.cb_handlers)) then
 				offered[mech] = true;
 			end
 		end
@@ -157,10 +149,7 @@ function handler:select(mechanism)
 end
 
 -- A client-supplied name made safe for a log line (escaped, cut to 200 bytes) by the native module.
-local function printable(s)
-	local native = package.loaded.prosody_auth_hmac;
-	return native and native.printable(s) or "(unprintable)";
-end
+local printable = native.printable;
 
 -- Failures without a session (test_password: mod_legacyauth, mod_rest, ...) cannot be counted per
 -- stream: at most max_failures lines a second are written for them, then one line with the count.
@@ -187,7 +176,13 @@ end
 -- Returns the SASL condition and text to send.
 function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 	count(mechanism, reason);
-	local condition = conditions[reason] or "not-authorized";
+	local condition = conditions[reason];
+	if not condition then
+		-- only a shim that names a reason the library does not know gets here: refuse, and say so
+		module:log("error", "No SASL condition for refusal reason %q: this module and the native library disagree",
+			tostring(reason));
+		condition = conditions["internal-error"];
+	end
 	local n = (session and session.token_failures or 0) + 1;
 	if session then session.token_failures = n; end
 	if (session and n <= max_failures) or (not session and sessionless_line_allowed()) then
@@ -212,7 +207,7 @@ end
 function handler:process(message)
 	local exchange = self.exchange;
 	if not exchange then
-		return "failure", "malformed-request";
+		return "failure", conditions["malformed"];
 	end
 	local session = self.session or {};
 	if session.username then

@@ -20,8 +20,15 @@ local function load(options, stores)
 		for k, v in pairs(options) do o[k] = v; end
 		options = o;
 	end
-	local sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
-	local auth_env, auth_seen = env.load_module("auth_hmac", HOST, options, { sasl_hmac = sasl_env }, stores);
+	-- as Prosody does: mod_auth_hmac first (usermanager loads the provider), which loads the native
+	-- library and then mod_sasl_hmac through module:depends
+	local sasl_env, sasl_seen;
+	local deps = setmetatable({}, { __index = function(_, name)
+		if name ~= "sasl_hmac" then return nil; end
+		sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
+		return sasl_env;
+	end });
+	local auth_env, auth_seen = env.load_module("auth_hmac", HOST, options, deps, stores);
 	auth_seen.env = auth_env;
 	return auth_seen.provided.auth, sasl_seen, auth_seen;
 end
@@ -638,5 +645,126 @@ describe("mod_sasl_hmac handler #prosody", function()
 		for _, l in ipairs(seen.logs) do if l.level == "warn" then warnings[#warnings+1] = l.text; end end
 		assert.are.equal(warnings_before + 1, #warnings, "one warning, not one per refusal");
 		assert.truthy(warnings[#warnings]:find("Replay cache full", 1, true));
+	end);
+end);
+
+-- The native module is the one home of the facts the shims use: the mechanisms and which are
+-- bearer, each refusal reason's SASL condition and text, the option defaults and limits. These
+-- specs change those facts in a copy of the module and see the shims follow.
+describe("the shims' facts come from the native module #prosody", function()
+	local RFC6120 = { ["aborted"] = true, ["account-disabled"] = true, ["credentials-expired"] = true,
+		["encryption-required"] = true, ["incorrect-encoding"] = true, ["invalid-authzid"] = true,
+		["invalid-mechanism"] = true, ["malformed-request"] = true, ["mechanism-too-weak"] = true,
+		["not-authorized"] = true, ["temporary-auth-failure"] = true };
+
+	it("gives every refusal reason an RFC 6120 condition, and texts only for conditions it uses", function()
+		local native = env.native();
+		local used = {};
+		for _, reason in ipairs(native.reasons) do
+			local condition = native.conditions[reason];
+			assert.truthy(RFC6120[condition], ("reason %s: condition %s"):format(reason, tostring(condition)));
+			used[condition] = true;
+		end
+		local n = 0;
+		for _ in pairs(native.conditions) do n = n + 1; end
+		assert.are.equal(#native.reasons, n, "a condition for a reason the module does not list");
+		for condition, text in pairs(native.condition_texts) do
+			assert.truthy(used[condition], condition);
+			assert.is_string(text);
+		end
+	end);
+
+	-- a copy of the real module with some facts changed
+	local function altered(change)
+		local real = env.native();
+		local copy = {};
+		for k, v in pairs(real) do copy[k] = v; end
+		for _, key in ipairs({ "conditions", "condition_texts", "defaults", "limits", "bearer" }) do
+			local t = {};
+			for k, v in pairs(real[key]) do t[k] = v; end
+			copy[key] = t;
+		end
+		change(copy);
+		return copy;
+	end
+
+	local function with_native(native, f)
+		local saved = package.loaded.prosody_auth_hmac;
+		package.loaded.prosody_auth_hmac = native;
+		local ok, err = pcall(f);
+		package.loaded.prosody_auth_hmac = saved;
+		assert(ok, err);
+	end
+
+	it("maps reasons to the module's conditions and texts", function()
+		with_native(altered(function(n)
+			n.conditions.replayed = "account-disabled";
+			n.condition_texts["account-disabled"] = "altered text";
+		end), function()
+			local provider = load(base_options());
+			local t = minter(provider)("ivy");
+			local secure = { secure = true, ip = "192.0.2.20" };
+			local h = provider.get_sasl_handler(secure); h:select("PLAIN");
+			assert.are.equal("success", (h:process("\0ivy\0" .. t)));
+			h = provider.get_sasl_handler(secure); h:select("PLAIN");
+			assert.same({ "failure", "account-disabled", "altered text" }, { h:process("\0ivy\0" .. t) });
+		end);
+	end);
+
+	it("takes the mechanisms, the bearer set and the defaults from the module", function()
+		with_native(altered(function(n)
+			n.defaults.token_mechanisms = { "X-TOKEN", "SASL-HMAC" };
+			n.defaults.token_max_failures = 2;
+			n.bearer = { ["PLAIN"] = true };
+		end), function()
+			local provider, seen = load(base_options());
+			local session = { secure = true, ip = "192.0.2.21", close = function() end };
+			assert.same({ ["X-TOKEN"] = true, ["SASL-HMAC"] = true }, provider.get_sasl_handler(session):mechanisms());
+			-- X-TOKEN is no longer bearer: offered without encryption, like SASL-HMAC; test_password
+			-- follows the bearer set
+			assert.same({ ["X-TOKEN"] = true, ["SASL-HMAC"] = true }, provider.get_sasl_handler({ secure = false }):mechanisms());
+			assert.same({ nil, "bearer-disabled" }, { provider.test_password("ivy", minter(provider)("ivy")) });
+			for _ = 1, 2 do
+				local h = provider.get_sasl_handler(session); h:select("X-TOKEN");
+				h:process("\0ivy\0" .. "1 x");
+			end
+			assert.truthy(seen.logs[#seen.logs].text:find("after 2 failed token logins", 1, true), seen.logs[#seen.logs].text);
+		end);
+		with_native(altered(function(n) n.defaults.token_user_exists = "any"; end), function()
+			assert.is_true(load(base_options()).user_exists("never-seen"));
+		end);
+		with_native(altered(function(n) n.limits.secret_advised_bytes = 64; end), function()
+			local _, _, auth_seen = load(base_options({ token_secret = string.rep("k", 40) }));
+			assert.truthy(auth_seen.logs[1].text:find("use at least 64 random bytes", 1, true), auth_seen.logs[1].text);
+		end);
+	end);
+
+	it("keeps no copies of them in the Lua files", function()
+		for _, file in ipairs({ "mod_auth_hmac.lua", "mod_sasl_hmac.lua" }) do
+			local text = env.read(env.repo .. "/lua/" .. file);
+			for condition in pairs(RFC6120) do
+				assert.falsy(text:find('"' .. condition .. '"', 1, true), file .. " names " .. condition);
+			end
+			for _, mech in ipairs(env.native().mechanisms) do
+				-- "PLAIN" is also Prosody's own name, whose rules the bearer mechanisms follow
+				if mech ~= "PLAIN" then
+					assert.falsy(text:find('"' .. mech .. '"', 1, true), file .. " names " .. mech);
+				end
+			end
+			assert.falsy(text:find("100000", 1, true), file);
+			-- every reason a shim decides itself is one the module knows (and so has a condition)
+			local known = {};
+			for _, r in ipairs(env.native().reasons) do known[r] = true; end
+			local n = 0;
+			for args in text:gmatch("failed(%b())") do
+				local last;
+				for literal in args:gmatch('"([^"]+)"') do last = literal; end
+				if last and last ~= "test_password" then
+					assert.truthy(known[last], file .. ": reason " .. last .. " is not one of the module's");
+					n = n + 1;
+				end
+			end
+			assert.are.equal(file == "mod_auth_hmac.lua" and 2 or 2, n, file);
+		end
 	end);
 end);

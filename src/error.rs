@@ -32,11 +32,19 @@ pub enum Reject {
     QuotaExceeded,
     /// The server could not decide (no randomness, a poisoned lock): the login fails closed.
     Internal,
+    /// A second SASL exchange on a session that is already logged in (mod_sasl2 allows one): it
+    /// would split the session between two users. Decided by the Prosody glue, which has sessions.
+    AlreadyAuthenticated,
+    /// `test_password` (a bearer use of the whole token) while no bearer mechanism is offered.
+    /// Decided by the Prosody glue.
+    BearerDisabled,
+    /// The stream has used up `token_max_failures` and is being closed. Decided by the Prosody glue.
+    TooManyFailures,
 }
 
 impl Reject {
     /// Every reason, in a fixed order (used for metrics).
-    pub const ALL: [Reject; 9] = [
+    pub const ALL: [Reject; 12] = [
         Reject::Malformed,
         Reject::BadSignature,
         Reject::Expired,
@@ -46,6 +54,9 @@ impl Reject {
         Reject::CacheFull,
         Reject::QuotaExceeded,
         Reject::Internal,
+        Reject::AlreadyAuthenticated,
+        Reject::BearerDisabled,
+        Reject::TooManyFailures,
     ];
 
     /// Stable, log-friendly name of the reason.
@@ -60,7 +71,50 @@ impl Reject {
             Reject::CacheFull => "cache-full",
             Reject::QuotaExceeded => "quota-exceeded",
             Reject::Internal => "internal-error",
+            Reject::AlreadyAuthenticated => "already-authenticated",
+            Reject::BearerDisabled => "bearer-disabled",
+            Reject::TooManyFailures => "too-many-failures",
         }
+    }
+
+    /// The reason with this name.
+    pub fn from_name(name: &str) -> Option<Reject> {
+        Reject::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The SASL condition (RFC 6120 §6.5) a client is sent. Coarse on purpose: every way a token
+    /// can be wrong is `not-authorized`, except the two a client acts on differently (a malformed
+    /// message is a client bug; an expired token means fetching a new one) and the fail-closed
+    /// refusals that are worth retrying later.
+    pub const fn condition(self) -> &'static str {
+        match self {
+            Reject::Malformed => "malformed-request",
+            Reject::BadSignature
+            | Reject::Replayed
+            | Reject::WrongHost
+            | Reject::AlreadyAuthenticated
+            | Reject::BearerDisabled
+            | Reject::TooManyFailures => "not-authorized",
+            Reject::InvalidAuthzid => "invalid-authzid",
+            Reject::Expired => "credentials-expired",
+            Reject::CacheFull | Reject::QuotaExceeded | Reject::Internal => "temporary-auth-failure",
+        }
+    }
+
+    /// The human-readable text sent with [`Reject::condition`], where there is one.
+    pub const fn text(self) -> Option<&'static str> {
+        condition_text(self.condition())
+    }
+}
+
+/// The text sent with a SASL condition, where there is one (the same for every reason that maps to
+/// it, so the text says no more than the condition).
+pub const fn condition_text(condition: &str) -> Option<&'static str> {
+    match condition.as_bytes() {
+        b"not-authorized" => Some("Unable to authorize you with the authentication credentials you've sent."),
+        b"credentials-expired" => Some("The token has expired; fetch a new one."),
+        b"temporary-auth-failure" => Some("Please try again later."),
+        _ => None,
     }
 }
 

@@ -339,13 +339,79 @@ impl UserData for LuaExchange {
     }
 }
 
+/// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name.
+fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
+    use crate::options as o;
+    let t = lua.create_table()?;
+    t.set("otp_digits", o::DEFAULT_OTP_DIGITS)?;
+    t.set("otp_step", o::DEFAULT_OTP_STEP)?;
+    t.set("otp_skew", o::DEFAULT_OTP_SKEW)?;
+    t.set("token_nonce_digits", o::DEFAULT_NONCE_DIGITS)?;
+    t.set("token_replay_cache_size", o::DEFAULT_REPLAY_CACHE_SIZE)?;
+    t.set("token_replay_user_quota", o::DEFAULT_REPLAY_USER_QUOTA)?;
+    t.set("token_max_failures", o::DEFAULT_MAX_FAILURES)?;
+    t.set("token_user_exists", o::DEFAULT_USER_EXISTS)?;
+    t.set("token_mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
+    let d = Settings::default();
+    t.set("token_jid_as_sent", d.jid_as_sent)?;
+    t.set("token_allow_weak_secrets", d.allow_weak_secrets)?;
+    t.set("token_allow_long_lifetime", d.allow_long_lifetime)?;
+    Ok(t)
+}
+
+/// The accepted ranges (`native.limits`): `{ min, max }` per option, and the lengths and choices the
+/// shims check or warn about.
+fn limits(lua: &Lua) -> LuaResult<LuaTable> {
+    use crate::options as o;
+    let t = lua.create_table()?;
+    let range = |lo: u64, hi: u64| lua.create_sequence_from([lo, hi]);
+    t.set("otp_digits", range((*o::OTP_DIGITS.start()).into(), (*o::OTP_DIGITS.end()).into())?)?;
+    t.set("otp_step", range(*o::OTP_STEP.start(), *o::OTP_STEP.end())?)?;
+    t.set("otp_skew", range(*o::OTP_SKEW.start(), *o::OTP_SKEW.end())?)?;
+    t.set("token_nonce_digits", range(*o::NONCE_DIGITS.start() as u64, *o::NONCE_DIGITS.end() as u64)?)?;
+    t.set("token_max_failures_min", 1)?;
+    t.set("token_user_exists", lua.create_sequence_from(o::USER_EXISTS)?)?;
+    t.set("lifetime_max", o::MAX_LIFETIME)?;
+    t.set("secret_min_bytes", o::MIN_SECRET_LEN)?;
+    t.set("secret_advised_bytes", o::ADVISED_SECRET_LEN)?;
+    Ok(t)
+}
+
+/// `native.read_secret_file(path[, server_gid])` --> contents, exposure warning or nil |
+/// nil, error: the module's and the CLI's one rule for secret files.
+fn read_secret_file(lua: &Lua, (path, gid): (LuaString, Option<u32>)) -> LuaResult<LuaMultiValue> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_bytes();
+    let shown = String::from_utf8_lossy(&bytes).into_owned();
+    match crate::secret::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
+        Ok((data, exposure)) => {
+            let data = crate::secret::SecretBytes::new(data);
+            (lua.create_string(data.expose())?, exposure.map(|e| e.to_string())).into_lua_multi(lua)
+        }
+        Err(e) => fail(lua, &format!("cannot read {shown} ({e})")),
+    }
+}
+
 #[mlua::lua_module]
 fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     let exports = lua.create_table()?;
     exports.set("version", env!("CARGO_PKG_VERSION"))?;
     exports.set("verifier", lua.create_function(new_verifier)?)?;
     exports.set("mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
+    exports.set("bearer", lua.create_table_from(Mechanism::ALL.iter().filter(|m| m.is_bearer()).map(|m| (m.name(), true)))?)?;
+    exports.set(
+        "channel_binding",
+        lua.create_table_from(Mechanism::ALL.iter().filter(|m| m.needs_channel_binding()).map(|m| (m.name(), true)))?,
+    )?;
     exports.set("reasons", lua.create_sequence_from(Reject::ALL.iter().map(|r| r.as_str()))?)?;
+    exports.set("conditions", lua.create_table_from(Reject::ALL.iter().map(|r| (r.as_str(), r.condition())))?)?;
+    exports.set(
+        "condition_texts",
+        lua.create_table_from(Reject::ALL.iter().filter_map(|r| r.text().map(|t| (r.condition(), t))))?,
+    )?;
+    exports.set("defaults", defaults(lua)?)?;
+    exports.set("limits", limits(lua)?)?;
+    exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set("printable", lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?)?;
     Ok(exports)

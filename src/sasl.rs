@@ -42,6 +42,17 @@ impl Mechanism {
         }
     }
 
+    /// Whether the client sends the whole token (a bearer credential): then Prosody's rules for
+    /// PLAIN on unencrypted connections apply, and `test_password` is allowed by default.
+    pub const fn is_bearer(self) -> bool {
+        matches!(self, Mechanism::Plain | Mechanism::XToken)
+    }
+
+    /// Whether the mechanism needs the connection's TLS channel binding (offered only where there is one).
+    pub const fn needs_channel_binding(self) -> bool {
+        matches!(self, Mechanism::SaslHmacPlus)
+    }
+
     /// Looks a mechanism up by its SASL name (exact, upper case as registered).
     pub fn from_name(name: &str) -> Option<Mechanism> {
         Mechanism::ALL.into_iter().find(|m| m.name() == name)

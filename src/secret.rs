@@ -53,9 +53,92 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// Who else can read a secret file. Debian's convention, `root:prosody 0640`, is fine: the group
+/// that may read it is the server's own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Exposure {
+    /// Readable by every local user; `mode` as `ls` shows it (`rw-r--r--`).
+    Others {
+        /// The permission bits, `rwxr-x---` style.
+        mode: String,
+    },
+    /// Readable by a group that is not the server's.
+    ForeignGroup {
+        /// The file's group.
+        gid: u32,
+        /// The server's group.
+        expected: u32,
+    },
+}
+
+impl fmt::Display for Exposure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exposure::Others { mode } => write!(
+                f,
+                "is readable by others ({mode}); make it readable only by its owner and Prosody's group (e.g. chown root:prosody and chmod 640)"
+            ),
+            Exposure::ForeignGroup { gid, expected } => write!(
+                f,
+                "is readable by group {gid}, which is not Prosody's ({expected}); give it to Prosody's group (e.g. chown root:prosody and chmod 640) or make it readable by its owner only"
+            ),
+        }
+    }
+}
+
+/// `rwxr-x---` for the low nine permission bits.
+fn mode_string(mode: u32) -> String {
+    (0..9)
+        .map(|i| {
+            let bit = 0o400 >> i;
+            if mode & bit == 0 {
+                '-'
+            } else {
+                ['r', 'w', 'x'][i % 3]
+            }
+        })
+        .collect()
+}
+
+/// Who besides the owner and `server_gid` can read a file of this `mode` and group.
+pub fn exposure(mode: u32, gid: u32, server_gid: Option<u32>) -> Option<Exposure> {
+    if mode & 0o004 != 0 {
+        return Some(Exposure::Others { mode: mode_string(mode) });
+    }
+    match server_gid {
+        Some(expected) if mode & 0o040 != 0 && gid != expected => Some(Exposure::ForeignGroup { gid, expected }),
+        _ => None,
+    }
+}
+
+/// A secret file's contents, without trailing line ends (an editor's final newline is not part of
+/// the secret), and who else can read it, for a warning. The one rule for the module and the CLI.
+pub fn read_secret_file(path: &std::path::Path, server_gid: Option<u32>) -> std::io::Result<(Vec<u8>, Option<Exposure>)> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut &file, &mut data)?;
+    while matches!(data.last(), Some(b'\n' | b'\r')) {
+        data.pop();
+    }
+    Ok((data, exposure(meta.mode(), meta.gid(), server_gid)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exposure_follows_debians_convention() {
+        assert_eq!(exposure(0o100640, 105, Some(105)), None);
+        assert_eq!(exposure(0o100600, 0, Some(105)), None);
+        assert_eq!(exposure(0o100640, 0, Some(105)), Some(Exposure::ForeignGroup { gid: 0, expected: 105 }));
+        assert_eq!(exposure(0o100640, 0, None), None);
+        assert_eq!(exposure(0o100644, 105, Some(105)), Some(Exposure::Others { mode: "rw-r--r--".into() }));
+        assert_eq!(exposure(0o100604, 105, None), Some(Exposure::Others { mode: "rw----r--".into() }));
+        assert_eq!(mode_string(0o751), "rwxr-x--x");
+    }
 
     #[test]
     fn debug_hides_the_bytes() {

@@ -149,16 +149,17 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
     Ok(())
 }
 
-/// The contents of the file `option` (a server option name, shown as the CLI's flag) names.
+/// The contents of the file `option` (a server option name, shown as the CLI's flag) names, by the
+/// module's own rule (trailing line ends dropped; a warning when anyone but its owner and the
+/// `prosody` group can read it).
 fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o004 != 0 {
-            eprintln!("hmac-token: warning: {path} is readable by every local user; make it readable only by its owner and Prosody's group (chown root:prosody, chmod 640)");
-        }
+    let (data, exposure) = prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody"))
+        .map_err(|e| format!("{}: cannot read {path:?}: {e}", CliNames.name(option)))?;
+    if let Some(exposure) = exposure {
+        eprintln!("hmac-token: warning: {path} {exposure}");
     }
-    let s = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read {path:?}: {e}", CliNames.name(option)))?;
-    Ok(s.trim_end_matches(['\r', '\n']).to_owned())
+    // the secret is the raw bytes of the configured string, as in the server's config
+    String::from_utf8(data).map_err(|_| format!("{}: {path:?} is not UTF-8 text", CliNames.name(option)))
 }
 
 /// Compatibility ideographs whose decomposition Unicode corrected after 3.2: Prosody (ICU's

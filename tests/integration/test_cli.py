@@ -232,8 +232,17 @@ def test_secrets_on_the_command_line_are_warned_about_and_files_checked():
             open(path, "w").write(value + "\n")
             os.chmod(path, 0o644)
         loose = run("mint", "--jid", "a@example.org", "--secret-file", sf, "--otp-seed-file", of)
-        assert loose.returncode == 0 and loose.stderr.count("is readable by every local user") == 2, loose.stderr
+        assert loose.returncode == 0 and loose.stderr.count("is readable by others (rw-r--r--)") == 2, loose.stderr
+        # the module's rule (one implementation): Debian's root:prosody 0640 is fine, another group is not
+        import grp
+        prosody_gid = grp.getgrnam("prosody").gr_gid
         os.chmod(sf, 0o640)
         os.chmod(of, 0o600)
+        os.chown(sf, -1, prosody_gid)
         tight = run("mint", "--jid", "a@example.org", "--secret-file", sf, "--otp-seed-file", of)
         assert tight.returncode == 0 and tight.stderr == "", tight.stderr
+        other = 0 if prosody_gid != 0 else 65534
+        os.chown(sf, -1, other)
+        foreign = run("mint", "--jid", "a@example.org", "--secret-file", sf, "--otp-seed-file", of)
+        assert foreign.returncode == 0, foreign.stderr
+        assert ("is readable by group %d, which is not Prosody's (%d)" % (other, prosody_gid)) in foreign.stderr, foreign.stderr
