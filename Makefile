@@ -1,5 +1,6 @@
 # make demo  - set up, build, start a local Prosody with the plugin and log in with a real client
-# make test  - set up, build and run the whole test suite
+# make check - the fast tier: Rust tests, busted on Lua 5.4, clippy, rustfmt, luacheck (about a minute)
+# make test  - set up, build and run the whole test suite (make check first)
 # make serve - the demo, then keeps Prosody and the converse.js page running for a person
 #              (make serve PROXY=nginx / PROXY=apache: behind that proxy, over HTTPS)
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI;
@@ -15,7 +16,7 @@ LUA_VERSION ?= 5.4
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup setup-build build build-all-lua test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build build build-all-lua check test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -41,6 +42,11 @@ ALL_LUA := lua5.1 lua5.2 lua5.3 lua5.4 luajit
 build-all-lua: setup-build
 	@for l in $(ALL_LUA); do $(MAKE) --no-print-directory native-$$l || exit 1; done
 
+# the fast tier (about a minute once built): Rust tests, busted on 5.4, clippy, rustfmt, luacheck
+check: setup build
+	@bash scripts/check.sh
+
+# everything: the fast tier first, then every interpreter, both Prosody versions, the fuzz targets
 test: setup build
 	@bash scripts/test.sh
 

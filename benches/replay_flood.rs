@@ -41,7 +41,9 @@ fn cache_alone(cap: usize) {
         assert_eq!(c.check_and_insert(*k, "alice@example.org", 101, 103), Err(Reject::Replayed));
     }
     let check = t.elapsed().as_nanos() as f64 / cap as f64;
-    println!("replay cache alone, {cap} live entries: insert {insert:.0} ns, replay check {check:.0} ns, {bytes:.1} bytes per entry");
+    println!(
+        "replay cache alone, {cap} live entries: insert {insert:.0} ns, replay check {check:.0} ns, {bytes:.1} bytes per entry"
+    );
 }
 
 fn main() {
@@ -68,19 +70,34 @@ fn main() {
     let rss_after = rss_kib();
     let (entries, _, _) = v.replay_stats();
     println!("replay cache cap {cap}: filled with {entries} distinct valid tokens");
-    println!("  full verification incl. replay insert: {:.0} ns per token (mean over {cap})", fill.as_nanos() as f64 / cap as f64);
-    println!("  memory: {} KiB more RSS = {:.1} bytes per entry", rss_after - rss_before, (rss_after - rss_before) as f64 * 1024.0 / cap as f64);
+    println!(
+        "  full verification incl. replay insert: {:.0} ns per token (mean over {cap})",
+        fill.as_nanos() as f64 / cap as f64
+    );
+    println!(
+        "  memory: {} KiB more RSS = {:.1} bytes per entry",
+        rss_after - rss_before,
+        (rss_after - rss_before) as f64 * 1024.0 / cap as f64
+    );
     // a replay check against the full cache
     let t = Instant::now();
     let probes = 100_000.min(cap);
     for (j, tok) in jids.iter().zip(&tokens).take(probes) {
         assert_eq!(v.verify(tok.as_bytes(), &[j], now), Err(Reject::Replayed));
     }
-    println!("  replay refusal with the cache full: {:.0} ns per check (mean over {probes})", t.elapsed().as_nanos() as f64 / probes as f64);
+    println!(
+        "  replay refusal with the cache full: {:.0} ns per check (mean over {probes})",
+        t.elapsed().as_nanos() as f64 / probes as f64
+    );
     // fail closed at the cap
     let last = cap;
     assert_eq!(v.verify(tokens[last].as_bytes(), &[&jids[last]], now), Err(Reject::CacheFull));
-    println!("  token number {} at the cap: refused ({}), nothing evicted: {} entries", cap + 1, Reject::CacheFull, v.replay_stats().0);
+    println!(
+        "  token number {} at the cap: refused ({}), nothing evicted: {} entries",
+        cap + 1,
+        Reject::CacheFull,
+        v.replay_stats().0
+    );
     // recovery: once every entry's window has closed, plus the clock-step tolerance
     let later = now + 60 + 30 * prosody_auth_hmac::replay::CLOCK_BACK_TOLERANCE;
     let fresh = v.mint("late@example.org", later).unwrap();

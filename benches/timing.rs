@@ -62,7 +62,11 @@ fn interleaved<T: ?Sized>(f: impl Fn(&T), a: &T, b: &T) -> (Vec<f64>, Vec<f64>) 
                 f(black_box(input));
             }
             let ns = t.elapsed().as_nanos() as f64 / BATCH as f64;
-            if which == 0 { ta.push(ns) } else { tb.push(ns) }
+            if which == 0 {
+                ta.push(ns)
+            } else {
+                tb.push(ns)
+            }
         }
     }
     (ta, tb)
@@ -103,5 +107,11 @@ fn main() {
         &right[..],
         &wrong[..],
     );
-    compare("OTP window check (3 steps, constant-time compare)", "OTP right (current step)", &t_right, "OTP wrong in the last digit", &t_wrong);
+    compare(
+        "OTP window check (3 steps, constant-time compare)",
+        "OTP right (current step)",
+        &t_right,
+        "OTP wrong in the last digit",
+        &t_wrong,
+    );
 }

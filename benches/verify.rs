@@ -14,7 +14,13 @@ const JID: &str = "alice@example.org";
 fn verifier(cap: usize) -> Verifier {
     let seed = prosody_auth_hmac::totp::decode_seed("XVGR73KMZH2M4XMY").unwrap();
     let secrets = vec![SecretBytes::from_config_str("JYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7")];
-    Verifier::new(secrets, seed, Settings { replay_cache_size: cap, allow_weak_secrets: true, ..Settings::default() }, Some("example.org")).unwrap()
+    Verifier::new(
+        secrets,
+        seed,
+        Settings { replay_cache_size: cap, allow_weak_secrets: true, ..Settings::default() },
+        Some("example.org"),
+    )
+    .unwrap()
 }
 
 fn benches(c: &mut Criterion) {

@@ -160,7 +160,8 @@ for i, secret in ipairs(secrets) do
 			native.limits.secret_advised_bytes);
 	end
 end
-secrets, seeds = nil, nil;
+-- the secret strings are not needed past this point: let them be collected
+secrets, seeds = nil, nil; -- luacheck: ignore 311
 
 -- The replay cache lives in memory. Across a clean stop or a module reload its live entries (16
 -- bytes of each used token's MAC, and its expiry) are kept in Prosody's storage, so tokens used just
@@ -177,12 +178,12 @@ do
 end
 local function keep_replay_state()
 	local state = verifier:replay_state();
-	local ok, err = replay_store:set("state", state);
+	local ok, store_err = replay_store:set("state", state);
 	if ok then
 		module:log("debug", "Kept %d used tokens for the next start", #state.entries);
 	else
 		module:log("warn", "Could not keep the replay cache for the next start (%s): tokens used in the last "
-			.. "minutes can be used once more after it", tostring(err));
+			.. "minutes can be used once more after it", tostring(store_err));
 	end
 end
 module:hook_global("server-stopping", keep_replay_state);

@@ -29,6 +29,7 @@ test_packages=(
 	lua5.1 lua5.2 lua5.3 luajit  # the native module's specs run on every interpreter Prosody supports
 	liblua5.1-0-dev liblua5.2-dev liblua5.3-dev  # luarocks wants the headers before any build (ours needs none)
 	lua-busted lua-dkjson        # Lua unit tests (busted --lua=<interpreter>); JSON for the vectors
+	lua-check                    # make check: luacheck on lua/ and spec/
 	luarocks zip unzip # the rockspec, `luarocks pack` and prosodyctl install tests
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting
@@ -96,6 +97,19 @@ fi
 if [ "$profile" = build ]; then
 	echo "setup (build): ok ($(cargo --version))"
 	exit 0
+fi
+
+# make check lints with clippy and rustfmt: rustup's components, or Debian's for its rustc-web
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+	if command -v rustup >/dev/null 2>&1; then
+		echo "setup: rustup component add clippy rustfmt"
+		rustup component add clippy rustfmt
+	else
+		echo "setup: installing rust-web-clippy rustfmt-web"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rust-web-clippy rustfmt-web >/dev/null
+	fi
+	cargo clippy --version >/dev/null 2>&1 && cargo fmt --version >/dev/null 2>&1 \
+		|| { echo "setup: cargo clippy / cargo fmt still not found" >&2; exit 1; }
 fi
 
 # converse.js and playwright-core, pinned by web/package-lock.json; reinstalled when the lock changes.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole suite: Rust (unit, RFC and cross-language vectors), busted specs on Lua 5.1-5.4 and LuaJIT, the
+# The whole suite: the fast tier (scripts/check.sh: Rust tests, busted on 5.4, clippy, rustfmt,
+# luacheck), busted specs on Lua 5.1-5.4 and LuaJIT, the
 # live-Prosody integration tests (slixmpp, raw clients, converse.js in Chromium), and a short run of
 # every fuzz target. Called by `make test` after the build; prints one tally at the end.
 set -uo pipefail
@@ -14,11 +15,12 @@ tally() { # name passed failed rc
 	if [ "$4" -ne 0 ] || [ "$3" -ne 0 ] || [ "$2" -eq 0 ]; then status=1; fi
 }
 
-echo "== cargo test"
-cargo test --locked 2>&1 | tee "$logs/cargo"; rc=${PIPESTATUS[0]}
-p=$(grep -o '[0-9]* passed' "$logs/cargo" | awk '{s+=$1} END {print s+0}')
-f=$(grep -o '[0-9]* failed' "$logs/cargo" | awk '{s+=$1} END {print s+0}')
-tally "cargo test" "$p" "$f" "$rc"
+# the fast tier first (make check): Rust tests, busted on 5.4, clippy, rustfmt, luacheck
+echo "== make check (scripts/check.sh)"
+bash scripts/check.sh 2>&1 | tee "$logs/check"; rc=${PIPESTATUS[0]}
+p=$(grep -oE '^check: [0-9]+ passed' "$logs/check" | grep -oE '[0-9]+'); p=${p:-0}
+f=$(grep -oE '^check: [0-9]+ passed, [0-9]+ failed' "$logs/check" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+'); f=${f:-1}
+tally "check" "$p" "$f" "$rc"
 
 # The busted specs on every interpreter Prosody supports, each against the library luarocks builds
 # from the rockspec for that interpreter (which picks the mlua feature: lua51..lua54, luajit).

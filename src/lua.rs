@@ -185,18 +185,22 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     object.raw_set("verify", verify)?;
 
     let this = v.clone();
-    object.raw_set("mint", lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {
-        let jid = string_arg("jid", &jid)?;
-        let now = time_arg(&now)?;
-        let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
-        match this.mint(&jid, now) {
-            Ok(t) => t.into_lua_multi(lua),
-            Err(r) => fail(lua, r.as_str()),
-        }
-    })?)?;
+    object.raw_set(
+        "mint",
+        lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {
+            let jid = string_arg("jid", &jid)?;
+            let now = time_arg(&now)?;
+            let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
+            match this.mint(&jid, now) {
+                Ok(t) => t.into_lua_multi(lua),
+                Err(r) => fail(lua, r.as_str()),
+            }
+        })?,
+    )?;
     let this = v.clone();
-    object.raw_set("verify_user", lua.create_function(
-        move |lua, (_, token, username, nodeprep, now): (Value, Value, Value, Value, Option<Value>)| {
+    object.raw_set(
+        "verify_user",
+        lua.create_function(move |lua, (_, token, username, nodeprep, now): (Value, Value, Value, Value, Option<Value>)| {
             let token = string_arg("token", &token)?;
             let username = string_arg("username", &username)?;
             let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
@@ -211,68 +215,80 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
                 }
                 Err(r) => fail(lua, r.as_str()),
             }
-        },
-    )?)?;
+        })?,
+    )?;
     let this = v.clone();
-    object.raw_set("replay_state", lua.create_function(move |lua, _: Value| {
-        let (high_water, entries) = this.replay_export().map_err(|r| LuaError::runtime(r.as_str()))?;
-        let t = lua.create_table()?;
-        t.set("otp_step", this.otp().step_seconds())?;
-        t.set("high_water", high_water)?;
-        let lines = entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
-        t.set("entries", lua.create_sequence_from(lines)?)?;
-        Ok(t)
-    })?)?;
+    object.raw_set(
+        "replay_state",
+        lua.create_function(move |lua, _: Value| {
+            let (high_water, entries) = this.replay_export().map_err(|r| LuaError::runtime(r.as_str()))?;
+            let t = lua.create_table()?;
+            t.set("otp_step", this.otp().step_seconds())?;
+            t.set("high_water", high_water)?;
+            let lines = entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
+            t.set("entries", lua.create_sequence_from(lines)?)?;
+            Ok(t)
+        })?,
+    )?;
     let this = v.clone();
-    object.raw_set("restore_replay_state", lua.create_function(move |_, (_, state, now): (Value, Value, Option<Value>)| {
-        let Value::Table(state) = state else { return Err(type_error("state", "table", &state)) };
-        let now = time_arg(&now)?;
-        let uint = |v: Value| match v {
-            Value::Integer(i) if i >= 0 => Some(i as u64),
-            _ => None,
-        };
-        let high_water = uint(state.get::<Value>("high_water")?).unwrap_or(0);
-        let step = uint(state.get::<Value>("otp_step")?).unwrap_or(0);
-        let mut entries = Vec::new();
-        let mut refused = 0usize;
-        if let Value::Table(list) = state.get::<Value>("entries")? {
-            for line in list.sequence_values::<Value>() {
-                let parsed = match line? {
-                    Value::String(s) => parse_replay_entry(&s.as_bytes()),
-                    _ => None,
-                };
-                match parsed {
-                    Some(e) => entries.push(e),
-                    None => refused += 1,
+    object.raw_set(
+        "restore_replay_state",
+        lua.create_function(move |_, (_, state, now): (Value, Value, Option<Value>)| {
+            let Value::Table(state) = state else { return Err(type_error("state", "table", &state)) };
+            let now = time_arg(&now)?;
+            let uint = |v: Value| match v {
+                Value::Integer(i) if i >= 0 => Some(i as u64),
+                _ => None,
+            };
+            let high_water = uint(state.get::<Value>("high_water")?).unwrap_or(0);
+            let step = uint(state.get::<Value>("otp_step")?).unwrap_or(0);
+            let mut entries = Vec::new();
+            let mut refused = 0usize;
+            if let Value::Table(list) = state.get::<Value>("entries")? {
+                for line in list.sequence_values::<Value>() {
+                    let parsed = match line? {
+                        Value::String(s) => parse_replay_entry(&s.as_bytes()),
+                        _ => None,
+                    };
+                    match parsed {
+                        Some(e) => entries.push(e),
+                        None => refused += 1,
+                    }
                 }
             }
-        }
-        let taken = this.replay_import(step, high_water, &entries, now).map_err(|r| LuaError::runtime(r.as_str()))?;
-        Ok((taken, refused + entries.len() - taken))
-    })?)?;
+            let taken = this.replay_import(step, high_water, &entries, now).map_err(|r| LuaError::runtime(r.as_str()))?;
+            Ok((taken, refused + entries.len() - taken))
+        })?,
+    )?;
     let this = v.clone();
-    object.raw_set("stats", lua.create_function(move |lua, _: Value| {
-        let (entries, cap, quota) = this.replay_stats();
-        let t = lua.create_table()?;
-        t.set("replay_entries", entries)?;
-        t.set("replay_cache_size", cap)?;
-        t.set("replay_user_quota", quota)?;
-        t.set("secrets", this.secret_count())?;
-        t.set("digits", this.otp().digits())?;
-        t.set("step", this.otp().step_seconds())?;
-        t.set("skew", this.otp().skew())?;
-        t.set("nonce_digits", this.layout().nonce_digits)?;
-        t.set("jid_as_sent", this.jid_as_sent())?;
-        Ok(t)
-    })?)?;
+    object.raw_set(
+        "stats",
+        lua.create_function(move |lua, _: Value| {
+            let (entries, cap, quota) = this.replay_stats();
+            let t = lua.create_table()?;
+            t.set("replay_entries", entries)?;
+            t.set("replay_cache_size", cap)?;
+            t.set("replay_user_quota", quota)?;
+            t.set("secrets", this.secret_count())?;
+            t.set("digits", this.otp().digits())?;
+            t.set("step", this.otp().step_seconds())?;
+            t.set("skew", this.otp().skew())?;
+            t.set("nonce_digits", this.layout().nonce_digits)?;
+            t.set("jid_as_sent", this.jid_as_sent())?;
+            Ok(t)
+        })?,
+    )?;
     let this = v.clone();
-    object.raw_set("exchange", lua.create_function(move |lua, (_, mech): (Value, Value)| {
-        let mech = string_arg("mechanism", &mech)?;
-        match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
-            Some(m) => LuaExchange { verifier: this.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
-            None => Value::Nil.into_lua_multi(lua),
-        }
-    })?)?;
+    object.raw_set(
+        "exchange",
+        lua.create_function(move |lua, (_, mech): (Value, Value)| {
+            let mech = string_arg("mechanism", &mech)?;
+            match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
+                Some(m) => LuaExchange { verifier: this.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
+                None => Value::Nil.into_lua_multi(lua),
+            }
+        })?,
+    )?;
     let meta = lua.create_table()?;
     let shown = format!("{v:?}");
     meta.raw_set("__tostring", lua.create_function(move |_, _: Value| Ok(shown.clone()))?)?;
@@ -413,6 +429,9 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("limits", limits(lua)?)?;
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
     // a client-supplied identity made safe for a log line (the shims log through it)
-    exports.set("printable", lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?)?;
+    exports.set(
+        "printable",
+        lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
+    )?;
     Ok(exports)
 }

@@ -361,7 +361,13 @@ impl Exchange {
                 self.hmac_first(verifier, message, nodeprep, Some(channel_binding))
             }
             (State::AwaitProof { client_first, public_len, identity, server_nonce, cb_data }, _) => {
-                let proof = Proof { client_first: &client_first, public_len, identity: &identity, server_nonce: &server_nonce, cb_data: cb_data.as_deref() };
+                let proof = Proof {
+                    client_first: &client_first,
+                    public_len,
+                    identity: &identity,
+                    server_nonce: &server_nonce,
+                    cb_data: cb_data.as_deref(),
+                };
                 self.hmac_proof(verifier, message, now, proof)
             }
             (State::AwaitFirst | State::Done, _) => Err(Reject::Malformed),
@@ -435,13 +441,8 @@ impl Exchange {
         UntrustedToken::check_public(msg.secret, verifier.layout())?;
         let mut server_nonce = [0u8; SERVER_NONCE_LEN];
         getrandom::fill(&mut server_nonce).map_err(|_| Reject::Internal)?;
-        self.state = State::AwaitProof {
-            client_first: message.to_vec(),
-            public_len: msg.secret.len(),
-            identity,
-            server_nonce,
-            cb_data,
-        };
+        self.state =
+            State::AwaitProof { client_first: message.to_vec(), public_len: msg.secret.len(), identity, server_nonce, cb_data };
         Ok(Outcome::Challenge(server_nonce.to_vec()))
     }
 
@@ -455,13 +456,21 @@ impl Exchange {
         result
     }
 
-    fn hmac_proof_checked(&mut self, verifier: &Verifier, message: Option<&[u8]>, now: u64, p: &Proof<'_>) -> Result<Outcome, Reject> {
+    fn hmac_proof_checked(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        p: &Proof<'_>,
+    ) -> Result<Outcome, Reject> {
         let received = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
         let public = &p.client_first[p.client_first.len() - p.public_len..];
-        let (s, _) = verifier.find_secret_half(public, &p.identity.jids, |s| {
-            let expected = proof(s, true, p.client_first, p.server_nonce, p.cb_data);
-            bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], received))
-        }).ok_or(Reject::BadSignature)?;
+        let (s, _) = verifier
+            .find_secret_half(public, &p.identity.jids, |s| {
+                let expected = proof(s, true, p.client_first, p.server_nonce, p.cb_data);
+                bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], received))
+            })
+            .ok_or(Reject::BadSignature)?;
         let mut key = [0u8; 16];
         key.copy_from_slice(&s[..16]);
         let account = p.identity.jids.last().ok_or(Reject::Internal)?;
@@ -512,7 +521,13 @@ mod tests {
         assert_eq!(printable(&"a".repeat(200)), "a".repeat(197) + "...");
         assert_eq!(printable(&"a".repeat(197)), "a".repeat(197));
         // bidi overrides and isolates, invisible letters, zero-width characters are escaped
-        for (c, shown) in [('\u{202e}', "\\u{202e}"), ('\u{2066}', "\\u{2066}"), ('\u{2069}', "\\u{2069}"), ('\u{3164}', "\\u{3164}"), ('\u{200b}', "\\u{200b}")] {
+        for (c, shown) in [
+            ('\u{202e}', "\\u{202e}"),
+            ('\u{2066}', "\\u{2066}"),
+            ('\u{2069}', "\\u{2069}"),
+            ('\u{3164}', "\\u{3164}"),
+            ('\u{200b}', "\\u{200b}"),
+        ] {
             assert_eq!(printable(&format!("ab{c}cd")), format!("ab{shown}cd"));
         }
         assert_eq!(printable("m\u{e4}llory"), "m\\u{e4}llory");

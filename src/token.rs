@@ -49,9 +49,9 @@ impl fmt::Display for ClockDiagnosis {
                 write!(f, "minted about {} s in the past: check the web app's clock and timezone", s.unsigned_abs())
             }
             ClockDiagnosis::Offset(s) => write!(f, "minted about {s} s in the future: check the web app's clock and timezone"),
-            ClockDiagnosis::NoMatch => f.write_str(
-                "no OTP step within 24 h matches: the web app's otp_seed (or otp_digits, otp_step) probably differs",
-            ),
+            ClockDiagnosis::NoMatch => {
+                f.write_str("no OTP step within 24 h matches: the web app's otp_seed (or otp_digits, otp_step) probably differs")
+            }
             ClockDiagnosis::NotMeasured => f.write_str("clock offset not measured: too many expired tokens this second"),
         }
     }
@@ -253,10 +253,8 @@ impl Verifier {
             if secrets.iter().any(published) {
                 return Err(ConfigError::PublishedSecret);
             }
-            let published_seed = crate::secret::PUBLISHED
-                .iter()
-                .filter_map(|p| crate::totp::decode_seed(p).ok())
-                .any(|p| otp_seed.is(p.expose()));
+            let published_seed =
+                crate::secret::PUBLISHED.iter().filter_map(|p| crate::totp::decode_seed(p).ok()).any(|p| otp_seed.is(p.expose()));
             if published_seed {
                 return Err(ConfigError::PublishedSeed);
             }

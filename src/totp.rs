@@ -37,10 +37,7 @@ pub fn decode_seed(seed: &str) -> Result<SecretBytes, ConfigError> {
     if trimmed.is_empty() {
         return Err(ConfigError::MissingSeed);
     }
-    BASE32_SEED
-        .decode(trimmed.as_bytes())
-        .map(SecretBytes::new)
-        .map_err(|_| ConfigError::SeedNotBase32)
+    BASE32_SEED.decode(trimmed.as_bytes()).map(SecretBytes::new).map_err(|_| ConfigError::SeedNotBase32)
 }
 
 /// Encodes seed bytes as unpadded upper-case base32 (what `hmac-token keygen` prints).

@@ -136,7 +136,11 @@ fn rotation_old_and_new_then_old_removed() {
 fn expired_tokens_say_how_far_off_the_minting_clock_was() {
     use prosody_auth_hmac::ClockDiagnosis;
     let t0 = 1_700_000_000u64;
-    for (minted, want) in [(t0 - 3600, ClockDiagnosis::Offset(-3600)), (t0 + 120, ClockDiagnosis::Offset(120)), (t0 - 86_000, ClockDiagnosis::Offset(-86_010))] {
+    for (minted, want) in [
+        (t0 - 3600, ClockDiagnosis::Offset(-3600)),
+        (t0 + 120, ClockDiagnosis::Offset(120)),
+        (t0 - 86_000, ClockDiagnosis::Offset(-86_010)),
+    ] {
         let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
         let token = v.mint(JID, minted).unwrap();
         assert_eq!(v.verify(token.as_bytes(), &[JID], t0), Err(Reject::Expired));

@@ -33,9 +33,10 @@ use common::Rng;
 /// Seeded per run from the clock; the seed is printed so a failure reproduces
 /// (`BOUNDARY_SEED=<n> cargo test --test identity_boundary`).
 fn seeded() -> Rng {
-    let seed = std::env::var("BOUNDARY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1
-    });
+    let seed = std::env::var("BOUNDARY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1);
     eprintln!("BOUNDARY_SEED={seed}");
     Rng(seed)
 }
@@ -43,7 +44,8 @@ fn seeded() -> Rng {
 /// A localpart of one of the shapes web apps use: numeric ids, digit-prefixed names, mixed case,
 /// non-ASCII (including characters nodeprep maps or folds), and the longest allowed.
 fn localpart(rng: &mut Rng) -> String {
-    const WORDS: &[&str] = &["alice", "Bob", "ÉLODIE", "straße", "ａｌｉｃｅ", "al\u{AD}ice", "Σίσυφος", "用户", "x", "o'neil", "dé"];
+    const WORDS: &[&str] =
+        &["alice", "Bob", "ÉLODIE", "straße", "ａｌｉｃｅ", "al\u{AD}ice", "Σίσυφος", "用户", "x", "o'neil", "dé"];
     let shape = rng.below(6);
     let n = 1 + rng.below(40);
     match shape {

@@ -7,7 +7,13 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn verifier_with_key(key: Vec<u8>) -> Verifier {
-    Verifier::new(vec![SecretBytes::new(key)], SecretBytes::new(vec![1; 10]), Settings { allow_weak_secrets: true, ..Settings::default() }, None).unwrap()
+    Verifier::new(
+        vec![SecretBytes::new(key)],
+        SecretBytes::new(vec![1; 10]),
+        Settings { allow_weak_secrets: true, ..Settings::default() },
+        None,
+    )
+    .unwrap()
 }
 
 #[test]

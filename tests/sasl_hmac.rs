@@ -102,7 +102,9 @@ fn each_refusal() {
     // the refused attempts did not use dave's token up
     assert!(matches!(run(&v, &c, NOW).0, Outcome::Success { .. }));
     // garbage at each step
-    for first in [&b""[..], b"\0dave\0", b"\0dave\x00123", b"\0dave\x001234567a", b"x\0dave\x0012345678", b"\0dave\x0012345678 abc"] {
+    for first in
+        [&b""[..], b"\0dave\0", b"\0dave\x00123", b"\0dave\x001234567a", b"x\0dave\x0012345678", b"\0dave\x0012345678 abc"]
+    {
         let mut ex = Exchange::new(Mechanism::SaslHmac);
         let r = fail(ex.step(&v, Some(first), NOW, &lower));
         assert!(matches!(r, Reject::Malformed | Reject::InvalidAuthzid), "{first:?}: {r:?}");

@@ -40,11 +40,7 @@ fn minting_reproduces_the_python_tokens() {
             continue; // only the first secret mints
         }
         let minted = v
-            .mint_with_nonce(
-                c["jid"].as_str().unwrap(),
-                c["minted_at"].as_u64().unwrap(),
-                c["nonce"].as_str().unwrap(),
-            )
+            .mint_with_nonce(c["jid"].as_str().unwrap(), c["minted_at"].as_u64().unwrap(), c["nonce"].as_str().unwrap())
             .unwrap();
         assert_eq!(minted, c["token"].as_str().unwrap(), "{}", c["name"]);
         checked += 1;

@@ -11,7 +11,8 @@ pub fn verifier() -> Verifier {
         SecretBytes::from_config_str("previous-secret-still-accepted-during-rotation"),
     ];
     let seed = prosody_auth_hmac::totp::decode_seed("XVGR73KMZH2M4XMY").unwrap();
-    Verifier::new(secrets, seed, Settings { replay_cache_size: 64, allow_weak_secrets: true, ..Settings::default() }, Some(HOST)).unwrap()
+    Verifier::new(secrets, seed, Settings { replay_cache_size: 64, allow_weak_secrets: true, ..Settings::default() }, Some(HOST))
+        .unwrap()
 }
 
 /// RFC 3920 nodeprep (the stringprep crate). The server uses Prosody's own; the core takes nodeprep

@@ -34,8 +34,8 @@ fuzz_target!(|data: &[u8]| {
     let plus_cfm = [b"tls-exporter\0".as_slice(), &cfm].concat();
     let plain = [b"\0", authcid.as_bytes(), b"\0", kept.as_bytes(), b" ", b64.as_bytes()].concat();
     // the account the server resolves the authcid to (a localpart, or a bare JID of the host)
-    let rightful = k == 0
-        && resolve_identity(common::HOST, "", &authcid, &common::nodeprep, false).is_ok_and(|id| id.username == "alice");
+    let rightful =
+        k == 0 && resolve_identity(common::HOST, "", &authcid, &common::nodeprep, false).is_ok_and(|id| id.username == "alice");
 
     for round in 0..2 {
         let mut ex = Exchange::new(mech);

@@ -64,7 +64,7 @@ function M.load_module(name, host, options, deps, stores)
 	function module:metric(kind, metric_name)
 		local family = { kind = kind, values = {} };
 		metrics[metric_name] = family;
-		function family:with_labels(...)
+		function family.with_labels(_, ...)
 			local key = table.concat({ ... }, "/");
 			return { add = function(_, n) family.values[key] = (family.values[key] or 0) + n; end };
 		end

@@ -143,7 +143,8 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
     f.write_all(contents.as_bytes()).and_then(|_| f.write_all(b"\n")).map_err(|e| format!("cannot write {shown}: {e}"))?;
     let owner = f.metadata().map_err(|e| format!("{shown}: {e}"))?.uid();
     if owner == 0 {
-        let gid = group_id(group).ok_or_else(|| format!("{shown} written, but there is no group {group:?} to give it to (--group)"))?;
+        let gid =
+            group_id(group).ok_or_else(|| format!("{shown} written, but there is no group {group:?} to give it to (--group)"))?;
         std::os::unix::fs::fchown(&f, Some(0), Some(gid)).map_err(|e| format!("cannot chown {shown}: {e}"))?;
     }
     Ok(())

@@ -10,12 +10,7 @@ pub fn vectors() -> Value {
 }
 
 pub fn verifier_for(doc: &Value) -> Verifier {
-    let secrets = doc["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| SecretBytes::from_config_str(s.as_str().unwrap()))
-        .collect();
+    let secrets = doc["secrets"].as_array().unwrap().iter().map(|s| SecretBytes::from_config_str(s.as_str().unwrap())).collect();
     let seed = prosody_auth_hmac::totp::decode_seed(doc["otp_seed"].as_str().unwrap()).unwrap();
     let settings = Settings {
         digits: doc["digits"].as_u64().unwrap() as u32,

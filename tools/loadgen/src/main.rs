@@ -138,7 +138,9 @@ async fn login(port: u16, host: &str, mech: &str, cred: &Credential) -> Result<(
             let (public, mac) = token.split_once(' ').ok_or("token")?;
             let secret_half = data_encoding::BASE64.decode(mac.as_bytes()).map_err(|x| x.to_string())?;
             let cfm = [b"\0".as_slice(), user.as_bytes(), b"\0", public.as_bytes()].concat();
-            s.write_all(format!("<auth xmlns='{sasl}' mechanism='SASL-HMAC'>{}</auth>", b64(&cfm)).as_bytes()).await.map_err(e)?;
+            s.write_all(format!("<auth xmlns='{sasl}' mechanism='SASL-HMAC'>{}</auth>", b64(&cfm)).as_bytes())
+                .await
+                .map_err(e)?;
             if read_until(&mut s, &mut buf, &[b"</challenge>", b"<failure"]).await.map_err(e)? != 0 {
                 return Err("challenge refused".into());
             }
@@ -184,7 +186,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() {
     let a = parse_args();
     let creds: Vec<Credential> = if a.mech == "PLAIN-PASSWORD" {
-        (0..a.logins).map(|i| Credential::Password { user: format!("user{}", i % a.users), password: a.password.clone() }).collect()
+        (0..a.logins)
+            .map(|i| Credential::Password { user: format!("user{}", i % a.users), password: a.password.clone() })
+            .collect()
     } else {
         let seed = prosody_auth_hmac::totp::decode_seed(&a.seed).expect("seed");
         let v = Verifier::new(vec![SecretBytes::from_config_str(&a.secret)], seed, Settings::default(), None).expect("keys");
