@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make check: the fast tier (about a minute once built): the Rust tests, the busted specs on Lua 5.4,
-# clippy with the Lua binding compiled (lua54 and luajit), rustfmt and luacheck. `make test` runs it
+# clippy with the Lua binding compiled (lua54 and luajit), rustfmt, luacheck and pyflakes. `make test` runs it
 # first. Prints one line per step and a tally: "check: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +47,7 @@ lint "rustfmt" cargo fmt --check
 lint "rustfmt (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml
 lint "rustfmt (loadgen)" cargo fmt --check --manifest-path tools/loadgen/Cargo.toml
 lint "luacheck" luacheck --no-color lua spec tests/integration/plugins benches/lua
+lint "pyflakes" pyflakes3 tests/integration tests/interop tests/vectors examples/webapp clients/slixmpp scripts/demo.py benches
 
 rm -f "$log"
 echo "check: $passed passed, $failed failed ($(( $(date +%s) - started )) s)"

@@ -29,7 +29,7 @@ test_packages=(
 	lua5.1 lua5.2 lua5.3 luajit  # the native module's specs run on every interpreter Prosody supports
 	liblua5.1-0-dev liblua5.2-dev liblua5.3-dev  # luarocks wants the headers before any build (ours needs none)
 	lua-busted lua-dkjson        # Lua unit tests (busted --lua=<interpreter>); JSON for the vectors
-	lua-check                    # make check: luacheck on lua/ and spec/
+	lua-check pyflakes3          # make check: luacheck on lua/ and spec/, pyflakes on the Python
 	luarocks zip unzip # the rockspec, `luarocks pack` and prosodyctl install tests
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting

@@ -33,10 +33,19 @@ def prosody_version():
     return tuple(int(x) for x in text.split("."))
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 nobody listens on now, never the same one twice in this process. Another
+    process may still take it before the server binds it: Prosody.start() notices and moves."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def keygen():
@@ -58,6 +67,17 @@ def listening(port):
             return True
     except OSError:
         return False
+
+
+def stays(predicate, seconds, what):
+    """That something does not happen: `predicate` holds throughout `seconds` (polled), and the
+    test fails as soon as it does not."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert predicate(), "%s (%.1f s into %s s)" % (what, seconds - (deadline - time.monotonic()), seconds)
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.25)
 
 
 def stop_process(proc):
@@ -119,24 +139,56 @@ class Prosody:
     def ws_url(self):
         return "ws://127.0.0.1:%d/xmpp-websocket" % self.http_port
 
-    def start(self, timeout=30):
-        self.stdout = open(self.dir / "stdout.log", "wb")
-        self.proc = subprocess.Popen([self.binary, "--config", str(self.config), "-F"],
-                                     stdout=self.stdout, stderr=subprocess.STDOUT, cwd=self.dir)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("Prosody exited with %s:\n%s" % (self.proc.returncode, self.tail()))
-            if all(listening(p) for p in (self.c2s_port, self.http_port)):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("Prosody did not listen within %ss:\n%s" % (timeout, self.tail()))
+    started_once = False
 
-    def stop(self):
+    def start(self, timeout=30):
+        """Starts Prosody and waits until it listens. If another process took one of its ports
+        between free_port() and the bind, the first start moves to new ports (a restart keeps them:
+        clients come back to the same ones)."""
+        for _ in range(3):
+            mark = self.log_mark()
+            self.stdout = open(self.dir / "stdout.log", "wb")
+            self.proc = subprocess.Popen([self.binary, "--config", str(self.config), "-F"],
+                                         stdout=self.stdout, stderr=subprocess.STDOUT, cwd=self.dir)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("Prosody exited with %s:\n%s" % (self.proc.returncode, self.tail()))
+                taken = self.log_path.exists() and "Failed to open server port" in self.log_since(mark)
+                if taken:
+                    break
+                if all(listening(p) for p in (self.c2s_port, self.http_port)):
+                    # listening, and (no bind failure logged) by this Prosody
+                    if "Failed to open server port" not in self.log_since(mark):
+                        self.started_once = True
+                        return self
+                time.sleep(0.1)
+            else:
+                self.stop()
+                raise RuntimeError("Prosody did not listen within %ss:\n%s" % (timeout, self.tail()))
+            self._halt()
+            if self.started_once:
+                raise RuntimeError("Prosody could not get its ports back on restart:\n%s" % self.tail())
+            self._move_ports()
+        raise RuntimeError("Prosody found its ports taken three times:\n%s" % self.tail())
+
+    def _move_ports(self):
+        text = self.config.read_text()
+        new_c2s, new_http = free_port(), free_port()
+        for key, old, new in (("c2s_ports", self.c2s_port, new_c2s), ("http_ports", self.http_port, new_http)):
+            line = "%s = { %d }" % (key, old)
+            assert text.count(line) == 1, line
+            text = text.replace(line, "%s = { %d }" % (key, new))
+        self.config.write_text(text)
+        self.c2s_port, self.http_port = new_c2s, new_http
+
+    def _halt(self):
         stop_process(self.proc)
         if getattr(self, "stdout", None):
             self.stdout.close()
+
+    def stop(self):
+        self._halt()
         if not self.keep_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 

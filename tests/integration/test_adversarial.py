@@ -30,7 +30,13 @@ def server():
         s.close()
     p.rss_start = p.rss_kib()
     yield p
+    # after every test of this module, whichever ran and in whatever order: Prosody is up and
+    # its memory grew by less than the bound
+    alive, growth = p.proc.poll() is None, p.rss_kib() - p.rss_start if p.proc.poll() is None else None
     p.stop()
+    print("Prosody RSS: %d KiB at start, %+s KiB after the battery" % (p.rss_start, growth))
+    assert alive, "Prosody died during the battery"
+    assert growth <= MEMORY_BOUND_KIB, "Prosody's RSS grew by %d KiB" % growth
 
 
 def tok(p, jid="mallory", **kw):
@@ -274,11 +280,3 @@ def test_thousands_of_failures_from_one_connection(server, transport):
         assert s.auth("X-TOKEN", M + tok(server)).status == "success"
     finally:
         s.close()
-
-
-def test_zz_memory_is_bounded(server):
-    growth = server.rss_kib() - server.rss_start
-    print("Prosody RSS: %d KiB at start, %d KiB after the battery (%+d KiB)"
-          % (server.rss_start, server.rss_kib(), growth))
-    assert growth <= MEMORY_BOUND_KIB
-    assert server.proc.poll() is None

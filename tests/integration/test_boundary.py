@@ -15,7 +15,6 @@ import pytest
 import sasl_hmac as sh  # clients/slixmpp
 from harness import HMAC_TOKEN, REPO, Prosody, prosody_modules_dir
 from test_live import TRANSPORTS, connect, mint, plain
-from test_sasl_hmac import begin
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))
 from converse_auth import create_token  # noqa: E402

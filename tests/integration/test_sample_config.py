@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import rawxmpp
-from harness import HMAC_TOKEN, NATIVE_LIB, PROSODY, REPO, free_port, keygen, listening, make_cert, stop_process
+from harness import HMAC_TOKEN, NATIVE_LIB, PROSODY, REPO, free_port, listening, make_cert, stop_process
 from test_live import plain
 
 SAMPLE = REPO / "prosody-config" / "prosody.cfg.lua.sample"

@@ -27,6 +27,7 @@ assert sasl_mechs  # the stock mechanisms are registered by importing the module
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "slixmpp"))
 import sasl_hmac  # noqa: E402,F401 - registers SASL-HMAC
+assert sasl_hmac  # imported for its side effect
 
 
 def login(jid, password, port, mechanism="PLAIN", timeout=15, starttls=True, tls_max=None):
