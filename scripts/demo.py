@@ -46,6 +46,8 @@ def main():
     parser.add_argument("--proxy", choices=["nginx", "apache"], help="put this reverse proxy in front (HTTPS)")
     args = parser.parse_args()
     serve = args.serve
+    # SIGTERM (kill PID) stops everything as cleanly as Ctrl-C, at any point
+    signal.signal(signal.SIGTERM, _interrupt)
     step("Generating secrets with `hmac-token keygen` and starting Prosody on 127.0.0.1")
     # behind a proxy: Prosody believes X-Forwarded-* from the proxy only, and considers a session
     # secure only when the proxy says it came over HTTPS (the test config's blanket
@@ -53,10 +55,11 @@ def main():
     server = Prosody(extra_modules=(), extra_global="\n".join([
         "consider_bosh_secure = false", "consider_websocket_secure = false",
         'trusted_proxies = { "127.0.0.1", "::1" }']) if args.proxy else "")
-    server.start()
     app = proxy = None
     ok = True
+    interrupted = serving = False
     try:
+        server.start()
         print("    config:    %s" % server.config)
         print("    c2s:       127.0.0.1:%d (STARTTLS, self-signed certificate)" % server.c2s_port)
         print("    BOSH:      %s" % server.bosh_url)
@@ -108,9 +111,8 @@ def main():
              "(SASL-HMAC, WebSocket)" % where)
         shot = REPO / "test-artifacts" / ("demo-converse%s.png" % ("-" + args.proxy if args.proxy else ""))
         shot.parent.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run(["node", str(REPO / "web" / "converse-login.mjs"),
-                              page + "?transport=websocket&mech=SASL-HMAC&user=bob", str(shot)],
-                             cwd=REPO / "web", capture_output=True, text=True, timeout=120, env=browser_env)
+        out = run_browser(["node", str(REPO / "web" / "converse-login.mjs"),
+                           page + "?transport=websocket&mech=SASL-HMAC&user=bob", str(shot)], browser_env)
         result = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"outcome": out.stderr[-300:]}
         print("    converse.js shows: %s" % result.get("outcome"))
         print("    screenshot: %s" % shot)
@@ -126,29 +128,56 @@ def main():
             ok &= bool(requests)
 
         if serve:
+            serving = True  # from here on Ctrl-C or SIGTERM is how it ends
             step("Serving until Ctrl-C")
             print("    open %s?transport=websocket&mech=SASL-HMAC&user=carol" % page)
             print("    (or &transport=bosh, &mech=PLAIN, &scenario=bad|replay to see the failures)")
             if proxy:
                 print("    the certificate is self-signed: accept the browser's warning once, or start Chromium with")
                 print("    --ignore-certificate-errors-spki-list=%s" % spki)
-            # SIGTERM (kill PID) stops everything as cleanly as Ctrl-C
-            signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
+    except KeyboardInterrupt:
+        interrupted = not serving
     finally:
-        if app:
-            app.stop()
-        if proxy:
-            step("Stopping %s (pid %d)" % (args.proxy, proxy.proc.pid))
-            proxy.stop()
-        step("Stopping Prosody (pid %d)" % server.pid())
-        server.stop()
+        # a second Ctrl-C or SIGTERM must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for what, stop in (("the web app", app and app.stop),
+                           ("%s (pid %d)" % (args.proxy, proxy.proc.pid) if proxy else "", proxy and proxy.stop),
+                           ("Prosody (pid %s)" % (server.proc.pid if server.proc else "-"), server.stop)):
+            if not stop:
+                continue
+            step("Stopping %s" % what)
+            try:
+                stop()
+            except Exception as e:  # the others must still be stopped
+                print("    could not stop %s: %s" % (what, e))
+    if interrupted:
+        print("\nDemo interrupted.")
+        return 130
     print("\nDemo %s." % ("succeeded" if ok else "FAILED"))
     return 0 if ok else 1
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def run_browser(cmd, env, timeout=120):
+    """node and its Chromium in their own process group, killed as a group if interrupted."""
+    proc = subprocess.Popen(cmd, cwd=REPO / "web", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 if __name__ == "__main__":

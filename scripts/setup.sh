@@ -54,7 +54,8 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
 	export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-	# No rustup toolchain: bookworm's rustc-web/cargo-web (1.96) are new enough (we need >= 1.88).
+	# No rustup toolchain: bookworm's rustc-web/cargo-web, new enough (>= 1.88) from bookworm-security
+	# and bookworm-updates (checked below).
 	missing+=(rustc-web cargo-web)
 fi
 

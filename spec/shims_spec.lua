@@ -212,6 +212,8 @@ describe("mod_auth_hmac #prosody", function()
 			{ function(o) o.token_nonce_digits = 8; end, "mod_auth_hmac: token_nonce_digits must be between 16 and 64, not 8" },
 			{ function(o) o.token_jid_as_sent = "sometimes"; end, "mod_auth_hmac: token_jid_as_sent must be true or false" },
 			{ function(o) o.token_secret_file = "/nonexistent/secret"; end, "token_secret_file: cannot read /nonexistent/secret" },
+			-- the secret itself where a path belongs: said, never shown
+			{ function(o) o.token_secret_file = doc.secrets[1]; end, "token_secret_file: cannot read the file it names" },
 			{ function(o) o.token_user_exists = "sometimes"; end, "token_user_exists must be" },
 			{ function(o) o.token_mechanisms = { "PLAIN", "DIGEST-MD5" }; end, "token_mechanisms: unknown mechanism DIGEST-MD5" },
 		};

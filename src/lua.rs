@@ -398,13 +398,12 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
 fn read_secret_file(lua: &Lua, (path, gid): (LuaString, Option<u32>)) -> LuaResult<LuaMultiValue> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_bytes();
-    let shown = String::from_utf8_lossy(&bytes).into_owned();
     match crate::secret::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
         Ok((data, exposure)) => {
             let data = crate::secret::SecretBytes::new(data);
             (lua.create_string(data.expose())?, exposure.map(|e| e.to_string())).into_lua_multi(lua)
         }
-        Err(e) => fail(lua, &format!("cannot read {shown} ({e})")),
+        Err(e) => fail(lua, &crate::secret::read_error(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), &e)),
     }
 }
 

@@ -111,6 +111,25 @@ pub fn exposure(mode: u32, gid: u32, server_gid: Option<u32>) -> Option<Exposure
     }
 }
 
+/// Whether a file name could be a secret pasted where a path belongs (`token_secret_file = "<the
+/// secret>"`): 16 or more characters of a secret's alphabet and no dot. Such a name is not shown.
+pub fn looks_like_a_secret(name: &str) -> bool {
+    name.len() >= MIN_SECRET_LEN
+        && !name.contains('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-'))
+}
+
+/// "cannot read PATH (why)" for a secret file, without the path when its last part looks like a
+/// secret rather than a file name.
+pub fn read_error(path: &std::path::Path, err: &std::io::Error) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    if looks_like_a_secret(&name) {
+        format!("cannot read the file it names ({err}; the name is not shown: it looks like a secret, not a path)")
+    } else {
+        format!("cannot read {} ({err})", path.display())
+    }
+}
+
 /// A secret file's contents, without trailing line ends (an editor's final newline is not part of
 /// the secret), and who else can read it, for a warning. The one rule for the module and the CLI.
 pub fn read_secret_file(path: &std::path::Path, server_gid: Option<u32>) -> std::io::Result<(Vec<u8>, Option<Exposure>)> {
@@ -128,6 +147,20 @@ pub fn read_secret_file(path: &std::path::Path, server_gid: Option<u32>) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_given_as_a_path_is_not_shown() {
+        use std::path::Path;
+        let err = std::io::Error::from(std::io::ErrorKind::NotFound);
+        for secret in ["WQGUG2BSJYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7YWKA", "0123456789abcdef0123456789abcdef", "c2VjcmV0LXNlY3JldC0xMjM0NTY="] {
+            let shown = read_error(&Path::new("/etc/prosody").join(secret), &err);
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("not shown"), "{shown}");
+        }
+        for path in ["/etc/prosody/token_secret", "/etc/prosody/otp_seed", "/srv/chat/secret.txt", "/x/y"] {
+            assert!(read_error(Path::new(path), &err).contains(path), "{path}");
+        }
+    }
 
     #[test]
     fn exposure_follows_debians_convention() {

@@ -84,13 +84,13 @@ struct Keys {
     #[arg(long = "secret", env = "TOKEN_SECRET", hide_env_values = true)]
     secrets: Vec<String>,
     /// File holding the token secret (trailing newline ignored).
-    #[arg(long, env = "TOKEN_SECRET_FILE")]
+    #[arg(long, env = "TOKEN_SECRET_FILE", hide_env_values = true)]
     secret_file: Option<String>,
     /// Base32 OTP seed.
     #[arg(long, env = "OTP_SEED", hide_env_values = true)]
     otp_seed: Option<String>,
     /// File holding the OTP seed.
-    #[arg(long, env = "OTP_SEED_FILE")]
+    #[arg(long, env = "OTP_SEED_FILE", hide_env_values = true)]
     otp_seed_file: Option<String>,
     /// OTP digits.
     #[arg(long, default_value_t = 8)]
@@ -155,7 +155,7 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
 /// `prosody` group can read it).
 fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
     let (data, exposure) = prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody"))
-        .map_err(|e| format!("{}: cannot read {path:?}: {e}", CliNames.name(option)))?;
+        .map_err(|e| format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), &e)))?;
     if let Some(exposure) = exposure {
         eprintln!("hmac-token: warning: {path} {exposure}");
     }

@@ -41,6 +41,21 @@ def test_the_setup_installs_debians_rust_only_without_a_toolchain():
     assert "missing+=(rustc-web cargo-web)" in text
 
 
+def test_the_build_stops_on_a_cargo_older_than_the_crate_needs(tmp_path):
+    """A stand-in `cargo` first on PATH reports each version; the build profile's check decides."""
+    for version, ok in [("1.85.0", False), ("1.87.9", False), ("1.88.0", True), ("1.88.0-nightly", True),
+                        ("1.96.0", True), ("1.100.0", True)]:
+        fake = tmp_path / version / "cargo"
+        fake.parent.mkdir()
+        fake.write_text("#!/bin/sh\necho 'cargo %s (fake 2026-01-01)'\n" % version)
+        fake.chmod(0o755)
+        r = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh"), "build"], capture_output=True, text=True,
+                           env=dict(os.environ, PATH="%s:%s" % (fake.parent, os.environ["PATH"])))
+        assert (r.returncode == 0) == ok, (version, r.stdout + r.stderr)
+        if not ok:
+            assert "cargo %s is older than the 1.88 this build needs" % version in r.stderr, r.stderr
+
+
 def test_the_readme_lists_the_build_packages():
     lines = [line for line in (REPO / "README.md").read_text().splitlines() if "scripts/setup.sh --list build" in line
              and line.startswith("apt-get install")]

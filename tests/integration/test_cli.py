@@ -107,13 +107,24 @@ def test_errors_name_the_clis_flags_and_variables():
         (good, ["--nonce-digits", "3"], "--nonce-digits/TOKEN_NONCE_DIGITS must be between 16 and 64, not 3"),
         (good, ["--step", "600"], "shorten --step or --skew, or pass --allow-long-lifetime"),
         ({**good, "OTP_SEED": None, "OTP_SEED_FILE": "/nonexistent/seed"}, [],
-         '--otp-seed-file/OTP_SEED_FILE: cannot read "/nonexistent/seed"'),
-        (good, ["--secret-file", "/nonexistent/secret"], '--secret-file/TOKEN_SECRET_FILE: cannot read "/nonexistent/secret"'),
+         '--otp-seed-file/OTP_SEED_FILE: cannot read /nonexistent/seed ('),
+        (good, ["--secret-file", "/nonexistent/secret"], '--secret-file/TOKEN_SECRET_FILE: cannot read /nonexistent/secret ('),
     ]
     for env, args, message in cases:
         r = run("mint", "--jid", "a@example.org", *args, env=env)
         assert r.returncode == 2 and message in r.stderr, (args, r.stderr)
         assert not CONFIG_NAMES.search(r.stderr), r.stderr
+
+
+def test_a_secret_given_as_a_file_name_is_never_printed():
+    k = keys()
+    for env in ({"TOKEN_SECRET": None, "TOKEN_SECRET_FILE": k["token_secret"], "OTP_SEED": k["otp_seed"]},
+                {"TOKEN_SECRET": k["token_secret"], "OTP_SEED": None, "OTP_SEED_FILE": k["otp_seed"]}):
+        r = run("mint", "--jid", "a@example.org", env=env)
+        assert r.returncode == 2 and "not shown: it looks like a secret" in r.stderr, r.stderr
+        helped = run("mint", "--help", env=env)
+        for value in (k["token_secret"], k["otp_seed"]):
+            assert value not in r.stderr + r.stdout + helped.stdout + helped.stderr
 
 
 def test_keygen_writes_the_secret_files_as_debian_does():

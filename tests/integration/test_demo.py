@@ -61,3 +61,44 @@ def test_serve_behind_a_proxy(kind):
     assert proc.returncode == 0, rest
     assert "Stopping %s (pid" % kind in rest and "Demo succeeded." in rest, rest
     assert not [p for p in ports if listening(p)], (ports, rest)
+
+
+def leftovers(out):
+    """Processes still running from the demo's scratch directories (Prosody's, the proxy's)."""
+    dirs = set(re.findall(r"(/tmp/(?:prosody-hmac|nginx|apache)-[A-Za-z0-9_]+)", out))
+    assert dirs, out
+    found = []
+    for d in dirs:
+        r = subprocess.run(["pgrep", "-af", d], capture_output=True, text=True)
+        found += [line for line in r.stdout.splitlines() if "pgrep" not in line]
+    return found
+
+
+@pytest.mark.parametrize("when", ["during the browser login", "twice while serving"])
+def test_sigterm_stops_everything(when):
+    proc = subprocess.Popen([sys.executable, str(DEMO), "--serve", "--proxy", "apache"], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = ""
+    try:
+        if when == "during the browser login":
+            out = read_until(proc, "headless Chromium logs in", 180)
+            time.sleep(1)  # node and Chromium are up
+            proc.send_signal(signal.SIGTERM)
+            expected = 130
+        else:
+            out = read_until(proc, "Serving until Ctrl-C", 180)
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            expected = 0
+        out += proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == expected, out
+    assert "Stopping apache" in out and "Stopping Prosody" in out, out
+    ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)]
+    assert ports and not [p for p in ports if listening(p)], (ports, out)
+    assert not leftovers(out), leftovers(out)
+    chromium = subprocess.run(["pgrep", "-af", "converse-login.mjs"], capture_output=True, text=True).stdout
+    assert "node" not in chromium, chromium

@@ -28,6 +28,11 @@ def server():
                        capture_output=True, text=True, cwd=s.dir, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     s.start()
+    # listening comes before every host has loaded its modules: wait for each host's last word
+    for needle in ['%s:auth_hmac\tinfo\tNot active on %s' % (PLAIN_HOST, PLAIN_HOST),
+                   "%s:auth_hmac\tdebug\tToken authentication ready" % s.host,
+                   "%s:auth_hmac\tdebug\tToken authentication ready" % s.other_host]:
+        assert needle in s.wait_log(0, needle, timeout=15), (needle, s.tail())
     yield s
     s.stop()
 

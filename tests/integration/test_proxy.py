@@ -118,7 +118,7 @@ def test_failed_logins_carry_the_clients_address_never_a_forged_one(stack, trans
     server, proxy, app = stack
     user = "fw" + transport[:2] + mech.replace("-", "").lower()
     jid = "%s@%s" % (user, server.host)
-    forged = {"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https"}
+    forged = {"X-Forwarded-For": "10.9.9.9", "X-Forwarded-Proto": "https", "Forwarded": "for=10.9.9.9;proto=https"}
     mark = server.log_mark()
     if transport == "bosh":  # a client that sends its own X-Forwarded-For through the proxy
         s = bosh_client(proxy.https_port, True, server.host, source=CLIENT, headers=forged)

@@ -73,6 +73,8 @@ def check(config, what):
 
 @pytest.mark.parametrize("what", ["config", "disabled", "certs"])
 def test_prosodyctl_check_is_clean(scratch, what):
+    """Prosody's own checks of the sample (options, hosts, certificates). They load no module, so
+    they say nothing of the plugin's settings: the start below does."""
     config = scratch / "prosody.cfg.lua"
     config.write_text(admin_copy(scratch))
     r = check(config, what)
@@ -88,20 +90,38 @@ def test_prosodyctl_check_would_see_an_obsolete_option(scratch):
     assert r.returncode != 0 and "cross_domain_bosh" in r.stdout, r.stdout + r.stderr
 
 
-def test_prosody_starts_from_the_sample_and_a_token_logs_in(scratch):
+def start(scratch, text):
+    """Prosody from `text`, as Debian's prosody.service runs it (User=prosody, prosody -F); waits
+    until c2s listens and the host's auth module has loaded or failed."""
     config = scratch / "prosody.cfg.lua"
-    text = admin_copy(scratch)
     config.write_text(text)
     c2s = int(re.search(r"c2s_ports = \{ (\d+) \}", text).group(1))
-    # Debian's prosody.service: User=prosody, prosody -F
     as_prosody = ["runuser", "-u", "prosody", "--"] if os.geteuid() == 0 else []
     proc = subprocess.Popen([*as_prosody, PROSODY, "--config", str(config), "-F"], cwd=scratch,
                             stdout=open(scratch / "stdout.log", "wb"), stderr=subprocess.STDOUT)
+    for _ in range(200):
+        log = (scratch / "prosody.log").read_text()
+        if proc.poll() is not None or "Error initializing" in log or (listening(c2s) and "auth_hmac" in log):
+            break
+        time.sleep(0.1)
+    return proc, c2s
+
+
+def test_a_broken_plugin_setting_in_the_sample_shows_in_the_log(scratch):
+    """The negative control for the start below: a secret file that is not there stops the module,
+    and the log says which option."""
+    proc, _ = start(scratch, sub(admin_copy(scratch), '"%s"' % (scratch / "token_secret"), '"/nonexistent/token_secret"'))
     try:
-        for _ in range(200):
-            if listening(c2s) or proc.poll() is not None:
-                break
-            time.sleep(0.1)
+        log = (scratch / "prosody.log").read_text()
+        assert "Error initializing module 'auth_hmac' on 'example.org'" in log, log
+        assert "token_secret_file: cannot read /nonexistent/token_secret" in log, log
+    finally:
+        stop_process(proc)
+
+
+def test_prosody_starts_from_the_sample_and_a_token_logs_in(scratch):
+    proc, c2s = start(scratch, admin_copy(scratch))
+    try:
         log = (scratch / "prosody.log").read_text()
         assert listening(c2s), log + (scratch / "stdout.log").read_text()
         env = dict(os.environ, TOKEN_SECRET=(scratch / "token_secret").read_text().strip(),
