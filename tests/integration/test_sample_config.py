@@ -92,7 +92,7 @@ def test_prosodyctl_check_would_see_an_obsolete_option(scratch):
 
 def start(scratch, text):
     """Prosody from `text`, as Debian's prosody.service runs it (User=prosody, prosody -F); waits
-    until c2s listens and the host's auth module has loaded or failed."""
+    until c2s listens or a module failed."""
     config = scratch / "prosody.cfg.lua"
     config.write_text(text)
     c2s = int(re.search(r"c2s_ports = \{ (\d+) \}", text).group(1))
@@ -101,7 +101,7 @@ def start(scratch, text):
                             stdout=open(scratch / "stdout.log", "wb"), stderr=subprocess.STDOUT)
     for _ in range(200):
         log = (scratch / "prosody.log").read_text()
-        if proc.poll() is not None or "Error initializing" in log or (listening(c2s) and "auth_hmac" in log):
+        if proc.poll() is not None or "Error initializing" in log or listening(c2s):
             break
         time.sleep(0.1)
     return proc, c2s
@@ -112,7 +112,11 @@ def test_a_broken_plugin_setting_in_the_sample_shows_in_the_log(scratch):
     and the log says which option."""
     proc, _ = start(scratch, sub(admin_copy(scratch), '"%s"' % (scratch / "token_secret"), '"/nonexistent/token_secret"'))
     try:
-        log = (scratch / "prosody.log").read_text()
+        for _ in range(100):  # hosts load their modules around the time the ports open
+            log = (scratch / "prosody.log").read_text()
+            if "Error initializing" in log:
+                break
+            time.sleep(0.1)
         assert "Error initializing module 'auth_hmac' on 'example.org'" in log, log
         assert "token_secret_file: cannot read /nonexistent/token_secret" in log, log
     finally:
