@@ -229,6 +229,11 @@ function provider.test_password(username, password)
 		sasl_hmac.failed("test_password", shown, nil, reason, detail);
 		return nil, reason;
 	end
+	local enabled, why = provider.is_enabled(user);
+	if not enabled then
+		sasl_hmac.failed("test_password", shown, nil, "account-disabled", why);
+		return nil, "account-disabled";
+	end
 	sasl_hmac.count("test_password", "success");
 	provider.note_login(user);
 	return true;
@@ -273,7 +278,27 @@ function provider.delete_user(username)
 end
 
 function provider.get_sasl_handler(session)
-	return sasl_hmac.new_handler(verifier, session, provider.note_login);
+	return sasl_hmac.new_handler(verifier, session, provider.note_login, provider.is_enabled);
+end
+
+-- Prosody 13's account controls (prosodyctl shell user disable JID, mod_admin_shell): a disabled
+-- account's tokens are refused (account-disabled) until it is enabled again; Prosody's mod_c2s
+-- ends its sessions. Kept in Prosody's storage, so it survives restarts. A storage error refuses
+-- that one account's logins, nobody else's.
+local disabled_store = module:open_store("auth_hmac_disabled");
+
+function provider.is_enabled(username)
+	local disabled, store_err = disabled_store:get(username);
+	if store_err then return nil, "cannot read the account's state: " .. tostring(store_err); end
+	return disabled == nil;
+end
+
+function provider.disable(username, meta)
+	return disabled_store:set(username, { since = os.time(), meta = meta });
+end
+
+function provider.enable(username)
+	return disabled_store:set(username, nil);
 end
 
 function provider.get_verifier()

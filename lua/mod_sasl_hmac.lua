@@ -99,11 +99,13 @@ local function add_cb_handler(self, name, f)
 	return self;
 end
 
-function new_handler(verifier, session, on_success) -- luacheck: ignore 131
+-- `is_enabled(username)` (the provider's): false or nil, err refuses a verified token (account-disabled).
+function new_handler(verifier, session, on_success, is_enabled) -- luacheck: ignore 131
 	return setmetatable({
 		verifier = verifier;
 		session = session;
 		on_success = on_success;
+		is_enabled = is_enabled;
 		realm = module.host;
 		-- Prosody (mod_saslauth, mod_sasl2) hands it the connection's channel bindings; SASL-HMAC-PLUS is
 		-- offered only when there is at least one
@@ -112,7 +114,7 @@ function new_handler(verifier, session, on_success) -- luacheck: ignore 131
 end
 
 function handler:clean_clone()
-	local clone = new_handler(self.verifier, self.session, self.on_success);
+	local clone = new_handler(self.verifier, self.session, self.on_success, self.is_enabled);
 	clone.cb_handlers, clone.userdata = self.cb_handlers, self.userdata;
 	return clone;
 end
@@ -228,6 +230,14 @@ function handler:process(message)
 	if status == "challenge" then
 		return "challenge", value;
 	elseif status == "success" then
+		-- after verification, so that only the token's holder learns the account is disabled
+		local account_enabled, why = true, nil;
+		if self.is_enabled then account_enabled, why = self.is_enabled(value); end
+		if not account_enabled then
+			local condition, text = failed(self.selected, printable(value .. "@" .. module.host), session,
+				"account-disabled", why);
+			return "failure", condition, text;
+		end
 		self.username = value;
 		count(self.selected, "success");
 		if self.on_success then self.on_success(value); end

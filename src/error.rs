@@ -40,11 +40,14 @@ pub enum Reject {
     BearerDisabled,
     /// The stream has used up `token_max_failures` and is being closed. Decided by the Prosody glue.
     TooManyFailures,
+    /// The token is good but the account is disabled (Prosody 13's `user disable`). Decided by the
+    /// Prosody glue, after verification: an unauthenticated client never learns it.
+    AccountDisabled,
 }
 
 impl Reject {
     /// Every reason, in a fixed order (used for metrics).
-    pub const ALL: [Reject; 12] = [
+    pub const ALL: [Reject; 13] = [
         Reject::Malformed,
         Reject::BadSignature,
         Reject::Expired,
@@ -57,6 +60,7 @@ impl Reject {
         Reject::AlreadyAuthenticated,
         Reject::BearerDisabled,
         Reject::TooManyFailures,
+        Reject::AccountDisabled,
     ];
 
     /// Stable, log-friendly name of the reason.
@@ -74,6 +78,7 @@ impl Reject {
             Reject::AlreadyAuthenticated => "already-authenticated",
             Reject::BearerDisabled => "bearer-disabled",
             Reject::TooManyFailures => "too-many-failures",
+            Reject::AccountDisabled => "account-disabled",
         }
     }
 
@@ -96,6 +101,7 @@ impl Reject {
             | Reject::BearerDisabled
             | Reject::TooManyFailures => "not-authorized",
             Reject::InvalidAuthzid => "invalid-authzid",
+            Reject::AccountDisabled => "account-disabled",
             Reject::Expired => "credentials-expired",
             Reject::CacheFull | Reject::QuotaExceeded | Reject::Internal => "temporary-auth-failure",
         }
@@ -114,6 +120,7 @@ pub const fn condition_text(condition: &str) -> Option<&'static str> {
         b"not-authorized" => Some("Unable to authorize you with the authentication credentials you've sent."),
         b"credentials-expired" => Some("The token has expired; fetch a new one."),
         b"temporary-auth-failure" => Some("Please try again later."),
+        b"account-disabled" => Some("This account is disabled."),
         _ => None,
     }
 }

@@ -1,0 +1,96 @@
+"""Prosody 13's account controls: `prosodyctl shell user disable JID` refuses that user's tokens
+(account-disabled, after verification) and ends their sessions; `user enable` lets them back in;
+nobody else is touched. Prosody 0.12 has no such command (its shell says so)."""
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import rawxmpp
+from harness import PROSODY, Prosody, prosody_version
+from test_live import flip_mac, plain
+
+CTL = Path(PROSODY).with_name("prosodyctl")
+PROSODY_13 = prosody_version() >= (13, 0, 0)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Prosody(extra_modules=("admin_shell",)).start()
+    yield s
+    s.stop()
+
+
+def shell(server, command):
+    r = subprocess.run([str(CTL), "--config", str(server.config), "shell", *command.split()], capture_output=True,
+                       text=True, timeout=30, cwd=server.dir)
+    return r.returncode, r.stdout + r.stderr
+
+
+def login(server, user, token=None, mech="PLAIN"):
+    s = rawxmpp.C2S(server.c2s_port, server.host)
+    r = s.auth(mech, plain(user, token or server.mint("%s@%s" % (user, server.host))))
+    return s, r
+
+
+def bound(server, user):
+    s, r = login(server, user)
+    assert r.status == "success", r
+    s.restart()
+    s.bind(restart=False)
+    return s
+
+
+def still_open(stream):
+    stream.send_raw("<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+    while True:
+        try:
+            el = stream.recv()
+        except (ConnectionError, OSError):
+            return False
+        if el is None:
+            return False
+        if el.get("id") == "p1":
+            return el.get("type") == "result"
+
+
+def test_disable_refuses_the_accounts_tokens_and_ends_its_sessions(server):
+    if not PROSODY_13:
+        rc, out = shell(server, "user disable nina@%s" % server.host)
+        print(rc, out)
+        assert rc != 0 and "User disabled" not in out, out
+        _, r = login(server, "nina")
+        assert r.status == "success", r
+        return
+    nina, other = bound(server, "nina"), bound(server, "oscar")
+    rc, out = shell(server, "user disable nina@%s" % server.host)
+    assert rc == 0 and "User disabled" in out, out
+    assert not still_open(nina), "the disabled account's session is still open"
+    assert still_open(other), "another account's session was ended"
+    mark = server.log_mark()
+    for mech in ("PLAIN", "X-TOKEN"):
+        _, r = login(server, "nina", mech=mech)
+        assert (r.status, r.condition) == ("failure", "account-disabled"), (mech, r)
+    assert server.log_since(mark).count("token login for nina@%s from 127.0.0.1: account-disabled" % server.host) == 2
+    # a forged token is refused as forged: the forger does not learn the account is disabled
+    _, r = login(server, "nina", flip_mac(server.mint("nina@%s" % server.host)))
+    assert r.condition == "not-authorized", r
+    _, r = login(server, "oscar")
+    assert r.status == "success", r
+    rc, out = shell(server, "user enable nina@%s" % server.host)
+    assert rc == 0 and "User enabled" in out, out
+    _, r = login(server, "nina")
+    assert r.status == "success", r
+
+
+@pytest.mark.skipif(not PROSODY_13, reason="Prosody 0.12 has no account controls")
+def test_disabled_stays_disabled_across_a_restart(server):
+    bound(server, "petra").close()
+    rc, out = shell(server, "user disable petra@%s" % server.host)
+    assert rc == 0, out
+    server.keep_dir = True
+    server.stop()
+    server.start()
+    server.keep_dir = False
+    _, r = login(server, "petra")
+    assert r.condition == "account-disabled", r
