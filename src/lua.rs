@@ -172,7 +172,7 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             other => return Err(type_error("jid", "string or table", other)),
         };
         Ok(match result {
-            Ok(acc) => (Some(acc.step), Value::Integer((acc.jid_index + 1) as mlua::Integer), Value::Nil),
+            Ok(acc) => (Some(acc.step()), Value::Integer((acc.jid_index() + 1) as mlua::Integer), Value::Nil),
             Err(r) => {
                 let detail = match r {
                     Reject::Expired => Value::String(lua.create_string(this.diagnose_expired(&token, now).to_string())?),

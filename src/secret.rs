@@ -152,7 +152,9 @@ mod tests {
     fn a_secret_given_as_a_path_is_not_shown() {
         use std::path::Path;
         let err = std::io::Error::from(std::io::ErrorKind::NotFound);
-        for secret in ["WQGUG2BSJYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7YWKA", "0123456789abcdef0123456789abcdef", "c2VjcmV0LXNlY3JldC0xMjM0NTY="] {
+        for secret in
+            ["WQGUG2BSJYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7YWKA", "0123456789abcdef0123456789abcdef", "c2VjcmV0LXNlY3JldC0xMjM0NTY="]
+        {
             let shown = read_error(&Path::new("/etc/prosody").join(secret), &err);
             assert!(!shown.contains(secret), "{shown}");
             assert!(shown.contains("not shown"), "{shown}");

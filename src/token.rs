@@ -139,18 +139,18 @@ impl<'a> UntrustedToken<'a> {
         Ok(())
     }
 
-    /// `OTP ‖ NONCE`.
-    pub fn public(&self) -> &[u8] {
+    /// `OTP ‖ NONCE` as sent: not verified.
+    pub fn unverified_public(&self) -> &[u8] {
         self.public
     }
 
-    /// The OTP digits.
-    pub fn otp(&self) -> &[u8] {
+    /// The OTP digits as sent: not verified.
+    pub fn unverified_otp(&self) -> &[u8] {
         &self.public[..self.layout.otp_digits]
     }
 
-    /// The nonce digits.
-    pub fn nonce(&self) -> &[u8] {
+    /// The nonce digits as sent: not verified.
+    pub fn unverified_nonce(&self) -> &[u8] {
         &self.public[self.layout.otp_digits..]
     }
 }
@@ -196,13 +196,24 @@ impl Default for Settings {
     }
 }
 
-/// A token that passed every check.
+/// A token that passed every check: signature, OTP window, replay. Only verification makes one
+/// (the fields are private), so holding an `Accepted` means a token was accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Accepted {
+    step: u64,
+    jid_index: usize,
+}
+
+impl Accepted {
     /// The OTP step the token belongs to.
-    pub step: u64,
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
     /// Which of the candidate JIDs the signature covers.
-    pub jid_index: usize,
+    pub fn jid_index(&self) -> usize {
+        self.jid_index
+    }
 }
 
 /// Verifies and mints tokens for one host. Keyed HMAC states and the decoded seed are prepared
@@ -384,12 +395,22 @@ impl Verifier {
         }
     }
 
-    /// `HMAC-SHA256(secret[key_index], public ‖ jid)` from the prepared key state.
-    pub fn signature(&self, key_index: usize, public: &[u8], jid: &str) -> Option<[u8; MAC_LEN]> {
+    /// `HMAC-SHA256(secret[key_index], public ‖ jid)` from the prepared key state: key material,
+    /// for the crate's own minting and SASL-HMAC. Tests and benchmarks reach it through the
+    /// `internals` feature ([`Verifier::signature`]).
+    pub(crate) fn signature_of(&self, key_index: usize, public: &[u8], jid: &str) -> Option<[u8; MAC_LEN]> {
         let mut mac = self.keys.get(key_index)?.clone();
         mac.update(public);
         mac.update(jid.as_bytes());
         Some(mac.finalize().into_bytes().into())
+    }
+
+    /// The raw MAC, for test vectors and benchmarks only: it is what a token's signature is made
+    /// of, so nothing outside tests should need it.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn signature(&self, key_index: usize, public: &[u8], jid: &str) -> Option<[u8; MAC_LEN]> {
+        self.signature_of(key_index, public, jid)
     }
 
     /// Verifies `token` for the first of `jids` that its signature covers, at unix time `now`,
@@ -406,13 +427,13 @@ impl Verifier {
         }
         let (jid_index, key) = self.find_signer(&token, jids).ok_or(Reject::BadSignature)?;
         let account = jids.last().ok_or(Reject::Malformed)?;
-        let step = self.accept_fresh(token.otp(), key, account, now)?;
+        let step = self.accept_fresh(token.unverified_otp(), key, account, now)?;
         Ok(Accepted { step, jid_index })
     }
 
     /// The first secret half `S = HMAC(secret, public ‖ jid)` over `jids` × secrets that
     /// `accept` approves, with the index of its JID. SASL-HMAC uses it to test the client's proof.
-    pub fn find_secret_half(
+    pub(crate) fn find_secret_half(
         &self,
         public: &[u8],
         jids: &[String],
@@ -420,7 +441,7 @@ impl Verifier {
     ) -> Option<([u8; MAC_LEN], usize)> {
         for (jid_index, j) in jids.iter().enumerate() {
             for key_index in 0..self.keys.len() {
-                let s = self.signature(key_index, public, j)?;
+                let s = self.signature_of(key_index, public, j)?;
                 if accept(&s) {
                     return Some((s, jid_index));
                 }
@@ -433,7 +454,7 @@ impl Verifier {
         for (jid_index, j) in jids.iter().enumerate() {
             for key in &self.keys {
                 let mut mac = key.clone();
-                mac.update(token.public());
+                mac.update(token.unverified_public());
                 mac.update(j.as_bytes());
                 if mac.verify_slice(&token.mac).is_ok() {
                     let mut k: Key = [0; 16];
@@ -447,7 +468,7 @@ impl Verifier {
 
     /// For an authentic token (its signature verified, `replay_key` derived from it) of
     /// `account`: checks the OTP window and records the token. Returns the matched step.
-    pub fn accept_fresh(&self, otp: &[u8], replay_key: Key, account: &str, now: u64) -> Result<u64, Reject> {
+    pub(crate) fn accept_fresh(&self, otp: &[u8], replay_key: Key, account: &str, now: u64) -> Result<u64, Reject> {
         let step = self.otp.matching_step(otp, now).ok_or(Reject::Expired)?;
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);
         let current = self.otp.step_of(now);
@@ -474,7 +495,7 @@ impl Verifier {
         let mut public = Vec::with_capacity(code.as_bytes().len() + nonce.len());
         public.extend_from_slice(code.as_bytes());
         public.extend_from_slice(nonce.as_bytes());
-        let mac = self.signature(0, &public, jid).ok_or(Reject::Malformed)?;
+        let mac = self.signature_of(0, &public, jid).ok_or(Reject::Malformed)?;
         let mut token = String::from_utf8(public).map_err(|_| Reject::Malformed)?;
         token.push(' ');
         token.push_str(&data_encoding::BASE64.encode(&mac));

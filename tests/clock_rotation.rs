@@ -27,7 +27,7 @@ fn every_edge_of_the_window() {
                 let token = v.mint(JID, minted_at).unwrap();
                 let got = v.verify(token.as_bytes(), &[JID], now);
                 if ok {
-                    assert_eq!(got.map(|a| a.step), Ok(step), "skew {skew}, minted {minted_at}, now {now}");
+                    assert_eq!(got.map(|a| a.step()), Ok(step), "skew {skew}, minted {minted_at}, now {now}");
                 } else {
                     assert_eq!(got, Err(Reject::Expired), "skew {skew}, minted {minted_at}, now {now}");
                 }

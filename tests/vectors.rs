@@ -17,8 +17,8 @@ fn every_case_in_order() {
         match c["result"].as_str().unwrap() {
             "ok" => {
                 let acc = got.unwrap_or_else(|e| panic!("{name}: expected ok, got {e}"));
-                assert_eq!(acc.step, c["step"].as_u64().unwrap(), "{name}");
-                assert_eq!(acc.jid_index, 0);
+                assert_eq!(acc.step(), c["step"].as_u64().unwrap(), "{name}");
+                assert_eq!(acc.jid_index(), 0);
             }
             want => {
                 negatives += 1;

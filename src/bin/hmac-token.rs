@@ -9,13 +9,16 @@
 //! (characters unassigned in Unicode 3.2), it refuses: it may refuse what the server accepts, never
 //! the reverse.
 
+#![forbid(unsafe_code)]
+
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
+use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::sasl::verify_username;
-use prosody_auth_hmac::token::{random_bytes, Settings, DEFAULT_NONCE_DIGITS};
+use prosody_auth_hmac::token::{random_bytes, Settings};
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
 use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, Verifier};
 
@@ -93,13 +96,13 @@ struct Keys {
     #[arg(long, env = "OTP_SEED_FILE", hide_env_values = true)]
     otp_seed_file: Option<String>,
     /// OTP digits.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = options::DEFAULT_OTP_DIGITS)]
     digits: u32,
     /// OTP step in seconds.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = options::DEFAULT_OTP_STEP)]
     step: u64,
     /// Accepted steps either side of now (verify).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = options::DEFAULT_OTP_SKEW)]
     skew: u64,
     /// Nonce digits after the OTP (the server's token_nonce_digits).
     #[arg(long, env = "TOKEN_NONCE_DIGITS", default_value_t = DEFAULT_NONCE_DIGITS)]
@@ -154,8 +157,10 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
 /// module's own rule (trailing line ends dropped; a warning when anyone but its owner and the
 /// `prosody` group can read it).
 fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
-    let (data, exposure) = prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody"))
-        .map_err(|e| format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), &e)))?;
+    let (data, exposure) =
+        prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody")).map_err(|e| {
+            format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), &e))
+        })?;
     if let Some(exposure) = exposure {
         eprintln!("hmac-token: warning: {path} {exposure}");
     }
@@ -361,7 +366,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             };
             match verify_username(&v, token.as_bytes(), local, &nodeprep, keys.now()?) {
                 Ok((username, acc)) => {
-                    println!("valid: {username}@{domain}, OTP step {}", acc.step);
+                    println!("valid: {username}@{domain}, OTP step {}", acc.step());
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(Reject::Expired) => {

@@ -1,0 +1,205 @@
+---@meta prosody_auth_hmac
+-- LuaLS (lua-language-server) annotations for the native module's Lua API (src/lua.rs); no code
+-- runs from here. The shims load the library by path, so annotate what they get:
+--   ---@type prosody_auth_hmac
+--   local native = package.loadlib(path, "luaopen_prosody_auth_hmac")()
+-- Conventions: misuse (a wrong argument type) raises an error; an expected refusal (a bad token, a
+-- bad configuration value) returns nil, reason. Tokens and OTPs are Lua strings, never numbers (an
+-- OTP keeps its leading zeros). `now` is unix time in whole seconds; nil means the system clock.
+-- spec/stub_spec.lua checks this file against the real module in both directions; keep each
+-- ---@field type free of spaces and each class's annotations on consecutive lines.
+-- luacheck: no unused args, no unused secondaries
+-- luacheck: ignore 241 (the class tables below are declared for the annotations, never read)
+
+---A refusal reason (`reasons`): what `verify`, `verify_user`, `mint` and `exchange:step` return; the last
+---four are decided by the shims (they have the sessions and the account store), never by the library.
+---@alias prosody_auth_hmac.reason
+---| "malformed"
+---| "bad-signature"
+---| "expired"
+---| "replayed"
+---| "wrong-host"
+---| "invalid-authzid"
+---| "cache-full"
+---| "quota-exceeded"
+---| "internal-error"
+---| "already-authenticated"
+---| "bearer-disabled"
+---| "too-many-failures"
+---| "account-disabled"
+
+---A SASL mechanism the module offers.
+---@alias prosody_auth_hmac.mechanism
+---| "PLAIN"
+---| "X-TOKEN"
+---| "SASL-HMAC"
+---| "SASL-HMAC-PLUS"
+
+---The native module, as `luaopen_prosody_auth_hmac` returns it.
+---@class prosody_auth_hmac
+---@field version string The crate's version (Cargo.toml), e.g. "0.2.0".
+---@field mechanisms prosody_auth_hmac.mechanism[] Every SASL mechanism offered, in order.
+---@field bearer table<string,true> The mechanisms that send the token itself (a bearer credential), by name.
+---@field channel_binding table<string,true> The mechanisms that need channel binding (SASL-HMAC-PLUS), by name.
+---@field reasons prosody_auth_hmac.reason[] Every refusal reason the module returns.
+---@field conditions table<string,string> The RFC 6120 SASL condition for each refusal reason.
+---@field condition_texts table<string,string> The text sent with a condition, for the conditions that have one.
+---@field defaults prosody_auth_hmac.defaults Every option's default, by prosody.cfg.lua name.
+---@field limits prosody_auth_hmac.limits The accepted ranges and choices the shims check or warn about.
+local prosody_auth_hmac = {}
+
+---Makes a verifier from the options an admin writes in prosody.cfg.lua; raises if `config` is not a table or `host` not a string.
+---@param config prosody_auth_hmac.config
+---@return prosody_auth_hmac.verifier|nil verifier nil when an option is wrong
+---@return string? err The message naming the option at fault (never its value).
+function prosody_auth_hmac.verifier(config) end
+
+---Reads a secret file by the module's and the CLI's one rule (the trailing line end is stripped).
+---@param path string
+---@param server_gid? integer Prosody's group: a file readable by another group is warned about.
+---@return string|nil contents nil when the file cannot be used
+---@return string? message On success an exposure warning (readable by others or a foreign group) or nil; on failure the error.
+function prosody_auth_hmac.read_secret_file(path, server_gid) end
+
+---A client-supplied identity made safe for a log line: escaped (`\u{...}`, `\\`) and cut to 200 bytes.
+---@param s string
+---@return string
+function prosody_auth_hmac.printable(s) end
+
+---`native.defaults`: the core's default for every option, by prosody.cfg.lua name.
+---@class prosody_auth_hmac.defaults
+---@field otp_digits integer Digits of the OTP (8).
+---@field otp_step integer Seconds per OTP step (30).
+---@field otp_skew integer Steps either side of the current one accepted (1).
+---@field token_nonce_digits integer Digits of the token's nonce (32).
+---@field token_replay_cache_size integer Used tokens remembered while valid (100000).
+---@field token_replay_user_quota integer Live replay-cache entries one account may hold (100).
+---@field token_max_failures integer Failed token logins one stream may make (5).
+---@field token_user_exists string Which accounts exist: "seen" (default) or "any".
+---@field token_mechanisms prosody_auth_hmac.mechanism[] The mechanisms offered unless configured (all).
+---@field token_jid_as_sent boolean Accept a signature over the JID as sent, not only the nodeprep'd one (false).
+---@field token_allow_weak_secrets boolean Accept a secret shorter than secret_min_bytes (false).
+---@field token_allow_long_lifetime boolean Accept a token lifetime over lifetime_max (false).
+
+---`native.limits`: `{ min, max }` per numeric option, and the lengths and choices the shims check.
+---@class prosody_auth_hmac.limits
+---@field otp_digits integer[] `{ min, max }` of otp_digits.
+---@field otp_step integer[] `{ min, max }` of otp_step, in seconds.
+---@field otp_skew integer[] `{ min, max }` of otp_skew.
+---@field token_nonce_digits integer[] `{ min, max }` of token_nonce_digits.
+---@field token_max_failures_min integer The least token_max_failures accepted.
+---@field token_user_exists string[] The accepted values of token_user_exists.
+---@field lifetime_max integer The longest token lifetime, otp_step * (2 * otp_skew + 1) seconds, accepted unless token_allow_long_lifetime.
+---@field secret_min_bytes integer The shortest token_secret accepted unless token_allow_weak_secrets.
+---@field secret_advised_bytes integer The token_secret length below which the module warns at load.
+
+---The table `native.verifier` takes: prosody.cfg.lua's option names, plus `host`. An unset option takes its default.
+---@class prosody_auth_hmac.config
+---@field token_secret string|string[] The HMAC secret, or several (the first mints, all verify).
+---@field otp_seed string The TOTP seed, base32.
+---@field host? string The virtual host: a token for a JID on another host is refused as wrong-host.
+---@field otp_digits? integer Digits of the OTP.
+---@field otp_step? integer Seconds per OTP step.
+---@field otp_skew? integer Steps either side of the current one accepted.
+---@field token_replay_cache_size? integer Used tokens remembered while valid.
+---@field token_replay_user_quota? integer Live replay-cache entries one account may hold.
+---@field token_nonce_digits? integer Digits of the token's nonce.
+---@field token_jid_as_sent? boolean Accept a signature over the JID as sent, not only the nodeprep'd one.
+---@field token_allow_weak_secrets? boolean Accept a secret shorter than limits.secret_min_bytes.
+---@field token_allow_long_lifetime? boolean Accept a token lifetime over limits.lifetime_max.
+
+---What `verifier:replay_state()` returns and `verifier:restore_replay_state()` takes.
+---@class prosody_auth_hmac.replay_state
+---@field otp_step integer The otp_step the entries were saved under.
+---@field high_water integer The highest OTP step of a used token.
+---@field entries string[] One `"<key hex> <expiry step>"` line per used token still live.
+
+---What `verifier:stats()` returns.
+---@class prosody_auth_hmac.stats
+---@field replay_entries integer Used tokens in the replay cache now.
+---@field replay_cache_size integer The replay cache's capacity (token_replay_cache_size).
+---@field replay_user_quota integer Live entries one account may hold (token_replay_user_quota).
+---@field secrets integer How many token secrets the verifier holds.
+---@field digits integer otp_digits.
+---@field step integer otp_step, in seconds.
+---@field skew integer otp_skew.
+---@field nonce_digits integer token_nonce_digits.
+---@field jid_as_sent boolean token_jid_as_sent.
+
+---A verifier for one host's configuration; `tostring` shows its settings with every secret as `***`.
+---@class prosody_auth_hmac.verifier
+local verifier = {}
+
+---Verifies a token for a JID, or for the first of several candidate JIDs it was signed for (signed exactly as given).
+---@param token string
+---@param jid string|string[]
+---@param now? integer
+---@return integer|nil step The OTP step of the token; nil when refused.
+---@return integer|prosody_auth_hmac.reason which On success the 1-based index of the JID that matched; when refused the reason.
+---@return string? clock For "expired": how far off the minting clock was.
+function verifier:verify(token, jid, now) end
+
+---Verifies a token for a username by the SASL mechanisms' identity rule (as test_password does).
+---@param token string
+---@param username string
+---@param nodeprep fun(s:string):string? Prepares the username; nil refuses it.
+---@param now? integer
+---@return string|nil username The account's (nodeprep'd) username; nil when refused.
+---@return prosody_auth_hmac.reason? reason
+---@return string? clock For "expired": how far off the minting clock was.
+function verifier:verify_user(token, username, nodeprep, now) end
+
+---Mints a token for a JID on this verifier's host, with the first secret.
+---@param jid string
+---@param now? integer
+---@return string|nil token
+---@return prosody_auth_hmac.reason? reason
+function verifier:mint(jid, now) end
+
+---Starts one single-use SASL exchange.
+---@param mechanism prosody_auth_hmac.mechanism|string
+---@return prosody_auth_hmac.exchange|nil exchange nil for a mechanism the module does not offer.
+function verifier:exchange(mechanism) end
+
+---The replay cache's live entries, to keep across a restart; raises on an internal error.
+---@return prosody_auth_hmac.replay_state
+function verifier:replay_state() end
+
+---Restores a saved replay state; raises if `state` is not a table.
+---@param state prosody_auth_hmac.replay_state
+---@param now? integer
+---@return integer taken Entries taken into the cache.
+---@return integer dropped Entries not taken (expired, unreadable, saved under another otp_step or a clock far ahead).
+function verifier:restore_replay_state(state, now) end
+
+---The verifier's settings and replay-cache use.
+---@return prosody_auth_hmac.stats
+function verifier:stats() end
+
+---One SASL exchange, from `verifier:exchange(mechanism)`.
+---@class prosody_auth_hmac.exchange
+local exchange = {}
+
+---Feeds the client's next message (nil for none) to the exchange.
+---@param message string|nil
+---@param nodeprep fun(s:string):string? Prepares the username; nil refuses it.
+---@param now? integer
+---@param channel_binding? fun(name:string):string? The connection's binding data for tls-exporter, tls-unique or tls-server-end-point, or nil.
+---@return "success"|"challenge"|"failure" status
+---@return string value The username on success, the data to send on challenge, the reason (prosody_auth_hmac.reason) on failure.
+---@return string? additional On success, additional data for the client, if any.
+function exchange:step(message, nodeprep, now, channel_binding) end
+
+---The JID the client tried to log in as, log-safe (printable), or nil before it is known.
+---@return string?
+function exchange:attempted_jid() end
+
+---After an "expired" failure: how far off the minting clock was, for the log line.
+---@return string?
+function exchange:clock_diagnosis() end
+
+---The exchange's mechanism name.
+---@return prosody_auth_hmac.mechanism
+function exchange:mechanism() end
+
+return prosody_auth_hmac
