@@ -3,7 +3,7 @@
 //! nothing about time.   cargo bench --bench replay_flood [-- CAP]
 use std::time::Instant;
 
-use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
 fn rss_kib() -> u64 {

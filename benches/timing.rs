@@ -5,8 +5,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use prosody_auth_hmac::token::Settings;
 use prosody_auth_hmac::totp::Otp;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{SecretBytes, Verifier};
 
 const BATCH: usize = 64;

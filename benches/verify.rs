@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use prosody_auth_hmac::sasl::{sasl_hmac_proof, Exchange, Mechanism, Outcome};
-use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{SecretBytes, UntrustedToken, Verifier};
 
 const NOW: u64 = 1_700_000_000;

@@ -147,7 +147,7 @@ pub enum ConfigError {
     PublishedSecret,
     /// The OTP seed is a value published in documentation.
     PublishedSeed,
-    /// `otp_step × (2 × otp_skew + 1)` (seconds) is above [`crate::token::MAX_LIFETIME`].
+    /// `otp_step × (2 × otp_skew + 1)` (seconds) is above [`crate::options::MAX_LIFETIME`].
     Lifetime(u64),
     /// The OTP seed is missing or empty.
     MissingSeed,
@@ -163,7 +163,7 @@ pub enum ConfigError {
     CacheSize,
     /// Per-account replay quota of zero.
     UserQuota,
-    /// `token_nonce_digits` outside [`crate::token::NONCE_DIGITS`].
+    /// `token_nonce_digits` outside [`crate::options::NONCE_DIGITS`].
     NonceDigits(usize),
     /// The host name is empty or longer than RFC 7622 allows.
     Host,

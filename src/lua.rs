@@ -31,8 +31,8 @@ use mlua::{UserData, UserDataMethods, Value};
 use crate::error::Reject;
 use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
-use crate::token::{Settings, Verifier};
 use crate::totp::decode_seed;
+use crate::verifier::{Settings, Verifier};
 
 fn type_error(what: &str, expected: &str, got: &Value) -> LuaError {
     LuaError::runtime(format!("bad argument '{what}' ({expected} expected, got {})", got.type_name()))

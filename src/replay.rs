@@ -58,6 +58,39 @@ impl Hasher for MacPrefixHasher {
 
 type KeySet = HashSet<Key, BuildHasherDefault<MacPrefixHasher>>;
 
+/// Where used tokens are remembered while they are valid: all the verifier asks of a store. The
+/// in-memory [`ReplayCache`] is the one shipped; another (shared by several processes, say)
+/// implements this and is handed to [`crate::Verifier::with_replay_store`], without a change to
+/// the verifier. Only authentic tokens are offered to it.
+pub trait ReplayStore: Send {
+    /// Records `key` (of a verified token), used by `account`, as used until (exclusive)
+    /// `expiry_step`, at `current_step`. Refuses `Replayed` when the key is live, `QuotaExceeded`
+    /// when `account` holds its quota (nobody else is refused for it), `CacheFull` when the store
+    /// is full (failing closed), `Expired` when the clock went back past what the store can tell.
+    fn check_and_insert(&mut self, key: Key, account: &str, current_step: u64, expiry_step: u64) -> Result<(), Reject>;
+    /// The high-water step and the live entries (key, expiry step), to keep across a restart.
+    fn export(&self) -> (u64, Vec<(Key, u64)>);
+    /// Takes back what `export` gave; returns how many entries were still live.
+    fn import(&mut self, high_water: u64, entries: &[(Key, u64)]) -> usize;
+    /// (live entries, cap, per-account quota).
+    fn stats(&self) -> (usize, usize, usize);
+}
+
+impl ReplayStore for ReplayCache {
+    fn check_and_insert(&mut self, key: Key, account: &str, current_step: u64, expiry_step: u64) -> Result<(), Reject> {
+        ReplayCache::check_and_insert(self, key, account, current_step, expiry_step)
+    }
+    fn export(&self) -> (u64, Vec<(Key, u64)>) {
+        ReplayCache::export(self)
+    }
+    fn import(&mut self, high_water: u64, entries: &[(Key, u64)]) -> usize {
+        ReplayCache::import(self, high_water, entries)
+    }
+    fn stats(&self) -> (usize, usize, usize) {
+        (self.len(), self.cap(), self.quota())
+    }
+}
+
 /// Bounded set of recently accepted tokens, expiring by OTP step, with a quota per account.
 #[derive(Debug)]
 pub struct ReplayCache {

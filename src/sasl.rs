@@ -6,7 +6,8 @@
 
 use crate::error::Reject;
 use crate::jid;
-use crate::token::{Accepted, ClockDiagnosis, UntrustedToken, Verifier, MAX_TOKEN_LEN};
+use crate::token::{UntrustedToken, MAX_TOKEN_LEN};
+use crate::verifier::{Accepted, ClockDiagnosis, Verifier};
 
 /// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
 pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;

@@ -1,6 +1,6 @@
 //! An injected clock at every edge of the OTP window, for several skews; and secret rotation.
 use prosody_auth_hmac::replay::CLOCK_BACK_TOLERANCE;
-use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
 const SEED: &str = "XVGR73KMZH2M4XMY";
@@ -152,7 +152,7 @@ fn expired_tokens_say_how_far_off_the_minting_clock_was() {
         }
         assert!(got.to_string().contains(if minted < t0 { "in the past" } else { "in the future" }), "{got}");
         // a few a second are searched, then no more until the second is over (each costs milliseconds)
-        for _ in 1..prosody_auth_hmac::token::DIAGNOSES_PER_SECOND {
+        for _ in 1..prosody_auth_hmac::verifier::DIAGNOSES_PER_SECOND {
             assert!(matches!(v.diagnose_expired(token.as_bytes(), t0), ClockDiagnosis::Offset(_)));
         }
         assert_eq!(v.diagnose_expired(token.as_bytes(), t0), ClockDiagnosis::NotMeasured);

@@ -10,7 +10,7 @@
 mod common;
 
 use prosody_auth_hmac::sasl::{sasl_hmac_plus_proof, sasl_hmac_proof, verify_username, Exchange, Mechanism, Outcome};
-use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
 const HOST: &str = "example.org";

@@ -1,6 +1,6 @@
 //! RFC 4231 (HMAC-SHA256) through the verifier's prepared key states, and RFC 6238 (TOTP SHA-1)
 //! through the public OTP type.
-use prosody_auth_hmac::{token::Settings, totp::Otp, SecretBytes, Verifier};
+use prosody_auth_hmac::{totp::Otp, verifier::Settings, SecretBytes, Verifier};
 
 fn hex(s: &str) -> Vec<u8> {
     data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap()

@@ -1,5 +1,5 @@
 #![allow(dead_code)]
-use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{SecretBytes, Verifier};
 
 pub const HOST: &str = "example.org";

@@ -17,9 +17,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand};
 use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
+use prosody_auth_hmac::random::random_bytes;
 use prosody_auth_hmac::sasl::verify_username;
-use prosody_auth_hmac::token::{random_bytes, Settings};
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, Verifier};
 
 #[derive(Parser)]

@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: loading tests/vectors/tokens.json.
 #![allow(dead_code)]
 
-use prosody_auth_hmac::{token::Settings, SecretBytes, Verifier};
+use prosody_auth_hmac::{verifier::Settings, SecretBytes, Verifier};
 use serde_json::Value;
 
 pub fn vectors() -> Value {

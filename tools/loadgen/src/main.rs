@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 use prosody_auth_hmac::sasl::sasl_hmac_proof;
-use prosody_auth_hmac::token::Settings;
+use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{SecretBytes, Verifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -1,0 +1,411 @@
+//! The verifier's policy: which secrets, which OTP window, which JIDs, the replay store, and
+//! minting. Tokens come in as bytes and leave as an [`Accepted`] or a [`Reject`].
+
+use core::fmt;
+use std::sync::Mutex;
+
+use hmac::{KeyInit, Mac};
+
+use crate::error::{ConfigError, Reject};
+use crate::jid;
+use crate::options::{DEFAULT_NONCE_DIGITS, MAX_LIFETIME, NONCE_DIGITS};
+use crate::random::random_digits;
+use crate::replay::{Key, ReplayCache, ReplayStore};
+use crate::secret::SecretBytes;
+use crate::token::{all_digits, HmacSha256, Layout, UntrustedToken, MAC_LEN};
+use crate::totp::Otp;
+
+/// How far off the clock of whoever minted an authentic but expired token was, for the log line
+/// (never for the client, which only learns `expired`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockDiagnosis {
+    /// The OTP matches the step this many seconds away from now (negative: minted in the past).
+    Offset(i64),
+    /// No step within [`DIAGNOSIS_RANGE`] seconds matches: the seed, digits or step differ.
+    NoMatch,
+    /// Not measured: [`DIAGNOSES_PER_SECOND`] were, in the last second (each search costs some
+    /// milliseconds).
+    NotMeasured,
+}
+
+/// How far either side of now an expired token's OTP is looked for: a day covers any timezone.
+pub const DIAGNOSIS_RANGE: u64 = 86_400;
+/// At most this many searches a second (a few milliseconds each), so that a user replaying old
+/// tokens cannot make the server search all the time.
+pub const DIAGNOSES_PER_SECOND: u32 = 5;
+
+impl fmt::Display for ClockDiagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ClockDiagnosis::Offset(s) if s < 0 => {
+                write!(f, "minted about {} s in the past: check the web app's clock and timezone", s.unsigned_abs())
+            }
+            ClockDiagnosis::Offset(s) => write!(f, "minted about {s} s in the future: check the web app's clock and timezone"),
+            ClockDiagnosis::NoMatch => {
+                f.write_str("no OTP step within 24 h matches: the web app's otp_seed (or otp_digits, otp_step) probably differs")
+            }
+            ClockDiagnosis::NotMeasured => f.write_str("clock offset not measured: too many expired tokens this second"),
+        }
+    }
+}
+
+/// Tunable parameters, with the defaults collective.converse uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// OTP digits (6..=8).
+    pub digits: u32,
+    /// OTP step in seconds.
+    pub step: u64,
+    /// Accepted steps either side of the current one.
+    pub skew: u64,
+    /// Replay cache cap (live entries).
+    pub replay_cache_size: usize,
+    /// Live replay-cache entries one account may hold (`token_replay_user_quota`).
+    pub replay_user_quota: usize,
+    /// Nonce digits in every token ([`NONCE_DIGITS`]).
+    pub nonce_digits: usize,
+    /// Also accept a signature over the username exactly as the client sent it, before nodeprep
+    /// (`token_jid_as_sent`). Off: only the nodeprep'd JID, Prosody's account name, verifies.
+    pub jid_as_sent: bool,
+    /// Accept secrets under [`crate::secret::MIN_SECRET_LEN`] bytes and published example values
+    /// (`token_allow_weak_secrets`; for test vectors, never for a deployment).
+    pub allow_weak_secrets: bool,
+    /// Accept a lifetime above [`MAX_LIFETIME`] (`token_allow_long_lifetime`).
+    pub allow_long_lifetime: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            digits: crate::options::DEFAULT_OTP_DIGITS,
+            step: crate::options::DEFAULT_OTP_STEP,
+            skew: crate::options::DEFAULT_OTP_SKEW,
+            replay_cache_size: crate::options::DEFAULT_REPLAY_CACHE_SIZE,
+            replay_user_quota: crate::options::DEFAULT_REPLAY_USER_QUOTA,
+            nonce_digits: DEFAULT_NONCE_DIGITS,
+            jid_as_sent: false,
+            allow_weak_secrets: false,
+            allow_long_lifetime: false,
+        }
+    }
+}
+
+/// A token that passed every check: signature, OTP window, replay. Only verification makes one
+/// (the fields are private), so holding an `Accepted` means a token was accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Accepted {
+    step: u64,
+    jid_index: usize,
+}
+
+impl Accepted {
+    /// The OTP step the token belongs to.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Which of the candidate JIDs the signature covers.
+    pub fn jid_index(&self) -> usize {
+        self.jid_index
+    }
+}
+
+/// Verifies and mints tokens for one host. Keyed HMAC states and the decoded seed are prepared
+/// once, here.
+pub struct Verifier {
+    host: Option<String>,
+    keys: Vec<HmacSha256>,
+    otp: Otp,
+    layout: Layout,
+    jid_as_sent: bool,
+    replay: Mutex<Box<dyn ReplayStore>>,
+    /// (start of the current second, searches in it)
+    diagnoses: Mutex<Option<(std::time::Instant, u32)>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("host", &self.host)
+            .field("secrets", &format_args!("[***; {}]", self.keys.len()))
+            .field("otp", &self.otp)
+            .field("nonce_digits", &self.layout.nonce_digits)
+            .field("jid_as_sent", &self.jid_as_sent)
+            .finish()
+    }
+}
+
+impl Verifier {
+    /// Builds a verifier. `secrets[0]` mints; all of them verify. With `host`, JIDs of other
+    /// domains are refused (`WrongHost`). Used tokens are remembered in an in-memory
+    /// [`ReplayCache`] of `settings.replay_cache_size` entries.
+    pub fn new(
+        secrets: Vec<SecretBytes>,
+        otp_seed: SecretBytes,
+        settings: Settings,
+        host: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        if settings.replay_cache_size == 0 {
+            return Err(ConfigError::CacheSize);
+        }
+        if settings.replay_user_quota == 0 {
+            return Err(ConfigError::UserQuota);
+        }
+        let store = Box::new(ReplayCache::new(settings.replay_cache_size, settings.replay_user_quota));
+        Self::with_replay_store(secrets, otp_seed, settings, host, store)
+    }
+
+    /// [`Verifier::new`] with another place to remember used tokens (`settings`' replay-cache
+    /// size and quota are then the store's business).
+    pub fn with_replay_store(
+        secrets: Vec<SecretBytes>,
+        otp_seed: SecretBytes,
+        settings: Settings,
+        host: Option<&str>,
+        store: Box<dyn ReplayStore>,
+    ) -> Result<Self, ConfigError> {
+        if secrets.is_empty() {
+            return Err(ConfigError::MissingSecret);
+        }
+        if secrets.iter().any(SecretBytes::is_empty) {
+            return Err(ConfigError::EmptySecret);
+        }
+        if !settings.allow_weak_secrets {
+            if let Some(short) = secrets.iter().find(|s| s.len() < crate::secret::MIN_SECRET_LEN) {
+                return Err(ConfigError::WeakSecret(short.len()));
+            }
+            let published = |s: &SecretBytes| crate::secret::PUBLISHED.iter().any(|p| s.is(p.as_bytes()));
+            if secrets.iter().any(published) {
+                return Err(ConfigError::PublishedSecret);
+            }
+            let published_seed =
+                crate::secret::PUBLISHED.iter().filter_map(|p| crate::totp::decode_seed(p).ok()).any(|p| otp_seed.is(p.expose()));
+            if published_seed {
+                return Err(ConfigError::PublishedSeed);
+            }
+        }
+        if !NONCE_DIGITS.contains(&settings.nonce_digits) {
+            return Err(ConfigError::NonceDigits(settings.nonce_digits));
+        }
+        if let Some(h) = host {
+            jid::check_part(h).map_err(|_| ConfigError::Host)?;
+        }
+        let otp = Otp::new(otp_seed, settings.digits, settings.step, settings.skew)?;
+        // step ≤ 86 400 and skew ≤ 10 (checked by Otp::new), so this cannot overflow; saturate anyway
+        let lifetime = settings.step.saturating_mul(settings.skew.saturating_mul(2).saturating_add(1));
+        if lifetime > MAX_LIFETIME && !settings.allow_long_lifetime {
+            return Err(ConfigError::Lifetime(lifetime));
+        }
+        let keys = secrets
+            .iter()
+            .map(|s| HmacSha256::new_from_slice(s.expose()).map_err(|_| ConfigError::EmptySecret))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Verifier {
+            host: host.map(str::to_owned),
+            keys,
+            layout: Layout { otp_digits: otp.digits(), nonce_digits: settings.nonce_digits },
+            otp,
+            jid_as_sent: settings.jid_as_sent,
+            replay: Mutex::new(store),
+            diagnoses: Mutex::new(None),
+        })
+    }
+
+    /// The OTP parameters.
+    pub fn otp(&self) -> &Otp {
+        &self.otp
+    }
+
+    /// For a token refused as `expired` (its signature verified): how far off the minting clock
+    /// was, judged from its public part. At most [`DIAGNOSES_PER_SECOND`] searches a second.
+    pub fn diagnose_expired(&self, public: &[u8], now: u64) -> ClockDiagnosis {
+        let Some(otp) = public.get(..self.layout.otp_digits) else { return ClockDiagnosis::NoMatch };
+        {
+            let Ok(mut budget) = self.diagnoses.lock() else { return ClockDiagnosis::NotMeasured };
+            let fresh = std::time::Instant::now();
+            let (start, count) = match *budget {
+                Some((start, count)) if start.elapsed() < std::time::Duration::from_secs(1) => (start, count),
+                _ => (fresh, 0),
+            };
+            if count >= DIAGNOSES_PER_SECOND {
+                return ClockDiagnosis::NotMeasured;
+            }
+            *budget = Some((start, count + 1));
+        }
+        let step = self.otp.step_seconds();
+        match self.otp.offset_of(otp, now, DIAGNOSIS_RANGE / step) {
+            Some(steps) => ClockDiagnosis::Offset(steps.saturating_mul(i64::try_from(step).unwrap_or(i64::MAX))),
+            None => ClockDiagnosis::NoMatch,
+        }
+    }
+
+    /// The fixed layout of a token's public part.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Whether a signature over the username as sent (before nodeprep) is accepted too.
+    pub fn jid_as_sent(&self) -> bool {
+        self.jid_as_sent
+    }
+
+    /// The host this verifier serves, if it is bound to one.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+
+    /// Number of configured secrets.
+    pub fn secret_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// (live entries, cap, per-account quota) of the replay cache.
+    pub fn replay_stats(&self) -> (usize, usize, usize) {
+        match self.replay.lock() {
+            Ok(c) => c.stats(),
+            Err(p) => p.get_ref().stats(),
+        }
+    }
+
+    /// The replay cache's high-water step and live entries (key, expiry step), to be kept across a
+    /// restart (see [`ReplayCache::export`]).
+    pub fn replay_export(&self) -> Result<(u64, Vec<(Key, u64)>), Reject> {
+        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.export())
+    }
+
+    /// Restores what [`Verifier::replay_export`] returned before a restart, saved under an OTP step
+    /// of `step_seconds`, at unix time `now`; returns how many entries were still live. Nothing is
+    /// taken when the step changed (the saved steps mean other times now). A high-water mark, or
+    /// entries, further ahead of `now` than a token lives say the clock was ahead when they were
+    /// saved: the mark is not taken (it would refuse every login until the clock caught up) and
+    /// neither are those entries.
+    pub fn replay_import(&self, step_seconds: u64, high_water: u64, entries: &[(Key, u64)], now: u64) -> Result<usize, Reject> {
+        if step_seconds != self.otp.step_seconds() {
+            return Ok(0);
+        }
+        let current = self.otp.step_of(now);
+        let horizon = current
+            .saturating_add(self.otp.skew().saturating_mul(2))
+            .saturating_add(2)
+            .saturating_add(crate::replay::CLOCK_BACK_TOLERANCE);
+        let high_water = if high_water > horizon { current } else { high_water };
+        let plausible: Vec<(Key, u64)> = entries.iter().copied().filter(|(_, expiry)| *expiry <= horizon).collect();
+        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.import(high_water, &plausible))
+    }
+
+    /// Checks that `jid` is a bare JID of this verifier's host.
+    pub fn check_jid(&self, jid: &str) -> Result<(), Reject> {
+        let (_, domain) = jid::split_bare(jid)?;
+        match &self.host {
+            Some(h) if !jid::same_domain(h, domain) => Err(Reject::WrongHost),
+            _ => Ok(()),
+        }
+    }
+
+    /// `HMAC-SHA256(secret[key_index], public ‖ jid)` from the prepared key state: key material,
+    /// for the crate's own minting and SASL-HMAC. Tests and benchmarks reach it through the
+    /// `internals` feature ([`Verifier::signature`]).
+    pub(crate) fn signature_of(&self, key_index: usize, public: &[u8], jid: &str) -> Option<[u8; MAC_LEN]> {
+        let mut mac = self.keys.get(key_index)?.clone();
+        mac.update(public);
+        mac.update(jid.as_bytes());
+        Some(mac.finalize().into_bytes().into())
+    }
+
+    /// The raw MAC, for test vectors and benchmarks only: it is what a token's signature is made
+    /// of, so nothing outside tests should need it.
+    #[cfg(feature = "internals")]
+    #[doc(hidden)]
+    pub fn signature(&self, key_index: usize, public: &[u8], jid: &str) -> Option<[u8; MAC_LEN]> {
+        self.signature_of(key_index, public, jid)
+    }
+
+    /// Verifies `token` for the first of `jids` that its signature covers, at unix time `now`,
+    /// and records it in the replay cache, counted against the quota of the account the last JID
+    /// names (the candidates of one login are spellings of one account, the canonical one last).
+    /// Order of checks: shape, JIDs, signature, OTP window, replay.
+    pub fn verify(&self, token: &[u8], jids: &[&str], now: u64) -> Result<Accepted, Reject> {
+        let token = UntrustedToken::parse(token, self.layout)?;
+        if jids.is_empty() {
+            return Err(Reject::Malformed);
+        }
+        for j in jids {
+            self.check_jid(j)?;
+        }
+        let (jid_index, key) = self.find_signer(&token, jids).ok_or(Reject::BadSignature)?;
+        let account = jids.last().ok_or(Reject::Malformed)?;
+        let step = self.accept_fresh(token.unverified_otp(), key, account, now)?;
+        Ok(Accepted { step, jid_index })
+    }
+
+    /// The first secret half `S = HMAC(secret, public ‖ jid)` over `jids` × secrets that
+    /// `accept` approves, with the index of its JID. SASL-HMAC uses it to test the client's proof.
+    pub(crate) fn find_secret_half(
+        &self,
+        public: &[u8],
+        jids: &[String],
+        mut accept: impl FnMut(&[u8; MAC_LEN]) -> bool,
+    ) -> Option<([u8; MAC_LEN], usize)> {
+        for (jid_index, j) in jids.iter().enumerate() {
+            for key_index in 0..self.keys.len() {
+                let s = self.signature_of(key_index, public, j)?;
+                if accept(&s) {
+                    return Some((s, jid_index));
+                }
+            }
+        }
+        None
+    }
+
+    fn find_signer(&self, token: &UntrustedToken<'_>, jids: &[&str]) -> Option<(usize, Key)> {
+        for (jid_index, j) in jids.iter().enumerate() {
+            for key in &self.keys {
+                let mut mac = key.clone();
+                mac.update(token.unverified_public());
+                mac.update(j.as_bytes());
+                if mac.verify_slice(token.unverified_mac()).is_ok() {
+                    let mut k: Key = [0; 16];
+                    k.copy_from_slice(&token.unverified_mac()[..16]);
+                    return Some((jid_index, k));
+                }
+            }
+        }
+        None
+    }
+
+    /// For an authentic token (its signature verified, `replay_key` derived from it) of
+    /// `account`: checks the OTP window and records the token. Returns the matched step.
+    pub(crate) fn accept_fresh(&self, otp: &[u8], replay_key: Key, account: &str, now: u64) -> Result<u64, Reject> {
+        let step = self.otp.matching_step(otp, now).ok_or(Reject::Expired)?;
+        let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);
+        let current = self.otp.step_of(now);
+        let mut cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        cache.check_and_insert(replay_key, account, current, expiry)?;
+        Ok(step)
+    }
+
+    /// Mints a token for `jid` at unix time `now` with the first secret and a random nonce of the
+    /// configured length. `jid` is signed as given: pass the nodeprep'd form, the one that verifies.
+    pub fn mint(&self, jid: &str, now: u64) -> Result<String, Reject> {
+        self.check_jid(jid)?;
+        let nonce = random_digits(self.layout.nonce_digits).map_err(|_| Reject::Internal)?;
+        self.mint_with_nonce(jid, now, &nonce)
+    }
+
+    /// Mints with a given nonce (for test vectors; use [`Verifier::mint`] otherwise).
+    pub fn mint_with_nonce(&self, jid: &str, now: u64, nonce: &str) -> Result<String, Reject> {
+        self.check_jid(jid)?;
+        if nonce.len() != self.layout.nonce_digits || !all_digits(nonce.as_bytes()) {
+            return Err(Reject::Malformed);
+        }
+        let code = self.otp.code(self.otp.step_of(now)).ok_or(Reject::Malformed)?;
+        let mut public = Vec::with_capacity(code.as_bytes().len() + nonce.len());
+        public.extend_from_slice(code.as_bytes());
+        public.extend_from_slice(nonce.as_bytes());
+        let mac = self.signature_of(0, &public, jid).ok_or(Reject::Malformed)?;
+        let mut token = String::from_utf8(public).map_err(|_| Reject::Malformed)?;
+        token.push(' ');
+        token.push_str(&data_encoding::BASE64.encode(&mac));
+        Ok(token)
+    }
+}
