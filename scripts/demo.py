@@ -111,7 +111,7 @@ def main():
              "(SASL-HMAC, WebSocket)" % where)
         shot = REPO / "test-artifacts" / ("demo-converse%s.png" % ("-" + args.proxy if args.proxy else ""))
         shot.parent.mkdir(parents=True, exist_ok=True)
-        out = run_browser(["node", str(REPO / "web" / "converse-login.mjs"),
+        out = run_browser(["node", str(REPO / "tests" / "web" / "converse-login.mjs"),
                            page + "?transport=websocket&mech=SASL-HMAC&user=bob", str(shot)], browser_env)
         result = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"outcome": out.stderr[-300:]}
         print("    converse.js shows: %s" % result.get("outcome"))
@@ -169,7 +169,7 @@ def _interrupt(*_):
 
 def run_browser(cmd, env, timeout=120):
     """node and its Chromium in their own process group, killed as a group if interrupted."""
-    proc = subprocess.Popen(cmd, cwd=REPO / "web", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, cwd=REPO / "tests" / "web", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)

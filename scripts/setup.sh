@@ -113,12 +113,12 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
 		|| { echo "setup: cargo clippy / cargo fmt still not found" >&2; exit 1; }
 fi
 
-# converse.js and playwright-core, pinned by web/package-lock.json; reinstalled when the lock changes.
-stamp="$here/web/node_modules/.lock-sha256"
-want=$(sha256sum "$here/web/package-lock.json" | cut -d' ' -f1)
+# converse.js and playwright-core, pinned by tests/web/package-lock.json; reinstalled when the lock changes.
+stamp="$here/tests/web/node_modules/.lock-sha256"
+want=$(sha256sum "$here/tests/web/package-lock.json" | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-	echo "setup: npm ci in web/"
-	(cd "$here/web" && npm ci --no-audit --no-fund --loglevel=error)
+	echo "setup: npm ci in tests/web/"
+	(cd "$here/tests/web" && npm ci --no-audit --no-fund --loglevel=error)
 	echo "$want" > "$stamp"
 fi
 

@@ -26,7 +26,7 @@ from prebind import PrebindError, prebind
 
 REPO = Path(__file__).resolve().parents[2]
 STATIC = {
-    "/node_modules/": REPO / "web" / "node_modules",
+    "/node_modules/": REPO / "tests" / "web" / "node_modules",  # converse.js, as the tests pin it
     "/clients/": REPO / "clients",
 }
 mimetypes.add_type("text/javascript", ".js")

@@ -1,4 +1,4 @@
-"""Drives web/browser-session.mjs (headless Chromium with converse.js pages that stay open) from a
+"""Drives tests/web/browser-session.mjs (headless Chromium with converse.js pages that stay open) from a
 test: one JSON command per line, one JSON reply per command."""
 import json
 import os
@@ -16,7 +16,7 @@ class BrowserError(AssertionError):
 class Browser:
     def __init__(self, env=None):
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(["node", str(REPO / "web" / "browser-session.mjs")], cwd=REPO / "web",
+        self.proc = subprocess.Popen(["node", str(REPO / "tests" / "web" / "browser-session.mjs")], cwd=REPO / "tests" / "web",
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=dict(os.environ, **(env or {})))
 

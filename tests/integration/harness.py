@@ -110,7 +110,7 @@ class Prosody:
         self.c2s_port = free_port()
         self.http_port = free_port()
         self.proc = None
-        template = (REPO / "prosody-config" / "test.cfg.lua.in").read_text()
+        template = (REPO / "tests" / "integration" / "prosody.cfg.lua.in").read_text()
         config = string.Template(template).substitute(
             dir=self.dir,
             # plugin_path=None: no plugin_paths at all (a fresh Prosody, e.g. for prosodyctl install)

@@ -29,7 +29,7 @@ def webapp(prosody):
 def browse(app, name, base=None, env=None, **params):
     shot = ARTIFACTS / ("%s.png" % name)
     url = (base or app.url) + "?" + "&".join("%s=%s" % kv for kv in params.items())
-    out = subprocess.run(["node", str(REPO / "web" / "converse-login.mjs"), url, str(shot)], cwd=REPO / "web",
+    out = subprocess.run(["node", str(REPO / "tests" / "web" / "converse-login.mjs"), url, str(shot)], cwd=REPO / "tests" / "web",
                          capture_output=True, text=True, timeout=90, env=dict(os.environ, **(env or {})))
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -9,7 +9,7 @@
 //   {"op": "logout", "tab": "a"}                    converse's api.user.logout() (&probe=1)
 //   {"op": "screenshot", "tab": "a", "path": "x.png"}
 //   {"op": "quit"}
-// Chromium's environment variables: web/chromium.mjs.
+// Chromium's environment variables: chromium.mjs.
 import { createInterface } from 'node:readline';
 import { launchChromium, pageState } from './chromium.mjs';
 

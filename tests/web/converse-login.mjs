@@ -1,7 +1,7 @@
 // Drives converse.js in Debian's headless Chromium (playwright-core, no browser download):
 // opens the page, waits until converse shows the roster or its login error, takes a screenshot.
 //   node converse-login.mjs URL SCREENSHOT [TIMEOUT_MS]
-// Chromium's environment variables: web/chromium.mjs.
+// Chromium's environment variables: chromium.mjs.
 // Prints one JSON line: {"outcome": "roster" | "login-error" | "timeout", "detail": ...}
 import { launchChromium, pageState } from './chromium.mjs';
 
