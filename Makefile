@@ -101,3 +101,4 @@ bench: setup build
 	cargo bench --locked --bench timing
 	$(PY) benches/login_bench.py 3000 3 8
 	$(PY) benches/login_bench.py --instructions 300 5 4
+	$(PY) benches/mint_bench.py 20000 300

@@ -47,7 +47,7 @@ lint "rustfmt" cargo fmt --check
 lint "rustfmt (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml
 lint "rustfmt (loadgen)" cargo fmt --check --manifest-path tools/loadgen/Cargo.toml
 lint "luacheck" luacheck --no-color lua spec tests/integration/plugins benches/lua
-lint "pyflakes" pyflakes3 tests/integration tests/interop tests/vectors examples/webapp clients/slixmpp scripts/demo.py benches
+lint "pyflakes" pyflakes3 tests/integration tests/interop tests/vectors examples/webapp clients/slixmpp clients/python scripts/demo.py benches
 
 rm -f "$log"
 echo "check: $passed passed, $failed failed ($(( $(date +%s) - started )) s)"

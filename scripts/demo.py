@@ -96,7 +96,7 @@ def main():
             page = proxy.origin + "/"
             app = WebApp(app_port, server.host, proxy.origin + "/http-bind",
                          "wss://%s:%d/xmpp-websocket" % (PROXY_NAME, proxy.https_port), server.token_secret,
-                         server.otp_seed, HMAC_TOKEN, prebind_bosh_url=server.bosh_url).start()
+                         server.otp_seed, prebind_bosh_url=server.bosh_url).start()
             print("    %s (pid %d): %s -> web app 127.0.0.1:%d, /http-bind and /xmpp-websocket -> Prosody 127.0.0.1:%d"
                   % (args.proxy, proxy.proc.pid, proxy.origin, app_port, server.http_port))
             spki = spki_sha256(server.dir / "host.crt")
@@ -104,7 +104,7 @@ def main():
             where = "through %s over HTTPS" % args.proxy
         else:
             app = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret,
-                         server.otp_seed, HMAC_TOKEN).start()
+                         server.otp_seed).start()
             page = app.url
             where = "directly"
         step("A web app serves converse.js 14 and a credentials_url; headless Chromium logs in %s "

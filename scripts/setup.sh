@@ -38,6 +38,7 @@ test_packages=(
 	openssl pkg-config
 	valgrind           # make bench: server instructions per login (callgrind)
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
+	php-cli            # the PHP minting library's tests (clients/php; Node and Python are here anyway)
 	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
 )
 

@@ -44,6 +44,21 @@ for lua in lua5.4 lua5.1 lua5.2 lua5.3 luajit; do
 	tally "busted $lua" "$p" "$f" "$rc"
 done
 
+# the minting libraries, each with its own ecosystem's runner, against tests/vectors/
+echo "== minting libraries (clients/python, clients/node, clients/php)"
+/usr/bin/python3 -m pytest -q -p no:cacheprovider clients/python/tests 2>&1 | tee "$logs/mint-py"; rc=${PIPESTATUS[0]}
+p=$(grep -oE '[0-9]+ passed' "$logs/mint-py" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
+f=$(grep -oE '[0-9]+ (failed|error)' "$logs/mint-py" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+tally "python minting library" "$p" "$f" "$rc"
+node --test clients/node/test/ 2>&1 | tee "$logs/mint-node"; rc=${PIPESTATUS[0]}
+p=$(grep -oE '^# pass [0-9]+' "$logs/mint-node" | grep -oE '[0-9]+'); p=${p:-0}
+f=$(grep -oE '^# fail [0-9]+' "$logs/mint-node" | grep -oE '[0-9]+'); f=${f:-1}
+tally "node minting library" "$p" "$f" "$rc"
+php clients/php/tests/run.php 2>&1 | tee "$logs/mint-php"; rc=${PIPESTATUS[0]}
+p=$(grep -oE '^[0-9]+ passed' "$logs/mint-php" | grep -oE '[0-9]+'); p=${p:-0}
+f=$(grep -oE '[0-9]+ failed' "$logs/mint-php" | tail -1 | grep -oE '[0-9]+'); f=${f:-1}
+tally "php minting library" "$p" "$f" "$rc"
+
 live_suite() { # name [PROSODY_BIN]
 	echo "== pytest (live $1)"
 	PROSODY_BIN="${2:-/usr/bin/prosody}" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \

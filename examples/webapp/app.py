@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A tiny web app that does what Plone + collective.converse does for chat: it serves a converse.js
-page and a credentials_url endpoint that mints a token (with the hmac-token CLI) for the user.
+page and a credentials_url endpoint that mints a token for the user, in process, with the Python
+minting library (clients/python).
 
 A real application mints for the user of the authenticated web session. This demo takes the
 user from the query string, and can hand out deliberately bad, replayed or expired tokens (and go
@@ -14,7 +15,7 @@ import base64
 import json
 import mimetypes
 import os
-import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -25,6 +26,8 @@ from pathlib import Path
 from prebind import PrebindError, prebind
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "clients" / "python"))
+import prosody_hmac_token  # noqa: E402  (pip install ./clients/python, in a real web app)
 STATIC = {
     "/node_modules/": REPO / "tests" / "web" / "node_modules",  # converse.js, as the tests pin it
     "/clients/": REPO / "clients",
@@ -35,12 +38,11 @@ mimetypes.add_type("application/wasm", ".wasm")
 
 
 class WebApp:
-    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, cli, prebind_bosh_url=None):
+    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, prebind_bosh_url=None):
         self.port, self.domain = port, domain
         self.prebind_bosh_url = prebind_bosh_url or bosh_url  # Prosody's own endpoint, not the public one
         self.config = {"domain": domain, "bosh_url": bosh_url, "websocket_url": websocket_url}
-        self.env = dict(os.environ, TOKEN_SECRET=token_secret, OTP_SEED=otp_seed)
-        self.cli = str(cli)
+        self.token_secret, self.otp_seed = token_secret, otp_seed
         self.issued = {}  # user -> last token (for the "replay" scenario)
         self.issued_log = {}  # user -> every token handed out, in order
         self.used = {}  # user -> tokens used elsewhere already, for the "replay" scenario to hand out
@@ -80,10 +82,8 @@ class WebApp:
         self.server.server_close()
 
     def mint(self, user, offset=0):
-        at = ["--now", str(int(self.fixed_now or time.time()) + offset)] if offset or self.fixed_now else []
-        out = subprocess.run([self.cli, "mint", "--jid", "%s@%s" % (user, self.domain), "--json", *at],
-                             env=self.env, check=True, capture_output=True, text=True).stdout
-        return json.loads(out)
+        now = int(self.fixed_now or time.time()) + offset
+        return prosody_hmac_token.credentials("%s@%s" % (user, self.domain), self.token_secret, self.otp_seed, now=now)
 
     def credentials(self, user, scenario):
         if scenario == "replay" and self.used.get(user):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness import HMAC_TOKEN, REPO, free_port, stays
+from harness import REPO, free_port, stays
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
 from app import WebApp  # noqa: E402
@@ -20,7 +20,7 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 @pytest.fixture(scope="module")
 def webapp(prosody):
     app = WebApp(free_port(), prosody.host, prosody.bosh_url, prosody.ws_url, prosody.token_secret,
-                 prosody.otp_seed, HMAC_TOKEN).start()
+                 prosody.otp_seed).start()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield app
     app.stop()

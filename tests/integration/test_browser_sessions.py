@@ -16,7 +16,7 @@ import pytest
 
 import rawxmpp
 from browser import Browser
-from harness import HMAC_TOKEN, PROSODY, REPO, Prosody, free_port, stays
+from harness import PROSODY, REPO, Prosody, free_port, stays
 from test_live import plain
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
@@ -40,8 +40,7 @@ def server():
 
 @pytest.fixture
 def app(server):
-    a = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed,
-               HMAC_TOKEN).start()
+    a = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed).start()
     yield a
     a.stop()
 

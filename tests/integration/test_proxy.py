@@ -16,7 +16,7 @@ import urllib.parse
 import pytest
 
 from browser import Browser
-from harness import HMAC_TOKEN, REPO, Prosody, free_port, make_cert
+from harness import REPO, Prosody, free_port, make_cert
 from proxies import NAME, bosh_client, make_proxy, spki_sha256, websocket_client
 from test_live import flip_mac, plain
 
@@ -52,8 +52,7 @@ def stack(request):
     proxy = make_proxy(request.param, server.http_port, app_port, server.dir / "host.crt", server.dir / "host.key",
                        scale=SCALE).start()
     app = WebApp(app_port, server.host, proxy.origin + "/http-bind",
-                 "wss://%s:%d/xmpp-websocket" % (NAME, proxy.https_port), server.token_secret, server.otp_seed,
-                 HMAC_TOKEN, prebind_bosh_url=server.bosh_url).start()
+                 "wss://%s:%d/xmpp-websocket" % (NAME, proxy.https_port), server.token_secret, server.otp_seed, prebind_bosh_url=server.bosh_url).start()
     yield server, proxy, app
     app.stop()
     proxy.stop()

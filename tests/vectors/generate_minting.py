@@ -92,6 +92,12 @@ for name, jid in [
     ("localpart over 1023 bytes", "a" * 1024 + "@example.org"),
 ]:
     bad(name, jid, "jid")
+good("a prepared JID is signed exactly as given (for token_jid_as_sent)", "Alice@example.org", "Alice@example.org",
+     prepared=True)
+bad("prepared, but an empty domain label", "\u00f1and\u00fa@example..org", "jid", prepared=True)
+bad("prepared, but the domain is not lower-case", "\u00f1and\u00fa@Example.org", "jid", prepared=True)
+bad("prepared, but a space in the localpart", "\u00f1a nd\u00fa@example.org", "jid", prepared=True)
+bad("prepared, but a full JID", "\u00f1and\u00fa@example.org/phone", "jid", prepared=True)
 bad("nonce one digit short", "alice@example.org", "nonce", nonce="%031d" % 1)
 bad("nonce one digit long", "alice@example.org", "nonce", nonce="%033d" % 1)
 bad("nonce with a letter", "alice@example.org", "nonce", nonce="%031dx" % 1)

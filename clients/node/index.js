@@ -1,0 +1,360 @@
+// prosody-hmac-token: mints (and, for tests and tools, verifies) the login tokens of
+// prosody-auth-hmac. Standard library only (node:crypto).
+//
+//   token = OTP ‖ NONCE ␠ base64( HMAC-SHA256( key = token_secret, OTP ‖ NONCE ‖ bare-JID ) )
+//
+// OTP: RFC 6238 TOTP (HMAC-SHA1) of integer UTC unix seconds, keyed with the base32-decoded
+// otp_seed. NONCE: a fixed number of decimal digits from the CSPRNG. bare-JID: the JID as Prosody
+// checks it (localpart nodeprep'd, domain lower-case); this library prepares ASCII JIDs only.
+
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+
+const DIGITS = { min: 6, max: 8, def: 8 };
+const STEP = { min: 1, max: 86400, def: 30 };
+const NONCE_DIGITS = { min: 16, max: 64, def: 32 };
+const SKEW = { min: 0, max: 10, def: 1 };
+const MAX_TOKEN_BYTES = 1024;
+const MAX_PART_BYTES = 1023;
+const MAC_B64_LEN = 44; // 32 bytes, standard base64 with padding
+
+const MINT_OPTIONS = new Set(["now", "digits", "step", "nonceDigits", "prepared", "nonce"]);
+const VERIFY_OPTIONS = new Set(["now", "digits", "step", "skew", "nonceDigits", "host", "prepared"]);
+const JID_OPTIONS = new Set(["prepared"]);
+
+const PREPARED_HINT =
+  "pass prepared: true with the JID as Prosody nodepreps it (hmac-token jid NAME@HOST prints it)";
+
+/**
+ * The error every function of this library throws. `kind` says what was wrong:
+ * - `"jid"`: not a bare JID Prosody accepts, or not one this library can prepare;
+ * - `"nonce"`: an explicit nonce that is not exactly `nonceDigits` ASCII digits;
+ * - `"settings"`: an option, the time, a secret or the seed is missing, of the wrong type or out
+ *   of range.
+ * Messages never contain a secret, the seed, or the input that was refused.
+ */
+export class TokenError extends Error {
+  /**
+   * @param {"jid" | "nonce" | "settings"} kind
+   * @param {string} message
+   */
+  constructor(kind, message) {
+    super(message);
+    this.name = "TokenError";
+    /** @type {"jid" | "nonce" | "settings"} */
+    this.kind = kind;
+  }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// nodeprep's ASCII prohibitions: space, " & ' / : < > @ and the ASCII control characters
+const LOCAL_PROHIBITED = /[\x00-\x20"&'/:<>@\x7F]/;
+const NON_ASCII = /[^\x00-\x7F]/;
+const DOMAIN_LABEL = /^[a-z0-9-]+$/;
+
+function asciiLower(s) {
+  return s.replace(/[A-Z]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 32));
+}
+
+function utf8Length(s) {
+  return Buffer.byteLength(s, "utf8");
+}
+
+function checkOptions(options, allowed, what) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw new TokenError("settings", `${what} options must be an object`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!allowed.has(key)) {
+      throw new TokenError("settings", `an unknown ${what} option was given (known: ${[...allowed].join(", ")})`); // not echoed: it could be a secret
+    }
+  }
+  return options;
+}
+
+function intSetting(value, name, range) {
+  if (value === undefined || value === null) return range.def;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < range.min || value > range.max) {
+    throw new TokenError("settings", `${name} must be an integer from ${range.min} to ${range.max}`);
+  }
+  return value;
+}
+
+function boolSetting(value, name) {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") throw new TokenError("settings", `${name} must be true or false`);
+  return value;
+}
+
+function nowSetting(value) {
+  if (value === undefined || value === null) return Math.floor(Date.now() / 1000);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new TokenError("settings", "now must be a non-negative integer number of UTC unix seconds (not a Date, not milliseconds with a fraction)");
+  }
+  return value;
+}
+
+function secretKey(secret, name) {
+  if (typeof secret !== "string" || secret.length === 0) {
+    throw new TokenError("settings", `${name} must be a non-empty string`);
+  }
+  if (LONE_SURROGATE.test(secret)) {
+    throw new TokenError("settings", `${name} is not valid Unicode (it has a lone surrogate), so it has no UTF-8 form`);
+  }
+  return Buffer.from(secret, "utf8");
+}
+
+const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/** Base32 as pyotp reads it: RFC 4648 alphabet, case-insensitive, `=` padding optional. */
+function decodeSeed(seed) {
+  if (typeof seed !== "string") throw new TokenError("settings", "otp_seed must be a base32 string");
+  const s = seed.replace(/=+$/, "").toUpperCase();
+  if (s.length === 0) throw new TokenError("settings", "otp_seed is empty");
+  if ([1, 3, 6].includes(s.length % 8)) {
+    throw new TokenError("settings", "otp_seed is not base32 (its length is impossible for base32)");
+  }
+  const out = [];
+  let bits = 0;
+  let acc = 0;
+  for (let i = 0; i < s.length; i++) {
+    const v = B32.indexOf(s[i]);
+    if (v < 0) throw new TokenError("settings", "otp_seed is not base32 (RFC 4648 alphabet A-Z, 2-7)");
+    acc = ((acc << 5) | v) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push((acc >> bits) & 0xff);
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 TOTP (HMAC-SHA1) for an integer counter, as a zero-padded string of `digits` digits. */
+function counterOf(now, step) {
+  return (now - (now % step)) / step; // exact, unlike Math.floor(now / step) near 2^53
+}
+
+function totp(key, counter, digits) {
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(counter));
+  const h = createHmac("sha1", key).update(msg).digest();
+  const o = h[h.length - 1] & 0x0f;
+  const code = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(code % 10 ** digits).padStart(digits, "0");
+}
+
+/** `nonceDigits` uniform decimal digits from the CSPRNG (bytes >= 250 are rejected: no modulo bias). */
+function randomNonce(nonceDigits) {
+  let nonce = "";
+  while (nonce.length < nonceDigits) {
+    for (const b of randomBytes(nonceDigits + 8)) {
+      if (b < 250) {
+        nonce += String.fromCharCode(48 + (b % 10));
+        if (nonce.length === nonceDigits) break;
+      }
+    }
+  }
+  return nonce;
+}
+
+function prepare(jid, prepared) {
+  if (typeof jid !== "string") throw new TokenError("jid", "the JID must be a string");
+  if (jid.length === 0) throw new TokenError("jid", "the JID is empty");
+  if (jid.includes("/")) throw new TokenError("jid", "a full JID (with a '/resource') is not a bare JID");
+  const at = jid.indexOf("@");
+  if (at < 0) throw new TokenError("jid", "the JID has no '@' (a bare JID is localpart@domain)");
+  if (jid.indexOf("@", at + 1) >= 0) throw new TokenError("jid", "the JID has more than one '@'");
+  const local = jid.slice(0, at);
+  const domain = jid.slice(at + 1);
+  if (local.length === 0) throw new TokenError("jid", "the JID's localpart is empty");
+  if (domain.length === 0) throw new TokenError("jid", "the JID's domain is empty");
+  if (LONE_SURROGATE.test(jid)) throw new TokenError("jid", "the JID is not valid Unicode (it has a lone surrogate)");
+  if (LOCAL_PROHIBITED.test(local)) {
+    throw new TokenError("jid", "the JID's localpart has a character nodeprep prohibits (space, \" & ' / : < > @ or a control character)");
+  }
+  if (utf8Length(local) > MAX_PART_BYTES) throw new TokenError("jid", `the JID's localpart is over ${MAX_PART_BYTES} bytes`);
+  if (utf8Length(domain) > MAX_PART_BYTES) throw new TokenError("jid", `the JID's domain is over ${MAX_PART_BYTES} bytes`);
+  if (LOCAL_PROHIBITED.test(domain)) {
+    throw new TokenError("jid", "the JID's domain has a space, \" & ' : < > or a control character");
+  }
+  if (domain.split(".").some((label) => label.length === 0)) {
+    throw new TokenError("jid", "the JID's domain has an empty label (a leading or trailing dot, or '..')");
+  }
+  if (prepared) {
+    // the caller vouches this is exactly Prosody's form; a host's form is lower-case ASCII labels
+    if (!domain.split(".").every((label) => DOMAIN_LABEL.test(label))) {
+      throw new TokenError("jid", "a prepared JID's domain must already be lower-case labels of a-z, 0-9 and '-'");
+    }
+    return { local, domain, jid };
+  }
+  if (NON_ASCII.test(local)) {
+    throw new TokenError("jid", `this library prepares ASCII localparts only; for a name beyond ASCII ${PREPARED_HINT}`);
+  }
+  const lowerDomain = asciiLower(domain);
+  if (!lowerDomain.split(".").every((label) => DOMAIN_LABEL.test(label))) {
+    throw new TokenError("jid", `the JID's domain is not dot-separated labels of a-z, 0-9 and '-'; for a domain beyond ASCII ${PREPARED_HINT}`);
+  }
+  const lowerLocal = asciiLower(local);
+  return { local: lowerLocal, domain: lowerDomain, jid: `${lowerLocal}@${lowerDomain}` };
+}
+
+/**
+ * The JID a token for `jid` is signed for: the bare JID as Prosody checks it (ASCII localpart
+ * lower-cased, as nodeprep does; domain lower-cased). Pass the JID the user logs in as.
+ *
+ * @param {string} jid  a bare JID, `user@host`
+ * @param {{ prepared?: boolean }} [options]  `prepared: true`: the JID is already exactly
+ *   Prosody's form (needed for a localpart beyond ASCII; `hmac-token jid NAME@HOST` prints it)
+ *   and is signed unchanged; structural errors are still refused
+ * @returns {string}
+ * @throws {TokenError} kind "jid" for a JID Prosody would refuse or this library cannot prepare;
+ *   "settings" for bad options
+ */
+export function signedJid(jid, options) {
+  const o = checkOptions(options, JID_OPTIONS, "signedJid");
+  return prepare(jid, boolSetting(o.prepared, "prepared")).jid;
+}
+
+function mintParts(jid, tokenSecret, otpSeed, options) {
+  const o = checkOptions(options, MINT_OPTIONS, "mint");
+  const digits = intSetting(o.digits, "digits", DIGITS);
+  const step = intSetting(o.step, "step", STEP);
+  const nonceDigits = intSetting(o.nonceDigits, "nonceDigits", NONCE_DIGITS);
+  const prepared = boolSetting(o.prepared, "prepared");
+  const now = nowSetting(o.now);
+  const key = secretKey(tokenSecret, "token_secret");
+  const seed = decodeSeed(otpSeed);
+  const signed = prepare(jid, prepared).jid;
+  let nonce;
+  if (o.nonce === undefined || o.nonce === null) {
+    nonce = randomNonce(nonceDigits);
+  } else {
+    if (typeof o.nonce !== "string" || o.nonce.length !== nonceDigits || !/^[0-9]+$/.test(o.nonce)) {
+      throw new TokenError("nonce", `the nonce must be exactly ${nonceDigits} ASCII digits`);
+    }
+    nonce = o.nonce;
+  }
+  const pub = totp(seed, counterOf(now, step), digits) + nonce;
+  const mac = createHmac("sha256", key).update(pub + signed, "utf8").digest("base64");
+  return { jid: signed, password: `${pub} ${mac}` };
+}
+
+/**
+ * Mints a token for `jid`: what a credentials_url handler returns as the password.
+ *
+ * @param {string} jid  the bare JID the user logs in as (`alice@example.org`; `Alice@…` is signed
+ *   as `alice@…`, which is what Prosody checks)
+ * @param {string} tokenSecret  the plugin's `token_secret` (its UTF-8 bytes are the HMAC key)
+ * @param {string} otpSeed  the plugin's `otp_seed` (base32)
+ * @param {MintOptions} [options]
+ * @returns {string}  `OTP‖NONCE base64(MAC)`
+ * @throws {TokenError} kind "jid", "nonce" or "settings"
+ *
+ * @typedef {object} MintOptions
+ * @property {number} [now]  integer UTC unix seconds; default `Math.floor(Date.now() / 1000)`
+ * @property {number} [digits=8]  OTP digits, 6–8 (`token_otp_digits`)
+ * @property {number} [step=30]  OTP time step in seconds, 1–86400
+ * @property {number} [nonceDigits=32]  nonce digits, 16–64 (`token_nonce_digits`)
+ * @property {boolean} [prepared=false]  the JID is already exactly Prosody's form: signed unchanged
+ * @property {string} [nonce]  FOR TEST VECTORS ONLY: a fixed nonce instead of a random one
+ */
+export function mint(jid, tokenSecret, otpSeed, options) {
+  return mintParts(jid, tokenSecret, otpSeed, options).password;
+}
+
+/**
+ * The credentials_url response body for `jid`: `{ jid: <signed JID>, password: <token> }`, for
+ * the caller to serialise with `JSON.stringify` (and serve with `Cache-Control: no-store`).
+ *
+ * @param {string} jid
+ * @param {string} tokenSecret
+ * @param {string} otpSeed
+ * @param {MintOptions} [options]  as for {@link mint}
+ * @returns {{ jid: string, password: string }}
+ * @throws {TokenError} kind "jid", "nonce" or "settings"
+ */
+export function credentials(jid, tokenSecret, otpSeed, options) {
+  return mintParts(jid, tokenSecret, otpSeed, options);
+}
+
+function parseToken(token, digits, nonceDigits) {
+  if (typeof token !== "string" || utf8Length(token) > MAX_TOKEN_BYTES) return null;
+  const pubLen = digits + nonceDigits;
+  if (token.length !== pubLen + 1 + MAC_B64_LEN) return null;
+  const pub = token.slice(0, pubLen);
+  const b64 = token.slice(pubLen + 1);
+  if (!/^[0-9]+$/.test(pub) || token[pubLen] !== " " || !/^[A-Za-z0-9+/]{43}=$/.test(b64)) return null;
+  const mac = Buffer.from(b64, "base64");
+  if (mac.length !== 32 || mac.toString("base64") !== b64) return null; // canonical: trailing bits zero
+  return { otp: pub.slice(0, digits), pub, mac };
+}
+
+/**
+ * Checks a token as the server would, without its replay cache: for tests and tools. Stateless: a
+ * token verified here can still be refused by the server as a replay (the server accepts each
+ * token once).
+ *
+ * @param {string} token
+ * @param {string} jid  the JID the client logs in as (prepared as {@link signedJid} does)
+ * @param {string | string[]} tokenSecrets  one secret or the list the server accepts (rotation)
+ * @param {string} otpSeed
+ * @param {VerifyOptions} [options]
+ * @returns {null | "malformed" | "wrong-host" | "bad-signature" | "expired"}  `null` when valid,
+ *   else why not (checked in that order: shape and JID, host, signature, OTP window)
+ * @throws {TokenError} kind "settings" for bad options, secrets or seed
+ *
+ * @typedef {object} VerifyOptions
+ * @property {number} [now]  integer UTC unix seconds; default `Math.floor(Date.now() / 1000)`
+ * @property {number} [digits=8]
+ * @property {number} [step=30]
+ * @property {number} [skew=1]  steps accepted either side of the current one, 0–10
+ * @property {number} [nonceDigits=32]
+ * @property {string} [host]  the server's host: a JID of another domain is "wrong-host"
+ * @property {boolean} [prepared=false]
+ */
+export function verify(token, jid, tokenSecrets, otpSeed, options) {
+  const o = checkOptions(options, VERIFY_OPTIONS, "verify");
+  const digits = intSetting(o.digits, "digits", DIGITS);
+  const step = intSetting(o.step, "step", STEP);
+  const skew = intSetting(o.skew, "skew", SKEW);
+  const nonceDigits = intSetting(o.nonceDigits, "nonceDigits", NONCE_DIGITS);
+  const prepared = boolSetting(o.prepared, "prepared");
+  const now = nowSetting(o.now);
+  let host = null;
+  if (o.host !== undefined && o.host !== null) {
+    if (typeof o.host !== "string" || o.host.length === 0) throw new TokenError("settings", "host must be a non-empty string");
+    host = asciiLower(o.host);
+  }
+  const list = Array.isArray(tokenSecrets) ? tokenSecrets : [tokenSecrets];
+  if (list.length === 0) throw new TokenError("settings", "token_secrets is an empty list");
+  const keys = list.map((s, i) => secretKey(s, `token_secrets[${i}]`));
+  const seed = decodeSeed(otpSeed);
+
+  const parsed = parseToken(token, digits, nonceDigits);
+  if (parsed === null) return "malformed";
+  let prep;
+  try {
+    prep = prepare(jid, prepared);
+  } catch (e) {
+    if (e instanceof TokenError) return "malformed";
+    throw e;
+  }
+  if (host !== null && asciiLower(prep.domain) !== host) return "wrong-host";
+
+  let signed = false;
+  for (const key of keys) {
+    const mac = createHmac("sha256", key).update(parsed.pub + prep.jid, "utf8").digest();
+    if (timingSafeEqual(mac, parsed.mac)) signed = true;
+  }
+  if (!signed) return "bad-signature";
+
+  const given = Buffer.from(parsed.otp, "ascii");
+  const counter = counterOf(now, step);
+  let fresh = false;
+  for (let c = counter - skew; c <= counter + skew; c++) {
+    if (c < 0) continue;
+    if (timingSafeEqual(Buffer.from(totp(seed, c, digits), "ascii"), given)) fresh = true;
+  }
+  return fresh ? null : "expired";
+}

@@ -1,0 +1,424 @@
+<?php
+
+declare(strict_types=1);
+
+namespace ProsodyHmacToken;
+
+/**
+ * Mints (and, for tests and tools, verifies) prosody-auth-hmac tokens:
+ *
+ *     OTP ‖ NONCE ␠ base64(HMAC-SHA256(token_secret, OTP ‖ NONCE ‖ bare-JID))
+ *
+ * OTP is RFC 6238 TOTP (HMAC-SHA1) of integer UTC seconds, keyed with the base32-decoded otp_seed;
+ * NONCE is exactly nonce_digits digits from the CSPRNG; the JID is the one Prosody checks
+ * (ASCII lower-cased; a non-ASCII username only when passed already prepared).
+ *
+ * Options (all optional; null means the default):
+ *  - 'now'          int, UTC unix seconds (default time())
+ *  - 'digits'       int, OTP digits, 6–8 (default 8)             — Prosody's otp_digits
+ *  - 'step'         int, OTP step in seconds, 1–86400 (default 30) — otp_step
+ *  - 'nonce_digits' int, 16–64 (default 32)                       — token_nonce_digits
+ *  - 'prepared'     bool, the JID is already exactly Prosody's form: sign it unchanged (default false)
+ *  - 'nonce'        string, mint only, FOR TEST VECTORS ONLY: a fixed nonce instead of a random one
+ *  - 'skew'         int, verify only, steps either side accepted, 0–10 (default 1) — otp_skew
+ *  - 'host'         string, verify only, the Prosody host the JID must belong to (default none)
+ *
+ * Requires 64-bit PHP (the TOTP counter is packed as a 64-bit integer).
+ */
+final class Token
+{
+    public const DEFAULT_DIGITS = 8;
+    public const DEFAULT_STEP = 30;
+    public const DEFAULT_NONCE_DIGITS = 32;
+    public const DEFAULT_SKEW = 1;
+
+    /** Longest token verify() looks at, in bytes. */
+    public const MAX_TOKEN_BYTES = 1024;
+
+    /** Longest localpart (and domain) Prosody accepts, in bytes. */
+    private const MAX_PART_BYTES = 1023;
+
+    private const MINT_OPTIONS = ['now', 'digits', 'step', 'nonce_digits', 'prepared', 'nonce'];
+    private const VERIFY_OPTIONS = ['now', 'digits', 'step', 'nonce_digits', 'prepared', 'skew', 'host'];
+
+    /** [min, max] of the integer options: the plugin's ranges. */
+    private const RANGES = [
+        'digits' => [6, 8],
+        'step' => [1, 86400],
+        'nonce_digits' => [16, 64],
+        'skew' => [0, 10],
+    ];
+
+    private const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+    private const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+    private const LOWER = 'abcdefghijklmnopqrstuvwxyz';
+
+    /** Characters nodeprep (or the JID syntax) refuses in an ASCII localpart, besides control characters. */
+    private const PROHIBITED_LOCAL = " \"&'/:<>@";
+
+    private function __construct()
+    {
+    }
+
+    /**
+     * Mints a token for $jid.
+     *
+     * @param string $jid         the bare JID the user logs in as, e.g. "alice@example.org" (ASCII is
+     *                            lower-cased; a non-ASCII username needs 'prepared' => true)
+     * @param string $tokenSecret the plugin's token_secret (its bytes are the HMAC key)
+     * @param string $otpSeed     the plugin's otp_seed (base32, case-insensitive, padding optional)
+     * @param array{now?: ?int, digits?: ?int, step?: ?int, nonce_digits?: ?int, prepared?: ?bool, nonce?: ?string} $options
+     *                            see the class comment; 'nonce' is for test vectors only
+     *
+     * @return string the token: the password to log in with, once, within the OTP window
+     *
+     * @throws TokenError        kind "settings", "jid" or "nonce" (checked in that order)
+     * @throws \RuntimeException on 32-bit PHP
+     * @throws \Exception        if no CSPRNG is available (from random_int)
+     */
+    public static function mint(
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        #[\SensitiveParameter] string $otpSeed,
+        array $options = [],
+    ): string {
+        return self::build($jid, $tokenSecret, $otpSeed, $options)[1];
+    }
+
+    /**
+     * The credentials_url response body: the signed JID and a fresh token.
+     *
+     * Serialise it with json_encode() and answer with Cache-Control: no-store.
+     *
+     * @param string $jid         as for mint()
+     * @param string $tokenSecret as for mint()
+     * @param string $otpSeed     as for mint()
+     * @param array{now?: ?int, digits?: ?int, step?: ?int, nonce_digits?: ?int, prepared?: ?bool, nonce?: ?string} $options
+     *                            as for mint()
+     *
+     * @return array{jid: string, password: string}
+     *
+     * @throws TokenError        as mint()
+     * @throws \RuntimeException on 32-bit PHP
+     * @throws \Exception        if no CSPRNG is available (from random_int)
+     */
+    public static function credentials(
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        #[\SensitiveParameter] string $otpSeed,
+        array $options = [],
+    ): array {
+        [$signed, $token] = self::build($jid, $tokenSecret, $otpSeed, $options);
+        return ['jid' => $signed, 'password' => $token];
+    }
+
+    /**
+     * The JID a token for $jid is signed for: the username and domain lower-cased (ASCII), or
+     * $jid unchanged when $prepared.
+     *
+     * @param string $jid      the bare JID, "user@host"
+     * @param bool   $prepared true if $jid is already exactly Prosody's form (e.g. a non-ASCII
+     *                         username as `hmac-token jid NAME@HOST` prints it); it is then only
+     *                         checked for structural errors, never changed
+     *
+     * @return string the bare JID that is signed
+     *
+     * @throws TokenError kind "jid": not a bare JID Prosody accepts, or one this library cannot prepare
+     */
+    public static function signedJid(string $jid, bool $prepared = false): string
+    {
+        return self::prepare($jid, $prepared);
+    }
+
+    /**
+     * Checks a token as the plugin would, without a replay cache.
+     *
+     * Stateless: a token verifies as often as it is passed in. Only the server, which remembers
+     * tokens, refuses a replay. Use this in tests and tools, not as a login check.
+     *
+     * @param string                $token        the token to check
+     * @param string                $jid          the JID the client logs in as (prepared as signedJid() does)
+     * @param string|list<string>   $tokenSecrets one secret or the list of secrets that verify (rotation)
+     * @param string                $otpSeed      the plugin's otp_seed
+     * @param array{now?: ?int, digits?: ?int, step?: ?int, nonce_digits?: ?int, prepared?: ?bool, skew?: ?int, host?: ?string} $options
+     *                                            see the class comment
+     *
+     * @return string|null null if valid, else the reason: "malformed" (wrong shape or length, or a
+     *                     JID signedJid() refuses), "wrong-host", "bad-signature" or "expired"
+     *
+     * @throws TokenError        kind "settings": an option out of range or mistyped, no secret,
+     *                           an empty secret, an otp_seed that is not base32
+     * @throws \RuntimeException on 32-bit PHP
+     */
+    public static function verify(
+        string $token,
+        string $jid,
+        #[\SensitiveParameter] string|array $tokenSecrets,
+        #[\SensitiveParameter] string $otpSeed,
+        array $options = [],
+    ): ?string {
+        $o = self::options($options, self::VERIFY_OPTIONS);
+        $secrets = is_string($tokenSecrets) ? [$tokenSecrets] : array_values($tokenSecrets);
+        if ($secrets === []) {
+            throw new TokenError(TokenError::SETTINGS, 'token_secrets is an empty list: give at least one secret');
+        }
+        foreach ($secrets as $secret) {
+            if (!is_string($secret)) {
+                throw new TokenError(TokenError::SETTINGS, 'token_secrets must be a string or a list of strings');
+            }
+            self::checkSecret($secret);
+        }
+        $key = self::decodeSeed($otpSeed);
+        $host = null;
+        if ($o['host'] !== null) {
+            $host = self::asciiLower($o['host']);
+            if (!self::isDomain($host)) {
+                throw new TokenError(TokenError::SETTINGS, "option 'host' must be a domain name such as example.org");
+            }
+        }
+        $digits = $o['digits'];
+        $public = $digits + $o['nonce_digits'];
+
+        if (strlen($token) > self::MAX_TOKEN_BYTES
+            || preg_match('/\A[0-9]{' . $public . '} [A-Za-z0-9+\/]{43}=\z/', $token) !== 1) {
+            return 'malformed';
+        }
+        $b64 = substr($token, $public + 1);
+        $mac = base64_decode($b64, true);
+        if ($mac === false || strlen($mac) !== 32 || base64_encode($mac) !== $b64) {
+            return 'malformed'; // non-canonical: trailing bits set
+        }
+        try {
+            $signed = self::prepare($jid, $o['prepared']);
+        } catch (TokenError) {
+            return 'malformed';
+        }
+        if ($host !== null) {
+            $domain = self::asciiLower(substr($signed, strpos($signed, '@') + 1));
+            if ($domain !== $host) {
+                return 'wrong-host';
+            }
+        }
+
+        $message = substr($token, 0, $public) . $signed;
+        $signatureOk = false;
+        foreach ($secrets as $secret) { // every secret, constant-time compare, no early exit
+            $signatureOk = hash_equals(hash_hmac('sha256', $message, $secret, true), $mac) || $signatureOk;
+        }
+        if (!$signatureOk) {
+            return 'bad-signature';
+        }
+
+        $otp = substr($token, 0, $digits);
+        $counter = intdiv($o['now'], $o['step']);
+        $skew = $o['skew'];
+        $low = max(0, $counter - $skew);
+        $high = $counter > PHP_INT_MAX - $skew ? PHP_INT_MAX : $counter + $skew;
+        $fresh = false;
+        for ($i = 0; $i <= $high - $low; $i++) { // every step of the window, constant-time compare
+            $fresh = hash_equals(self::otp($key, $low + $i, $digits), $otp) || $fresh;
+        }
+        return $fresh ? null : 'expired';
+    }
+
+    /**
+     * @return array{0: string, 1: string} the signed JID and the token
+     */
+    private static function build(
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        #[\SensitiveParameter] string $otpSeed,
+        array $options,
+    ): array {
+        $o = self::options($options, self::MINT_OPTIONS);
+        self::checkSecret($tokenSecret);
+        $key = self::decodeSeed($otpSeed);
+        $signed = self::prepare($jid, $o['prepared']);
+        $n = $o['nonce_digits'];
+        if ($o['nonce'] === null) {
+            $nonce = '';
+            for ($i = 0; $i < $n; $i++) {
+                $nonce .= (string) random_int(0, 9);
+            }
+        } else {
+            $nonce = $o['nonce'];
+            if (strlen($nonce) !== $n || strspn($nonce, '0123456789') !== $n) {
+                throw new TokenError(TokenError::NONCE, "the nonce must be exactly $n ASCII digits (nonce_digits)");
+            }
+        }
+        $public = self::otp($key, intdiv($o['now'], $o['step']), $o['digits']) . $nonce;
+        $mac = hash_hmac('sha256', $public . $signed, $tokenSecret, true);
+        return [$signed, $public . ' ' . base64_encode($mac)];
+    }
+
+    /**
+     * Checks the option keys, types and ranges and fills in the defaults.
+     *
+     * @param array<mixed>  $options
+     * @param list<string>  $known
+     *
+     * @return array{now: int, digits: int, step: int, nonce_digits: int, prepared: bool, nonce: ?string, skew: int, host: ?string}
+     */
+    private static function options(array $options, array $known): array
+    {
+        if (PHP_INT_SIZE < 8) {
+            throw new \RuntimeException('ProsodyHmacToken\\Token needs 64-bit PHP');
+        }
+        foreach (array_keys($options) as $name) {
+            if (!in_array($name, $known, true)) {
+                throw new TokenError(
+                    TokenError::SETTINGS,
+                    sprintf("unknown option '%s' (known: %s)", (string) $name, implode(', ', $known)),
+                );
+            }
+        }
+        $o = [
+            'now' => $options['now'] ?? null,
+            'digits' => $options['digits'] ?? self::DEFAULT_DIGITS,
+            'step' => $options['step'] ?? self::DEFAULT_STEP,
+            'nonce_digits' => $options['nonce_digits'] ?? self::DEFAULT_NONCE_DIGITS,
+            'prepared' => $options['prepared'] ?? false,
+            'nonce' => $options['nonce'] ?? null,
+            'skew' => $options['skew'] ?? self::DEFAULT_SKEW,
+            'host' => $options['host'] ?? null,
+        ];
+        if ($o['now'] === null) {
+            $o['now'] = time();
+        } elseif (!is_int($o['now']) || $o['now'] < 0) {
+            throw new TokenError(TokenError::SETTINGS, "option 'now' must be a non-negative integer (UTC unix seconds)");
+        }
+        foreach (self::RANGES as $name => [$min, $max]) {
+            $v = $o[$name];
+            if (!is_int($v) || $v < $min || $v > $max) {
+                throw new TokenError(TokenError::SETTINGS, "option '$name' must be an integer from $min to $max");
+            }
+        }
+        if (!is_bool($o['prepared'])) {
+            throw new TokenError(TokenError::SETTINGS, "option 'prepared' must be a boolean");
+        }
+        if ($o['nonce'] !== null && !is_string($o['nonce'])) {
+            throw new TokenError(TokenError::NONCE, "option 'nonce' must be a string of digits");
+        }
+        if ($o['host'] !== null && !is_string($o['host'])) {
+            throw new TokenError(TokenError::SETTINGS, "option 'host' must be a string");
+        }
+        return $o;
+    }
+
+    private static function checkSecret(#[\SensitiveParameter] string $secret): void
+    {
+        if ($secret === '') {
+            throw new TokenError(TokenError::SETTINGS, 'the token secret is empty (is the environment variable set?)');
+        }
+    }
+
+    /**
+     * Base32 (RFC 4648) as pyotp and the plugin read it: case-insensitive, '=' padding optional,
+     * trailing bits not checked.
+     */
+    private static function decodeSeed(#[\SensitiveParameter] string $seed): string
+    {
+        $s = strtr(rtrim($seed, '='), self::LOWER, self::UPPER);
+        $len = strlen($s);
+        if ($len === 0) {
+            throw new TokenError(TokenError::SETTINGS, 'the otp_seed is empty (is the environment variable set?)');
+        }
+        if (strspn($s, self::BASE32) !== $len || in_array($len % 8, [1, 3, 6], true)) {
+            throw new TokenError(
+                TokenError::SETTINGS,
+                'the otp_seed is not valid base32 (RFC 4648 alphabet A-Z and 2-7, padding optional)',
+            );
+        }
+        $out = '';
+        $buffer = 0;
+        $bits = 0;
+        for ($i = 0; $i < $len; $i++) {
+            $c = ord($s[$i]);
+            $buffer = ($buffer << 5) | ($c >= 65 ? $c - 65 : $c - 24); // 'A'-'Z' → 0-25, '2'-'7' → 26-31
+            $bits += 5;
+            if ($bits >= 8) {
+                $bits -= 8;
+                $out .= chr(($buffer >> $bits) & 0xff);
+            }
+            $buffer &= (1 << $bits) - 1;
+        }
+        return $out;
+    }
+
+    /** RFC 6238 / RFC 4226 HOTP of $counter, zero-padded to $digits. */
+    private static function otp(#[\SensitiveParameter] string $key, int $counter, int $digits): string
+    {
+        $h = hash_hmac('sha1', pack('J', $counter), $key, true);
+        $o = ord($h[19]) & 0x0f;
+        $bin = ((ord($h[$o]) & 0x7f) << 24) | (ord($h[$o + 1]) << 16) | (ord($h[$o + 2]) << 8) | ord($h[$o + 3]);
+        return str_pad((string) ($bin % (10 ** $digits)), $digits, '0', STR_PAD_LEFT);
+    }
+
+    private static function prepare(string $jid, bool $prepared): string
+    {
+        if ($jid === '') {
+            throw new TokenError(TokenError::JID, 'the JID is empty: pass the bare JID user@host');
+        }
+        if (str_contains($jid, '/')) {
+            throw new TokenError(TokenError::JID, "a '/' is not allowed: pass the bare JID user@host, without a resource");
+        }
+        $at = strpos($jid, '@');
+        if ($at === false) {
+            throw new TokenError(TokenError::JID, "the JID has no '@': pass the bare JID user@host");
+        }
+        if (strpos($jid, '@', $at + 1) !== false) {
+            throw new TokenError(TokenError::JID, "the JID has more than one '@'");
+        }
+        $local = substr($jid, 0, $at);
+        $domain = substr($jid, $at + 1);
+        if ($local === '') {
+            throw new TokenError(TokenError::JID, 'the JID has an empty username (localpart)');
+        }
+        if ($domain === '') {
+            throw new TokenError(TokenError::JID, 'the JID has an empty domain');
+        }
+        if (strlen($local) > self::MAX_PART_BYTES) {
+            throw new TokenError(TokenError::JID, 'the username is longer than 1023 bytes');
+        }
+        if (strcspn($local, self::PROHIBITED_LOCAL) !== strlen($local) || preg_match('/[\x00-\x1f\x7f]/', $local) === 1) {
+            throw new TokenError(
+                TokenError::JID,
+                'the username contains a character Prosody refuses (space " & \' / : < > @ or a control character)',
+            );
+        }
+        if (preg_match('/[\x80-\xff]/', $local) === 1) {
+            if (!$prepared) {
+                throw new TokenError(
+                    TokenError::JID,
+                    "the username is not ASCII: pass 'prepared' => true with the JID as Prosody nodepreps it"
+                    . ' (hmac-token jid NAME@HOST prints it)',
+                );
+            }
+            if (preg_match('//u', $local) !== 1) {
+                throw new TokenError(TokenError::JID, 'the prepared username is not valid UTF-8');
+            }
+        }
+        // a prepared JID's domain is Prosody's form of the host already: lower-case ASCII labels
+        $lowerDomain = $prepared ? $domain : self::asciiLower($domain);
+        if (!self::isDomain($lowerDomain)) {
+            throw new TokenError(
+                TokenError::JID,
+                "the domain must be dot-separated labels of ASCII letters, digits and '-'"
+                . ' (no empty label, no trailing dot, no space; non-ASCII domains are not supported)',
+            );
+        }
+        return $prepared ? $jid : self::asciiLower($local) . '@' . $lowerDomain;
+    }
+
+    private static function isDomain(string $lowerDomain): bool
+    {
+        return strlen($lowerDomain) <= self::MAX_PART_BYTES
+            && preg_match('/\A[a-z0-9-]+(?:\.[a-z0-9-]+)*\z/', $lowerDomain) === 1;
+    }
+
+    /** Lower-cases A-Z only, whatever the locale (strtolower() is locale-dependent before PHP 8.2). */
+    private static function asciiLower(string $s): string
+    {
+        return strtr($s, self::UPPER, self::LOWER);
+    }
+}

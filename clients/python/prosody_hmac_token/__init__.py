@@ -1,0 +1,462 @@
+"""Mint (and check) prosody-auth-hmac login tokens, with the Python standard library only.
+
+A token is::
+
+    OTP ‖ NONCE ␠ base64(HMAC-SHA256(token_secret, OTP ‖ NONCE ‖ bare-JID))
+
+* ``OTP``: RFC 6238 TOTP (HMAC-SHA1) of the current UTC unix time, keyed with the base32-decoded
+  ``otp_seed`` (pyotp-compatible), ``digits`` digits with leading zeros kept.
+* ``NONCE``: ``nonce_digits`` decimal digits drawn from :mod:`secrets` (no modulo bias).
+* ``bare-JID``: the account the user logs in as, in Prosody's form (see :func:`signed_jid`).
+
+Typical use, in a ``credentials_url`` handler::
+
+    import json, os
+    import prosody_hmac_token as pht
+
+    body = pht.credentials("alice@example.org", os.environ["TOKEN_SECRET"], os.environ["OTP_SEED"])
+    json.dumps(body)  # {"jid": "alice@example.org", "password": "<token>"}
+
+All times are integer UTC unix seconds (``int(time.time())``); there are no time zones and no
+datetime objects anywhere. Errors in the caller's input are raised as :class:`TokenError`, whose
+``kind`` is ``"jid"``, ``"nonce"`` or ``"settings"``; no message ever contains a secret or a seed.
+"""
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import struct
+import time
+from typing import Dict, Iterable, List, Optional, Tuple, Union
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "TokenError",
+    "mint",
+    "credentials",
+    "signed_jid",
+    "verify",
+    "__version__",
+]
+
+#: Plugin ranges (the server refuses settings outside them).
+DIGITS_RANGE = (6, 8)
+STEP_RANGE = (1, 86400)
+NONCE_DIGITS_RANGE = (16, 64)
+SKEW_RANGE = (0, 10)
+
+#: RFC 7622: each part of a JID is at most 1023 bytes.
+MAX_JID_PART = 1023
+#: The longest token :func:`verify` looks at, in bytes.
+MAX_TOKEN_BYTES = 1024
+
+_MAC_B64_LEN = 44  # standard base64 of 32 bytes, with padding
+_ASCII_DIGITS = frozenset("0123456789")
+_B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_DOMAIN_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+# What nodeprep (RFC 3920 appendix A.5) prohibits in ASCII, besides the control characters.
+_LOCAL_PROHIBITED = frozenset(" \"&'/:<>@")
+
+_PREPARED_HINT = (
+    "pass prepared=True with the JID as Prosody nodepreps it "
+    "(hmac-token jid NAME@HOST prints it)"
+)
+
+Secret = Union[str, bytes]
+
+
+class TokenError(ValueError):
+    """The caller's input cannot make (or check) a token.
+
+    ``kind`` says which input is at fault:
+
+    * ``"jid"``: not a bare JID Prosody accepts, or not one this library can prepare;
+    * ``"nonce"``: an explicit nonce that is not exactly ``nonce_digits`` ASCII digits;
+    * ``"settings"``: ``digits``, ``step``, ``nonce_digits``, ``skew`` or ``now`` out of range,
+      or an unusable ``token_secret`` / ``otp_seed`` (empty, or a seed that is not base32).
+
+    The message never contains a secret or a seed.
+    """
+
+    kind: str
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_range(name: str, value: object, bounds: Tuple[int, int]) -> int:
+    lo, hi = bounds
+    if not _is_int(value) or not lo <= value <= hi:  # type: ignore[operator]
+        raise TokenError("settings", "%s must be an integer from %d to %d" % (name, lo, hi))
+    return value  # type: ignore[return-value]
+
+
+def _check_settings(digits: object, step: object, nonce_digits: object) -> None:
+    _check_range("digits", digits, DIGITS_RANGE)
+    _check_range("step", step, STEP_RANGE)
+    _check_range("nonce_digits", nonce_digits, NONCE_DIGITS_RANGE)
+
+
+def _now(now: Optional[int]) -> int:
+    if now is None:
+        return int(time.time())
+    if not _is_int(now) or now < 0:
+        raise TokenError(
+            "settings", "now must be a non-negative integer (UTC unix seconds) or None"
+        )
+    return now
+
+
+def _secret_key(token_secret: object) -> bytes:
+    """The HMAC key: the UTF-8 bytes of the configured string (bytes are taken as they are)."""
+    if isinstance(token_secret, bytes):
+        key = token_secret
+    elif isinstance(token_secret, str):
+        try:
+            key = token_secret.encode("utf-8")
+        except UnicodeEncodeError:
+            raise TokenError("settings", "token_secret is not encodable as UTF-8") from None
+    else:
+        raise TokenError("settings", "token_secret must be a str (or bytes)")
+    if not key:
+        raise TokenError("settings", "token_secret is empty")
+    return key
+
+
+def _seed_key(otp_seed: object) -> bytes:
+    """Base32 (RFC 4648 alphabet, case-insensitive, '=' padding optional), as pyotp reads it."""
+    if isinstance(otp_seed, bytes):
+        try:
+            otp_seed = otp_seed.decode("ascii")
+        except UnicodeDecodeError:
+            raise TokenError("settings", "otp_seed is not base32") from None
+    if not isinstance(otp_seed, str):
+        raise TokenError("settings", "otp_seed must be a str")
+    trimmed = otp_seed.rstrip("=")
+    if not trimmed:
+        raise TokenError("settings", "otp_seed is empty")
+    if not trimmed.isascii():
+        raise TokenError("settings", "otp_seed is not base32 (A-Z and 2-7, padding optional)")
+    padded = trimmed + "=" * (-len(trimmed) % 8)
+    try:
+        return base64.b32decode(padded, casefold=True)
+    except (binascii.Error, ValueError):
+        raise TokenError(
+            "settings", "otp_seed is not base32 (A-Z and 2-7, padding optional)"
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# JID
+
+
+def _has_control(part: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in part)
+
+
+def _split(jid: object) -> Tuple[str, str]:
+    if not isinstance(jid, str):
+        raise TokenError("jid", "the JID must be a str")
+    if not jid:
+        raise TokenError("jid", "the JID is empty")
+    if "/" in jid:
+        raise TokenError("jid", "a full JID (with a '/resource') is not a bare JID")
+    if jid.count("@") != 1:
+        raise TokenError(
+            "jid",
+            "a bare JID is NAME@HOST: it needs exactly one '@'"
+            if "@" in jid
+            else "a bare JID is NAME@HOST: the '@' and the user name are missing",
+        )
+    local, domain = jid.split("@")
+    if not local:
+        raise TokenError("jid", "the JID's localpart (user name) is empty")
+    if not domain:
+        raise TokenError("jid", "the JID's domain is empty")
+    return local, domain
+
+
+def _check_prohibited(part: str, what: str) -> None:
+    if _has_control(part):
+        raise TokenError("jid", "the JID's %s contains a control character" % what)
+    bad = sorted(set(part) & _LOCAL_PROHIBITED)
+    if bad:
+        shown = " ".join("space" if c == " " else c for c in bad)
+        raise TokenError("jid", "the JID's %s contains a character Prosody refuses: %s" % (what, shown))
+
+
+def _check_size(part: str, what: str) -> None:
+    if len(part.encode("utf-8", "surrogatepass")) > MAX_JID_PART:
+        raise TokenError("jid", "the JID's %s is over %d bytes" % (what, MAX_JID_PART))
+
+
+def signed_jid(jid: str, prepared: bool = False) -> str:
+    """The bare JID a token for ``jid`` is signed for: the account Prosody logs the user in as.
+
+    Without ``prepared``, the JID must be ASCII: the localpart is lower-cased (what nodeprep does
+    to ASCII) and must not contain a space, ``" & ' / : < > @`` or a control character; the domain
+    is lower-cased and must be dot-separated, non-empty labels of ``a-z 0-9 -``. A non-ASCII
+    localpart is refused, because Prosody's nodeprep (NFKC, case folding, Unicode 3.2 tables) is
+    not reimplemented here.
+
+    With ``prepared=True`` the caller vouches that ``jid`` is already exactly Prosody's form (as
+    ``hmac-token jid NAME@HOST`` prints it) and it is returned unchanged; it is still refused if a
+    part is empty, it has a ``/`` or not exactly one ``@``, the localpart contains one of the
+    prohibited ASCII characters or a control character, a part is over 1023 bytes, or the domain
+    is not already lower-case ASCII labels.
+
+    Raises :class:`TokenError` with ``kind == "jid"``.
+    """
+    local, domain = _split(jid)
+    _check_prohibited(local, "localpart")
+    if prepared:
+        _check_size(local, "localpart")
+        # Prosody's form of a host is already lower-case ASCII labels: a prepared JID's must be
+        _check_domain(domain)
+        return jid
+    if not local.isascii():
+        raise TokenError(
+            "jid",
+            "the JID's localpart is not ASCII and this library does not nodeprep: " + _PREPARED_HINT,
+        )
+    _check_size(local, "localpart")
+    if not domain.isascii():
+        raise TokenError(
+            "jid",
+            "the JID's domain is not ASCII: pass prepared=True with the JID as Prosody names "
+            "the host (hmac-token jid NAME@HOST prints it)",
+        )
+    domain = domain.lower()
+    _check_domain(domain)
+    return local.lower() + "@" + domain
+
+
+def _check_domain(domain: str) -> None:
+    _check_size(domain, "domain")
+    labels = domain.split(".")
+    if any(not label or not set(label) <= _DOMAIN_LABEL_CHARS for label in labels):
+        raise TokenError(
+            "jid",
+            "the JID's domain must be dot-separated, non-empty labels of a-z, 0-9 and '-' "
+            "(no trailing dot)",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# OTP, nonce, MAC
+
+
+def _totp(key: bytes, counter: int, digits: int) -> str:
+    """RFC 4226 HOTP (HMAC-SHA1, dynamic truncation) of ``counter``, zero-padded."""
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    code = struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF
+    return str(code % 10**digits).zfill(digits)
+
+
+def _random_nonce(nonce_digits: int) -> str:
+    """``nonce_digits`` uniform decimal digits from the OS CSPRNG (bytes >= 250 are rejected)."""
+    out: List[str] = []
+    while len(out) < nonce_digits:
+        for b in secrets.token_bytes(nonce_digits):
+            if b < 250:
+                out.append("0123456789"[b % 10])
+                if len(out) == nonce_digits:
+                    break
+    return "".join(out)
+
+
+def _check_nonce(nonce: object, nonce_digits: int) -> str:
+    if (
+        not isinstance(nonce, str)
+        or len(nonce) != nonce_digits
+        or not set(nonce) <= _ASCII_DIGITS
+    ):
+        raise TokenError("nonce", "the nonce must be exactly %d ASCII digits" % nonce_digits)
+    return nonce
+
+
+def _mac(key: bytes, public: str, jid: str) -> bytes:
+    return hmac.new(key, (public + jid).encode("utf-8"), hashlib.sha256).digest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+
+
+def mint(
+    jid: str,
+    token_secret: Secret,
+    otp_seed: str,
+    now: Optional[int] = None,
+    digits: int = 8,
+    step: int = 30,
+    nonce_digits: int = 32,
+    prepared: bool = False,
+    nonce: Optional[str] = None,
+) -> str:
+    """A token for ``jid`` (the JID the user logs in as; see :func:`signed_jid`).
+
+    :param jid: the bare JID, e.g. ``"alice@example.org"`` (ASCII is lower-cased for you).
+    :param token_secret: the plugin's ``token_secret``; the HMAC key is its UTF-8 bytes.
+    :param otp_seed: the plugin's ``otp_seed`` (base32).
+    :param now: UTC unix seconds, an integer; defaults to ``int(time.time())``.
+    :param digits: OTP digits, 6 to 8 (the plugin's ``token_otp_digits``, default 8).
+    :param step: OTP time step in seconds, 1 to 86400 (default 30).
+    :param nonce_digits: nonce length, 16 to 64 (the plugin's ``token_nonce_digits``, default 32).
+    :param prepared: ``jid`` is already exactly Prosody's form (needed for non-ASCII usernames).
+    :param nonce: FOR TEST VECTORS ONLY: use this nonce instead of drawing one from the CSPRNG.
+        A reused nonce makes a token the server refuses as a replay; never pass it in production.
+    :raises TokenError: ``kind`` ``"settings"``, ``"jid"`` or ``"nonce"``.
+    """
+    _check_settings(digits, step, nonce_digits)
+    t = _now(now)
+    key = _secret_key(token_secret)
+    seed = _seed_key(otp_seed)
+    bare = signed_jid(jid, prepared)
+    nonce = _random_nonce(nonce_digits) if nonce is None else _check_nonce(nonce, nonce_digits)
+    public = _totp(seed, t // step, digits) + nonce
+    return public + " " + base64.b64encode(_mac(key, public, bare)).decode("ascii")
+
+
+def credentials(
+    jid: str,
+    token_secret: Secret,
+    otp_seed: str,
+    now: Optional[int] = None,
+    digits: int = 8,
+    step: int = 30,
+    nonce_digits: int = 32,
+    prepared: bool = False,
+    nonce: Optional[str] = None,
+) -> Dict[str, str]:
+    """The ``credentials_url`` response body, ``{"jid": <signed JID>, "password": <token>}``.
+
+    Serialise it with :func:`json.dumps` and send it with ``Cache-Control: no-store``. The
+    options are those of :func:`mint`.
+    """
+    token = mint(
+        jid,
+        token_secret,
+        otp_seed,
+        now=now,
+        digits=digits,
+        step=step,
+        nonce_digits=nonce_digits,
+        prepared=prepared,
+        nonce=nonce,
+    )
+    return {"jid": signed_jid(jid, prepared), "password": token}
+
+
+def _secret_keys(token_secrets: object) -> List[bytes]:
+    if isinstance(token_secrets, (str, bytes)):
+        return [_secret_key(token_secrets)]
+    try:
+        keys = [_secret_key(s) for s in token_secrets]  # type: ignore[union-attr]
+    except TypeError:
+        raise TokenError("settings", "token_secrets must be a str or a list of str") from None
+    if not keys:
+        raise TokenError("settings", "token_secrets is empty")
+    return keys
+
+
+def _parse(token: object, digits: int, nonce_digits: int) -> Optional[Tuple[str, str, bytes]]:
+    """(OTP, public part, MAC) of a well-formed token, else None."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
+        return None
+    if len(token.encode("utf-8", "surrogatepass")) > MAX_TOKEN_BYTES:
+        return None
+    public, sep, b64 = token.partition(" ")
+    if not sep or len(public) != digits + nonce_digits or not set(public) <= _ASCII_DIGITS:
+        return None
+    if len(b64) != _MAC_B64_LEN or not b64.endswith("=") or b64.endswith("=="):
+        return None
+    if not set(b64[:-1]) <= _B64_CHARS:
+        return None
+    try:
+        mac = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(mac) != 32 or base64.b64encode(mac).decode("ascii") != b64:
+        return None  # trailing bits set: not the canonical encoding
+    return public[:digits], public, mac
+
+
+def verify(
+    token: str,
+    jid: str,
+    token_secrets: Union[Secret, Iterable[Secret]],
+    otp_seed: str,
+    now: Optional[int] = None,
+    digits: int = 8,
+    step: int = 30,
+    skew: int = 1,
+    nonce_digits: int = 32,
+    host: Optional[str] = None,
+    prepared: bool = False,
+) -> Optional[str]:
+    """Check ``token`` for a login as ``jid``: ``None`` if valid, else the reason.
+
+    The reasons, checked in this order: ``"malformed"`` (not ``digits + nonce_digits`` ASCII
+    digits, one space and 44 characters of canonical padded base64 of 32 bytes; over 1024 bytes;
+    or a JID :func:`signed_jid` refuses), ``"wrong-host"`` (``host`` given and the JID's domain is
+    another), ``"bad-signature"`` (no secret of ``token_secrets`` signed it for ``jid``; MACs are
+    compared in constant time) and ``"expired"`` (the OTP is not that of a step within ``skew``
+    steps of ``now``; compared in constant time).
+
+    Stateless: there is no replay cache, so a token that verifies here may already have been used.
+    The server refuses a replay; this function is for tests and tools, not for authentication.
+
+    :param token_secrets: a secret or a list of them (all accepted, as during a rotation).
+    :param skew: steps accepted either side of the current one, 0 to 10 (default 1).
+    :raises TokenError: ``kind == "settings"`` for settings out of range or unusable secrets.
+    """
+    _check_settings(digits, step, nonce_digits)
+    _check_range("skew", skew, SKEW_RANGE)
+    t = _now(now)
+    keys = _secret_keys(token_secrets)
+    seed = _seed_key(otp_seed)
+
+    parsed = _parse(token, digits, nonce_digits)
+    if parsed is None:
+        return "malformed"
+    otp, public, mac = parsed
+    try:
+        bare = signed_jid(jid, prepared)
+    except TokenError:
+        return "malformed"
+
+    if host is not None:
+        domain = bare.split("@", 1)[1]
+        same = domain == host or (
+            domain.isascii() and host.isascii() and domain.lower() == host.lower()
+        )
+        if not same:
+            return "wrong-host"
+
+    signed = False
+    for key in keys:  # no early exit: every secret is tried
+        signed |= hmac.compare_digest(_mac(key, public, bare), mac)
+    if not signed:
+        return "bad-signature"
+
+    counter = t // step
+    fresh = False
+    for c in range(max(0, counter - skew), counter + skew + 1):
+        fresh |= hmac.compare_digest(_totp(seed, c, digits).encode("ascii"), otp.encode("ascii"))
+    if not fresh:
+        return "expired"
+    return None
