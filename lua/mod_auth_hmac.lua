@@ -36,8 +36,8 @@ end
 -- A secret file: the native library's rule (shared with the CLI) strips the trailing line end and
 -- says who besides its owner and Prosody's group can read it: a leaked secret waiting to happen.
 local native; -- loaded below, before any option is read
-local function read_file(option, path)
-	local data, exposure = native.read_secret_file(path, pposix_ok and pposix.getgid and pposix.getgid() or nil);
+local function read_file(option, path, configured)
+	local data, exposure = native.read_secret_file(path, pposix_ok and pposix.getgid and pposix.getgid() or nil, configured);
 	if not data then
 		error(("mod_auth_hmac: %s: %s"):format(option, exposure), 0);
 	end
@@ -68,7 +68,7 @@ local function secret_list(option)
 	if type(files) == "string" then files = { files }; end
 	if type(files) == "table" then
 		for _, path in ipairs(files) do
-			out[#out+1] = read_file(option .. "_file", config_path(path));
+			out[#out+1] = read_file(option .. "_file", config_path(path), path);
 		end
 	elseif files ~= nil then
 		error(("mod_auth_hmac: %s_file must be a path or a list of paths"):format(option), 0);
@@ -272,6 +272,12 @@ provider.set_password = not_supported("Setting a password");
 provider.create_user = not_supported("Creating a user");
 
 function provider.delete_user(username)
+	-- Deleting purges the user's stores, the disabled mark with them: a disabled account would
+	-- come back with its next token. It must be enabled first.
+	local enabled, why = provider.is_enabled(username);
+	if not enabled then
+		return nil, why or "the account is disabled: enable it first (deleting it would let its next token in)";
+	end
 	-- Forgets that the user has logged in; their next valid token works again.
 	seen_cache[username] = nil;
 	return seen_store:set(username, nil);

@@ -51,7 +51,7 @@ local insecure_mechanisms = module:get_option_set("insecure_sasl_mechanisms",
 -- After this many failed token logins one stream is closed (policy-violation): a client cannot
 -- flood the log from one connection or one BOSH request.
 local max_failures = module:get_option_number("token_max_failures", defaults.token_max_failures);
-if not max_failures or max_failures < native.limits.token_max_failures_min then
+if not (max_failures and max_failures >= native.limits.token_max_failures_min) then -- NaN fails too
 	error(("mod_sasl_hmac: token_max_failures must be a number, at least %d"):format(native.limits.token_max_failures_min), 0);
 end
 
@@ -101,6 +101,9 @@ end
 
 -- `is_enabled(username)` (the provider's): false or nil, err refuses a verified token (account-disabled).
 function new_handler(verifier, session, on_success, is_enabled) -- luacheck: ignore 131
+	if type(is_enabled) ~= "function" then
+		error("mod_sasl_hmac: new_handler needs the provider's is_enabled", 2); -- never a handler that skips it
+	end
 	return setmetatable({
 		verifier = verifier;
 		session = session;
@@ -231,8 +234,7 @@ function handler:process(message)
 		return "challenge", value;
 	elseif status == "success" then
 		-- after verification, so that only the token's holder learns the account is disabled
-		local account_enabled, why = true, nil;
-		if self.is_enabled then account_enabled, why = self.is_enabled(value); end
+		local account_enabled, why = self.is_enabled(value);
 		if not account_enabled then
 			local condition, text = failed(self.selected, printable(value .. "@" .. module.host), session,
 				"account-disabled", why);

@@ -29,7 +29,7 @@ local function load(options, stores)
 		return sasl_env;
 	end });
 	local auth_env, auth_seen = env.load_module("auth_hmac", HOST, options, deps, stores);
-	auth_seen.env = auth_env;
+	auth_seen.env, auth_seen.sasl_env = auth_env, sasl_env;
 	return auth_seen.provided.auth, sasl_seen, auth_seen;
 end
 
@@ -547,7 +547,7 @@ describe("mod_sasl_hmac handler #prosody", function()
 	-- Prosody 13's account controls: a disabled account's good tokens are refused (after
 	-- verification, so a forger learns nothing), by SASL and by test_password; nobody else's are.
 	it("refuses a disabled account's tokens until it is enabled again, and only that account's", function()
-		local provider, seen = load(base_options());
+		local provider, seen, auth_seen = load(base_options());
 		local mint = minter(provider);
 		local session = { secure = true, ip = "192.0.2.30" };
 		local function login(user, mech, token)
@@ -570,9 +570,27 @@ describe("mod_sasl_hmac handler #prosody", function()
 		assert.same({ "failure", "not-authorized" }, { status, condition });
 		assert.same({ nil, "account-disabled" }, { provider.test_password("olga", mint("olga")) });
 		assert.are.equal("success", (login("pia", "PLAIN")));
+		-- deleting would purge the disabled mark with the user's stores: refused until enabled
+		local deleted, why = provider.delete_user("olga");
+		assert.is_nil(deleted);
+		assert.truthy(why:find("enable it first", 1, true), why);
+		assert.is_false(provider.is_enabled("olga"));
 		assert.truthy(provider.enable("olga"));
 		assert.are.equal("success", (login("olga", "PLAIN")));
 		assert.is_true(provider.test_password("olga", mint("olga")));
+		assert.truthy(provider.delete_user("olga"));
+		-- a handler without the account check is never made
+		local ok, err = pcall(auth_seen.sasl_env.new_handler, provider.get_verifier(), session, function() end);
+		assert.is_false(ok);
+		assert.truthy(tostring(err):find("new_handler needs the provider's is_enabled", 1, true), tostring(err));
+	end);
+
+	it("refuses a token_max_failures that is not a number of at least 1 (NaN included)", function()
+		for _, bad in ipairs({ 0, -1, 0 / 0 }) do
+			local ok, err = pcall(load, base_options({ token_max_failures = bad }));
+			assert.is_false(ok, tostring(bad));
+			assert.truthy(tostring(err):find("token_max_failures must be a number, at least 1", 1, true), tostring(err));
+		end
 	end);
 
 	-- mod_sasl2 runs a second <authenticate/> on a session that is already logged in: refused.

@@ -393,9 +393,11 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
     Ok(t)
 }
 
-/// `native.read_secret_file(path[, server_gid])` --> contents, exposure warning or nil |
-/// nil, error: the module's and the CLI's one rule for secret files.
-fn read_secret_file(lua: &Lua, (path, gid): (LuaString, Option<u32>)) -> LuaResult<LuaMultiValue> {
+/// `native.read_secret_file(path[, server_gid[, configured]])` --> contents, exposure warning or nil |
+/// nil, error: the module's and the CLI's one rule for secret files. `configured` is the option's
+/// value as written (before it was resolved to `path`): the error never shows one that looks like a
+/// secret.
+fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>, Option<LuaString>)) -> LuaResult<LuaMultiValue> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_bytes();
     match crate::secret::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
@@ -403,7 +405,12 @@ fn read_secret_file(lua: &Lua, (path, gid): (LuaString, Option<u32>)) -> LuaResu
             let data = crate::secret::SecretBytes::new(data);
             (lua.create_string(data.expose())?, exposure.map(|e| e.to_string())).into_lua_multi(lua)
         }
-        Err(e) => fail(lua, &crate::secret::read_error(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), &e)),
+        Err(e) => {
+            let configured = configured.map(|c| String::from_utf8_lossy(&c.as_bytes()).into_owned());
+            let resolved = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
+            let shown = configured.unwrap_or_else(|| resolved.display().to_string());
+            fail(lua, &crate::secret::read_error(resolved, &shown, &e))
+        }
     }
 }
 

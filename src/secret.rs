@@ -111,19 +111,27 @@ pub fn exposure(mode: u32, gid: u32, server_gid: Option<u32>) -> Option<Exposure
     }
 }
 
-/// Whether a file name could be a secret pasted where a path belongs (`token_secret_file = "<the
-/// secret>"`): 16 or more characters of a secret's alphabet and no dot. Such a name is not shown.
-pub fn looks_like_a_secret(name: &str) -> bool {
-    name.len() >= MIN_SECRET_LEN
-        && !name.contains('.')
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-'))
+/// Whether a configured file name could be a secret pasted where a path belongs
+/// (`token_secret_file = "<the secret>"`): anything but an absolute path or one that starts with
+/// `./`, `../` or `~`, of 16 or more characters of a secret's alphabet (base32, hex, base64 with
+/// `/`) and no dot. Such a name is not shown.
+pub fn looks_like_a_secret(configured: &str) -> bool {
+    !configured.starts_with(['/', '~'])
+        && !configured.starts_with("./")
+        && !configured.starts_with("../")
+        && configured.len() >= MIN_SECRET_LEN
+        && !configured.contains('.')
+        && configured.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'_' | b'-'))
 }
 
-/// "cannot read PATH (why)" for a secret file, without the path when its last part looks like a
-/// secret rather than a file name.
-pub fn read_error(path: &std::path::Path, err: &std::io::Error) -> String {
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-    if looks_like_a_secret(&name) {
+/// The longest secret file read: a secret is tens of bytes; this only stops a wrong path (a log
+/// file, `/dev/zero`) from being read whole.
+pub const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// "cannot read PATH (why)" for the secret file `path` (the configured value resolved), or, when the
+/// value as `configured` looks like a secret rather than a path, the same without either.
+pub fn read_error(path: &std::path::Path, configured: &str, err: &std::io::Error) -> String {
+    if looks_like_a_secret(configured) {
         format!("cannot read the file it names ({err}; the name is not shown: it looks like a secret, not a path)")
     } else {
         format!("cannot read {} ({err})", path.display())
@@ -137,7 +145,10 @@ pub fn read_secret_file(path: &std::path::Path, server_gid: Option<u32>) -> std:
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
     let mut data = Vec::new();
-    std::io::Read::read_to_end(&mut &file, &mut data)?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(&file, MAX_SECRET_FILE + 1), &mut data)?;
+    if data.len() as u64 > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "over 64 KiB: not a secret file"));
+    }
     while matches!(data.last(), Some(b'\n' | b'\r')) {
         data.pop();
     }
@@ -152,15 +163,21 @@ mod tests {
     fn a_secret_given_as_a_path_is_not_shown() {
         use std::path::Path;
         let err = std::io::Error::from(std::io::ErrorKind::NotFound);
-        for secret in
-            ["WQGUG2BSJYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7YWKA", "0123456789abcdef0123456789abcdef", "c2VjcmV0LXNlY3JldC0xMjM0NTY="]
-        {
-            let shown = read_error(&Path::new("/etc/prosody").join(secret), &err);
-            assert!(!shown.contains(secret), "{shown}");
+        for secret in [
+            "WQGUG2BSJYXEX4IQOEYFYQ2S3MC5P4ZT4SDHYEA7YWKA",
+            "0123456789abcdef0123456789abcdef",
+            "c2VjcmV0LXNlY3JldC0xMjM0NTY=",
+            "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9/z0x=", // base64 with a '/'
+        ] {
+            let resolved = Path::new("/etc/prosody").join(secret);
+            let shown = read_error(&resolved, secret, &err);
+            assert!(!shown.contains(secret) && !shown.contains("z0x"), "{shown}");
             assert!(shown.contains("not shown"), "{shown}");
         }
-        for path in ["/etc/prosody/token_secret", "/etc/prosody/otp_seed", "/srv/chat/secret.txt", "/x/y"] {
-            assert!(read_error(Path::new(path), &err).contains(path), "{path}");
+        for path in
+            ["/etc/prosody/token_secret", "/etc/prosody/otp_seed", "/srv/chat/secret.txt", "/x/y", "./secret", "token_secret"]
+        {
+            assert!(read_error(Path::new(path), path, &err).contains(path), "{path}");
         }
     }
 

@@ -57,9 +57,10 @@ function prosody_auth_hmac.verifier(config) end
 ---Reads a secret file by the module's and the CLI's one rule (the trailing line end is stripped).
 ---@param path string
 ---@param server_gid? integer Prosody's group: a file readable by another group is warned about.
----@return string|nil contents nil when the file cannot be used
+---@param configured? string The option's value as written, before it was resolved to `path`: an error never shows one that looks like a secret.
+---@return string|nil contents nil when the file cannot be used (missing, unreadable, over 64 KiB)
 ---@return string? message On success an exposure warning (readable by others or a foreign group) or nil; on failure the error.
-function prosody_auth_hmac.read_secret_file(path, server_gid) end
+function prosody_auth_hmac.read_secret_file(path, server_gid, configured) end
 
 ---A client-supplied identity made safe for a log line: escaped (`\u{...}`, `\\`) and cut to 200 bytes.
 ---@param s string

@@ -160,7 +160,7 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
 fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
     let (data, exposure) =
         prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody")).map_err(|e| {
-            format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), &e))
+            format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), path, &e))
         })?;
     if let Some(exposure) = exposure {
         eprintln!("hmac-token: warning: {path} {exposure}");
