@@ -161,6 +161,7 @@ class Prosody:
                     # listening, and (no bind failure logged) by this Prosody
                     if "Failed to open server port" not in self.log_since(mark):
                         self.started_once = True
+                        self._wait_for_hosts(mark)
                         return self
                 time.sleep(0.1)
             else:
@@ -171,6 +172,21 @@ class Prosody:
                 raise RuntimeError("Prosody could not get its ports back on restart:\n%s" % self.tail())
             self._move_ports()
         raise RuntimeError("Prosody found its ports taken three times:\n%s" % self.tail())
+
+    def _wait_for_hosts(self, mark, timeout=5):
+        """The ports open before every host has loaded its modules: wait (a little) until each
+        host's auth_hmac has said it is ready, idle, or failed, so that a test reading the log
+        right after start() sees every host's lines."""
+        def settled(text, host):
+            return ("%s:auth_hmac\tdebug\tToken authentication ready" % host in text
+                    or "Not active on %s:" % host in text
+                    or "Error initializing module 'auth_hmac' on '%s'" % host in text)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_since(mark)
+            if all(settled(text, h) for h in (self.host, self.other_host)):
+                return
+            time.sleep(0.05)
 
     def _move_ports(self):
         text = self.config.read_text()

@@ -4,16 +4,25 @@
 //! concurrently. Prints logins/s, latency percentiles and the server's CPU per login, read from
 //! /proc/<pid>/stat before and after.
 //!
-//!   loadgen --port P --host example.test --mech PLAIN|X-TOKEN|SASL-HMAC|PLAIN-PASSWORD
+//!   loadgen --port P --host example.test
+//!           --mech PLAIN|X-TOKEN|SASL-HMAC|PLAIN-PASSWORD|SCRAM-SHA-1|SCRAM-SHA-256
 //!           --logins N --concurrency C --server-pid PID
-//!           [--secret S --seed B32] [--password PW --users U]
+//!           [--secret S --seed B32] [--password PW --users U] [--scram-cache yes|no]
 //!
 //! Every mode cycles through the users user0..user{U-1}. PLAIN, X-TOKEN and SASL-HMAC mint a fresh
 //! token per login (as the web app would) with the given secret and seed; PLAIN-PASSWORD logs in
 //! with a fixed password (internal_plain, internal_hashed). Minting is done before the clock starts.
+//! SCRAM-SHA-1 and SCRAM-SHA-256 log in with the same password the way converse.js does against
+//! internal_hashed (no channel binding: there is no TLS), and check the server's signature. The
+//! client's PBKDF2 of each user's salt is kept for the next logins unless `--scram-cache no`: the
+//! server's cost is the same either way, and the generator's own PBKDF2 stays out of the latencies.
 
+mod scram;
+
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
+use prosody_auth_hmac::random::random_bytes;
 use prosody_auth_hmac::sasl::sasl_hmac_proof;
 use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{SecretBytes, Verifier};
@@ -32,6 +41,7 @@ struct Args {
     seed: String,
     password: String,
     users: usize,
+    scram_cache: bool,
 }
 
 fn parse_args() -> Args {
@@ -46,6 +56,7 @@ fn parse_args() -> Args {
         seed: String::new(),
         password: "benchmark-password".into(),
         users: 100,
+        scram_cache: true,
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -61,6 +72,13 @@ fn parse_args() -> Args {
             "--seed" => a.seed = v,
             "--password" => a.password = v,
             "--users" => a.users = v.parse().expect("users"),
+            "--scram-cache" => {
+                a.scram_cache = match v.as_str() {
+                    "yes" => true,
+                    "no" => false,
+                    _ => panic!("--scram-cache yes|no"),
+                }
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -110,7 +128,12 @@ fn between<'a>(buf: &'a [u8], open: &[u8], close: &[u8]) -> Option<&'a [u8]> {
     Some(&buf[gt..end])
 }
 
-async fn login(port: u16, host: &str, mech: &str, cred: &Credential) -> Result<(), String> {
+fn is_password_mech(mech: &str) -> bool {
+    mech == "PLAIN-PASSWORD" || scram::ScramHash::from_mechanism(mech).is_some()
+}
+
+async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswords>) -> Result<(), String> {
+    let (port, host, mech) = (a.port, a.host.as_str(), a.mech.as_str());
     let b64 = |d: &[u8]| data_encoding::BASE64.encode(d);
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
     s.set_nodelay(true).ok();
@@ -160,6 +183,36 @@ async fn login(port: u16, host: &str, mech: &str, cred: &Credential) -> Result<(
             }
             (user, ok)
         }
+        ("SCRAM-SHA-1" | "SCRAM-SHA-256", Credential::Password { user, password }) => {
+            let hash = scram::ScramHash::from_mechanism(mech).expect("a SCRAM mechanism");
+            let nonce = b64(&random_bytes(18).map_err(|x| x.to_string())?);
+            let client = scram::ScramClient::new(hash, user, password, &nonce)?;
+            s.write_all(
+                format!("<auth xmlns='{sasl}' mechanism='{mech}'>{}</auth>", b64(client.first_message().as_bytes())).as_bytes(),
+            )
+            .await
+            .map_err(e)?;
+            if read_until(&mut s, &mut buf, &[b"</challenge>", b"<failure"]).await.map_err(e)? != 0 {
+                return Err(format!("{mech} refused: {}", String::from_utf8_lossy(&buf)));
+            }
+            let server_first = data_encoding::BASE64
+                .decode(between(&buf, b"<challenge", b"</challenge>").ok_or("challenge")?)
+                .map_err(|x| x.to_string())?;
+            let server_first = String::from_utf8(server_first).map_err(|_| "server-first-message is not UTF-8")?;
+            buf.clear();
+            let fin = client.final_message(&server_first, &mut salted.borrow_mut(), a.scram_cache)?;
+            s.write_all(format!("<response xmlns='{sasl}'>{}</response>", b64(fin.message.as_bytes())).as_bytes())
+                .await
+                .map_err(e)?;
+            let ok = read_until(&mut s, &mut buf, &[b"</success>", b"<failure"]).await.map_err(e)? == 0;
+            if ok {
+                let got = data_encoding::BASE64
+                    .decode(between(&buf, b"<success", b"</success>").ok_or("success data")?)
+                    .map_err(|x| x.to_string())?;
+                fin.verify_server(&String::from_utf8_lossy(&got))?;
+            }
+            (user, ok)
+        }
         _ => return Err(format!("mechanism {mech} does not go with this credential")),
     };
     if !ok {
@@ -185,7 +238,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = parse_args();
-    let creds: Vec<Credential> = if a.mech == "PLAIN-PASSWORD" {
+    let creds: Vec<Credential> = if is_password_mech(&a.mech) {
         (0..a.logins)
             .map(|i| Credential::Password { user: format!("user{}", i % a.users), password: a.password.clone() })
             .collect()
@@ -202,6 +255,7 @@ async fn main() {
     };
     let creds = std::sync::Arc::new(creds);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let salted = std::rc::Rc::new(RefCell::new(scram::SaltedPasswords::default()));
     let cpu0 = cpu_ticks(a.server_pid);
     let t0 = Instant::now();
     let local = tokio::task::LocalSet::new();
@@ -209,7 +263,7 @@ async fn main() {
         .run_until(async {
             let mut tasks = Vec::new();
             for _ in 0..a.concurrency {
-                let (creds, next, a) = (creds.clone(), next.clone(), a.clone());
+                let (creds, next, a, salted) = (creds.clone(), next.clone(), a.clone(), salted.clone());
                 tasks.push(tokio::task::spawn_local(async move {
                     let mut lat = Vec::new();
                     loop {
@@ -218,7 +272,7 @@ async fn main() {
                             break;
                         }
                         let t = Instant::now();
-                        if let Err(err) = login(a.port, &a.host, &a.mech, &creds[i]).await {
+                        if let Err(err) = login(&a, &creds[i], &salted).await {
                             eprintln!("login {i} failed: {err}");
                             std::process::exit(1);
                         }
