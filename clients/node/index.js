@@ -253,7 +253,7 @@ function mintParts(jid, tokenSecret, otpSeed, options) {
  *
  * @typedef {object} MintOptions
  * @property {number} [now]  integer UTC unix seconds; default `Math.floor(Date.now() / 1000)`
- * @property {number} [digits=8]  OTP digits, 6–8 (`token_otp_digits`)
+ * @property {number} [digits=8]  OTP digits, 6–8 (the plugin's `otp_digits`)
  * @property {number} [step=30]  OTP time step in seconds, 1–86400
  * @property {number} [nonceDigits=32]  nonce digits, 16–64 (`token_nonce_digits`)
  * @property {boolean} [prepared=false]  the JID is already exactly Prosody's form: signed unchanged

@@ -91,6 +91,19 @@ class Stream:
     def mechanisms(self):
         return list(self.features_mechanisms)
 
+    def ping(self):
+        """An XEP-0199 ping to the server: True when it answers, False when the stream is gone."""
+        self.send_raw("<iq xmlns='jabber:client' type='get' id='ping-1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        while True:
+            try:
+                el = self.recv()
+            except (ConnectionError, OSError):
+                return False
+            if el is None:
+                return False
+            if el.get("id") == "ping-1":
+                return el.get("type") == "result"
+
     def recv_result(self):
         while True:
             el = self.recv()

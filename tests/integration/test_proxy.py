@@ -165,16 +165,6 @@ def login_ws(port, server, user, tls=True):
     return ws
 
 
-def ping(ws):
-    ws.send_raw("<iq xmlns='jabber:client' type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
-    while True:
-        el = ws.recv()
-        if el is None:
-            return False
-        if el.get("id") == "p1":
-            return el.get("type") == "result"
-
-
 def test_an_idle_websocket_outlives_the_proxys_default_timeout(stack):
     """Idle for twice the proxy's default timeout (60 s, scaled): the shipped timeout keeps the
     WebSocket; the default (the negative control) cuts it."""
@@ -182,12 +172,12 @@ def test_an_idle_websocket_outlives_the_proxys_default_timeout(stack):
     idle = 2 * DEFAULT_TIMEOUT_MS / 1000
     ws = login_ws(proxy.https_port, server, "idler")
     time.sleep(idle)
-    assert ping(ws), "the shipped configuration cut an idle WebSocket"
+    assert ws.ping(), "the shipped configuration cut an idle WebSocket"
     default = variant(stack, ws_timeout_ms=DEFAULT_TIMEOUT_MS)
     try:
         ws = login_ws(default.https_port, server, "idler2")
         time.sleep(idle)
-        assert not ping(ws), "the default timeout did not cut the idle WebSocket: the test shows nothing"
+        assert not ws.ping(), "the default timeout did not cut the idle WebSocket: the test shows nothing"
     finally:
         default.stop()
 

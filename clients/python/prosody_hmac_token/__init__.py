@@ -313,7 +313,7 @@ def mint(
     :param token_secret: the plugin's ``token_secret``; the HMAC key is its UTF-8 bytes.
     :param otp_seed: the plugin's ``otp_seed`` (base32).
     :param now: UTC unix seconds, an integer; defaults to ``int(time.time())``.
-    :param digits: OTP digits, 6 to 8 (the plugin's ``token_otp_digits``, default 8).
+    :param digits: OTP digits, 6 to 8 (the plugin's ``otp_digits``, default 8).
     :param step: OTP time step in seconds, 1 to 86400 (default 30).
     :param nonce_digits: nonce length, 16 to 64 (the plugin's ``token_nonce_digits``, default 32).
     :param prepared: ``jid`` is already exactly Prosody's form (needed for non-ASCII usernames).
