@@ -28,6 +28,12 @@ p=$(grep -o '[0-9]* passed' "$log" | awk '{s+=$1} END {print s+0}'); f=$(grep -o
 [ "$p" -gt 0 ] || { echo "== check cargo test: no test ran"; status=1; f=$((f + 1)); }
 passed=$((passed + p)) failed=$((failed + f))
 
+# the benchmarks' load generator: its SCRAM client (RFC 5802/7677 examples) and reply parsing
+if step "cargo test (loadgen)" cargo test --locked --manifest-path tools/loadgen/Cargo.toml; then :; fi
+p=$(grep -o '[0-9]* passed' "$log" | awk '{s+=$1} END {print s+0}'); f=$(grep -o '[0-9]* failed' "$log" | awk '{s+=$1} END {print s+0}')
+[ "$p" -gt 0 ] || { echo "== check cargo test (loadgen): no test ran"; status=1; f=$((f + 1)); }
+passed=$((passed + p)) failed=$((failed + f))
+
 if step "busted lua5.4" busted --lua=lua5.4 -o utfTerminal spec; then :; fi
 line=$(grep -E '[0-9]+ success' "$log" | tail -1)
 p=$(grep -oE '[0-9]+ success' <<<"$line" | grep -oE '[0-9]+' || echo 0)

@@ -1,17 +1,24 @@
 //! Login load generator: each login is a fresh TCP connection to Prosody's c2s port (no TLS: the
 //! benchmark measures authentication, so TLS is off and unencrypted auth allowed for it), stream
-//! open, SASL, stream restart, resource bind, stream close. A fixed number of logins run
-//! concurrently. Prints logins/s, latency percentiles and the server's CPU per login, read from
-//! /proc/<pid>/stat before and after.
+//! open, SASL, stream restart, resource bind, and then either a stream close or (`--hold yes`) the
+//! session stays open until every login is done, as a browser's would. A fixed number of logins
+//! run concurrently. Prints one JSON line: logins/s, latency percentiles (connect to bound), the
+//! server's CPU per login from /proc/<pid>/stat before and after, refusals by SASL condition and
+//! text, and how many logins were bound in each second of the run.
 //!
 //!   loadgen --port P --host example.test
 //!           --mech PLAIN|X-TOKEN|SASL-HMAC|PLAIN-PASSWORD|SCRAM-SHA-1|SCRAM-SHA-256
 //!           --logins N --concurrency C --server-pid PID
 //!           [--secret S --seed B32] [--password PW --users U] [--scram-cache yes|no]
+//!           [--keep-going yes|no] [--hold yes|no] [--seconds S]
 //!
 //! Every mode cycles through the users user0..user{U-1}. PLAIN, X-TOKEN and SASL-HMAC mint a fresh
-//! token per login (as the web app would) with the given secret and seed; PLAIN-PASSWORD logs in
-//! with a fixed password (internal_plain, internal_hashed). Minting is done before the clock starts.
+//! token when the login starts (as the web app would, so runs longer than a token's lifetime work)
+//! with the given secret and seed; minting is about a microsecond, on the generator's own CPU.
+//! PLAIN-PASSWORD logs in with a fixed password (internal_plain, internal_hashed).
+//! A refused login ends the run (exit 1) unless `--keep-going yes`: then refusals are counted by
+//! reason and the run goes on, as a storm's clients would. `--seconds S` stops starting logins after
+//! S seconds (or N logins, whichever comes first): a sustained storm of a given length.
 //! SCRAM-SHA-1 and SCRAM-SHA-256 log in with the same password the way converse.js does against
 //! internal_hashed (no channel binding: there is no TLS), and check the server's signature. The
 //! client's PBKDF2 of each user's salt is kept for the next logins unless `--scram-cache no`: the
@@ -42,6 +49,9 @@ struct Args {
     password: String,
     users: usize,
     scram_cache: bool,
+    keep_going: bool,
+    hold: bool,
+    seconds: Option<f64>,
 }
 
 fn parse_args() -> Args {
@@ -57,6 +67,14 @@ fn parse_args() -> Args {
         password: "benchmark-password".into(),
         users: 100,
         scram_cache: true,
+        keep_going: false,
+        hold: false,
+        seconds: None,
+    };
+    let yes_no = |flag: &str, v: &str| match v {
+        "yes" => true,
+        "no" => false,
+        _ => panic!("{flag} yes|no"),
     };
     let argv: Vec<String> = std::env::args().collect();
     for pair in argv[1..].chunks(2) {
@@ -72,13 +90,10 @@ fn parse_args() -> Args {
             "--seed" => a.seed = v,
             "--password" => a.password = v,
             "--users" => a.users = v.parse().expect("users"),
-            "--scram-cache" => {
-                a.scram_cache = match v.as_str() {
-                    "yes" => true,
-                    "no" => false,
-                    _ => panic!("--scram-cache yes|no"),
-                }
-            }
+            "--scram-cache" => a.scram_cache = yes_no("--scram-cache", &v),
+            "--keep-going" => a.keep_going = yes_no("--keep-going", &v),
+            "--hold" => a.hold = yes_no("--hold", &v),
+            "--seconds" => a.seconds = Some(v.parse().expect("seconds")),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -132,7 +147,27 @@ fn is_password_mech(mech: &str) -> bool {
     mech == "PLAIN-PASSWORD" || scram::ScramHash::from_mechanism(mech).is_some()
 }
 
-async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswords>) -> Result<(), String> {
+/// How a login ended that the server answered: bound (with its stream, when it is held open), or
+/// refused with a SASL condition and text.
+enum Outcome {
+    Bound(Option<TcpStream>),
+    Refused(String),
+}
+
+/// `<failure xmlns=...><condition/><text ...>text</text></failure>` as "condition: text".
+fn refusal(buf: &[u8]) -> String {
+    let s = String::from_utf8_lossy(buf);
+    let Some(rest) = s.split_once("<failure").map(|(_, r)| r) else { return "no <failure/>".into() };
+    let rest = rest.split_once('>').map(|(_, r)| r).unwrap_or("");
+    let condition: String = rest.trim_start_matches('<').chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+    let text = rest.split_once("<text").and_then(|(_, t)| t.split_once('>')).and_then(|(_, t)| t.split_once("</text>"));
+    match text {
+        Some((t, _)) => format!("{condition}: {t}"),
+        None => condition,
+    }
+}
+
+async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswords>) -> Result<Outcome, String> {
     let (port, host, mech) = (a.port, a.host.as_str(), a.mech.as_str());
     let b64 = |d: &[u8]| data_encoding::BASE64.encode(d);
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| e.to_string())?;
@@ -150,12 +185,12 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
         ("PLAIN" | "X-TOKEN", Credential::Token { user, token }) => {
             let msg = [b"\0".as_slice(), user.as_bytes(), b"\0", token.as_bytes()].concat();
             s.write_all(format!("<auth xmlns='{sasl}' mechanism='{mech}'>{}</auth>", b64(&msg)).as_bytes()).await.map_err(e)?;
-            (user, read_until(&mut s, &mut buf, &[b"<success", b"<failure"]).await.map_err(e)? == 0)
+            (user, read_until(&mut s, &mut buf, &[b"<success", b"</failure>"]).await.map_err(e)? == 0)
         }
         ("PLAIN-PASSWORD", Credential::Password { user, password }) => {
             let msg = [b"\0".as_slice(), user.as_bytes(), b"\0", password.as_bytes()].concat();
             s.write_all(format!("<auth xmlns='{sasl}' mechanism='PLAIN'>{}</auth>", b64(&msg)).as_bytes()).await.map_err(e)?;
-            (user, read_until(&mut s, &mut buf, &[b"<success", b"<failure"]).await.map_err(e)? == 0)
+            (user, read_until(&mut s, &mut buf, &[b"<success", b"</failure>"]).await.map_err(e)? == 0)
         }
         ("SASL-HMAC", Credential::Token { user, token }) => {
             let (public, mac) = token.split_once(' ').ok_or("token")?;
@@ -164,8 +199,8 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
             s.write_all(format!("<auth xmlns='{sasl}' mechanism='SASL-HMAC'>{}</auth>", b64(&cfm)).as_bytes())
                 .await
                 .map_err(e)?;
-            if read_until(&mut s, &mut buf, &[b"</challenge>", b"<failure"]).await.map_err(e)? != 0 {
-                return Err("challenge refused".into());
+            if read_until(&mut s, &mut buf, &[b"</challenge>", b"</failure>"]).await.map_err(e)? != 0 {
+                return Ok(Outcome::Refused(refusal(&buf)));
             }
             let sn = data_encoding::BASE64
                 .decode(between(&buf, b"<challenge", b"</challenge>").ok_or("challenge")?)
@@ -173,7 +208,7 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
             buf.clear();
             let proof = sasl_hmac_proof(&secret_half, true, &cfm, &sn);
             s.write_all(format!("<response xmlns='{sasl}'>{}</response>", b64(&proof)).as_bytes()).await.map_err(e)?;
-            let ok = read_until(&mut s, &mut buf, &[b"</success>", b"<failure"]).await.map_err(e)? == 0;
+            let ok = read_until(&mut s, &mut buf, &[b"</success>", b"</failure>"]).await.map_err(e)? == 0;
             if ok {
                 let got = between(&buf, b"<success", b"</success>").ok_or("success data")?;
                 let want = b64(&sasl_hmac_proof(&secret_half, false, &cfm, &sn));
@@ -192,8 +227,8 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
             )
             .await
             .map_err(e)?;
-            if read_until(&mut s, &mut buf, &[b"</challenge>", b"<failure"]).await.map_err(e)? != 0 {
-                return Err(format!("{mech} refused: {}", String::from_utf8_lossy(&buf)));
+            if read_until(&mut s, &mut buf, &[b"</challenge>", b"</failure>"]).await.map_err(e)? != 0 {
+                return Ok(Outcome::Refused(refusal(&buf)));
             }
             let server_first = data_encoding::BASE64
                 .decode(between(&buf, b"<challenge", b"</challenge>").ok_or("challenge")?)
@@ -204,7 +239,7 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
             s.write_all(format!("<response xmlns='{sasl}'>{}</response>", b64(fin.message.as_bytes())).as_bytes())
                 .await
                 .map_err(e)?;
-            let ok = read_until(&mut s, &mut buf, &[b"</success>", b"<failure"]).await.map_err(e)? == 0;
+            let ok = read_until(&mut s, &mut buf, &[b"</success>", b"</failure>"]).await.map_err(e)? == 0;
             if ok {
                 let got = data_encoding::BASE64
                     .decode(between(&buf, b"<success", b"</success>").ok_or("success data")?)
@@ -216,7 +251,8 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
         _ => return Err(format!("mechanism {mech} does not go with this credential")),
     };
     if !ok {
-        return Err(format!("login refused for {user}: {}", String::from_utf8_lossy(&buf)));
+        let _ = user;
+        return Ok(Outcome::Refused(refusal(&buf)));
     }
     buf.clear();
     s.write_all(header.as_bytes()).await.map_err(e)?;
@@ -226,9 +262,21 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
         .await
         .map_err(e)?;
     read_until(&mut s, &mut buf, &[b"</iq>"]).await.map_err(e)?;
-    s.write_all(b"</stream:stream>").await.map_err(e)?;
-    let _ = tokio::time::timeout(Duration::from_secs(2), read_until(&mut s, &mut buf, &[b"</stream:stream>"])).await;
-    Ok(())
+    if !buf.windows(13).any(|w| w == b"type='result'") && !buf.windows(13).any(|w| w == b"type=\"result\"") {
+        return Err(format!("bind failed: {}", String::from_utf8_lossy(&buf)));
+    }
+    if a.hold {
+        return Ok(Outcome::Bound(Some(s)));
+    }
+    Ok(Outcome::Bound(None))
+}
+
+/// Ends a session: stream close, and the server's close awaited (briefly).
+async fn close(mut s: TcpStream) {
+    let mut buf = Vec::new();
+    if s.write_all(b"</stream:stream>").await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), read_until(&mut s, &mut buf, &[b"</stream:stream>"])).await;
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -238,71 +286,167 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let a = parse_args();
-    let creds: Vec<Credential> = if is_password_mech(&a.mech) {
-        (0..a.logins)
-            .map(|i| Credential::Password { user: format!("user{}", i % a.users), password: a.password.clone() })
-            .collect()
-    } else {
+    // Tokens are minted when their login starts, with the clock of that moment, as a web app mints
+    // them when a page asks: a run may last longer than a token's lifetime.
+    let verifier = (!is_password_mech(&a.mech)).then(|| {
         let seed = prosody_auth_hmac::totp::decode_seed(&a.seed).expect("seed");
-        let v = Verifier::new(vec![SecretBytes::from_config_str(&a.secret)], seed, Settings::default(), None).expect("keys");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        (0..a.logins)
-            .map(|i| {
-                let user = format!("user{}", i % a.users); // the same user pool as the password modes
-                Credential::Token { token: v.mint(&format!("{user}@{}", a.host), now).unwrap(), user }
-            })
-            .collect()
+        Verifier::new(vec![SecretBytes::from_config_str(&a.secret)], seed, Settings::default(), None).expect("keys")
+    });
+    let credential = |i: usize| {
+        let user = format!("user{}", i % a.users);
+        match &verifier {
+            None => Credential::Password { user, password: a.password.clone() },
+            Some(v) => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+                Credential::Token { token: v.mint(&format!("{user}@{}", a.host), now).expect("mint"), user }
+            }
+        }
     };
-    let creds = std::sync::Arc::new(creds);
-    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let salted = std::rc::Rc::new(RefCell::new(scram::SaltedPasswords::default()));
+    let next = std::cell::Cell::new(0usize);
+    let salted = RefCell::new(scram::SaltedPasswords::default());
+    // per login: (ms from its start to bound, seconds from the run's start to bound)
+    let bound: RefCell<Vec<(f64, f64)>> = RefCell::new(Vec::with_capacity(a.logins.min(1 << 20)));
+    let refused: RefCell<std::collections::BTreeMap<String, usize>> = RefCell::default();
+    // seconds from the run's start at which each refusal came
+    let refused_at: RefCell<Vec<f64>> = RefCell::default();
+    let held: RefCell<Vec<TcpStream>> = RefCell::default();
     let cpu0 = cpu_ticks(a.server_pid);
     let t0 = Instant::now();
-    let local = tokio::task::LocalSet::new();
-    let latencies = local
-        .run_until(async {
-            let mut tasks = Vec::new();
-            for _ in 0..a.concurrency {
-                let (creds, next, a, salted) = (creds.clone(), next.clone(), a.clone(), salted.clone());
-                tasks.push(tokio::task::spawn_local(async move {
-                    let mut lat = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if i >= creds.len() {
-                            break;
-                        }
-                        let t = Instant::now();
-                        if let Err(err) = login(&a, &creds[i], &salted).await {
-                            eprintln!("login {i} failed: {err}");
-                            std::process::exit(1);
-                        }
-                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    let worker = || async {
+        loop {
+            let i = next.get();
+            if i >= a.logins || a.seconds.is_some_and(|s| t0.elapsed().as_secs_f64() >= s) {
+                break;
+            }
+            next.set(i + 1);
+            let cred = credential(i);
+            let t = Instant::now();
+            let outcome = login(&a, &cred, &salted).await;
+            match outcome {
+                Ok(Outcome::Bound(stream)) => {
+                    bound.borrow_mut().push((t.elapsed().as_secs_f64() * 1000.0, t0.elapsed().as_secs_f64()));
+                    if let Some(stream) = stream {
+                        held.borrow_mut().push(stream);
                     }
-                    lat
-                }));
+                }
+                Ok(Outcome::Refused(reason)) if a.keep_going => {
+                    *refused.borrow_mut().entry(reason).or_insert(0) += 1;
+                    refused_at.borrow_mut().push(t0.elapsed().as_secs_f64());
+                }
+                Err(err) if a.keep_going => {
+                    *refused.borrow_mut().entry(format!("error: {err}")).or_insert(0) += 1;
+                    refused_at.borrow_mut().push(t0.elapsed().as_secs_f64());
+                }
+                Ok(Outcome::Refused(reason)) => {
+                    eprintln!("login {i} refused: {reason}");
+                    std::process::exit(1);
+                }
+                Err(err) => {
+                    eprintln!("login {i} failed: {err}");
+                    std::process::exit(1);
+                }
             }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            all
-        })
-        .await;
+        }
+    };
+    let mut workers = Vec::new();
+    for _ in 0..a.concurrency {
+        workers.push(worker());
+    }
+    futures_join_all(workers).await;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = (cpu_ticks(a.server_pid) - cpu0) as f64 / ticks_per_second();
-    let mut lat = latencies;
+    // held sessions are closed after the clock stops: they stood for the storm's open pages
+    let held = held.take();
+    let held_count = held.len();
+    let mut held = held.into_iter();
+    loop {
+        let chunk: Vec<_> = held.by_ref().take(500).map(close).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        futures_join_all(chunk).await;
+    }
+    let bound = bound.take();
+    let mut lat: Vec<f64> = bound.iter().map(|b| b.0).collect();
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let all_bound = bound.iter().map(|b| b.1).fold(0.0, f64::max);
+    let mut per_second = vec![0usize; wall.ceil() as usize];
+    for b in &bound {
+        if let Some(n) = per_second.get_mut(b.1 as usize) {
+            *n += 1;
+        }
+    }
+    let mut refused_per_second = vec![0usize; wall.ceil() as usize];
+    for t in refused_at.take() {
+        if let Some(n) = refused_per_second.get_mut(t as usize) {
+            *n += 1;
+        }
+    }
+    let pct = |p: f64| if lat.is_empty() { 0.0 } else { percentile(&lat, p) };
+    let refused_total: usize = refused.borrow().values().sum();
+    let refusals: Vec<String> = refused.take().iter().map(|(k, v)| format!("{}:{v}", json_string(k))).collect();
+    let timeline: Vec<String> = per_second.iter().map(|n| n.to_string()).collect();
+    let refused_timeline: Vec<String> = refused_per_second.iter().map(|n| n.to_string()).collect();
     println!(
-        "{{\"mech\":\"{}\",\"logins\":{},\"concurrency\":{},\"seconds\":{:.3},\"logins_per_s\":{:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"server_cpu_s\":{:.3},\"server_cpu_ms_per_login\":{:.4}}}",
+        "{{\"mech\":\"{}\",\"logins\":{},\"attempts\":{},\"concurrency\":{},\"held\":{},\"seconds\":{:.3},\"all_bound_s\":{:.3},\"logins_per_s\":{:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"server_cpu_s\":{:.3},\"server_cpu_ms_per_login\":{:.4},\"refusals\":{{{}}},\"bound_per_second\":[{}],\"refused_per_second\":[{}]}}",
         a.mech,
         lat.len(),
+        lat.len() + refused_total,
         a.concurrency,
+        held_count,
         wall,
+        all_bound,
         lat.len() as f64 / wall,
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.9),
-        percentile(&lat, 0.99),
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        lat.last().copied().unwrap_or(0.0),
         cpu,
-        cpu * 1000.0 / lat.len() as f64
+        cpu * 1000.0 / (lat.len().max(1)) as f64,
+        refusals.join(","),
+        timeline.join(","),
+        refused_timeline.join(",")
     );
+}
+
+/// Runs futures on this thread until all are done (no spawning: the workers share `RefCell`s).
+async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    std::future::poll_fn(move |cx| {
+        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+        if futures.is_empty() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_is_its_condition_and_text() {
+        let f = b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><temporary-auth-failure/><text xml:lang='en'>Please try again later.</text></failure>";
+        assert_eq!(refusal(f), "temporary-auth-failure: Please try again later.");
+        let f = b"<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>";
+        assert_eq!(refusal(f), "not-authorized");
+        assert_eq!(refusal(b"<stream:error/>"), "no <failure/>");
+    }
 }
