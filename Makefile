@@ -89,9 +89,23 @@ rock-install:
 	install -m 0644 lua/mod_auth_hmac.lua lua/mod_sasl_hmac.lua "$(LUADIR)/"
 
 # --- benchmarks (figures, not tests; recorded in docs/benchmarks.md) ---
-.PHONY: bench
-bench: setup build
+.PHONY: bench bench-storm bench-cache bench-cache-cap loadgen
+loadgen:
 	cd tools/loadgen && cargo build --release --locked
+
+# login storms: 2 000 (sessions held, and closed) and 20 000 distinct users at once, four modes
+bench-storm: setup build loadgen
+	$(PY) benches/storm_bench.py --storms 2000:held,2000,20000 --rounds 3
+	$(PY) benches/storm_bench.py --storms 2000:held --rounds 1 --backlog 0
+	$(PY) benches/storm_bench.py --profile 500 --concurrency 50
+
+# the replay cache in a storm longer than an entry lives: default settings, then a small cap
+bench-cache: setup build loadgen
+	$(PY) benches/cache_run.py --seconds 200
+bench-cache-cap: setup build loadgen
+	$(PY) benches/cache_run.py --cap 20000 --seconds 200
+
+bench: setup build loadgen
 	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/verify_bench.lua 2000 30
 	REPO_ROOT=$(CURDIR) lua5.4 benches/lua/call_overhead.lua
 	cargo bench --locked --bench verify -- --warm-up-time 1 --measurement-time 3
@@ -102,3 +116,4 @@ bench: setup build
 	$(PY) benches/login_bench.py 3000 3 8
 	$(PY) benches/login_bench.py --instructions 300 5 4
 	$(PY) benches/mint_bench.py 20000 300
+	$(MAKE) --no-print-directory bench-storm bench-cache bench-cache-cap
