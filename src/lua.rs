@@ -4,7 +4,7 @@
 //! local native = package.loadlib(path, "luaopen_prosody_auth_hmac")()
 //! local v, err = native.verifier{ token_secret = {...}, otp_seed = "...", host = "example.org",
 //!                                  otp_digits = 8, otp_step = 30, otp_skew = 1,
-//!                                  token_replay_cache_size = 100000, token_nonce_digits = 32,
+//!                                  token_replay_cache_size = 1000000, token_nonce_digits = 32,
 //!                                  token_jid_as_sent = false }
 //! v:verify(token, jid_or_jids, now)   --> step | nil, reason[, clock diagnosis for "expired"]
 //!                                         (JIDs signed exactly as given)

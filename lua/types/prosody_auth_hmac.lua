@@ -73,7 +73,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field otp_step integer Seconds per OTP step (30).
 ---@field otp_skew integer Steps either side of the current one accepted (1).
 ---@field token_nonce_digits integer Digits of the token's nonce (32).
----@field token_replay_cache_size integer Used tokens remembered while valid (100000).
+---@field token_replay_cache_size integer Used tokens remembered while valid (1000000).
 ---@field token_replay_user_quota integer Live replay-cache entries one account may hold (100).
 ---@field token_max_failures integer Failed token logins one stream may make (5).
 ---@field token_user_exists string Which accounts exist: "seen" (default) or "any".
