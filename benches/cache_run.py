@@ -69,7 +69,8 @@ def live_entries(data):
 
 
 def buckets(per_second, width=10):
-    return [sum(per_second[i:i + width]) / width for i in range(0, len(per_second), width)]
+    """Means over `width` seconds (the last bucket over the seconds it has)."""
+    return [sum(per_second[i:i + width]) / len(per_second[i:i + width]) for i in range(0, len(per_second), width)]
 
 
 def main():
@@ -86,6 +87,14 @@ def main():
     keys = json.loads(subprocess.run([str(sb.HMAC_TOKEN), "keygen", "--json"], check=True, capture_output=True,
                                      text=True).stdout)
     data = sb.prepare(args.auth, keys, args.users)
+    try:
+        run(args, keys, data)
+    finally:
+        sb.shutil.rmtree(data, ignore_errors=True)
+
+
+def run(args, keys, data):
+    import subprocess
     mech = "PLAIN" if args.auth == "hmac" else "PLAIN-PASSWORD"
     extra = "token_replay_cache_size = %d" % args.cap if args.cap else ""
     # at the cap, each refusal's own info line names its reason (the client sees only the condition)
@@ -116,14 +125,15 @@ def main():
                     break
                 time.sleep(2)
             time.sleep(max(0.0, storm_end + ENTRY_LIFE + 2 - time.time()))
-            after = server.loadgen("PLAIN", 1000, args.users, 50)
+            # a whole cap's worth again, and one more refused: every entry of the storm had gone
+            after = server.loadgen("PLAIN", args.cap + 1, args.users, args.concurrency)
         watcher.stop.set()
         watcher.join(10)
         still_up = watcher.stream.ping()
     finally:
         server.stop(keep_replay_state=True)
     print()
-    total_refused = sum(r["refusals"].values())
+    total_refused = sum(r["refusals"].values()) + sum(r["errors"].values())
     print("storm: %d logins bound, %d refused, %.1f s, %.0f logins/s on average" % (
         r["logins"], total_refused, r["seconds"], r["logins"] / r["seconds"]))
     print("refusals by reason: %s" % (sb.fmt_refusals(r)))
@@ -156,13 +166,12 @@ def main():
         print("seconds between those warnings: %s" % " ".join("%.0f" % g for g in gaps))
     if args.cap:
         print("recovery: the first login after the storm was let in %s; %d s after it (every entry of the "
-              "storm expired) %d of 1000 logins bound, refusals: %s" % (
+              "storm expired) %d of %d logins bound (the cap's worth), refusals: %s" % (
                   "after %.0f s" % recovered if recovered is not None else "only when all had expired",
-                  ENTRY_LIFE + 2, after["logins"], sb.fmt_refusals(after)))
+                  ENTRY_LIFE + 2, after["logins"], args.cap + 1, sb.fmt_refusals(after)))
     print("watcher session: %d pings answered (round trip median %.1f ms, max %.1f ms), %s" % (
         len(watcher.rtts), statistics.median(watcher.rtts) if watcher.rtts else 0, max(watcher.rtts or [0]),
         "still connected after the storm" if still_up and not watcher.lost else "LOST"))
-    sb.shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

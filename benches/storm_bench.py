@@ -7,14 +7,17 @@ Each storm starts a fresh Prosody (a restart) on a data directory that already h
 restart), pinned to CPU 0; the load generator (tools/loadgen) runs on CPU 1 with C logins in flight.
 Each user logs in once (stream, SASL, stream restart, bind). In a storm N:held the sessions stay
 open until the last user is bound, as the pages' do (their closing is not timed); in a storm N each
-closes after binding, and the closing is part of the time. This machine allows 20 000 open files per
-process, so 20 000 held sessions do not fit in Prosody.
+connection is dropped after binding, without a stream close (as a closed tab's is), and Prosody's
+handling of that is part of the time. This machine allows 20 000 open files per process, so 20 000
+held sessions do not fit in Prosody. With C in flight, a login's latency includes its wait behind the
+others (about C / rate), and a storm of N >> C is a stream of arrivals at the server's pace.
 
     /usr/bin/python3 benches/storm_bench.py [--storms 2000:held,2000,20000] [--concurrency C]
                                             [--rounds R] [--modes a,b]
 
 Per mode: time until all are bound, logins/s, latency (connect to bound) p50/p99/max, server CPU per
-login, the server's peak RSS, refusals by condition and text. Ratios against internal_hashed with
+login, the server's peak RSS, refusals by condition and text, errors, and the kernel's listen-queue
+overflows during the storm (a system-wide counter: nothing else should run). Ratios against internal_hashed with
 SCRAM-SHA-1 (how converse.js logs in to it) and against internal_plain, taken per round.
 
     /usr/bin/python3 benches/storm_bench.py --profile LOGINS
@@ -139,32 +142,40 @@ class Server:
         deadline = time.time() + (120 if self.valgrind else 30)
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                self.stop()
                 raise SystemExit("Prosody (%s) exited at start:\n%s" % (self.auth, self.log()))
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.05)
-        raise SystemExit("Prosody (%s) did not open its port:\n%s" % (self.auth, self.log()))
+        log = self.log()
+        self.stop()
+        raise SystemExit("Prosody (%s) did not open its port:\n%s" % (self.auth, log))
 
     def log(self):
         p = self.dir / "prosody.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
     def stop(self, keep_replay_state=False):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(120)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(120)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
         if not keep_replay_state:  # every storm starts with an empty replay cache
             for f in Path(self.data).glob("*/auth_hmac_replay/state.dat"):
                 f.unlink()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def loadgen(self, mech, logins, users, concurrency, hold=False, keep_going=True, seconds=None):
+    def loadgen(self, mech, logins, users, concurrency, after_bind="drop", keep_going=True, seconds=None):
         args = ["taskset", "-c", "1", str(LOADGEN), "--port", str(self.port), "--host", HOST, "--mech", mech,
                 "--logins", str(logins), "--users", str(users), "--concurrency", str(concurrency),
                 "--server-pid", str(self.proc.pid), "--secret", self.keys["token_secret"], "--seed",
                 self.keys["otp_seed"], "--password", PASSWORD, "--keep-going", "yes" if keep_going else "no",
-                "--hold", "yes" if hold else "no"] + (["--seconds", str(seconds)] if seconds else [])
+                "--after-bind", after_bind] + (["--seconds", str(seconds)] if seconds else [])
         out = subprocess.run(args, capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
             raise SystemExit("loadgen failed (%s): %s\n%s" % (mech, out.stderr[-2000:], self.log()[-3000:]))
@@ -202,43 +213,51 @@ def prepare(auth, keys, users):
 
 def storm(label, auth, mech, keys, data, users, concurrency, hold, backlog=4096):
     server = Server(auth, keys, data, backlog=backlog).start()
-    time.sleep(0.5)  # let the start settle: the storm hits a server that is up
-    rss0 = proc_status(server.proc.pid, "VmRSS")
-    overflows = listen_overflows()
-    result = server.loadgen(mech, users, users, concurrency, hold=hold)
-    result["listen_overflows"] = listen_overflows() - overflows
-    result["rss_before_mb"] = rss0 / 1024
-    result["peak_rss_mb"] = proc_status(server.proc.pid, "VmHWM") / 1024
-    result["warnings"] = [l for l in server.log().splitlines() if "warn" in l or "error" in l]
-    server.stop()
+    try:
+        time.sleep(0.5)  # let the start settle: the storm hits a server that is up
+        rss0 = proc_status(server.proc.pid, "VmRSS")
+        overflows = listen_overflows()
+        result = server.loadgen(mech, users, users, concurrency, after_bind="hold" if hold else "drop")
+        result["listen_overflows"] = listen_overflows() - overflows
+        result["rss_before_mb"] = rss0 / 1024
+        result["peak_rss_mb"] = proc_status(server.proc.pid, "VmHWM") / 1024
+        result["warnings"] = [l for l in server.log().splitlines() if "warn" in l or "error" in l]
+    finally:
+        server.stop()
     return result
 
 
 def fmt_refusals(r):
-    return ", ".join("%s ×%d" % (k, v) for k, v in sorted(r["refusals"].items())) or "none"
+    parts = ["%s ×%d" % (k, v) for k, v in sorted(r["refusals"].items())]
+    parts += ["error %s ×%d" % (k, v) for k, v in sorted(r.get("errors", {}).items())]
+    return ", ".join(parts) or "none"
 
 
 def run_storms(args, keys):
     modes = [m for m in MODES if not args.modes or m[0] in args.modes]
     storms = [(int(spec.split(":")[0]), spec.endswith(":held")) for spec in args.storms.split(",")]
-    datas = {auth: prepare(auth, keys, max(n for n, _ in storms)) for auth in sorted({m[1] for m in modes})}
+    datas = {}
     results = {}  # ((n, hold), label) -> [result per round]
     try:
+        for auth in sorted({m[1] for m in modes}):
+            datas[auth] = prepare(auth, keys, max(n for n, _ in storms))
         for n, hold in storms:
             for _ in range(args.rounds):
                 for label, auth, mech in modes:
                     r = storm(label, auth, mech, keys, datas[auth], n, args.concurrency, hold, args.backlog)
                     results.setdefault(((n, hold), label), []).append(r)
                     print("  %-28s N=%-6d %7.2f s until all bound, %6.0f logins/s, p99 %6.0f ms, refusals: %s, "
-                          "listen queue overflows: %d" % (label, n, r["all_bound_s"], r["logins_per_s"], r["p99_ms"],
-                                                          fmt_refusals(r), r["listen_overflows"]), flush=True)
+                          "listen queue overflows: %d%s" % (
+                              label, n, r["all_bound_s"], r["logins_per_s"], r["p99_ms"], fmt_refusals(r),
+                              r["listen_overflows"], "" if r["logins"] == n else "; ONLY %d OF %d BOUND" % (r["logins"], n)),
+                          flush=True)
     finally:
         for d in datas.values():
             shutil.rmtree(d, ignore_errors=True)
     print()
     for n, hold in storms:
         print("N = %d distinct users, %d in flight, sessions %s; median of %d rounds (each on a fresh Prosody); %s" % (
-            n, args.concurrency, "held open until all are bound" if hold else "closed after binding", args.rounds,
+            n, args.concurrency, "held open until all are bound" if hold else "dropped after binding", args.rounds,
             network_settings(args.backlog).lstrip("- ")))
         print("%-28s %9s %9s %8s %8s %8s %10s %9s %9s  %s" % ("mode", "all bound", "logins/s", "p50 ms", "p99 ms",
                                                            "max ms", "CPU/login", "RSS MB", "peak MB", "refusals"))
@@ -335,7 +354,7 @@ def run_profile(args, keys):
             server.loadgen(mech, 20, 20, 4)  # code paths translated once, outside the count
             subprocess.run(["callgrind_control", "--instr=on", str(server.proc.pid)], check=True, capture_output=True)
             subprocess.run(["callgrind_control", "-z", str(server.proc.pid)], check=True, capture_output=True)
-            # users 20.. are fresh to this Prosody: each logs in once
+            # the load generator starts again at user0: the 20 warm-up users log in a second time
             r = server.loadgen(mech, logins + 20, logins + 20, args.concurrency)
             before = set(server.dir.glob("cg.out.*"))
             subprocess.run(["callgrind_control", "-d", str(server.proc.pid)], check=True, capture_output=True)

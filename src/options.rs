@@ -40,9 +40,10 @@ pub const ADVISED_SECRET_LEN: usize = 32;
 /// Default `token_replay_cache_size`: used tokens remembered while valid. An entry lives at most
 /// `otp_step × (2 × otp_skew + 1 + CLOCK_BACK_TOLERANCE)` s (150 s with the defaults; ~105 s on
 /// average for a token used as soon as it is minted), so a sustained login rate R keeps up to
-/// R × 150 entries live. One Prosody core reaches ~600 logins/s on the benchmark machine
-/// (docs/benchmarks.md, section 6): up to ~90 000 entries, which a cap of 100 000 barely held. A
-/// million leaves 11× that margin at the defaults (longer lifetimes need proportionally more).
+/// R × 150 entries live. One Prosody core served up to ~900 logins/s in the benchmark's fastest
+/// storms (docs/benchmarks.md, sections 6 and 7): up to ~135 000 entries, more than a cap of 100 000
+/// holds. A million leaves 7× that margin at the defaults (longer lifetimes need proportionally
+/// more; entries restored after a restart count too).
 /// Memory is allocated as the cache fills: ~100 bytes per live entry, ~100 MB if it ever fills.
 pub const DEFAULT_REPLAY_CACHE_SIZE: usize = 1_000_000;
 /// Default `token_replay_user_quota`: live entries one account may hold.

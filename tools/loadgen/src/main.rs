@@ -1,23 +1,25 @@
 //! Login load generator: each login is a fresh TCP connection to Prosody's c2s port (no TLS: the
 //! benchmark measures authentication, so TLS is off and unencrypted auth allowed for it), stream
-//! open, SASL, stream restart, resource bind, and then either a stream close or (`--hold yes`) the
-//! session stays open until every login is done, as a browser's would. A fixed number of logins
-//! run concurrently. Prints one JSON line: logins/s, latency percentiles (connect to bound), the
-//! server's CPU per login from /proc/<pid>/stat before and after, refusals by SASL condition and
-//! text, and how many logins were bound in each second of the run.
+//! open, SASL, stream restart, resource bind, and then (`--after-bind`) a stream close, awaiting the
+//! server's (`close`, the default); the connection dropped without one, as a closed tab's is
+//! (`drop`); or the session kept open until every login is done, as an open page's is (`hold`). A
+//! fixed number of logins run concurrently. Prints one JSON line: logins/s, latency percentiles
+//! (connect to bound), the server's CPU per login from /proc/<pid>/stat before and after, refusals
+//! by SASL condition and text, errors (no answer within 60 s, a closed connection), and how many
+//! logins were bound in each second of the run.
 //!
 //!   loadgen --port P --host example.test
 //!           --mech PLAIN|X-TOKEN|SASL-HMAC|PLAIN-PASSWORD|SCRAM-SHA-1|SCRAM-SHA-256
 //!           --logins N --concurrency C --server-pid PID
 //!           [--secret S --seed B32] [--password PW --users U] [--scram-cache yes|no]
-//!           [--keep-going yes|no] [--hold yes|no] [--seconds S]
+//!           [--keep-going yes|no] [--after-bind close|drop|hold] [--seconds S]
 //!
 //! Every mode cycles through the users user0..user{U-1}. PLAIN, X-TOKEN and SASL-HMAC mint a fresh
 //! token when the login starts (as the web app would, so runs longer than a token's lifetime work)
 //! with the given secret and seed; minting is about a microsecond, on the generator's own CPU.
 //! PLAIN-PASSWORD logs in with a fixed password (internal_plain, internal_hashed).
-//! A refused login ends the run (exit 1) unless `--keep-going yes`: then refusals are counted by
-//! reason and the run goes on, as a storm's clients would. `--seconds S` stops starting logins after
+//! A refused or failed login ends the run (exit 1) unless `--keep-going yes`: then refusals are
+//! counted by reason, errors by kind, and the run goes on, as a storm's clients would. `--seconds S` stops starting logins after
 //! S seconds (or N logins, whichever comes first): a sustained storm of a given length.
 //! SCRAM-SHA-1 and SCRAM-SHA-256 log in with the same password the way converse.js does against
 //! internal_hashed (no channel binding: there is no TLS), and check the server's signature. The
@@ -26,7 +28,9 @@
 
 mod scram;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use prosody_auth_hmac::random::random_bytes;
@@ -50,8 +54,15 @@ struct Args {
     users: usize,
     scram_cache: bool,
     keep_going: bool,
-    hold: bool,
+    after_bind: AfterBind,
     seconds: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterBind {
+    Close,
+    Drop,
+    Hold,
 }
 
 fn parse_args() -> Args {
@@ -68,7 +79,7 @@ fn parse_args() -> Args {
         users: 100,
         scram_cache: true,
         keep_going: false,
-        hold: false,
+        after_bind: AfterBind::Close,
         seconds: None,
     };
     let yes_no = |flag: &str, v: &str| match v {
@@ -92,7 +103,14 @@ fn parse_args() -> Args {
             "--users" => a.users = v.parse().expect("users"),
             "--scram-cache" => a.scram_cache = yes_no("--scram-cache", &v),
             "--keep-going" => a.keep_going = yes_no("--keep-going", &v),
-            "--hold" => a.hold = yes_no("--hold", &v),
+            "--after-bind" => {
+                a.after_bind = match v.as_str() {
+                    "close" => AfterBind::Close,
+                    "drop" => AfterBind::Drop,
+                    "hold" => AfterBind::Hold,
+                    _ => panic!("--after-bind close|drop|hold"),
+                }
+            }
             "--seconds" => a.seconds = Some(v.parse().expect("seconds")),
             other => panic!("unknown argument {other}"),
         }
@@ -113,6 +131,19 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn ticks_per_second() -> f64 {
     // sysconf(_SC_CLK_TCK) is 100 on every Linux this runs on
     100.0
+}
+
+/// What the concurrent logins share (one thread: cells, no locks).
+struct State {
+    next: Cell<usize>,
+    salted: RefCell<scram::SaltedPasswords>,
+    /// per login: (ms from its start to bound, seconds from the run's start to bound)
+    bound: RefCell<Vec<(f64, f64)>>,
+    refused: RefCell<BTreeMap<String, usize>>,
+    errors: RefCell<BTreeMap<String, usize>>,
+    /// seconds from the run's start at which each refusal or error came
+    failed_at: RefCell<Vec<f64>>,
+    held: RefCell<Vec<TcpStream>>,
 }
 
 enum Credential {
@@ -147,18 +178,21 @@ fn is_password_mech(mech: &str) -> bool {
     mech == "PLAIN-PASSWORD" || scram::ScramHash::from_mechanism(mech).is_some()
 }
 
-/// How a login ended that the server answered: bound (with its stream, when it is held open), or
-/// refused with a SASL condition and text.
+/// How a login ended that the server answered: bound (with its stream), or refused with a SASL
+/// condition and text.
 enum Outcome {
-    Bound(Option<TcpStream>),
+    Bound(TcpStream),
     Refused(String),
 }
+
+/// No answer within this long is an error (a lost reply must not stall a run).
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `<failure xmlns=...><condition/><text ...>text</text></failure>` as "condition: text".
 fn refusal(buf: &[u8]) -> String {
     let s = String::from_utf8_lossy(buf);
     let Some(rest) = s.split_once("<failure").map(|(_, r)| r) else { return "no <failure/>".into() };
-    let rest = rest.split_once('>').map(|(_, r)| r).unwrap_or("");
+    let rest = rest.split_once('>').map(|(_, r)| r).unwrap_or("").trim_start();
     let condition: String = rest.trim_start_matches('<').chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
     let text = rest.split_once("<text").and_then(|(_, t)| t.split_once('>')).and_then(|(_, t)| t.split_once("</text>"));
     match text {
@@ -265,10 +299,7 @@ async fn login(a: &Args, cred: &Credential, salted: &RefCell<scram::SaltedPasswo
     if !buf.windows(13).any(|w| w == b"type='result'") && !buf.windows(13).any(|w| w == b"type=\"result\"") {
         return Err(format!("bind failed: {}", String::from_utf8_lossy(&buf)));
     }
-    if a.hold {
-        return Ok(Outcome::Bound(Some(s)));
-    }
-    Ok(Outcome::Bound(None))
+    Ok(Outcome::Bound(s))
 }
 
 /// Ends a session: stream close, and the server's close awaited (briefly).
@@ -292,81 +323,97 @@ async fn main() {
         let seed = prosody_auth_hmac::totp::decode_seed(&a.seed).expect("seed");
         Verifier::new(vec![SecretBytes::from_config_str(&a.secret)], seed, Settings::default(), None).expect("keys")
     });
-    let credential = |i: usize| {
-        let user = format!("user{}", i % a.users);
+    let (users, password, host) = (a.users, a.password.clone(), a.host.clone());
+    let credential = move |i: usize| {
+        let user = format!("user{}", i % users);
         match &verifier {
-            None => Credential::Password { user, password: a.password.clone() },
+            None => Credential::Password { user, password: password.clone() },
             Some(v) => {
                 let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-                Credential::Token { token: v.mint(&format!("{user}@{}", a.host), now).expect("mint"), user }
+                Credential::Token { token: v.mint(&format!("{user}@{host}"), now).expect("mint"), user }
             }
         }
     };
-    let next = std::cell::Cell::new(0usize);
-    let salted = RefCell::new(scram::SaltedPasswords::default());
-    // per login: (ms from its start to bound, seconds from the run's start to bound)
-    let bound: RefCell<Vec<(f64, f64)>> = RefCell::new(Vec::with_capacity(a.logins.min(1 << 20)));
-    let refused: RefCell<std::collections::BTreeMap<String, usize>> = RefCell::default();
-    // seconds from the run's start at which each refusal came
-    let refused_at: RefCell<Vec<f64>> = RefCell::default();
-    let held: RefCell<Vec<TcpStream>> = RefCell::default();
+    let state = Rc::new(State {
+        next: Cell::new(0),
+        salted: RefCell::new(scram::SaltedPasswords::default()),
+        bound: RefCell::new(Vec::with_capacity(a.logins.min(1 << 20))),
+        refused: RefCell::default(),
+        errors: RefCell::default(),
+        failed_at: RefCell::default(),
+        held: RefCell::default(),
+    });
+    let a = Rc::new(a);
+    let credential = Rc::new(credential);
     let cpu0 = cpu_ticks(a.server_pid);
     let t0 = Instant::now();
-    let worker = || async {
-        loop {
-            let i = next.get();
-            if i >= a.logins || a.seconds.is_some_and(|s| t0.elapsed().as_secs_f64() >= s) {
-                break;
-            }
-            next.set(i + 1);
-            let cred = credential(i);
-            let t = Instant::now();
-            let outcome = login(&a, &cred, &salted).await;
-            match outcome {
-                Ok(Outcome::Bound(stream)) => {
-                    bound.borrow_mut().push((t.elapsed().as_secs_f64() * 1000.0, t0.elapsed().as_secs_f64()));
-                    if let Some(stream) = stream {
-                        held.borrow_mut().push(stream);
+    let local = tokio::task::LocalSet::new();
+    local
+        .run_until(async {
+            let mut workers = Vec::new();
+            for _ in 0..a.concurrency {
+                let (a, state, credential) = (a.clone(), state.clone(), credential.clone());
+                workers.push(tokio::task::spawn_local(async move {
+                    loop {
+                        let i = state.next.get();
+                        if i >= a.logins || a.seconds.is_some_and(|s| t0.elapsed().as_secs_f64() >= s) {
+                            break;
+                        }
+                        state.next.set(i + 1);
+                        let cred = credential(i);
+                        let t = Instant::now();
+                        let outcome = match tokio::time::timeout(LOGIN_TIMEOUT, login(&a, &cred, &state.salted)).await {
+                            Ok(outcome) => outcome,
+                            Err(_) => Err(format!("no answer within {} s", LOGIN_TIMEOUT.as_secs())),
+                        };
+                        match outcome {
+                            Ok(Outcome::Bound(stream)) => {
+                                state.bound.borrow_mut().push((t.elapsed().as_secs_f64() * 1000.0, t0.elapsed().as_secs_f64()));
+                                match a.after_bind {
+                                    AfterBind::Hold => state.held.borrow_mut().push(stream),
+                                    AfterBind::Drop => drop(stream),
+                                    AfterBind::Close => close(stream).await,
+                                }
+                            }
+                            Ok(Outcome::Refused(reason)) if a.keep_going => {
+                                *state.refused.borrow_mut().entry(reason).or_insert(0) += 1;
+                                state.failed_at.borrow_mut().push(t0.elapsed().as_secs_f64());
+                            }
+                            Err(err) if a.keep_going => {
+                                *state.errors.borrow_mut().entry(err).or_insert(0) += 1;
+                                state.failed_at.borrow_mut().push(t0.elapsed().as_secs_f64());
+                            }
+                            Ok(Outcome::Refused(reason)) => {
+                                eprintln!("login {i} refused: {reason}");
+                                std::process::exit(1);
+                            }
+                            Err(err) => {
+                                eprintln!("login {i} failed: {err}");
+                                std::process::exit(1);
+                            }
+                        }
                     }
-                }
-                Ok(Outcome::Refused(reason)) if a.keep_going => {
-                    *refused.borrow_mut().entry(reason).or_insert(0) += 1;
-                    refused_at.borrow_mut().push(t0.elapsed().as_secs_f64());
-                }
-                Err(err) if a.keep_going => {
-                    *refused.borrow_mut().entry(format!("error: {err}")).or_insert(0) += 1;
-                    refused_at.borrow_mut().push(t0.elapsed().as_secs_f64());
-                }
-                Ok(Outcome::Refused(reason)) => {
-                    eprintln!("login {i} refused: {reason}");
-                    std::process::exit(1);
-                }
-                Err(err) => {
-                    eprintln!("login {i} failed: {err}");
-                    std::process::exit(1);
-                }
+                }));
             }
-        }
-    };
-    let mut workers = Vec::new();
-    for _ in 0..a.concurrency {
-        workers.push(worker());
-    }
-    futures_join_all(workers).await;
+            for w in workers {
+                w.await.expect("worker");
+            }
+        })
+        .await;
     let wall = t0.elapsed().as_secs_f64();
     let cpu = (cpu_ticks(a.server_pid) - cpu0) as f64 / ticks_per_second();
     // held sessions are closed after the clock stops: they stood for the storm's open pages
-    let held = held.take();
+    let held = state.held.take();
     let held_count = held.len();
-    let mut held = held.into_iter();
-    loop {
-        let chunk: Vec<_> = held.by_ref().take(500).map(close).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        futures_join_all(chunk).await;
-    }
-    let bound = bound.take();
+    local
+        .run_until(async {
+            let closing: Vec<_> = held.into_iter().map(|s| tokio::task::spawn_local(close(s))).collect();
+            for c in closing {
+                let _ = c.await;
+            }
+        })
+        .await;
+    let bound = state.bound.take();
     let mut lat: Vec<f64> = bound.iter().map(|b| b.0).collect();
     lat.sort_by(|x, y| x.partial_cmp(y).unwrap());
     let all_bound = bound.iter().map(|b| b.1).fold(0.0, f64::max);
@@ -377,18 +424,19 @@ async fn main() {
         }
     }
     let mut refused_per_second = vec![0usize; wall.ceil() as usize];
-    for t in refused_at.take() {
+    for t in state.failed_at.take() {
         if let Some(n) = refused_per_second.get_mut(t as usize) {
             *n += 1;
         }
     }
     let pct = |p: f64| if lat.is_empty() { 0.0 } else { percentile(&lat, p) };
-    let refused_total: usize = refused.borrow().values().sum();
-    let refusals: Vec<String> = refused.take().iter().map(|(k, v)| format!("{}:{v}", json_string(k))).collect();
+    let refused_total: usize = state.refused.borrow().values().sum::<usize>() + state.errors.borrow().values().sum::<usize>();
+    let refusals: Vec<String> = state.refused.take().iter().map(|(k, v)| format!("{}:{v}", json_string(k))).collect();
+    let errors: Vec<String> = state.errors.take().iter().map(|(k, v)| format!("{}:{v}", json_string(k))).collect();
     let timeline: Vec<String> = per_second.iter().map(|n| n.to_string()).collect();
     let refused_timeline: Vec<String> = refused_per_second.iter().map(|n| n.to_string()).collect();
     println!(
-        "{{\"mech\":\"{}\",\"logins\":{},\"attempts\":{},\"concurrency\":{},\"held\":{},\"seconds\":{:.3},\"all_bound_s\":{:.3},\"logins_per_s\":{:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"server_cpu_s\":{:.3},\"server_cpu_ms_per_login\":{:.4},\"refusals\":{{{}}},\"bound_per_second\":[{}],\"refused_per_second\":[{}]}}",
+        "{{\"mech\":\"{}\",\"logins\":{},\"attempts\":{},\"concurrency\":{},\"held\":{},\"seconds\":{:.3},\"all_bound_s\":{:.3},\"logins_per_s\":{:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"max_ms\":{:.3},\"server_cpu_s\":{:.3},\"server_cpu_ms_per_login\":{:.4},\"refusals\":{{{}}},\"errors\":{{{}}},\"bound_per_second\":[{}],\"refused_per_second\":[{}]}}",
         a.mech,
         lat.len(),
         lat.len() + refused_total,
@@ -404,23 +452,10 @@ async fn main() {
         cpu,
         cpu * 1000.0 / (lat.len().max(1)) as f64,
         refusals.join(","),
+        errors.join(","),
         timeline.join(","),
         refused_timeline.join(",")
     );
-}
-
-/// Runs futures on this thread until all are done (no spawning: the workers share `RefCell`s).
-async fn futures_join_all<F: std::future::Future<Output = ()>>(futures: Vec<F>) {
-    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    std::future::poll_fn(move |cx| {
-        futures.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-        if futures.is_empty() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await
 }
 
 fn json_string(s: &str) -> String {
