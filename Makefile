@@ -35,7 +35,10 @@ build: setup-build
 native-%:
 	CARGO_TARGET_DIR=target/$(subst .,,$*) cargo build --release --locked --lib --no-default-features --features $(subst .,,$*)
 	@mkdir -p build/$*
-	cp target/$(subst .,,$*)/release/libprosody_auth_hmac.so build/$*/prosody_auth_hmac.so
+	@# a new file renamed into place: a Prosody running with the old library keeps its copy (writing
+	@# over a loaded library in place makes that Prosody crash)
+	cp target/$(subst .,,$*)/release/libprosody_auth_hmac.so build/$*/prosody_auth_hmac.so.new
+	mv -f build/$*/prosody_auth_hmac.so.new build/$*/prosody_auth_hmac.so
 
 # build/<interpreter>/ for every interpreter Prosody runs on (make test builds each through the rockspec)
 ALL_LUA := lua5.1 lua5.2 lua5.3 lua5.4 luajit
