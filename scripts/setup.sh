@@ -2,8 +2,10 @@
 # Installs what the build, or the tests and the demo, need on Debian bookworm (as root).
 #   setup.sh build   what `make build` needs: a C linker, make and a Rust toolchain (rustup's if
 #                    present, else Debian's rustc-web/cargo-web). Nothing else: for a server.
+#   setup.sh rocks   what `make rocks` needs besides: luarocks, zip, git and the Lua it targets
+#                    (LUA_VERSION, default 5.4) with its headers (luarocks checks for them).
 #   setup.sh         that, and everything `make test`, `make demo` and `make serve` need.
-#   setup.sh --list build|all   print the apt packages of that profile, one per line, and exit
+#   setup.sh --list build|rocks|all   print the apt packages of that profile, one per line, and exit
 #                    (Rust and Node only when no toolchain is found, as an install would).
 # Idempotent: installs only what is missing, so it is quick on a machine that has run it before.
 set -euo pipefail
@@ -15,13 +17,21 @@ case "${1:-}" in
 	*) profile=$1 ;;
 esac
 case "$profile" in
-	build|all) ;;
-	*) echo "usage: setup.sh [build] | setup.sh --list build|all" >&2; exit 2 ;;
+	build|rocks|all) ;;
+	*) echo "usage: setup.sh [build|rocks] | setup.sh --list build|rocks|all" >&2; exit 2 ;;
 esac
 
 # the native module needs no Lua headers (mlua's module mode links nothing); cargo needs a C linker
 # and, to fetch the crates over HTTPS, the CA certificates (a minimal install lacks them)
 build_packages=(gcc libc6-dev make ca-certificates)
+
+lua_version=${LUA_VERSION:-5.4}
+case "$lua_version" in
+	luajit|jit) rock_lua=(luajit libluajit-5.1-dev) ;;
+	*) rock_lua=("lua$lua_version" "liblua$lua_version-dev") ;;
+esac
+# make rocks: the source tarball lists what git tracks; luarocks packs with zip
+rock_packages=(luarocks zip unzip git "${rock_lua[@]}")
 
 test_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
@@ -30,7 +40,7 @@ test_packages=(
 	liblua5.1-0-dev liblua5.2-dev liblua5.3-dev  # luarocks wants the headers before any build (ours needs none)
 	lua-busted lua-dkjson        # Lua unit tests (busted --lua=<interpreter>); JSON for the vectors
 	lua-check pyflakes3          # make check: luacheck on lua/ and spec/, pyflakes on the Python
-	luarocks zip unzip # the rockspec, `luarocks pack` and prosodyctl install tests
+	luarocks zip unzip git # the rockspec, `luarocks pack` and prosodyctl install tests
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
@@ -43,6 +53,7 @@ test_packages=(
 )
 
 apt_packages=("${build_packages[@]}")
+[ "$profile" = rocks ] && apt_packages+=("${rock_packages[@]}")
 [ "$profile" = all ] && apt_packages+=("${test_packages[@]}")
 
 missing=()
@@ -96,8 +107,8 @@ if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; th
 		"apt-get update && apt-get install rustc-web cargo-web; or install Rust with rustup." >&2
 	exit 1
 fi
-if [ "$profile" = build ]; then
-	echo "setup (build): ok ($(cargo --version))"
+if [ "$profile" != all ]; then
+	echo "setup ($profile): ok ($(cargo --version))"
 	exit 0
 fi
 
@@ -114,41 +125,56 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
 		|| { echo "setup: cargo clippy / cargo fmt still not found" >&2; exit 1; }
 fi
 
-# converse.js and playwright-core, pinned by tests/web/package-lock.json; reinstalled when the lock changes.
+# playwright-core, pinned by tests/web/package-lock.json, and converse.js's browser build in .converse/,
+# pinned by tests/web/converse.sha512 (scripts/get-converse.sh: Debian's npm cannot `npm ci` it);
+# each fetched again when its pin changes.
 stamp="$here/tests/web/node_modules/.lock-sha256"
 want=$(sha256sum "$here/tests/web/package-lock.json" | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-	echo "setup: npm ci in tests/web/"
+	echo "setup: npm ci in tests/web/ (npm $(npm --version))"
 	(cd "$here/tests/web" && npm ci --no-audit --no-fund --loglevel=error)
 	echo "$want" > "$stamp"
 fi
-
-# Prosody 13 from bookworm-backports, unpacked into .prosody13/ beside Debian's 0.12 (never
-# installed over it): the live tests run against both. Its dependencies are the same as 0.12's.
-p13="$here/.prosody13"
-if [ ! -x "$p13/root/usr/bin/prosody" ]; then
-	if ! apt-cache policy prosody 2>/dev/null | grep -q 'bpo12'; then
-		# the backports suite of the mirror this machine already uses
-		mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-		[ -n "$mirror" ] || mirror=$(awk '/^deb / && !/security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
-		printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-			"$mirror" > /etc/apt/sources.list.d/bookworm-backports.sources
-		apt-get update -qq
-	fi
-	rm -rf "$p13" && mkdir -p "$p13"
-	(cd "$p13" && apt-get download -qq prosody/bookworm-backports 2>/dev/null)
-	dpkg -x "$p13"/prosody_*.deb "$p13/root"
-	echo "setup: Prosody $(cat "$p13/root/usr/lib/prosody/prosody.version") unpacked in .prosody13/"
+if ! cmp -s "$here/tests/web/converse.sha512" "$here/.converse/.pin" 2>/dev/null; then
+	bash "$here/scripts/get-converse.sh" "$here/.converse"
+	cp "$here/tests/web/converse.sha512" "$here/.converse/.pin"
 fi
-# its launchers look for their Lua code under /usr/lib/prosody: point them at the unpacked copy
-sed -i "s|^CFG_SOURCEDIR='/usr/lib/prosody';|CFG_SOURCEDIR='$p13/root/usr/lib/prosody';|; s|^CFG_PLUGINDIR='/usr/lib/prosody/modules/';|CFG_PLUGINDIR='$p13/root/usr/lib/prosody/modules/';|" \
-	"$p13/root/usr/bin/prosody" "$p13/root/usr/bin/prosodyctl"
+
+# The live tests run against every Prosody this Debian offers. bookworm: its own 0.12, and 13 from
+# bookworm-backports unpacked into .prosody13/ (never installed over 0.12; its dependencies are
+# 0.12's). trixie: its own 13 (there is no 0.12 for trixie).
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+p13="$here/.prosody13"
+if [ "$codename" = bookworm ]; then
+	if [ ! -x "$p13/root/usr/bin/prosody" ]; then
+		if ! apt-cache policy prosody 2>/dev/null | grep -q 'bpo12'; then
+			# the backports suite of the mirror this machine already uses
+			mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+			[ -n "$mirror" ] || mirror=$(awk '/^deb / && !/security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+			printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+				"$mirror" > /etc/apt/sources.list.d/bookworm-backports.sources
+			apt-get update -qq
+		fi
+		rm -rf "$p13" && mkdir -p "$p13"
+		(cd "$p13" && apt-get download -qq prosody/bookworm-backports 2>/dev/null)
+		dpkg -x "$p13"/prosody_*.deb "$p13/root"
+		echo "setup: Prosody $(cat "$p13/root/usr/lib/prosody/prosody.version") unpacked in .prosody13/"
+	fi
+	# its launchers look for their Lua code under /usr/lib/prosody: point them at the unpacked copy
+	sed -i "s|^CFG_SOURCEDIR='/usr/lib/prosody';|CFG_SOURCEDIR='$p13/root/usr/lib/prosody';|; s|^CFG_PLUGINDIR='/usr/lib/prosody/modules/';|CFG_PLUGINDIR='$p13/root/usr/lib/prosody/modules/';|" \
+		"$p13/root/usr/bin/prosody" "$p13/root/usr/bin/prosodyctl"
+	modules_specs=("0.12:prosody-modules/bookworm" "13:prosody-modules/bookworm-backports")
+else
+	rm -rf "$p13"
+	series=$(cut -d. -f1,2 /usr/lib/prosody/prosody.version); [ "${series%%.*}" = 0 ] || series=${series%%.*}
+	modules_specs=("$series:prosody-modules")
+fi
 
 # prosody-modules (the community modules; mod_sasl2 for the XEP-0388 tests), unpacked and never
-# installed: bookworm's build for Prosody 0.12 and bookworm-backports' for Prosody 13. The tests
-# put one mod_sasl2 directory on plugin_paths, nothing else from it.
+# installed, the build for each Prosody under test. The tests put one mod_sasl2 directory on
+# plugin_paths, nothing else from it.
 pm="$here/.prosody-modules"
-for spec in "0.12:prosody-modules/bookworm" "13:prosody-modules/bookworm-backports"; do
+for spec in "${modules_specs[@]}"; do
 	v=${spec%%:*}
 	[ -f "$pm/$v/root/usr/lib/prosody/modules/mod_sasl2/mod_sasl2.lua" ] && continue
 	rm -rf "${pm:?}/$v" && mkdir -p "$pm/$v"

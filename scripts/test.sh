@@ -67,8 +67,11 @@ live_suite() { # name [PROSODY_BIN]
 	f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 	tally "pytest ($1)" "$p" "$f" "$rc"
 }
-live_suite "Prosody 0.12, Debian's package"
-live_suite "Prosody 13 from bookworm-backports, .prosody13/" "$PWD/.prosody13/root/usr/bin/prosody"
+# every Prosody scripts/setup.sh provided: Debian's own, and on bookworm 13 from its backports
+live_suite "Prosody $(cat /usr/lib/prosody/prosody.version), Debian's package"
+if [ -x .prosody13/root/usr/bin/prosody ]; then
+	live_suite "Prosody 13 from bookworm-backports, .prosody13/" "$PWD/.prosody13/root/usr/bin/prosody"
+fi
 
 echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}" 2>&1 | tee "$logs/fuzz"; rc=${PIPESTATUS[0]}

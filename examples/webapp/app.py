@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "clients" / "python"))
 import prosody_hmac_token  # noqa: E402  (pip install ./clients/python, in a real web app)
 STATIC = {
-    "/node_modules/": REPO / "tests" / "web" / "node_modules",  # converse.js, as the tests pin it
+    "/converse/": REPO / ".converse",  # converse.js's browser build, as scripts/get-converse.sh fetched it
     "/clients/": REPO / "clients",
 }
 mimetypes.add_type("text/javascript", ".js")
