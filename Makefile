@@ -16,7 +16,7 @@ LUA_VERSION ?= 5.4
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup setup-build build build-all-lua check test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build setup-rocks build build-all-lua check test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -26,6 +26,10 @@ setup:
 
 setup-build:
 	@bash scripts/setup.sh build
+
+# make rocks' packages: the build's, luarocks, zip, git and the target Lua's headers; no test set-up
+setup-rocks:
+	@LUA_VERSION=$(LUA_VERSION) bash scripts/setup.sh rocks
 
 build: setup-build
 	cargo build --release --locked --bin hmac-token
@@ -79,7 +83,7 @@ ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSIO
 
 .PHONY: rock-build rock-install rocks
 # dist/: source tarball, source rock, binary rock for Lua $(LUA_VERSION)
-rocks: setup build
+rocks: setup-rocks build
 	LUA_VERSION=$(LUA_VERSION) bash scripts/rocks.sh
 
 rock-build:

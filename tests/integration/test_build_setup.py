@@ -81,3 +81,23 @@ def test_the_readmes_cli_install_command_installs_a_working_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     out = subprocess.run([str(tmp_path / "bin" / "hmac-token"), "keygen", "--json"], capture_output=True, text=True)
     assert out.returncode == 0 and '"token_secret"' in out.stdout, out
+
+
+def test_make_rocks_runs_only_the_rocks_setup():
+    """Building rocks needs luarocks, zip, git and the target Lua's headers, never the test set-up
+    (Chromium, Prosody, the proxies, npm): a release is built on a machine without them."""
+    setup = [line for line in dry_run("rocks") if "setup.sh" in line]
+    assert setup == ["LUA_VERSION=5.4 bash scripts/setup.sh rocks", "bash scripts/setup.sh build"], setup
+    assert not [line for line in dry_run("rocks") if re.search(r"\b(npm|pip)\b", line)]
+    rocks, build, everything = listed("rocks"), listed("build"), listed("all")
+    assert build < rocks
+    assert rocks - build - RUST == {"luarocks", "zip", "unzip", "git", "lua5.4", "liblua5.4-dev"}, rocks
+    for test_only in ["prosody", "chromium", "fail2ban", "nginx", "apache2", "nodejs", "npm", "lua-busted"]:
+        assert test_only not in rocks, test_only
+
+
+def test_the_rocks_profile_follows_the_target_lua():
+    r = subprocess.run(["bash", str(REPO / "scripts" / "setup.sh"), "--list", "rocks"], capture_output=True, text=True,
+                       check=True, env=dict(os.environ, LUA_VERSION="luajit"))
+    assert {"luajit", "libluajit-5.1-dev"} <= set(r.stdout.split()), r.stdout
+    assert "lua5.4" not in r.stdout.split()
