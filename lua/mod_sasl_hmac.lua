@@ -99,6 +99,92 @@ local function add_cb_handler(self, name, f)
 	return self;
 end
 
+-- tls_server_end_point_hash = "auto" (Prosody 13): Prosody 13.0.1's mod_saslauth resolves "auto" by
+-- assigning nil to its module-wide copy of the option (`tls_server_end_point_hash = nil;`), so it
+-- hands tls-server-end-point to the first encrypted c2s stream after it loads and to no later one,
+-- nor advertises it there (XEP-0440). Where the option is "auto" and mod_saslauth's channel-binding
+-- step ran for a stream (its userdata names the connection for tls-server-end-point) without adding
+-- that binding, the handler adds it itself, computed as mod_saslauth computes it. A Prosody that
+-- adds it on every stream never gets here.
+local end_point_auto = module:get_option_string("tls_server_end_point_hash") == "auto";
+local end_point_noted = false;
+
+-- The certificate file the stream's TLS uses, found as mod_saslauth finds it for "auto": the
+-- STARTTLS context's (session.ssl_cfg, set by mod_tls), else the listener's or the SNI name's.
+local function end_point_certfile(session, conn)
+	local ssl_cfg = session.ssl_cfg;
+	if not ssl_cfg then
+		local server = conn:server();
+		local tls_config = require "core.portmanager".get_tls_config_at(server:ip(), server:serverport());
+		local autocert = require "core.certmanager".find_host_cert(conn:socket():getsniname());
+		ssl_cfg = autocert or tls_config;
+	end
+	return ssl_cfg and ssl_cfg.certificate;
+end
+
+-- RFC 5929 §4.1: the hash of the server certificate (DER), with the hash of its signature algorithm,
+-- SHA-256 for MD5 and SHA-1 (and, as in mod_saslauth, for an algorithm without a SHA-2 name).
+local function end_point_binding(conn, certfile)
+	local cert = conn.getlocalcertificate and conn:getlocalcertificate();
+	if not cert then
+		local f = certfile and io.open(certfile);
+		if not f then return nil; end
+		local pem = f:read("*a");
+		f:close();
+		cert = require "ssl".loadcertificate(pem);
+		if not cert then return nil; end
+	end
+	local hashes = require "util.hashes";
+	local hash = hashes.sha256;
+	if cert.getsignaturename then
+		local algorithm = cert:getsignaturename():lower():match("sha%d+");
+		if algorithm and algorithm ~= "sha1" and hashes[algorithm] then hash = hashes[algorithm]; end
+	end
+	local der = require "util.x509".pem2der(cert:pem()); -- one value: 13's pem2der also returns the type
+	return hash(der);
+end
+
+local function add_missing_end_point(self)
+	local userdata = self.userdata;
+	local conn = userdata and userdata["tls-server-end-point-conn"];
+	if not (end_point_auto and conn) or self.end_point_checked then return; end
+	self.end_point_checked = true;
+	if self.cb_handlers and self.cb_handlers["tls-server-end-point"] then return; end -- Prosody's own
+	local session = self.session or {};
+	local found, certfile = pcall(end_point_certfile, session, conn);
+	certfile = found and certfile or nil;
+	if not (certfile or conn.getlocalcertificate) then
+		module:log("debug", "tls_server_end_point_hash = \"auto\", but the certificate of the stream from %s is unknown: "
+			.. "no tls-server-end-point", session.ip or "(unknown address)");
+		return;
+	end
+	add_cb_handler(self, "tls-server-end-point", function () return end_point_binding(conn, certfile); end);
+	self.end_point_added = true;
+	if not end_point_noted then
+		end_point_noted = true;
+		module:log("info", "mod_saslauth offered tls-server-end-point (tls_server_end_point_hash = \"auto\") "
+			.. "on its first stream only (a fault of Prosody 13.0.1); token logins get it from this module on every stream");
+	end
+end
+
+-- Advertises the binding added above (XEP-0440), after mod_saslauth has built its features.
+local function advertise_end_point(event)
+	local origin, features = event.origin, event.features;
+	local h = origin.sasl_handler;
+	if origin.username or getmetatable(h) ~= handler or not h.end_point_added then return; end
+	if not features:get_child("mechanisms", "urn:ietf:params:xml:ns:xmpp-sasl") then return; end
+	local st = require "util.stanza";
+	local advertised = features:get_child("sasl-channel-binding", "urn:xmpp:sasl-cb:0");
+	if not advertised then
+		advertised = st.stanza("sasl-channel-binding", { xmlns = "urn:xmpp:sasl-cb:0" });
+		features:add_direct_child(advertised);
+	end
+	advertised:add_direct_child(st.stanza("channel-binding", { type = "tls-server-end-point" }));
+end
+if end_point_auto then
+	module:hook("stream-features", advertise_end_point, -1); -- mod_saslauth's runs at 0
+end
+
 -- `is_enabled(username)` (the provider's): false or nil, err refuses a verified token (account-disabled).
 function new_handler(verifier, session, on_success, is_enabled) -- luacheck: ignore 131
 	if type(is_enabled) ~= "function" then
@@ -119,6 +205,7 @@ end
 function handler:clean_clone()
 	local clone = new_handler(self.verifier, self.session, self.on_success, self.is_enabled);
 	clone.cb_handlers, clone.userdata = self.cb_handlers, self.userdata;
+	clone.end_point_checked, clone.end_point_added = self.end_point_checked, self.end_point_added;
 	return clone;
 end
 
@@ -132,6 +219,7 @@ function handler:channel_binding(name)
 end
 
 function handler:mechanisms()
+	add_missing_end_point(self); -- mod_saslauth asks for the mechanisms after handing its bindings
 	local offered = {};
 	local secure = self.session and self.session.secure;
 	for mech in enabled do

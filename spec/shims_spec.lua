@@ -824,3 +824,94 @@ describe("the shims' facts come from the native module #prosody", function()
 		end
 	end);
 end);
+
+-- tls_server_end_point_hash = "auto": Prosody 13.0.1's mod_saslauth hands tls-server-end-point to the
+-- first stream after it loads only (it sets its copy of the option to nil); the handler adds the
+-- binding where mod_saslauth's channel-binding step ran without it, and advertises it (XEP-0440).
+describe("mod_sasl_hmac tls-server-end-point with \"auto\" #prosody", function()
+	local st = require "util.stanza";
+	local dir = os.tmpname(); os.remove(dir); assert(require "lfs".mkdir(dir));
+	-- a certificate signed with `digest`, and its binding computed by openssl (RFC 5929 §4.1)
+	local function certificate(name, newkey, digest)
+		local crt = dir .. "/" .. name .. ".crt";
+		assert(os.execute(("openssl req -x509 %s -%s -nodes -days 1 -subj /CN=example.org -keyout %s/%s.key -out %s 2>/dev/null")
+			:format(newkey, digest, dir, name, crt)));
+		local p = assert(io.popen(("openssl x509 -in %s -outform der | openssl dgst -%s -binary"):format(crt, digest)));
+		local binding = p:read("*a");
+		p:close();
+		return crt, binding;
+	end
+	local rsa_crt, rsa_binding = certificate("rsa", "-newkey rsa:2048", "sha256");
+	local ec_crt, ec_binding = certificate("p384", "-newkey ec -pkeyopt ec_paramgen_curve:P-384", "sha384");
+	teardown(function() os.execute("rm -rf " .. dir); end);
+
+	local conn = {}; -- the connection mod_saslauth names in the handler's userdata
+	local function handler(options, crt, prosodys_own, no_exporter)
+		local provider, seen = load(base_options(options));
+		local h = provider.get_sasl_handler({ secure = true, encrypted = true, ip = "192.0.2.20", ssl_cfg = { certificate = crt } });
+		-- what mod_saslauth 13 does: add_cb_handler for what it offers, then the userdata, then mechanisms()
+		if not no_exporter then h:add_cb_handler("tls-exporter", function () return "exporter"; end); end
+		if prosodys_own then h:add_cb_handler("tls-server-end-point", prosodys_own); end
+		h.userdata = { ["tls-exporter"] = conn, ["tls-server-end-point-conn"] = conn };
+		return h, h:mechanisms(), seen;
+	end
+
+	it("adds the binding mod_saslauth left out, from the stream's certificate, with its signature's hash", function()
+		local h, offered, seen = handler({ tls_server_end_point_hash = "auto" }, rsa_crt, nil, true);
+		assert.is_true(offered["SASL-HMAC-PLUS"], "the only binding of the stream");
+		assert.are.equal(rsa_binding, h:channel_binding("tls-server-end-point"));
+		assert.are.equal(rsa_binding, h:clean_clone():channel_binding("tls-server-end-point"));
+		assert.are.equal(32, #rsa_binding);
+		local p384 = handler({ tls_server_end_point_hash = "auto" }, ec_crt);
+		assert.are.equal(ec_binding, p384:channel_binding("tls-server-end-point"));
+		assert.are.equal(48, #ec_binding);
+		local infos = 0;
+		for _, l in ipairs(seen.logs) do
+			if l.level == "info" and l.text:find("on its first stream only", 1, true) then infos = infos + 1; end
+		end
+		assert.are.equal(1, infos);
+	end);
+
+	it("keeps Prosody's own binding, and adds none without \"auto\" or outside mod_saslauth's step", function()
+		local own = function () return "prosody's"; end;
+		local h = handler({ tls_server_end_point_hash = "auto" }, rsa_crt, own);
+		assert.are.equal("prosody's", h:channel_binding("tls-server-end-point"));
+		assert.is_nil(rawget(h, "end_point_added"));
+		for _, value in ipairs({ false, "0123abcd" }) do
+			local other = handler({ tls_server_end_point_hash = value or nil }, rsa_crt);
+			assert.is_nil(other:channel_binding("tls-server-end-point"));
+		end
+		-- Prosody 0.12's and mod_sasl2's userdata name no connection for tls-server-end-point
+		local provider = load(base_options({ tls_server_end_point_hash = "auto" }));
+		local h012 = provider.get_sasl_handler({ secure = true, ssl_cfg = { certificate = rsa_crt } });
+		h012:add_cb_handler("tls-unique", function () return "finished"; end);
+		h012.userdata = { ["tls-unique"] = conn };
+		h012:mechanisms();
+		assert.is_nil(h012:channel_binding("tls-server-end-point"));
+		-- no certificate to be found: not offered (-PLUS still is, for the other binding)
+		local nocert = handler({ tls_server_end_point_hash = "auto" }, nil);
+		assert.is_nil(nocert.cb_handlers["tls-server-end-point"]);
+	end);
+
+	it("advertises the added binding with mod_saslauth's (XEP-0440)", function()
+		local function features_for(h, seen, with_cb)
+			local hook = assert(seen.hooks["stream-features"]);
+			assert.is_true(hook.priority < 0, "after mod_saslauth's");
+			local f = st.stanza("stream:features");
+			f:tag("mechanisms", { xmlns = "urn:ietf:params:xml:ns:xmpp-sasl" }):tag("mechanism"):text("X"):up():up();
+			if with_cb then
+				f:tag("sasl-channel-binding", { xmlns = "urn:xmpp:sasl-cb:0" }):tag("channel-binding", { type = "tls-exporter" }):up():up();
+			end
+			hook.handler({ origin = { sasl_handler = h }, features = f });
+			local types = {};
+			local advertised = f:get_child("sasl-channel-binding", "urn:xmpp:sasl-cb:0");
+			for _, el in ipairs(advertised and advertised.tags or {}) do types[#types+1] = el.attr.type; end
+			return types;
+		end
+		local added, _, seen = handler({ tls_server_end_point_hash = "auto" }, rsa_crt);
+		assert.same({ "tls-exporter", "tls-server-end-point" }, features_for(added, seen, true));
+		assert.same({ "tls-server-end-point" }, features_for(added, seen, false));
+		local own, _, own_seen = handler({ tls_server_end_point_hash = "auto" }, rsa_crt, function () return "x"; end);
+		assert.same({ "tls-exporter" }, features_for(own, own_seen, true), "mod_saslauth advertised its own already");
+	end);
+end);

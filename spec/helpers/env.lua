@@ -55,6 +55,8 @@ function M.load_module(name, host, options, deps, stores)
 	module.get_option_inherited_set = module.get_option_set;
 	local global_hooks = {};
 	function module:hook_global(event, handler) global_hooks[event] = handler; end
+	local hooks = {};
+	function module:hook(event, handler, priority) hooks[event] = { handler = handler, priority = priority or 0 }; end
 	function module:log(level, fmt, ...) logs[#logs+1] = { level = level, text = fmt:format(...) }; end
 	function module:fire_event(event, data) events[#events+1] = { name = event, data = data }; end
 	local timers = {};
@@ -87,7 +89,7 @@ function M.load_module(name, host, options, deps, stores)
 	local chunk = assert(loadfile(module.path, "t", env));
 	chunk();
 	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics,
-		global_hooks = global_hooks, timers = timers };
+		global_hooks = global_hooks, hooks = hooks, timers = timers };
 end
 
 -- Debian builds Prosody's C utilities (util.encodings, util.hashes, ...) for Lua 5.4 only. Specs that
