@@ -24,8 +24,10 @@ from app import WebApp  # noqa: E402
 
 COMBOS = [("websocket", "PLAIN"), ("websocket", "SASL-HMAC"), ("bosh", "PLAIN"), ("bosh", "SASL-HMAC")]
 FAST = {"delay": 500, "maxdelay": 4000}
-# How long a page may take to show the roster again once Prosody is back, with FAST (measured on
-# the 2-core CI machine: 1-4 s over WebSocket and BOSH).
+# How long a page may take to show the roster again once Prosody is back. Measured after a quick
+# restart with token-reconnect's defaults on the 2-core CI machine: 0.4-3 s over WebSocket, 7.5-10 s
+# over BOSH, where Strophe retries the lost session's request at once, then after 8 s, and only then
+# hears item-not-found. FAST shortens the plugin's own delays, not Strophe's.
 RECONNECT_BOUND = 15
 PROSODYCTL = Path(PROSODY).with_name("prosodyctl")
 

@@ -12,7 +12,12 @@ installer_plugin_path.
 The rocks come from scripts/rocks.sh (`make rocks`): the binary rock for Lua 5.4 and the source
 rock, which luarocks builds with cargo. prosodyctl sets HOME to Prosody's data directory first, so
 the source install only finds cargo when CARGO_HOME and RUSTUP_HOME are passed; without them it
-fails with a message that says so."""
+fails with a message that says so.
+
+The rock's path is the README's: prosodyctl looks at it from Prosody's data directory, as the
+prosody user when root starts it without run_as_root, so a relative path or one only root can reach
+fails with "There is no 'plugin_server' option", and an absolute path the prosody user can read
+installs."""
 import os
 import re
 import shutil
@@ -112,6 +117,58 @@ def test_prosodyctl_install_then_prosody_loads_both_modules(dist, kind):
         log = server.log_path.read_text()
         assert "Loaded native library %s/lib/lua/%s/prosody_auth_hmac.so" % (tree, LUA) in log
     finally:
+        server.stop()
+
+
+NOT_FOUND = "There is no 'plugin_server' option in the configuration file"
+
+
+def test_a_relative_rock_path_is_not_found(dist):
+    """prosodyctl changes to Prosody's data directory before it looks at the file, so the rock's bare
+    name, given from the rock's own directory, is not found: the README names this message."""
+    server = fresh_prosody()
+    try:
+        local = server.dir / rock(dist, "binary").name
+        shutil.copy(rock(dist, "binary"), local)
+        r = prosodyctl(server, "install", local.name)  # cwd: server.dir, which holds the rock
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and NOT_FOUND in out, out
+        assert not server.installer_tree.exists(), out
+    finally:
+        server.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="prosodyctl switches to the prosody user only when started as root")
+def test_as_root_the_rock_must_be_readable_by_the_prosody_user(dist):
+    """As on a stock Debian: prosodyctl started by root without run_as_root runs as the prosody user,
+    so a rock in a directory only root may enter (as /root is) is not found, and the README's route
+    (install -m 0644 into a directory everyone may read, then that absolute path) installs."""
+    server = fresh_prosody()
+    private = Path(tempfile.mkdtemp(prefix="root-only-"))  # 0700, like /root
+    public = Path(tempfile.mkdtemp(prefix="usr-local-src-"))
+    try:
+        config = server.config.read_text()
+        assert config.count("run_as_root = true") == 1
+        server.config.write_text(config.replace("run_as_root = true", ""))
+        # what Debian's package gives the prosody user: its data directory, its log, its config
+        subprocess.run(["chown", "-R", "prosody:prosody", str(server.dir)], check=True)
+        shutil.copy(rock(dist, "binary"), private)
+        r = prosodyctl(server, "install", str(private / rock(dist, "binary").name))
+        out = r.stdout + r.stderr
+        assert r.returncode == 1 and NOT_FOUND in out, out
+        assert not server.installer_tree.exists(), out
+
+        public.chmod(0o755)
+        subprocess.run(["install", "-m", "0644", str(rock(dist, "binary")), str(public) + "/"], check=True)
+        r = prosodyctl(server, "install", str(public / rock(dist, "binary").name))
+        out = r.stdout + r.stderr
+        assert r.returncode == 0 and NOT_FOUND not in out, out
+        library = server.installer_tree / "lib" / "lua" / LUA / "prosody_auth_hmac.so"
+        assert library.is_file(), out
+        assert library.owner() == "prosody", library.owner()  # installed by the prosody user
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        shutil.rmtree(public, ignore_errors=True)
         server.stop()
 
 
