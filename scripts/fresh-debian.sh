@@ -11,6 +11,8 @@
 #                    by this script is reused: only the checkout is cloned anew.
 #   FRESH_KEEP=1     keep the folder made under /var/tmp.
 #   FRESH_REV=REV    the commit to clone (default HEAD): what is committed, as CI sees it.
+#   FRESH_INCREMENTAL=1  in a reused root, move the checkout there to REV instead of cloning it
+#                    anew, keeping what it built and set up (quicker; not a fresh-clone run).
 #   FRESH_MIRROR=URL Debian mirror (default: the host's, else http://deb.debian.org/debian).
 #
 # The root gets nothing from this machine but the checkout and, where the host has any, its extra
@@ -119,10 +121,16 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts "$root/dev/pts" 2>/dev/null 
 mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 
 checkout=/root/prosody-auth-hmac
-rm -rf --one-file-system "$root$checkout"
-git clone -q --no-hardlinks "$repo" "$root$checkout"
-git -C "$root$checkout" checkout -q "$rev"
-say "checkout $(git -C "$repo" rev-parse --short "$rev") in $checkout"
+if [ "${FRESH_INCREMENTAL:-}" = 1 ] && [ -d "$root$checkout/.git" ]; then
+	git -C "$root$checkout" fetch -q "$repo" "$rev"
+	git -C "$root$checkout" checkout -q --force "$rev"
+	say "checkout moved to $(git -C "$repo" rev-parse --short "$rev") in $checkout (incremental)"
+else
+	rm -rf --one-file-system "$root$checkout"
+	git clone -q --no-hardlinks "$repo" "$root$checkout"
+	git -C "$root$checkout" checkout -q "$rev"
+	say "checkout $(git -C "$repo" rev-parse --short "$rev") in $checkout (fresh clone)"
+fi
 
 # A login shell's environment as root on a fresh machine; the CA variables only where the host
 # needs them for its TLS-inspecting proxy (they name the file ca-certificates writes).

@@ -1,5 +1,6 @@
 """slixmpp (Debian's python3-slixmpp), the real client, with X-TOKEN added the way a bot would add it."""
 import asyncio
+import inspect
 import ssl
 
 import os
@@ -39,6 +40,19 @@ def login(jid, password, port, mechanism="PLAIN", timeout=15, starttls=True, tls
         return ("timeout", None)
 
 
+def connect(xmpp, port, starttls=True):
+    """Connects to 127.0.0.1:port with STARTTLS required (or, starttls=False, in plain text).
+    bookworm's slixmpp 1.8 takes the address and the STARTTLS policy as connect()'s arguments;
+    trixie's 1.10 takes host and port and reads the policy from enable_* attributes."""
+    if "address" in inspect.signature(xmpp.connect).parameters:
+        xmpp.connect(address=("127.0.0.1", port), force_starttls=starttls, disable_starttls=not starttls)
+    else:
+        xmpp.enable_direct_tls = False
+        xmpp.enable_starttls = starttls
+        xmpp.enable_plaintext = not starttls
+        xmpp.connect("127.0.0.1", port)
+
+
 # One loop for the whole test run: slixmpp leaves filter tasks on it that must not see it closed.
 _LOOP = asyncio.new_event_loop()
 asyncio.set_event_loop(_LOOP)
@@ -62,7 +76,7 @@ async def _login(jid, password, port, mechanism, starttls, tls_max=None):
     xmpp.add_event_handler("disconnected",
                            lambda _: finish(("disconnected", "after-sasl-success" if getattr(xmpp, "_sasl_ok", False) else None)))
     xmpp.add_event_handler("auth_success", lambda _: setattr(xmpp, "_sasl_ok", True))
-    xmpp.connect(address=("127.0.0.1", port), force_starttls=starttls, disable_starttls=not starttls)
+    connect(xmpp, port, starttls)
     result = await done
     try:
         await asyncio.wait_for(xmpp.disconnect(), 5)
