@@ -327,4 +327,8 @@ module:hook_global("module-loaded", function (event)
 end);
 
 module:provides("auth", provider);
+-- one line per host at info, the level Debian logs: what runs here (the version, from the library
+-- actually loaded) and which token mechanisms it offers
+module:log("info", "Ready on %s: prosody-auth-hmac %s, mechanisms %s", module.host, native.version,
+	table.concat(sasl_hmac.enabled_mechanisms(), " "));
 module:log("debug", "Token authentication ready: %s", tostring(verifier));

@@ -33,6 +33,15 @@ for mech in enabled do
 	end
 end
 
+-- The enabled mechanisms (token_mechanisms), in the native module's order, for the ready line.
+function enabled_mechanisms() -- luacheck: ignore 131
+	local list = {};
+	for _, m in ipairs(native.mechanisms) do
+		if enabled:contains(m) then list[#list+1] = m; end
+	end
+	return list;
+end
+
 -- Whether a mechanism that carries the whole token is enabled (test_password follows it).
 function bearer_enabled() -- luacheck: ignore 131
 	for mech in enabled do
@@ -55,7 +64,8 @@ if not (max_failures and max_failures >= native.limits.token_max_failures_min) t
 	error(("mod_sasl_hmac: token_max_failures must be a number, at least %d"):format(native.limits.token_max_failures_min), 0);
 end
 
-local conditions, texts = native.conditions, native.condition_texts;
+-- texts by reason: most reasons send their condition's text, otp-mismatch its own
+local conditions, texts = native.conditions, native.reason_texts;
 
 -- Counters by mechanism and outcome ("success" or the refusal reason), through Prosody's metrics
 -- API (0.12 and 13), exported by mod_http_openmetrics as
@@ -269,12 +279,12 @@ end
 -- Returns the SASL condition and text to send.
 function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 	count(mechanism, reason);
-	local condition = conditions[reason];
+	local condition, text = conditions[reason], texts[reason];
 	if not condition then
 		-- only a shim that names a reason the library does not know gets here: refuse, and say so
 		module:log("error", "No SASL condition for refusal reason %q: this module and the native library disagree",
 			tostring(reason));
-		condition = conditions["internal-error"];
+		condition, text = conditions["internal-error"], texts["internal-error"];
 	end
 	local n = (session and session.token_failures or 0) + 1;
 	if session then session.token_failures = n; end
@@ -294,7 +304,7 @@ function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 			session:close({ condition = "policy-violation", text = "Too many failed logins" });
 		end);
 	end
-	return condition, texts[condition];
+	return condition, text;
 end
 
 function handler:process(message)

@@ -77,6 +77,21 @@ describe("mod_auth_hmac #prosody", function()
 		assert.truthy(tostring(err):find("token_secret is not set", 1, true), tostring(err));
 	end);
 
+	-- one info line per host once it is ready: the library's version and the mechanisms enabled there
+	it("says once, at info, that it is ready, with the version and the enabled mechanisms", function()
+		local native = env.native();
+		for _, case in ipairs({ { nil, table.concat(native.mechanisms, " ") }, { { "SASL-HMAC", "PLAIN" }, "PLAIN SASL-HMAC" } }) do
+			local _, _, auth_seen = load(base_options({ token_mechanisms = case[1] }));
+			local ready = {};
+			for _, l in ipairs(auth_seen.logs) do
+				if l.text:find("^Ready on ") then ready[#ready+1] = l; end
+			end
+			assert.are.equal(1, #ready);
+			assert.are.equal("info", ready[1].level);
+			assert.are.equal(("Ready on %s: prosody-auth-hmac %s, mechanisms %s"):format(HOST, native.version, case[2]), ready[1].text);
+		end
+	end);
+
 	it("provides an auth provider that verifies tokens once", function()
 		local provider = load(base_options());
 		local mint = minter(provider);
@@ -514,6 +529,46 @@ describe("mod_sasl_hmac handler #prosody", function()
 		local step, reason, detail = v:verify(v:mint("vera@" .. HOST, now + 7200), "vera@" .. HOST);
 		assert.same({ nil, "expired" }, { step, reason });
 		assert.truthy(detail:find("in the future", 1, true), detail);
+		-- a few steps in the past: used late, not a wrong clock
+		local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.11" });
+		assert.is_true(h:select("PLAIN"));
+		local late_status, late_condition = h:process("\0vera\0" .. v:mint("vera@" .. HOST, now - 90));
+		assert.same({ "failure", "credentials-expired" }, { late_status, late_condition });
+		local line = seen.logs[#seen.logs].text;
+		assert.truthy(line:find(": expired %(minted about %d+ s ago, and a token is accepted for at most 60 s after minting: "
+			.. "most likely used late"), line);
+		assert.falsy(line:find("timezone", 1, true), line);
+	end);
+
+	-- A genuine token whose OTP matches no step within a day (the web app has another otp_seed): the
+	-- client is told so (not-authorized, a text naming otp_seed), not that the clocks disagree.
+	it("tells a token minted with another otp_seed from an expired one, by every mechanism", function()
+		local sha256 = require "util.hashes".hmac_sha256;
+		local base64 = require "util.encodings".base64;
+		local provider, seen = load(base_options());
+		local other = load(base_options({ otp_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U" })).get_verifier();
+		for _, mech in ipairs({ "PLAIN", "X-TOKEN", "SASL-HMAC" }) do
+			local token = other:mint("walt@" .. HOST);
+			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.12" });
+			assert.is_true(h:select(mech));
+			local status, condition, text;
+			if mech == "SASL-HMAC" then
+				local public, b64 = token:match("^(%d+) (.+)$");
+				local cfm = "\0walt\0" .. public;
+				local _, sn = h:process(cfm);
+				status, condition, text = h:process(sha256(base64.decode(b64), "SASL-HMAC client\0" .. cfm .. "\0" .. sn));
+			else
+				status, condition, text = h:process("\0walt\0" .. token);
+			end
+			assert.same({ "failure", "not-authorized" }, { status, condition });
+			assert.are.equal(env.native().reason_texts["otp-mismatch"], text);
+			assert.truthy(text:find("otp_seed", 1, true), text);
+			local line = seen.logs[#seen.logs].text;
+			assert.truthy(line:find("Failed " .. mech .. " token login for walt@example.org from 192.0.2.12: otp-mismatch "
+				.. "(no OTP step within 24 h matches: the web app's otp_seed", 1, true), line);
+		end
+		assert.same({ nil, "otp-mismatch" }, { provider.test_password("walt", other:mint("walt@" .. HOST)) });
+		assert.truthy(seen.logs[#seen.logs].text:find(": otp-mismatch (no OTP step within 24 h matches", 1, true));
 	end);
 
 	-- One stream may fail token_max_failures times: the last failure closes it (policy-violation) once
@@ -723,6 +778,15 @@ describe("the shims' facts come from the native module #prosody", function()
 			assert.truthy(used[condition], condition);
 			assert.is_string(text);
 		end
+		-- a reason sends its condition's text; only otp-mismatch (reached with a genuine token) says more
+		for _, reason in ipairs(native.reasons) do
+			local generic = native.condition_texts[native.conditions[reason]];
+			if reason == "otp-mismatch" then
+				assert.truthy(native.reason_texts[reason]:find("otp_seed", 1, true));
+			else
+				assert.are.equal(generic, native.reason_texts[reason], reason);
+			end
+		end
 	end);
 
 	-- a copy of the real module with some facts changed
@@ -730,7 +794,7 @@ describe("the shims' facts come from the native module #prosody", function()
 		local real = env.native();
 		local copy = {};
 		for k, v in pairs(real) do copy[k] = v; end
-		for _, key in ipairs({ "conditions", "condition_texts", "defaults", "limits", "bearer" }) do
+		for _, key in ipairs({ "conditions", "condition_texts", "reason_texts", "defaults", "limits", "bearer" }) do
 			local t = {};
 			for k, v in pairs(real[key]) do t[k] = v; end
 			copy[key] = t;
@@ -750,7 +814,7 @@ describe("the shims' facts come from the native module #prosody", function()
 	it("maps reasons to the module's conditions and texts", function()
 		with_native(altered(function(n)
 			n.conditions.replayed = "account-disabled";
-			n.condition_texts["account-disabled"] = "altered text";
+			n.reason_texts.replayed = "altered text";
 		end), function()
 			local provider = load(base_options());
 			local t = minter(provider)("ivy");

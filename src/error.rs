@@ -19,6 +19,11 @@ pub enum Reject {
     BadSignature,
     /// The signature is good but the OTP is outside the accepted window.
     Expired,
+    /// The signature is good but the OTP matches no step within [`crate::verifier::DIAGNOSIS_RANGE`]
+    /// of now: the token was minted with another `otp_seed` (or `otp_step`), or by a clock more than
+    /// a day off. Told apart from [`Reject::Expired`] only when the search ran (see
+    /// [`crate::verifier::DIAGNOSES_PER_SECOND`]); otherwise the token is refused as `Expired`.
+    OtpMismatch,
     /// The token was already accepted once while it is still valid.
     Replayed,
     /// The JID names a host other than the one this verifier serves.
@@ -47,10 +52,11 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in a fixed order (used for metrics).
-    pub const ALL: [Reject; 13] = [
+    pub const ALL: [Reject; 14] = [
         Reject::Malformed,
         Reject::BadSignature,
         Reject::Expired,
+        Reject::OtpMismatch,
         Reject::Replayed,
         Reject::WrongHost,
         Reject::InvalidAuthzid,
@@ -69,6 +75,7 @@ impl Reject {
             Reject::Malformed => "malformed",
             Reject::BadSignature => "bad-signature",
             Reject::Expired => "expired",
+            Reject::OtpMismatch => "otp-mismatch",
             Reject::Replayed => "replayed",
             Reject::WrongHost => "wrong-host",
             Reject::InvalidAuthzid => "invalid-authzid",
@@ -95,6 +102,7 @@ impl Reject {
         match self {
             Reject::Malformed => "malformed-request",
             Reject::BadSignature
+            | Reject::OtpMismatch
             | Reject::Replayed
             | Reject::WrongHost
             | Reject::AlreadyAuthenticated
@@ -107,14 +115,32 @@ impl Reject {
         }
     }
 
-    /// The human-readable text sent with [`Reject::condition`], where there is one.
+    /// The human-readable text sent with [`Reject::condition`], where there is one: the condition's
+    /// own text, except for [`Reject::OtpMismatch`].
+    ///
+    /// `OtpMismatch` is the one reason whose text says more than its condition. Only a client that
+    /// holds a correctly signed token reaches it: its MAC (PLAIN, X-TOKEN) or its SASL-HMAC proof
+    /// has verified, so the client already knows its token is genuine (an `expired` answer says as
+    /// much). The MAC covers the OTP, so such a client cannot change the code to probe the seed;
+    /// whoever can choose codes holds `token_secret` and can log in by trying codes anyway. What the
+    /// text adds is that the site which minted the token and this server disagree on the seed,
+    /// which is what the person reading it has to fix.
     pub const fn text(self) -> Option<&'static str> {
-        condition_text(self.condition())
+        match self {
+            Reject::OtpMismatch => Some(OTP_MISMATCH_TEXT),
+            _ => condition_text(self.condition()),
+        }
     }
 }
 
+/// The text sent with [`Reject::OtpMismatch`] (clients/converse/token-reconnect.js recognises it by
+/// the word `otp_seed`).
+pub const OTP_MISMATCH_TEXT: &str =
+    "The token is signed correctly, but its one-time code matches no time within a day of this server's \
+clock: the otp_seed (or otp_step) of the site that issued it differs from this server's.";
+
 /// The text sent with a SASL condition, where there is one (the same for every reason that maps to
-/// it, so the text says no more than the condition).
+/// it, so the text says no more than the condition; [`Reject::text`] says why `OtpMismatch` differs).
 pub const fn condition_text(condition: &str) -> Option<&'static str> {
     match condition.as_bytes() {
         b"not-authorized" => Some("Unable to authorize you with the authentication credentials you've sent."),
@@ -271,3 +297,22 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_say_no_more_than_the_condition_but_for_otp_mismatch() {
+        for r in Reject::ALL {
+            assert_eq!(Reject::from_name(r.as_str()), Some(r));
+            if r == Reject::OtpMismatch {
+                assert_eq!(r.condition(), "not-authorized");
+                assert_ne!(r.text(), condition_text(r.condition()));
+                assert!(r.text().is_some_and(|t| t.contains("otp_seed")));
+            } else {
+                assert_eq!(r.text(), condition_text(r.condition()), "{r}");
+            }
+        }
+    }
+}

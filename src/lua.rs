@@ -6,14 +6,15 @@
 //!                                  otp_digits = 8, otp_step = 30, otp_skew = 1,
 //!                                  token_replay_cache_size = 1000000, token_nonce_digits = 32,
 //!                                  token_jid_as_sent = false }
-//! v:verify(token, jid_or_jids, now)   --> step | nil, reason[, clock diagnosis for "expired"]
+//! v:verify(token, jid_or_jids, now)   --> step | nil, reason[, clock diagnosis for "expired", "otp-mismatch"]
 //!                                         (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason[, clock diagnosis]
 //!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:replay_state()                    --> { otp_step = s, high_water = step, entries = { "<key hex> <expiry>", ... } }
 //! v:restore_replay_state(state[, now]) --> entries taken, entries not taken (expired, unreadable,
 //!                                          saved under another otp_step or a clock far ahead)
-//! ex:clock_diagnosis()                --> after an "expired" failure, how far off the minting clock was
+//! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
+//!                                         minting clock was (or that no step matches)
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
 //! ex:step(message, nodeprep, now[, channel_binding])
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use mlua::prelude::*;
 use mlua::{UserData, UserDataMethods, Value};
 
-use crate::error::Reject;
+use crate::error::{condition_text, Reject};
 use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
@@ -174,9 +175,9 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
         Ok(match result {
             Ok(acc) => (Some(acc.step()), Value::Integer((acc.jid_index() + 1) as mlua::Integer), Value::Nil),
             Err(r) => {
-                let detail = match r {
-                    Reject::Expired => Value::String(lua.create_string(this.diagnose_expired(&token, now).to_string())?),
-                    _ => Value::Nil,
+                let detail = match this.explain(r, &token, now) {
+                    Some(d) => Value::String(lua.create_string(d.to_string())?),
+                    None => Value::Nil,
                 };
                 (None, Value::String(lua.create_string(r.as_str())?), detail)
             }
@@ -209,11 +210,10 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
             match verify_username(&this, &token.as_bytes(), &username, &prep, now) {
                 Ok((user, _)) => user.into_lua_multi(lua),
-                Err(Reject::Expired) => {
-                    let detail = this.diagnose_expired(&token.as_bytes(), now).to_string();
-                    (Value::Nil, Reject::Expired.as_str(), detail).into_lua_multi(lua)
-                }
-                Err(r) => fail(lua, r.as_str()),
+                Err(r) => match this.explain(r, &token.as_bytes(), now) {
+                    Some(d) => (Value::Nil, r.as_str(), d.to_string()).into_lua_multi(lua),
+                    None => fail(lua, r.as_str()),
+                },
             }
         })?,
     )?;
@@ -349,7 +349,7 @@ impl UserData for LuaExchange {
             }
         });
         methods.add_method("attempted_jid", |_, this, ()| Ok(this.exchange.attempted_jid().map(str::to_owned)));
-        // after an "expired" failure: how far off the minting clock was, for the log line
+        // after an "expired" or "otp-mismatch" failure: how far off the minting clock was, for the log line
         methods.add_method("clock_diagnosis", |_, this, ()| Ok(this.exchange.clock_diagnosis().map(|d| d.to_string())));
         methods.add_method("mechanism", |_, this, ()| Ok(this.exchange.mechanism().name()));
     }
@@ -429,8 +429,10 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("conditions", lua.create_table_from(Reject::ALL.iter().map(|r| (r.as_str(), r.condition())))?)?;
     exports.set(
         "condition_texts",
-        lua.create_table_from(Reject::ALL.iter().filter_map(|r| r.text().map(|t| (r.condition(), t))))?,
+        lua.create_table_from(Reject::ALL.iter().filter_map(|r| condition_text(r.condition()).map(|t| (r.condition(), t))))?,
     )?;
+    // what the shims send: the condition's text, or the reason's own (otp-mismatch)
+    exports.set("reason_texts", lua.create_table_from(Reject::ALL.iter().filter_map(|r| r.text().map(|t| (r.as_str(), t))))?)?;
     exports.set("defaults", defaults(lua)?)?;
     exports.set("limits", limits(lua)?)?;
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;

@@ -322,7 +322,8 @@ impl Exchange {
         self.attempted.as_deref()
     }
 
-    /// After an `expired` refusal: how far off the minting clock was (for the log line only).
+    /// After an `expired` or `otp-mismatch` refusal: how far off the minting clock was, or that no
+    /// step matches (for the log line only).
     pub fn clock_diagnosis(&self) -> Option<ClockDiagnosis> {
         self.diagnosis
     }
@@ -407,9 +408,7 @@ impl Exchange {
         let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), message, nodeprep)?;
         let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
         if let Err(reason) = verifier.verify(msg.secret, &jids, now) {
-            if reason == Reject::Expired {
-                self.diagnosis = Some(verifier.diagnose_expired(msg.secret, now));
-            }
+            self.diagnosis = verifier.explain(reason, msg.secret, now);
             return Err(reason);
         }
         Ok(identity.username)
@@ -450,9 +449,9 @@ impl Exchange {
     /// SASL-HMAC client proof: 32 octets.
     fn hmac_proof(&mut self, verifier: &Verifier, message: Option<&[u8]>, now: u64, p: Proof<'_>) -> Result<Outcome, Reject> {
         let result = self.hmac_proof_checked(verifier, message, now, &p);
-        if result == Err(Reject::Expired) {
+        if let Err(reason) = result {
             let public = &p.client_first[p.client_first.len() - p.public_len..];
-            self.diagnosis = Some(verifier.diagnose_expired(public, now));
+            self.diagnosis = verifier.explain(reason, public, now);
         }
         result
     }

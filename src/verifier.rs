@@ -5,6 +5,7 @@ use core::fmt;
 use std::sync::Mutex;
 
 use hmac::{KeyInit, Mac};
+use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigError, Reject};
 use crate::jid;
@@ -15,12 +16,22 @@ use crate::secret::SecretBytes;
 use crate::token::{all_digits, HmacSha256, Layout, UntrustedToken, MAC_LEN};
 use crate::totp::Otp;
 
-/// How far off the clock of whoever minted an authentic but expired token was, for the log line
-/// (never for the client, which only learns `expired`).
+/// Why an authentic token's OTP is outside the window, for the log line. The client learns only
+/// the reason: `otp-mismatch` for [`ClockDiagnosis::NoMatch`], `expired` for the others.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClockDiagnosis {
-    /// The OTP matches the step this many seconds away from now (negative: minted in the past).
+    /// The OTP matches the step this many seconds away from now (negative: minted in the past), and
+    /// that is not [`ClockDiagnosis::Late`]: the minting clock is off.
     Offset(i64),
+    /// Minted `ago` seconds in the past, no more than [`LATE_MARGIN`] seconds later than a token
+    /// stays accepted (`accepted_for` seconds after minting, at most), and not a whole number of
+    /// hours: most likely used late (a page kept open, a slow fetch, an old token sent again).
+    Late {
+        /// How long ago the token was minted, in whole OTP steps.
+        ago: u64,
+        /// The longest a token is accepted after minting: `otp_step × (otp_skew + 1)`.
+        accepted_for: u64,
+    },
     /// No step within [`DIAGNOSIS_RANGE`] seconds matches: the seed, digits or step differ.
     NoMatch,
     /// Not measured: [`DIAGNOSES_PER_SECOND`] were, in the last second (each search costs some
@@ -30,9 +41,14 @@ pub enum ClockDiagnosis {
 
 /// How far either side of now an expired token's OTP is looked for: a day covers any timezone.
 pub const DIAGNOSIS_RANGE: u64 = 86_400;
-/// At most this many searches a second (a few milliseconds each), so that a user replaying old
-/// tokens cannot make the server search all the time.
+/// At most this many searches in one second of the verifier's `now` (a few milliseconds each),
+/// so that a user replaying old tokens cannot make the server search all the time. A token whose
+/// OTP was searched for last (same code, same step) is not searched for again.
 pub const DIAGNOSES_PER_SECOND: u32 = 5;
+/// A token minted in the past and refused at most this many seconds after it stopped being
+/// accepted reads as used late rather than as a wrong clock ([`ClockDiagnosis::Late`]). Ten minutes
+/// covers a page kept open or a slow fetch, and stays below the half-hour steps of timezones.
+pub const LATE_MARGIN: u64 = 600;
 
 impl fmt::Display for ClockDiagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,6 +57,13 @@ impl fmt::Display for ClockDiagnosis {
                 write!(f, "minted about {} s in the past: check the web app's clock and timezone", s.unsigned_abs())
             }
             ClockDiagnosis::Offset(s) => write!(f, "minted about {s} s in the future: check the web app's clock and timezone"),
+            // no parentheses: the fail2ban filter reads the explanation as `\([^()]*\)`
+            ClockDiagnosis::Late { ago, accepted_for } => write!(
+                f,
+                "minted about {ago} s ago, and a token is accepted for at most {accepted_for} s after minting: most likely used \
+                 late - a page kept open, a slow credentials fetch, an old token sent again; if every login fails so, check the \
+                 web app's clock"
+            ),
             ClockDiagnosis::NoMatch => {
                 f.write_str("no OTP step within 24 h matches: the web app's otp_seed (or otp_digits, otp_step) probably differs")
             }
@@ -119,8 +142,10 @@ pub struct Verifier {
     layout: Layout,
     jid_as_sent: bool,
     replay: Mutex<Box<dyn ReplayStore>>,
-    /// (start of the current second, searches in it)
-    diagnoses: Mutex<Option<(std::time::Instant, u32)>>,
+    /// (the second of `now`, searches in it)
+    diagnoses: Mutex<Option<(u64, u32)>>,
+    /// The last search: (current step, OTP code as in `Otp::offset_of`, its result in steps)
+    last_search: Mutex<Option<(u64, u64, Option<i64>)>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -208,6 +233,7 @@ impl Verifier {
             jid_as_sent: settings.jid_as_sent,
             replay: Mutex::new(store),
             diagnoses: Mutex::new(None),
+            last_search: Mutex::new(None),
         })
     }
 
@@ -219,24 +245,69 @@ impl Verifier {
     /// For a token refused as `expired` (its signature verified): how far off the minting clock
     /// was, judged from its public part. At most [`DIAGNOSES_PER_SECOND`] searches a second.
     pub fn diagnose_expired(&self, public: &[u8], now: u64) -> ClockDiagnosis {
-        let Some(otp) = public.get(..self.layout.otp_digits) else { return ClockDiagnosis::NoMatch };
-        {
-            let Ok(mut budget) = self.diagnoses.lock() else { return ClockDiagnosis::NotMeasured };
-            let fresh = std::time::Instant::now();
-            let (start, count) = match *budget {
-                Some((start, count)) if start.elapsed() < std::time::Duration::from_secs(1) => (start, count),
-                _ => (fresh, 0),
-            };
-            if count >= DIAGNOSES_PER_SECOND {
-                return ClockDiagnosis::NotMeasured;
-            }
-            *budget = Some((start, count + 1));
-        }
-        let step = self.otp.step_seconds();
-        match self.otp.offset_of(otp, now, DIAGNOSIS_RANGE / step) {
-            Some(steps) => ClockDiagnosis::Offset(steps.saturating_mul(i64::try_from(step).unwrap_or(i64::MAX))),
+        match public.get(..self.layout.otp_digits) {
+            Some(otp) => self.diagnose_otp(otp, now),
             None => ClockDiagnosis::NoMatch,
         }
+    }
+
+    /// The log line's explanation of a refusal of `public` at `now`, where there is one: the clock
+    /// diagnosis for `expired` (searched for, as [`Verifier::diagnose_expired`]), and for
+    /// `otp-mismatch` the search that decided it.
+    pub fn explain(&self, reason: Reject, public: &[u8], now: u64) -> Option<ClockDiagnosis> {
+        match reason {
+            Reject::Expired => Some(self.diagnose_expired(public, now)),
+            Reject::OtpMismatch => Some(ClockDiagnosis::NoMatch),
+            _ => None,
+        }
+    }
+
+    fn diagnose_otp(&self, otp: &[u8], now: u64) -> ClockDiagnosis {
+        let current = self.otp.step_of(now);
+        let mut padded = [0u8; 8];
+        let Some(dst) = padded.get_mut(..otp.len()) else { return ClockDiagnosis::NoMatch };
+        dst.copy_from_slice(otp);
+        let code = u64::from_le_bytes(padded);
+        // the search that decided a refusal is asked for again by the log line: answer from it
+        let last = self.last_search.lock().ok().and_then(|l| *l);
+        let steps = match last {
+            Some((step, c, steps)) if step == current && bool::from(c.ct_eq(&code)) => steps,
+            _ => {
+                if !self.take_diagnosis_budget(now) {
+                    return ClockDiagnosis::NotMeasured;
+                }
+                let steps = self.otp.offset_of(otp, now, DIAGNOSIS_RANGE / self.otp.step_seconds());
+                if let Ok(mut l) = self.last_search.lock() {
+                    *l = Some((current, code, steps));
+                }
+                steps
+            }
+        };
+        let Some(steps) = steps else { return ClockDiagnosis::NoMatch };
+        let step = self.otp.step_seconds();
+        let offset = steps.saturating_mul(i64::try_from(step).unwrap_or(i64::MAX));
+        let ago = offset.unsigned_abs();
+        let accepted_for = step.saturating_mul(self.otp.skew().saturating_add(1));
+        let whole_hours = ago >= 3600 && ago % 3600 == 0;
+        if offset < 0 && ago <= accepted_for.saturating_add(LATE_MARGIN) && !whole_hours {
+            ClockDiagnosis::Late { ago, accepted_for }
+        } else {
+            ClockDiagnosis::Offset(offset)
+        }
+    }
+
+    /// Whether one more search fits in the second of `now` ([`DIAGNOSES_PER_SECOND`]).
+    fn take_diagnosis_budget(&self, now: u64) -> bool {
+        let Ok(mut budget) = self.diagnoses.lock() else { return false };
+        let count = match *budget {
+            Some((second, count)) if second == now => count,
+            _ => 0,
+        };
+        if count >= DIAGNOSES_PER_SECOND {
+            return false;
+        }
+        *budget = Some((now, count + 1));
+        true
     }
 
     /// The fixed layout of a token's public part.
@@ -374,9 +445,16 @@ impl Verifier {
     }
 
     /// For an authentic token (its signature verified, `replay_key` derived from it) of
-    /// `account`: checks the OTP window and records the token. Returns the matched step.
+    /// `account`: checks the OTP window and records the token. Returns the matched step. An OTP
+    /// outside the window is `OtpMismatch` when a search finds it at no step within a day, else
+    /// `Expired` (also when the search is over its budget).
     pub(crate) fn accept_fresh(&self, otp: &[u8], replay_key: Key, account: &str, now: u64) -> Result<u64, Reject> {
-        let step = self.otp.matching_step(otp, now).ok_or(Reject::Expired)?;
+        let Some(step) = self.otp.matching_step(otp, now) else {
+            return Err(match self.diagnose_otp(otp, now) {
+                ClockDiagnosis::NoMatch => Reject::OtpMismatch,
+                _ => Reject::Expired,
+            });
+        };
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);
         let current = self.otp.step_of(now);
         let mut cache = self.replay.lock().map_err(|_| Reject::Internal)?;

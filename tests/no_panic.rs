@@ -104,7 +104,8 @@ fn extreme_times_are_handled() {
     let v = common::verifier_for(&doc);
     let good = doc["cases"][0]["token"].as_str().unwrap();
     for now in [0, 1, 29, 30, u64::MAX / 2, u64::MAX - 1, u64::MAX] {
-        assert_eq!(v.verify(good.as_bytes(), &["alice@example.org"], now).unwrap_err().as_str(), "expired");
+        // minted in 2023: no step within a day of these times has its code
+        assert_eq!(v.verify(good.as_bytes(), &["alice@example.org"], now).unwrap_err().as_str(), "otp-mismatch");
         let _ = v.mint("alice@example.org", now);
     }
 }

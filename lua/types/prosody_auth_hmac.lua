@@ -17,6 +17,7 @@
 ---| "malformed"
 ---| "bad-signature"
 ---| "expired"
+---| "otp-mismatch"
 ---| "replayed"
 ---| "wrong-host"
 ---| "invalid-authzid"
@@ -44,6 +45,7 @@
 ---@field reasons prosody_auth_hmac.reason[] Every refusal reason the module returns.
 ---@field conditions table<string,string> The RFC 6120 SASL condition for each refusal reason.
 ---@field condition_texts table<string,string> The text sent with a condition, for the conditions that have one.
+---@field reason_texts table<string,string> The text sent with a refusal reason, for the reasons that have one: its condition's, but otp-mismatch's own.
 ---@field defaults prosody_auth_hmac.defaults Every option's default, by prosody.cfg.lua name.
 ---@field limits prosody_auth_hmac.limits The accepted ranges and choices the shims check or warn about.
 local prosody_auth_hmac = {}
@@ -137,7 +139,7 @@ local verifier = {}
 ---@param now? integer
 ---@return integer|nil step The OTP step of the token; nil when refused.
 ---@return integer|prosody_auth_hmac.reason which On success the 1-based index of the JID that matched; when refused the reason.
----@return string? clock For "expired": how far off the minting clock was.
+---@return string? clock For "expired": how far off the minting clock was (or that it was used late); for "otp-mismatch": that no step within a day matches.
 function verifier:verify(token, jid, now) end
 
 ---Verifies a token for a username by the SASL mechanisms' identity rule (as test_password does).
@@ -147,7 +149,7 @@ function verifier:verify(token, jid, now) end
 ---@param now? integer
 ---@return string|nil username The account's (nodeprep'd) username; nil when refused.
 ---@return prosody_auth_hmac.reason? reason
----@return string? clock For "expired": how far off the minting clock was.
+---@return string? clock For "expired": how far off the minting clock was (or that it was used late); for "otp-mismatch": that no step within a day matches.
 function verifier:verify_user(token, username, nodeprep, now) end
 
 ---Mints a token for a JID on this verifier's host, with the first secret.
@@ -195,7 +197,7 @@ function exchange:step(message, nodeprep, now, channel_binding) end
 ---@return string?
 function exchange:attempted_jid() end
 
----After an "expired" failure: how far off the minting clock was, for the log line.
+---After an "expired" or "otp-mismatch" failure: how far off the minting clock was (or that no step matches), for the log line.
 ---@return string?
 function exchange:clock_diagnosis() end
 

@@ -370,9 +370,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     println!("valid: {username}@{domain}, OTP step {}", acc.step());
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(Reject::Expired) => {
+                Err(reason @ (Reject::Expired | Reject::OtpMismatch)) => {
                     // the signature is good: say how far off the minting clock was
-                    println!("refused: expired ({})", v.diagnose_expired(token.as_bytes(), keys.now()?));
+                    match v.explain(reason, token.as_bytes(), keys.now()?) {
+                        Some(d) => println!("refused: {reason} ({d})"),
+                        None => println!("refused: {reason}"),
+                    }
                     Ok(ExitCode::from(1))
                 }
                 Err(reason) => {

@@ -32,6 +32,7 @@ class Result:
     condition: Optional[str] = None
     data: Optional[bytes] = None  # challenge or success additional data
     authzid: Optional[str] = None  # SASL2 success: the authorization-identifier
+    text: Optional[str] = None  # SASL failure: the <text/> the server sent with the condition
 
     def __str__(self):
         return "%s(%s)" % (self.status, self.condition or "")
@@ -56,14 +57,14 @@ def interpret(el):
         return Result(tag.split("}")[1], data=data)
     if tag == "{%s}failure" % NS_SASL:
         cond = next((c.tag.split("}")[1] for c in el if not c.tag.endswith("}text")), None)
-        return Result("failure", cond)
+        return Result("failure", cond, text=el.findtext("{%s}text" % NS_SASL))
     if tag in ("{%s}success" % NS_SASL2, "{%s}challenge" % NS_SASL2):
         text = (el.findtext("{%s}additional-data" % NS_SASL2) if tag.endswith("}success") else el.text) or ""
         data = base64.b64decode(text.strip()) if text.strip() and text.strip() != "=" else b""
         return Result(tag.split("}")[1], data=data, authzid=el.findtext("{%s}authorization-identifier" % NS_SASL2))
     if tag == "{%s}failure" % NS_SASL2:
         cond = next((c.tag.split("}")[1] for c in el if c.tag.startswith("{%s}" % NS_SASL)), None)
-        return Result("failure", cond)
+        return Result("failure", cond, text=el.findtext("{%s}text" % NS_SASL2))
     if tag == "{%s}error" % NS_STREAM:
         cond = next((c.tag.split("}")[1] for c in el if c.tag.startswith("{%s}" % NS_STREAMS_ERR) and not c.tag.endswith("}text")), None)
         return Result("stream-error", cond)

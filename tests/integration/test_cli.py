@@ -48,7 +48,16 @@ def test_agrees_with_the_collective_converse_port_at_a_fixed_time():
     r = run("verify", "--jid", "carol@example.org", "--token", token, "--now", "1800000030", env=env)
     assert r.returncode == 0, r
     r = run("verify", "--jid", "carol@example.org", "--token", token, "--now", "1800000090", env=env)
-    assert (r.returncode, r.stdout.strip()) == (1, "refused: expired (minted about 90 s in the past: check the web app's clock and timezone)")
+    assert (r.returncode, r.stdout.strip()) == (1, "refused: expired (minted about 90 s ago, and a token is accepted for at "
+                                                "most 60 s after minting: most likely used late - a page kept open, a slow "
+                                                "credentials fetch, an old token sent again; if every login fails so, check "
+                                                "the web app's clock)")
+    r = run("verify", "--jid", "carol@example.org", "--token", token, "--now", "1800003600", env=env)
+    assert (r.returncode, r.stdout.strip()) == (1, "refused: expired (minted about 3600 s in the past: check the web app's clock and timezone)")
+    other = dict(env, OTP_SEED="MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U")
+    r = run("verify", "--jid", "carol@example.org", "--token", token, "--now", "1800000030", env=other)
+    assert (r.returncode, r.stdout.strip()) == (1, "refused: otp-mismatch (no OTP step within 24 h matches: the web app's "
+                                                "otp_seed (or otp_digits, otp_step) probably differs)")
 
 
 def test_secrets_from_files_and_clear_errors():

@@ -1,5 +1,6 @@
 """The shipped fail2ban filter, checked by fail2ban's own fail2ban-regex against the log of a live
 Prosody after failed and successful logins."""
+import re
 import subprocess
 
 from harness import REPO
@@ -16,8 +17,16 @@ def test_filter_matches_each_failed_login_and_nothing_else(prosody):
         assert s.auth("X-TOKEN", plain("otto", b"12345678 nope")).status == "failure"
         assert s.auth("PLAIN", plain("otto\nFAKE from 198.51.100.1: bad-signature", b"x")).status == "failure"
         import time
-        # expired, with the clock diagnosis after the reason
+        # expired, with the clock diagnosis after the reason: a wrong clock
         assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host, now=time.time() - 3600))).status == "failure"
+    finally:
+        s.close()
+    s = connect(prosody, "c2s")  # a stream takes token_max_failures (5) failures
+    try:
+        # and a token used late
+        assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host, now=time.time() - 90))).status == "failure"
+        # otp-mismatch is the server's configuration, not the client's doing: not counted
+        assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host, seed="AAAAAAAAAAAAAAAA"))).status == "failure"
         assert s.auth("PLAIN", plain("otto", mint(prosody, "otto@" + prosody.host))).status == "success"
     finally:
         s.close()
@@ -29,4 +38,6 @@ def test_filter_matches_each_failed_login_and_nothing_else(prosody):
     assert out.returncode == 0, out.stdout + out.stderr
     # one address per failed login, and it is the client's: the injected one is never picked up
     assert "expired (minted about 3600 s in the past: check the web app's clock and timezone)" in log, log
-    assert out.stdout.split() == ["127.0.0.1"] * 4, out.stdout
+    assert re.search(r": expired \(minted about \d+ s ago, .*most likely used late", log), log
+    assert ": otp-mismatch (no OTP step within 24 h matches" in log, log
+    assert out.stdout.split() == ["127.0.0.1"] * 5, out.stdout

@@ -46,6 +46,9 @@ def test_the_other_host_loads_cleanly(server):
     assert ('Not active on %s: its authentication is "internal_hashed", so token logins are not offered here'
             % PLAIN_HOST) in log
     assert "Not active on %s:" % server.host not in log and "Not active on %s:" % server.other_host not in log
+    # the ready line is for the hosts that offer token logins
+    assert "Ready on %s:" % PLAIN_HOST not in log
+    assert all(log.count("Ready on %s: prosody-auth-hmac " % h) == 1 for h in (server.host, server.other_host)), log
 
 
 def test_the_other_host_keeps_its_own_mechanisms_and_accounts(server):
