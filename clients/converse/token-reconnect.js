@@ -26,7 +26,9 @@
  * - A token the server refuses is counted: after `token_reconnect_max_refusals` consecutive
  *   refusals of freshly fetched tokens the plugin stops and shows why, from the SASL condition in
  *   the server's <failure/> (Strophe hands converse none): `credentials-expired` means the web
- *   site's and the chat server's clocks disagree; `not-authorized` means the token is refused.
+ *   site's and the chat server's clocks disagree; `not-authorized` means the token is refused, and
+ *   with a text that names `otp_seed` (mod_auth_hmac's `otp-mismatch`: the token is genuine but its
+ *   one-time code matches no time near the server's clock) that the two have different OTP seeds.
  *   `temporary-auth-failure` (the server is overloaded) is retried with back-off.
  * - Every connection that sent a token (or its proof) and ended without a session counts towards
  *   `token_reconnect_max_attempts` (refusals, temporary failures, a server that drops the
@@ -55,6 +57,8 @@ export const MESSAGES = {
         + 'Please tell the site administrator (the web site\'s clock or time zone is probably wrong).',
     'not-authorized': 'Chat sign-in failed: the chat server refused the sign-in from this web site. '
         + 'Please reload the page later, or tell the site administrator.',
+    'otp-mismatch': 'Chat sign-in failed: this web site and the chat server are set up with different OTP seeds '
+        + '(otp_seed), so the chat server does not accept the site\'s one-time codes. Please tell the site administrator.',
     'client-refused': 'Chat sign-in stopped: the chat server did not offer a sign-in method this page '
         + 'trusts, or could not prove it is the genuine server.',
     'credentials-refused': 'Chat sign-in failed: this web site did not issue a chat sign-in (HTTP %s). '
@@ -92,14 +96,16 @@ function format(template, ...args) {
 
 /**
  * The SASL condition of a <failure/> element, or 'client-refused' when the client failed the
- * exchange itself (Strophe passes no element then).
+ * exchange itself (Strophe passes no element then), or 'otp-mismatch' for a `not-authorized` whose
+ * text names otp_seed (the server's own wording for a genuine token with another seed's code).
  */
 function conditionOf(elem) {
     if (!elem) return 'client-refused';
-    for (const child of Array.from(elem.children || [])) {
-        if (child.localName !== 'text') return child.localName;
-    }
-    return 'not-authorized';
+    const children = Array.from(elem.children || []);
+    const condition = children.find((child) => child.localName !== 'text')?.localName || 'not-authorized';
+    const text = children.find((child) => child.localName === 'text')?.textContent || '';
+    if (condition === 'not-authorized' && /\botp_seed\b/.test(text)) return 'otp-mismatch';
+    return condition;
 }
 
 /** Upper half of min(max, base * 2^(n-1)): n = 1, 2, 3, ... */

@@ -4,8 +4,9 @@ page and a credentials_url endpoint that mints a token for the user, in process,
 minting library (clients/python).
 
 A real application mints for the user of the authenticated web session. This demo takes the
-user from the query string, and can hand out deliberately bad, replayed or expired tokens (and go
-"down") so the browser tests can see how converse.js and the token-reconnect plugin handle them.
+user from the query string, and can hand out deliberately bad, replayed or expired tokens, tokens
+of another otp_seed (and go "down") so the browser tests can see how converse.js and the
+token-reconnect plugin handle them.
 /prebind opens a BOSH session with a token over SASL-HMAC (prebind.py) for converse's
 `authentication: 'prebind'`.
 
@@ -50,6 +51,7 @@ class WebApp:
         self.down = False  # True: credentials_url fails (HTTP 503, a body that is not JSON, a dropped connection)
         self._down_kinds = count()
         self.clock_offset = -3600  # the "expired" scenario: a web app whose clock is an hour behind
+        self.other_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # the "seed" scenario: a web app with another otp_seed
         self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
         self.slow = 0  # seconds credentials_url takes to answer
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
@@ -98,6 +100,10 @@ class WebApp:
                 body["password"] = public + " " + ("A" if mac[0] != "A" else "B") + mac[1:]
             elif scenario == "expired":
                 body = self.mint(user, self.clock_offset)
+            elif scenario == "seed":
+                now = int(self.fixed_now or time.time())
+                body = prosody_hmac_token.credentials("%s@%s" % (user, self.domain), self.token_secret, self.other_seed,
+                                                      now=now)
         self.issued[user] = body
         self.issued_log.setdefault(user, []).append(body["password"])
         return body

@@ -228,7 +228,7 @@ def test_two_tabs_of_one_user(server, app):
             assert logins(log, user, mech) == 2
 
 
-REASONS = {"bad": "bad-signature", "replay": "replayed", "expired": "expired"}
+REASONS = {"bad": "bad-signature", "replay": "replayed", "expired": "expired", "seed": "otp-mismatch"}
 
 
 def use_token(server, user, token):
@@ -241,8 +241,9 @@ def use_token(server, user, token):
 
 def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app):
     """The web app hands out forged tokens, tokens used elsewhere already (each a different one),
-    or tokens minted by a clock an hour behind: each page tries exactly `refusals` of them, shows
-    why it stopped, and asks for nothing more. A web app that hands out the same token again (a
+    tokens minted by a clock an hour behind, or tokens minted with another otp_seed: each page tries
+    exactly `refusals` of them, shows why it stopped (the clock and the seed told apart), and asks
+    for nothing more. A web app that hands out the same token again (a
     cached credentials_url) is caught by the page: it is not sent a second time."""
     refusals = 2
     tabs = {}
@@ -267,6 +268,8 @@ def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app
                 assert "handed out a sign-in that was already used" in st["alert"], (user, st)
             elif scenario == "expired":  # the server said credentials-expired (PLAIN too: mod_sasl_hmac's)
                 assert "disagree on the time" in st["alert"], (user, st)
+            elif scenario == "seed":  # not-authorized with otp-mismatch's text, which names otp_seed
+                assert "different OTP seeds" in st["alert"] and "disagree on the time" not in st["alert"], (user, st)
             else:  # not-authorized
                 assert "refused the sign-in from this web site" in st["alert"], (user, st)
             b.screenshot(user, "refused-%s-%s-%s" % (scenario, transport, mech))
