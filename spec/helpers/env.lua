@@ -9,6 +9,9 @@ M.repo = repo;
 M.flavour = jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"));
 package.path = "/usr/lib/prosody/?.lua;" .. package.path;
 package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath;
+-- Prosody 13's util.* require each other as "prosody.util.*": its loader maps those names, as its
+-- launcher does (`pcall(require, "loader")`); 0.12 has no loader.
+pcall(require, "loader");
 
 M.library_path = os.getenv("AUTH_HMAC_LIBRARY") or (repo .. "/build/" .. M.flavour .. "/prosody_auth_hmac.so");
 
