@@ -27,7 +27,7 @@ pub enum ClockDiagnosis {
     /// stays accepted (`accepted_for` seconds after minting, at most), and not a whole number of
     /// hours: most likely used late (a page kept open, a slow fetch, an old token sent again).
     Late {
-        /// How long ago the token was minted, in whole OTP steps.
+        /// How long ago the token was minted, in seconds (a whole number of OTP steps).
         ago: u64,
         /// The longest a token is accepted after minting: `otp_step × (otp_skew + 1)`.
         accepted_for: u64,
