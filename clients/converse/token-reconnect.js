@@ -40,6 +40,11 @@
  *   fetch more tokens for a server that could not prove itself.
  * - A token the web site hands out a second time (e.g. a cached credentials_url response) is not
  *   sent: it was refused or used already. The plugin stops and says so.
+ * - A connection that is not encrypted (a ws:// or http:// URL) to a server that offers no way to
+ *   sign in on it (Prosody offers none on a session it does not consider secure; over WebSocket it
+ *   logs "No stream features to offer on insecure session") stops at once and says to use wss://
+ *   (or https:// for BOSH), instead of Strophe's "no-auth-mech" or a page left loading. A server
+ *   that offers mechanisms, none of which this page uses, is still "no-auth-mech".
  * - The counters are reset once a connection is established; the back-off delay once one has
  *   stayed up for `token_reconnect_stable_after` ms.
  * - With `authentication: 'prebind'`, a failing `prebind_url` is retried with the same back-off
@@ -65,6 +70,8 @@ export const MESSAGES = {
         + 'Are you still logged in to the site?',
     'credentials-reused': 'Chat sign-in stopped: this web site handed out a sign-in that was already used. '
         + 'Please tell the site administrator (is the credentials URL cached?).',
+    'insecure-connection': 'Chat sign-in stopped: the chat server offers no sign-in on an insecure connection. '
+        + 'Use wss:// (or https:// for BOSH) to reach it.',
     other: 'Chat sign-in failed: the chat server refused the sign-in (%s). Please tell the site administrator.',
     attempts: 'Chat sign-in stopped: %s sign-ins in a row got no answer from the chat server. '
         + 'Please reload the page later.',
@@ -106,6 +113,60 @@ function conditionOf(elem) {
     const text = children.find((child) => child.localName === 'text')?.textContent || '';
     if (condition === 'not-authorized' && /\botp_seed\b/.test(text)) return 'otp-mismatch';
     return condition;
+}
+
+const NS_STREAM = 'http://etherx.jabber.org/streams';
+
+/** Whether the connection's URL (resolved against the page, as the browser does) is unencrypted. */
+function unencrypted(conn) {
+    try {
+        const { protocol } = new URL(conn.service, globalThis.location?.href);
+        return protocol === 'ws:' || protocol === 'http:';
+    } catch {
+        return false;
+    }
+}
+
+/**
+ * Whether the server's first answer offers no way to sign in at all: stream features without a SASL
+ * mechanism or legacy login (what Prosody sends over BOSH on an unencrypted session, e.g. only
+ * <starttls/>), or a stream ended with undefined-condition before any features (Prosody over
+ * WebSocket: "No stream features to proceed with"). Prosody 13 sends that <stream:error> without
+ * declaring its prefix, which Strophe cannot parse, so the raw text is read too.
+ */
+function offersNoSignIn(elem, raw) {
+    if (elem?.getElementsByTagNameNS?.(NS_STREAM, 'features').length) {
+        return elem.getElementsByTagName('mechanism').length === 0 && elem.getElementsByTagName('auth').length === 0;
+    }
+    const error = elem?.getElementsByTagNameNS?.(NS_STREAM, 'error')[0];
+    if (error) return !!error.getElementsByTagName('undefined-condition').length;
+    return typeof raw === 'string' && /^\s*<stream:error[\s>]/.test(raw) && /<undefined-condition[\s/>]/.test(raw);
+}
+
+/**
+ * A connection that is not encrypted to a server that offers no sign-in on it fails with a message
+ * that says so. Left alone, Strophe calls it no-auth-mech over WebSocket (or fails on Prosody 0.12's
+ * stream error and converse retries forever) and polls forever over BOSH.
+ */
+function nameInsecureConnections(Strophe) {
+    const proto = Strophe.Connection?.prototype;
+    if (!proto || proto._tokenReconnectNamesInsecure) return;
+    const connectCb = proto._connect_cb;
+    proto._connect_cb = function (req, callback, raw) {
+        // WebSocket hands over the element; BOSH its request, whose XHR holds the response
+        const elem = req?.xhr ? req.xhr.responseXML?.documentElement : req;
+        if (unencrypted(this) && offersNoSignIn(elem, raw)) {
+            console.error(`${PLUGIN_NAME}: ${this.service} is not encrypted, and the chat server offers no way to sign `
+                + 'in on it (Prosody offers none on a session it does not consider secure). Reach it over wss:// (or '
+                + "https:// for BOSH): Prosody's own https_ports, or an HTTPS proxy that sends X-Forwarded-Proto: https.");
+            this._tokenReconnectCondition = 'insecure-connection';
+            this._changeConnectStatus(Strophe.Status.CONNFAIL, MESSAGES['insecure-connection']);
+            this._doDisconnect();
+            return;
+        }
+        return connectCb.call(this, req, callback, raw);
+    };
+    proto._tokenReconnectNamesInsecure = true;
 }
 
 /** Upper half of min(max, base * 2^(n-1)): n = 1, 2, 3, ... */
@@ -151,6 +212,7 @@ export function addTokenReconnect(converse) {
     if (converse.plugins?._tokenReconnectAdded) return;
     const { Strophe, log } = converse.env;
     recordFailureConditions(Strophe);
+    nameInsecureConnections(Strophe);
     converse.plugins.add(PLUGIN_NAME, {
         initialize() {
             const { _converse } = this;
@@ -346,8 +408,8 @@ export function addTokenReconnect(converse) {
                 const maxAttempts = setting('token_reconnect_max_attempts');
                 const attemptsMessage = format(MESSAGES.attempts, maxAttempts);
                 let ms;
-                if (condition === 'client-refused') {
-                    return stop(conn, MESSAGES['client-refused']);
+                if (condition === 'client-refused' || condition === 'insecure-connection') {
+                    return stop(conn, MESSAGES[condition]);
                 } else if (condition === 'temporary-auth-failure') {
                     if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
                     ms = delay(state.attempts);

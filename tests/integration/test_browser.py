@@ -1,15 +1,20 @@
 """converse.js 14 in Debian's headless Chromium (driven by playwright-core), logging in to the live
 Prosody with tokens from the demo web app's credentials_url, over WebSocket and BOSH, with
-PLAIN and with SASL-HMAC. Screenshots of every outcome go to test-artifacts/browser/. Refused
-tokens, reconnects, prebind: test_browser_sessions.py."""
+PLAIN and with SASL-HMAC, and straight to Prosody without a proxy (ws:// and http:// named as
+insecure, wss:// on Prosody's own HTTPS port). Screenshots of every outcome go to
+test-artifacts/browser/. Refused tokens, reconnects, prebind: test_browser_sessions.py."""
 import json
 import os
 import subprocess
 import sys
+import urllib.parse
 
 import pytest
 
-from harness import REPO, free_port, stays
+import rawxmpp
+from browser import Browser
+from harness import REPO, Prosody, free_port, make_cert, stays
+from proxies import NAME, spki_sha256
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
 from app import WebApp  # noqa: E402
@@ -98,3 +103,71 @@ def test_insecure_origin_sends_the_server_nothing(prosody, webapp):
     stays(quiet, 1, "the token went to the server")
     log = prosody.log_since(mark)
     assert "Received[c2s_unauthed]: <auth" not in log
+
+
+def test_straight_to_prosody_without_a_proxy():
+    """converse.js reaching Prosody directly, as Debian ships it (no consider_*_secure). Over ws://
+    and http:// BOSH Prosody offers no sign-in, and token-reconnect says to use wss:// (https:// for
+    BOSH) at once, with the one token it fetched unused, where Strophe alone shows "no-auth-mech"
+    (Prosody 13 over WebSocket) or leaves the page loading. Over wss:// on Prosody's own https_ports
+    (README "converse.js in five minutes": http_host and a certificate for it in the certificates
+    directory) the page logs in. A server that offers mechanisms, none of which the page uses, is
+    still converse's no-auth-mech, also over ws://. One Chromium for all four pages."""
+    https_port = free_port()
+    direct = Prosody(extra_global="\n".join([
+        "consider_bosh_secure = false", "consider_websocket_secure = false",  # the harness's default
+        "https_ports = { %d }" % https_port, 'https_interfaces = { "127.0.0.1" }']))
+    certs = direct.dir / "certs"  # Prosody's `certificates` directory: /etc/prosody/certs on Debian
+    certs.mkdir()
+    make_cert(certs, [NAME])
+    for ext in ("crt", "key"):
+        (certs / ("host." + ext)).rename(certs / ("%s.%s" % (NAME, ext)))
+    config = direct.config.read_text()
+    vhost = 'VirtualHost "%s"\n' % direct.host
+    direct.config.write_text(config.replace(vhost, vhost + '\thttp_host = "%s"\n' % NAME, 1))
+    # Prosody's rule for an unencrypted session without c2s_require_encryption: SASL-HMAC is offered
+    # (PLAIN is not), so a page that pins PLAIN finds mechanisms but none it uses
+    lax = Prosody(extra_global="\n".join([
+        "consider_bosh_secure = false", "consider_websocket_secure = false", "c2s_require_encryption = false"]))
+    apps = []
+    try:
+        direct.start()
+        lax.start()
+        offered = rawxmpp.WebSocket(lax.ws_url, lax.host).mechanisms()
+        assert "SASL-HMAC" in offered and "PLAIN" not in offered, offered
+        plain_app = WebApp(free_port(), direct.host, direct.bosh_url, direct.ws_url, direct.token_secret, direct.otp_seed)
+        tls_app = WebApp(free_port(), direct.host, "https://%s:%d/http-bind" % (NAME, https_port),
+                         "wss://%s:%d/xmpp-websocket" % (NAME, https_port), direct.token_secret, direct.otp_seed)
+        lax_app = WebApp(free_port(), lax.host, lax.bosh_url, lax.ws_url, lax.token_secret, lax.otp_seed)
+        apps = [a.start() for a in (plain_app, tls_app, lax_app)]
+        pages = {
+            "nows": (plain_app, "websocket", "SASL-HMAC"),
+            "nobosh": (plain_app, "bosh", "SASL-HMAC"),
+            "wss": (tls_app, "websocket", "SASL-HMAC"),
+            "unusable": (lax_app, "websocket", "PLAIN"),
+        }
+        mark = direct.log_mark()
+        env = {"HOST_RESOLVER_RULES": "MAP %s 127.0.0.1" % NAME, "TRUST_SPKI": spki_sha256(certs / ("%s.crt" % NAME))}
+        with Browser(env=env) as b:
+            for user, (app, transport, mech) in pages.items():
+                b.open(user, app.url + "?" + urllib.parse.urlencode(dict(transport=transport, mech=mech, user=user)))
+            results = {user: b.wait(user, "roster" if user == "wss" else "login-error") for user in pages}
+            for user, r in results.items():
+                b.screenshot(user, "direct-%s" % user)
+        insecure = "the chat server offers no sign-in on an insecure connection. Use wss:// (or https:// for BOSH)"
+        for user in ("nows", "nobosh"):
+            r = results[user]
+            assert r["reached"] and insecure in r["alert"], (user, r)
+            assert any("is not encrypted" in c for c in r["console"]), (user, r)
+            assert [q[3] for q in plain_app.requests if q[0] == user] == ["ok"], plain_app.requests  # stopped at once
+        assert results["wss"]["reached"], results["wss"]
+        line = "probe: authentication-success user=wss mechanism=SASL-HMAC"
+        assert line in direct.wait_log(mark, line)
+        r = results["unusable"]
+        assert r["reached"] and ("no-auth-mech" in r["alert"] or "did not offer a supported authentication" in r["alert"]), r
+        assert not any("is not encrypted" in c for c in r["console"]), r
+    finally:
+        for a in apps:
+            a.stop()
+        lax.stop()
+        direct.stop()

@@ -1,5 +1,6 @@
 """The README for admins: the sections a Prosody module page has, and an option table that lists
-every option the modules read, with its type, and the defaults the native module really uses."""
+every option the modules read, with its type, and the defaults the native module really uses; the
+converse.js checksum its five-minute recipe shows is the one the tests pin."""
 import json
 import re
 import subprocess
@@ -8,7 +9,7 @@ from harness import NATIVE_LIB, REPO
 
 README = (REPO / "README.md").read_text()
 SECTIONS = ["Stability", "Two commands", "Install", "Production build", "Configure", "Multiple hosts",
-            "Tokens", "converse.js", "Behind a reverse proxy", "SASL mechanisms", "Logs and events", "Compatibility",
+            "Tokens", "converse.js", "converse.js in five minutes", "Behind a reverse proxy", "SASL mechanisms", "Logs and events", "Compatibility",
             "Not supported", "Troubleshooting", "Known issues", "Migrating from mod_auth_token", "Security notes",
             "Development"]
 PROSODYS_OWN = {"modules_enabled"}  # read to warn about mod_sasl2_fast; not ours to document
@@ -58,3 +59,14 @@ def test_the_tables_defaults_are_the_native_modules():
         assert name in rows, name
         # `8`, `false`, `"seen"`
         assert re.search(r'`"?%s"?`' % re.escape(value), rows[name][2]), (name, value, rows[name][2])
+
+
+def test_the_readmes_converse_checksum_is_the_pinned_one():
+    """The five-minute recipe checks converse.js with the very line tests/web/converse.sha512 pins,
+    for the version it packs."""
+    pin = (REPO / "tests" / "web" / "converse.sha512").read_text().strip()
+    section = README[README.index("### converse.js in five minutes"):]
+    section = section[:section.index("\n## ")]
+    assert re.findall(r"^echo '([0-9a-f]{128}  \S+)' \| sha512sum -c$", section, flags=re.M) == [pin]
+    tarball = pin.split()[1]  # converse.js-14.0.0.tgz
+    assert re.findall(r"^npm pack (\S+)$", section, flags=re.M) == [tarball[:-len(".tgz")].replace("-", "@", 1)]
