@@ -84,11 +84,11 @@ def site(prosody, tmp_path_factory):
     (work / "example.py").write_text(fenced(LIBRARY_README.read_text(), "python", "from flask import"))
     (work / "serve.py").write_text(SERVE)
     (work / "page.html").write_text(converse_page(prosody.ws_url))
-    # the secrets as the README has the deployer provide them: files (0640, a trailing newline as
+    # the secrets as the README has the deployer provide them: files (0600, a trailing newline as
     # `hmac-token keygen --write` writes them) named by TOKEN_SECRET_FILE and OTP_SEED_FILE
     for name, value in (("token_secret", prosody.token_secret), ("otp_seed", prosody.otp_seed)):
         (work / name).write_text(value + "\n")
-        os.chmod(work / name, 0o640)
+        os.chmod(work / name, 0o600)
     env = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python"), XMPP_HOST=prosody.host,
                TOKEN_SECRET_FILE=str(work / "token_secret"), OTP_SEED_FILE=str(work / "otp_seed"),
                FLASK_SECRET_KEY=secrets.token_hex(32))
