@@ -247,9 +247,10 @@ def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app
     cached credentials_url) is caught by the page: it is not sent a second time."""
     refusals = 2
     tabs = {}
+    prefix = {"bad": "bd", "replay": "rp", "expired": "ex", "seed": "sd", "reused": "ru"}
     for scenario in (*REASONS, "reused"):
         for transport, mech in COMBOS:
-            user = scenario[:2] + tag(transport, mech)
+            user = prefix[scenario] + tag(transport, mech)
             tabs[user] = (scenario, transport, mech)
             if scenario == "replay":
                 app.used[user] = [server.mint("%s@%s" % (user, server.host)) for _ in range(refusals)]
@@ -257,6 +258,7 @@ def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app
                     use_token(server, user, token)
             if scenario == "reused":
                 use_token(server, user, app.credentials(user, "good")["password"])
+    assert len(tabs) == (len(REASONS) + 1) * len(COMBOS)  # a tab per scenario and combination, none overwritten
     with Browser() as b:
         mark = server.log_mark()
         for user, (scenario, transport, mech) in tabs.items():
