@@ -22,7 +22,7 @@ pub enum Reject {
     /// The signature is good but the OTP matches no step within [`crate::verifier::DIAGNOSIS_RANGE`]
     /// of now: the token was minted with another `otp_seed` (or `otp_step`), or by a clock more than
     /// a day off. Told apart from [`Reject::Expired`] only when the search ran (see
-    /// [`crate::verifier::DIAGNOSES_PER_SECOND`]); otherwise the token is refused as `Expired`.
+    /// [`crate::verifier::DIAGNOSIS_STEPS_PER_SECOND`]); otherwise the token is refused as `Expired`.
     OtpMismatch,
     /// The token was already accepted once while it is still valid.
     Replayed,

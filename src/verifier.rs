@@ -34,17 +34,22 @@ pub enum ClockDiagnosis {
     },
     /// No step within [`DIAGNOSIS_RANGE`] seconds matches: the seed, digits or step differ.
     NoMatch,
-    /// Not measured: [`DIAGNOSES_PER_SECOND`] were, in the last second (each search costs some
-    /// milliseconds).
+    /// Not measured: the searches just before used up [`DIAGNOSIS_STEPS_PER_SECOND`] (each search
+    /// costs some milliseconds).
     NotMeasured,
 }
 
 /// How far either side of now an expired token's OTP is looked for: a day covers any timezone.
 pub const DIAGNOSIS_RANGE: u64 = 86_400;
-/// At most this many searches in one second of the verifier's `now` (a few milliseconds each),
-/// so that a user replaying old tokens cannot make the server search all the time. A token whose
-/// OTP was searched for last (same code, same step) is not searched for again.
+/// At most this many searches in one second of the verifier's `now` at the default `otp_step` (a
+/// few milliseconds each), so that a user replaying old tokens cannot make the server search all
+/// the time. A token whose OTP was searched for last (same code, same step) is not searched for again.
 pub const DIAGNOSES_PER_SECOND: u32 = 5;
+/// What the limit counts: OTP codes computed by searches, this many per second of `now` (five
+/// searches at the default `otp_step` of 30 s). A search covers `2 × DIAGNOSIS_RANGE / otp_step + 1`
+/// steps, so a shorter step means fewer searches: with `otp_step = 1` (172 801 codes, some 100 ms)
+/// one every six seconds, rather than five a second holding Prosody's one thread half the time.
+pub const DIAGNOSIS_STEPS_PER_SECOND: u64 = DIAGNOSES_PER_SECOND as u64 * (2 * DIAGNOSIS_RANGE / 30 + 1);
 /// A token minted in the past and refused at most this many seconds after it stopped being
 /// accepted reads as used late rather than as a wrong clock ([`ClockDiagnosis::Late`]). Ten minutes
 /// covers a page kept open or a slow fetch, and stays below the half-hour steps of timezones.
@@ -67,7 +72,9 @@ impl fmt::Display for ClockDiagnosis {
             ClockDiagnosis::NoMatch => {
                 f.write_str("no OTP step within 24 h matches: the web app's otp_seed (or otp_digits, otp_step) probably differs")
             }
-            ClockDiagnosis::NotMeasured => f.write_str("clock offset not measured: too many expired tokens this second"),
+            ClockDiagnosis::NotMeasured => {
+                f.write_str("clock offset not measured: too many expired tokens searched for just now")
+            }
         }
     }
 }
@@ -142,8 +149,10 @@ pub struct Verifier {
     layout: Layout,
     jid_as_sent: bool,
     replay: Mutex<Box<dyn ReplayStore>>,
-    /// (the second of `now`, searches in it)
-    diagnoses: Mutex<Option<(u64, u32)>>,
+    /// (the `now` of the last search asked for, codes the searches may still compute): refilled by
+    /// [`DIAGNOSIS_STEPS_PER_SECOND`] per second `now` moves forward, up to a second's worth or one
+    /// search, whichever is more
+    diagnoses: Mutex<Option<(u64, u64)>>,
     /// The last search: (current step, OTP code as in `Otp::offset_of`, its result in steps)
     last_search: Mutex<Option<(u64, u64, Option<i64>)>>,
 }
@@ -243,7 +252,7 @@ impl Verifier {
     }
 
     /// For a token refused as `expired` (its signature verified): how far off the minting clock
-    /// was, judged from its public part. At most [`DIAGNOSES_PER_SECOND`] searches a second.
+    /// was, judged from its public part. Searches are limited by [`DIAGNOSIS_STEPS_PER_SECOND`].
     pub fn diagnose_expired(&self, public: &[u8], now: u64) -> ClockDiagnosis {
         match public.get(..self.layout.otp_digits) {
             Some(otp) => self.diagnose_otp(otp, now),
@@ -273,10 +282,11 @@ impl Verifier {
         let steps = match last {
             Some((step, c, steps)) if step == current && bool::from(c.ct_eq(&code)) => steps,
             _ => {
-                if !self.take_diagnosis_budget(now) {
+                let max_steps = DIAGNOSIS_RANGE / self.otp.step_seconds();
+                if !self.take_diagnosis_budget(now, max_steps.saturating_mul(2).saturating_add(1)) {
                     return ClockDiagnosis::NotMeasured;
                 }
-                let steps = self.otp.offset_of(otp, now, DIAGNOSIS_RANGE / self.otp.step_seconds());
+                let steps = self.otp.offset_of(otp, now, max_steps);
                 if let Ok(mut l) = self.last_search.lock() {
                     *l = Some((current, code, steps));
                 }
@@ -296,17 +306,25 @@ impl Verifier {
         }
     }
 
-    /// Whether one more search fits in the second of `now` ([`DIAGNOSES_PER_SECOND`]).
-    fn take_diagnosis_budget(&self, now: u64) -> bool {
+    /// Whether a search computing `cost` codes fits the budget at `now` ([`DIAGNOSIS_STEPS_PER_SECOND`]),
+    /// and if so takes it. A clock that goes back adds nothing.
+    fn take_diagnosis_budget(&self, now: u64, cost: u64) -> bool {
         let Ok(mut budget) = self.diagnoses.lock() else { return false };
-        let count = match *budget {
-            Some((second, count)) if second == now => count,
-            _ => 0,
+        let cap = DIAGNOSIS_STEPS_PER_SECOND.max(cost);
+        let (seen, credit) = match *budget {
+            Some((seen, credit)) if now > seen => {
+                (now, credit.saturating_add((now - seen).saturating_mul(DIAGNOSIS_STEPS_PER_SECOND)).min(cap))
+            }
+            // back (or still): nothing added, and counted on from `now` (an hour back is not an hour
+            // without searches)
+            Some((_, credit)) => (now, credit),
+            None => (now, cap),
         };
-        if count >= DIAGNOSES_PER_SECOND {
+        let Some(left) = credit.checked_sub(cost) else {
+            *budget = Some((seen, credit));
             return false;
-        }
-        *budget = Some((now, count + 1));
+        };
+        *budget = Some((seen, left));
         true
     }
 

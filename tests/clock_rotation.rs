@@ -245,3 +245,41 @@ fn the_search_is_limited_per_second_of_the_clock() {
     assert_eq!(v.verify(mismatch.as_bytes(), &[JID], t0 + 1), Err(Reject::OtpMismatch));
     assert!(matches!(v.diagnose_expired(late.as_bytes(), t0 + 1), ClockDiagnosis::Offset(_)));
 }
+
+/// The search's cost is what is limited, not the number of searches: with `otp_step = 1` a day
+/// either side is 172 801 codes (30 times the default's), and five such searches a second would hold
+/// Prosody's one thread about half of every second. The budget is the default's five searches a
+/// second in codes: here one search, then the next six seconds later; a clock that goes back adds
+/// nothing, and an hour back does not stop the searches for an hour.
+#[test]
+fn the_search_is_limited_by_its_cost_with_a_short_otp_step() {
+    use prosody_auth_hmac::verifier::{DIAGNOSES_PER_SECOND, DIAGNOSIS_RANGE, DIAGNOSIS_STEPS_PER_SECOND};
+    use prosody_auth_hmac::ClockDiagnosis;
+    assert_eq!(DIAGNOSIS_STEPS_PER_SECOND, u64::from(DIAGNOSES_PER_SECOND) * (2 * DIAGNOSIS_RANGE / 30 + 1));
+    let t0 = 1_700_000_000u64;
+    let seed = prosody_auth_hmac::totp::decode_seed(SEED).unwrap();
+    let settings = Settings { step: 1, skew: 1, allow_weak_secrets: true, ..Settings::default() };
+    let v = Verifier::new(
+        vec![SecretBytes::from_config_str("secret-one-secret-one-secret-one!")],
+        seed,
+        settings,
+        Some("example.org"),
+    )
+    .unwrap();
+    // tokens minted an hour and some seconds ago: distinct codes, each found by its own search
+    let old = |k: u64| v.mint(JID, t0 - 3600 - 7 * k).unwrap();
+    let first = old(0);
+    assert_eq!(v.verify(first.as_bytes(), &[JID], t0), Err(Reject::Expired));
+    assert_eq!(v.diagnose_expired(first.as_bytes(), t0), ClockDiagnosis::Offset(-3600), "answered from the search");
+    let mut k = 1;
+    for now in [t0, t0 + 1, t0 + 5, t0 + 2] {
+        let token = old(k);
+        k += 1;
+        assert_eq!(v.diagnose_expired(token.as_bytes(), now), ClockDiagnosis::NotMeasured, "at t0 + {}", now - t0);
+    }
+    assert!(matches!(v.diagnose_expired(old(k).as_bytes(), t0 + 6), ClockDiagnosis::Offset(_)));
+    assert_eq!(v.diagnose_expired(old(k + 1).as_bytes(), t0 + 6), ClockDiagnosis::NotMeasured);
+    let back = t0 + 6 - 3600;
+    assert_eq!(v.diagnose_expired(old(k + 2).as_bytes(), back), ClockDiagnosis::NotMeasured);
+    assert_ne!(v.diagnose_expired(old(k + 3).as_bytes(), back + 6), ClockDiagnosis::NotMeasured);
+}
