@@ -133,7 +133,10 @@ local function end_point_certfile(session, conn)
 end
 
 -- RFC 5929 §4.1: the hash of the server certificate (DER), with the hash of its signature algorithm,
--- SHA-256 for MD5 and SHA-1 (and, as in mod_saslauth, for an algorithm without a SHA-2 name).
+-- SHA-256 for MD5 and SHA-1 (and, as in mod_saslauth, for an algorithm without a SHA-2 name). Never
+-- from the LuaSec socket's own getlocalcertificate (LuaSec 1.3, trixie's): it wraps the context's
+-- certificate without taking a reference, and when that object is collected the certificate is
+-- freed under Prosody's TLS context (the next handshakes fail).
 local function end_point_binding(conn, certfile)
 	local cert = conn.getlocalcertificate and conn:getlocalcertificate();
 	if not cert then
@@ -154,6 +157,13 @@ local function end_point_binding(conn, certfile)
 	return hash(der);
 end
 
+local end_point_failure_noted = false;
+
+-- The binding is computed here, once per stream, just after the TLS handshake: a binding that
+-- cannot be computed (the certificate file gone or unreadable) is neither added nor advertised, so
+-- a client never picks it only to be refused as malformed (which fail2ban counts), and a
+-- certificate file replaced before Prosody reloads does not change the binding of a stream that
+-- was set up with the old one.
 local function add_missing_end_point(self)
 	local userdata = self.userdata;
 	local conn = userdata and userdata["tls-server-end-point-conn"];
@@ -163,12 +173,18 @@ local function add_missing_end_point(self)
 	local session = self.session or {};
 	local found, certfile = pcall(end_point_certfile, session, conn);
 	certfile = found and certfile or nil;
-	if not (certfile or conn.getlocalcertificate) then
-		module:log("debug", "tls_server_end_point_hash = \"auto\", but the certificate of the stream from %s is unknown: "
-			.. "no tls-server-end-point", session.ip or "(unknown address)");
+	local computed, binding = pcall(end_point_binding, conn, certfile);
+	if not (computed and type(binding) == "string" and binding ~= "") then
+		local level = "debug";
+		if certfile and not end_point_failure_noted then
+			end_point_failure_noted, level = true, "warn";
+		end
+		module:log(level, "tls_server_end_point_hash = \"auto\", but the certificate of the stream from %s (%s) "
+			.. "could not be read: no tls-server-end-point for token logins", session.ip or "(unknown address)",
+			certfile or "unknown file");
 		return;
 	end
-	add_cb_handler(self, "tls-server-end-point", function () return end_point_binding(conn, certfile); end);
+	add_cb_handler(self, "tls-server-end-point", function () return binding; end);
 	self.end_point_added = true;
 	if not end_point_noted then
 		end_point_noted = true;

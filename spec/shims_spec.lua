@@ -957,6 +957,50 @@ describe("mod_sasl_hmac tls-server-end-point with \"auto\" #prosody", function()
 		assert.is_nil(nocert.cb_handlers["tls-server-end-point"]);
 	end);
 
+	it("computes the binding once per stream, and neither adds nor advertises one it cannot compute", function()
+		local function read(path) local f = assert(io.open(path)); local d = f:read("*a"); f:close(); return d; end
+		local function copy(from, to) local f = assert(io.open(to, "w")); f:write(read(from)); f:close(); end
+		-- the certificate file replaced after the handshake (renewed, Prosody not yet reloaded): the
+		-- stream keeps the binding of the certificate it was set up with
+		local rotating = dir .. "/rotating.crt";
+		copy(rsa_crt, rotating);
+		local h = handler({ tls_server_end_point_hash = "auto" }, rotating);
+		copy(ec_crt, rotating);
+		assert.are.equal(rsa_binding, h:channel_binding("tls-server-end-point"));
+		-- never LuaSec 1.3's socket:getlocalcertificate(), which frees the TLS context's certificate
+		-- when its object is collected
+		local asked = 0;
+		local sock = { getlocalcertificate = function () asked = asked + 1; error("use after free"); end };
+		local luasec13 = { socket = function () return sock; end };
+		local provider = load(base_options({ tls_server_end_point_hash = "auto" }));
+		local p = provider.get_sasl_handler({ secure = true, encrypted = true, ssl_cfg = { certificate = rsa_crt } });
+		p.userdata = { ["tls-server-end-point-conn"] = luasec13 };
+		assert.is_true(p:mechanisms()["SASL-HMAC-PLUS"]);
+		assert.are.equal(rsa_binding, p:channel_binding("tls-server-end-point"));
+		assert.are.equal(0, asked);
+		-- a certificate file that cannot be read: no binding, none advertised, and -PLUS offered only
+		-- for the stream's other bindings; one warning
+		local gone, _, seen = handler({ tls_server_end_point_hash = "auto" }, dir .. "/missing.crt");
+		assert.is_nil(gone.cb_handlers["tls-server-end-point"]);
+		assert.is_nil(rawget(gone, "end_point_added"));
+		assert.is_true(gone:mechanisms()["SASL-HMAC-PLUS"], "tls-exporter is still there");
+		local f = st.stanza("stream:features");
+		f:tag("mechanisms", { xmlns = "urn:ietf:params:xml:ns:xmpp-sasl" }):tag("mechanism"):text("X"):up():up();
+		seen.hooks["stream-features"].handler({ origin = { sasl_handler = gone }, features = f });
+		assert.is_nil(f:get_child("sasl-channel-binding", "urn:xmpp:sasl-cb:0"));
+		local garbage = dir .. "/garbage.crt";
+		local g = assert(io.open(garbage, "w")); g:write("not a certificate\n"); g:close();
+		local only, offered, garbage_seen = handler({ tls_server_end_point_hash = "auto" }, garbage, nil, true);
+		assert.is_nil(only.cb_handlers and only.cb_handlers["tls-server-end-point"]);
+		assert.is_nil(offered["SASL-HMAC-PLUS"], "no binding at all: no -PLUS");
+		local warned = 0;
+		for _, l in ipairs(garbage_seen.logs) do
+			if l.level == "warn" and l.text:find("could not be read", 1, true) then warned = warned + 1; end
+			assert.falsy(l.level == "error", l.text);
+		end
+		assert.are.equal(1, warned);
+	end);
+
 	it("advertises the added binding with mod_saslauth's (XEP-0440)", function()
 		local function features_for(h, seen, with_cb)
 			local hook = assert(seen.hooks["stream-features"]);

@@ -121,3 +121,60 @@ def test_a_relay_gets_the_session_with_sasl_hmac_and_is_refused_with_plus(prosod
         assert prosody.wait_log(mark, line).count(line) == 1
     finally:
         relay.close()
+
+
+def test_a_relay_is_refused_on_the_streams_whose_tls_server_end_point_this_module_adds(endpoint_server):
+    """Prosody 13 with "auto", TLS 1.3 (where tls-server-end-point is the Python client's only
+    binding): after the first stream, whose binding is mod_saslauth's, the binding is this module's;
+    a relay with a certificate of its own is refused there as everywhere else."""
+    if prosody_version() < (13,):
+        pytest.skip("Prosody 0.12 has no tls-server-end-point")
+    jid = "gwen@" + endpoint_server.host
+    # the first stream after the start (mod_saslauth's own binding), if no test has used it yet
+    assert xmpp_clients.login(jid, endpoint_server.mint(jid), endpoint_server.c2s_port, "SASL-HMAC-PLUS")[0] == "bound"
+    for n in range(2):
+        relay = Relay(endpoint_server.c2s_port, endpoint_server.host, tls_max=ssl.TLSVersion.TLSv1_3)
+        mark = endpoint_server.log_mark()
+        try:
+            status, detail = xmpp_clients.login(jid, endpoint_server.mint(jid), relay.port, "SASL-HMAC-PLUS")
+            assert (status, detail) in (("failed", "not-authorized"), ("disconnected", None)), (n, status, detail, relay.stage)
+            assert "tls-server-end-point" in sasl_hmac._channel["advertised"], n
+            line = "Failed SASL-HMAC-PLUS token login for %s from 127.0.0.1: bad-signature" % jid
+            assert endpoint_server.wait_log(mark, line).count(line) == 1, n
+        finally:
+            relay.close()
+
+
+def test_tls_server_end_point_is_not_advertised_when_the_certificate_cannot_be_read():
+    """The certificate file gone after the start (Prosody keeps its TLS context): from the second
+    stream on, this module cannot compute the binding, so it neither offers nor advertises it and
+    warns once. The pinned -PLUS client then has no binding on TLS 1.3 and sends nothing, instead of
+    picking tls-server-end-point and being refused as malformed (a failure fail2ban counts). Put
+    back, it binds again."""
+    if prosody_version() < (13,):
+        pytest.skip("Prosody 0.12 has no tls-server-end-point")
+    server = Prosody(extra_global='tls_server_end_point_hash = "auto"').start()
+    crt = server.dir / "host.crt"
+    kept = server.dir / "host.crt.kept"
+    try:
+        jid = "hedy@" + server.host
+        assert xmpp_clients.login(jid, server.mint(jid), server.c2s_port, "SASL-HMAC-PLUS")[0] == "bound"
+        crt.rename(kept)
+        for n in range(2):
+            mark = server.log_mark()
+            status, detail = xmpp_clients.login(jid, server.mint(jid), server.c2s_port, "SASL-HMAC-PLUS")
+            assert status == "failed", (n, status, detail)
+            assert "tls-server-end-point" not in (sasl_hmac._channel["advertised"] or ()), n
+            log = server.log_since(mark)
+            assert "token login for" not in log, (n, log[-2000:])  # nothing sent, nothing refused
+            assert "Traceback" not in log, (n, log[-2000:])
+        log = server.log_since(0)
+        warned = [l for l in log.splitlines() if "\twarn\t" in l and "could not be read: no tls-server-end-point" in l]
+        assert len(warned) == 1, log[-3000:]
+        kept.rename(crt)
+        assert xmpp_clients.login(jid, server.mint(jid), server.c2s_port, "SASL-HMAC-PLUS")[0] == "bound"
+        assert "Traceback" not in server.log_since(0)
+    finally:
+        if kept.exists():
+            kept.rename(crt)
+        server.stop()
