@@ -62,7 +62,7 @@ tally "php minting library" "$p" "$f" "$rc"
 live_suite() { # name [PROSODY_BIN]
 	echo "== pytest (live $1)"
 	PROSODY_BIN="${2:-/usr/bin/prosody}" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \
-		| grep -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest"; rc=${PIPESTATUS[0]}
+		| grep --line-buffered -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest"; rc=${PIPESTATUS[0]}
 	p=$(grep -oE '[0-9]+ passed' "$logs/pytest" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
 	f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
 	tally "pytest ($1)" "$p" "$f" "$rc"
