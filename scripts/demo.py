@@ -46,6 +46,9 @@ def main():
     parser.add_argument("--proxy", choices=["nginx", "apache"], help="put this reverse proxy in front (HTTPS)")
     args = parser.parse_args()
     serve = args.serve
+    # Line by line into a pipe or a log too: `make serve | tee`, a supervisor, or a test waiting for
+    # the "open https://…" line would otherwise see nothing while the demo serves (block buffering).
+    sys.stdout.reconfigure(line_buffering=True)
     # SIGTERM (kill PID) stops everything as cleanly as Ctrl-C, at any point
     signal.signal(signal.SIGTERM, _interrupt)
     step("Generating secrets with `hmac-token keygen` and starting Prosody on 127.0.0.1")

@@ -2,10 +2,13 @@
 The page, the credentials_url and Prosody's WebSocket are reachable through the proxy's one HTTPS
 origin while it serves; SIGTERM stops it cleanly and leaves nothing listening."""
 import json
+import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -18,29 +21,59 @@ from test_live import plain
 DEMO = REPO / "scripts" / "demo.py"
 
 
-def read_until(proc, needle, timeout):
-    """stdout lines of `proc` until one contains `needle`."""
-    lines = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if needle in line:
-            return "".join(lines)
-    raise AssertionError("no %r in the demo's output:\n%s" % (needle, "".join(lines)))
+class Demo:
+    """`demo.py --serve --proxy KIND` as a person starts it: without PYTHONUNBUFFERED (this build
+    machine sets it; a stock Debian does not, so a line the demo leaves in its buffer must fail here
+    too), its output read by a thread so that every wait has a deadline."""
+
+    def __init__(self, kind):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        self.proc = subprocess.Popen([sys.executable, str(DEMO), "--serve", "--proxy", kind], cwd=REPO, text=True,
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def read_until(self, needle, timeout):
+        """Output lines until one contains `needle`; an AssertionError after `timeout` seconds without it."""
+        lines = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            lines.append(line)
+            if needle in line:
+                return "".join(lines)
+        raise AssertionError("no %r in the demo's output within %d s:\n%s" % (needle, timeout, "".join(lines)))
+
+    def rest(self, timeout=60):
+        """Everything it prints until it exits (within `timeout` seconds)."""
+        self.proc.wait(timeout=timeout)
+        lines = []
+        while (line := self.lines.get(timeout=10)) is not None:
+            lines.append(line)
+        return "".join(lines)
+
+    def __getattr__(self, name):  # send_signal, returncode, poll, kill
+        return getattr(self.proc, name)
 
 
 @pytest.mark.parametrize("kind", ["nginx", "apache"])
 def test_serve_behind_a_proxy(kind):
-    proc = subprocess.Popen([sys.executable, str(DEMO), "--serve", "--proxy", kind], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = Demo(kind)
     try:
-        out = read_until(proc, "Serving until Ctrl-C", 180)
+        out = proc.read_until("Serving until Ctrl-C", 180)
         assert "headless Chromium logs in through %s over HTTPS" % kind in out, out
         assert "converse.js shows: roster" in out, out
-        origin = re.search(r"open (https://localhost:\d+)/\?", read_until(proc, "open https://", 5)).group(1)
+        origin = re.search(r"open (https://localhost:\d+)/\?", proc.read_until("open https://", 5)).group(1)
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)] + [int(origin.rsplit(":", 1)[1])]
         ctx = tls_context()
 
@@ -57,7 +90,7 @@ def test_serve_behind_a_proxy(kind):
         assert ws.auth("PLAIN", plain("dave", creds["password"])).status == "success"
     finally:
         proc.send_signal(signal.SIGTERM)
-        rest = proc.communicate(timeout=60)[0]
+        rest = proc.rest()
     assert proc.returncode == 0, rest
     assert "Stopping %s (pid" % kind in rest and "Demo succeeded." in rest, rest
     assert not [p for p in ports if listening(p)], (ports, rest)
@@ -76,22 +109,21 @@ def leftovers(out):
 
 @pytest.mark.parametrize("when", ["during the browser login", "twice while serving"])
 def test_sigterm_stops_everything(when):
-    proc = subprocess.Popen([sys.executable, str(DEMO), "--serve", "--proxy", "apache"], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = Demo("apache")
     out = ""
     try:
         if when == "during the browser login":
-            out = read_until(proc, "headless Chromium logs in", 180)
+            out = proc.read_until("headless Chromium logs in", 180)
             time.sleep(1)  # node and Chromium are up
             proc.send_signal(signal.SIGTERM)
             expected = 130
         else:
-            out = read_until(proc, "Serving until Ctrl-C", 180)
+            out = proc.read_until("Serving until Ctrl-C", 180)
             proc.send_signal(signal.SIGTERM)
             time.sleep(0.05)
             proc.send_signal(signal.SIGTERM)
             expected = 0
-        out += proc.communicate(timeout=60)[0]
+        out += proc.rest()
     finally:
         if proc.poll() is None:
             proc.kill()
