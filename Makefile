@@ -63,8 +63,10 @@ test-rust: setup build
 test-lua: setup build
 	busted --lua=lua$(LUA_VERSION) spec
 
+# PYTEST_ARGS='tests/integration/test_live.py -k bosh' runs a part
+PYTEST_ARGS ?= tests/integration
 test-integration: setup build
-	$(PY) -m pytest -q tests/integration
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # PROXY=nginx or PROXY=apache: the demo behind that reverse proxy (examples/nginx/, examples/apache/)
 DEMO_ARGS = $(if $(PROXY),--proxy $(PROXY))

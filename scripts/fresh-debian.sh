@@ -13,6 +13,8 @@
 #   FRESH_REV=REV    the commit to clone (default HEAD): what is committed, as CI sees it.
 #   FRESH_INCREMENTAL=1  in a reused root, move the checkout there to REV instead of cloning it
 #                    anew, keeping what it built and set up (quicker; not a fresh-clone run).
+#   FRESH_WORKTREE=1 then copy the working tree's uncommitted changes over it (files changed or
+#                    added since REV): for trying a fix inside the root, never for a recorded run.
 #   FRESH_MIRROR=URL Debian mirror (default: the host's, else http://deb.debian.org/debian).
 #
 # The root gets nothing from this machine but the checkout and, where the host has any, its extra
@@ -130,6 +132,17 @@ else
 	git clone -q --no-hardlinks "$repo" "$root$checkout"
 	git -C "$root$checkout" checkout -q "$rev"
 	say "checkout $(git -C "$repo" rev-parse --short "$rev") in $checkout (fresh clone)"
+fi
+if [ "${FRESH_WORKTREE:-}" = 1 ]; then
+	changed=$( (git -C "$repo" diff --name-only "$rev"; git -C "$repo" ls-files --others --exclude-standard) | sort -u)
+	for f in $changed; do
+		if [ -e "$repo/$f" ]; then
+			mkdir -p "$(dirname "$root$checkout/$f")" && cp -p "$repo/$f" "$root$checkout/$f"
+		else
+			rm -f "$root$checkout/$f"
+		fi
+	done
+	say "working tree's changes copied in: $(wc -w <<<"$changed") files (not a recorded run)"
 fi
 
 # A login shell's environment as root on a fresh machine; the CA variables only where the host
