@@ -48,6 +48,7 @@ test_packages=(
 	fail2ban           # the shipped filter is checked with fail2ban-regex
 	openssl pkg-config
 	valgrind           # make bench: server instructions per login (callgrind)
+	g++                # the fuzz targets: libfuzzer-sys compiles libFuzzer (C++); a minimal Debian has only gcc
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
 	php-cli            # the PHP minting library's tests (clients/php; Node and Python are here anyway)
 	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
