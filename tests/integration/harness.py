@@ -158,8 +158,13 @@ class Prosody:
                 if taken:
                     break
                 if all(listening(p) for p in (self.c2s_port, self.http_port)):
-                    # listening, and (no bind failure logged) by this Prosody
-                    if "Failed to open server port" not in self.log_since(mark):
+                    # listening, and by this Prosody: it says so for each port (another process may
+                    # hold one, and Prosody's "Failed to open server port" can come after the other
+                    # port opened)
+                    log = self.log_since(mark)
+                    if "Failed to open server port" not in log and all(
+                            "Activated service '%s' on [127.0.0.1]:%d" % (service, port) in log
+                            for service, port in (("c2s", self.c2s_port), ("http", self.http_port))):
                         self.started_once = True
                         self._wait_for_hosts(mark)
                         return self
