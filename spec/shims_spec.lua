@@ -52,6 +52,22 @@ local function tmpfile(contents, mode)
 	return path;
 end
 
+-- One login on handler `h` with `token` for `user` by `mech`: PLAIN and X-TOKEN send it whole;
+-- SASL-HMAC sends OTP‖NONCE, then the client proof over the exchange (docs/sasl-hmac.md).
+-- Returns the final status, condition and text.
+local function exchange(h, mech, user, token)
+	assert.is_true(h:select(mech));
+	if mech ~= "SASL-HMAC" then
+		return h:process("\0" .. user .. "\0" .. token);
+	end
+	local sha256 = require "util.hashes".hmac_sha256;
+	local base64 = require "util.encodings".base64;
+	local public, b64 = token:match("^(%d+) (.+)$");
+	local cfm = "\0" .. user .. "\0" .. public;
+	local _, sn = h:process(cfm);
+	return h:process(sha256(base64.decode(b64), "SASL-HMAC client\0" .. cfm .. "\0" .. sn));
+end
+
 describe("mod_auth_hmac #prosody", function()
 	-- Listed in the global modules_enabled, both modules load on every VirtualHost: on a host with
 	-- another provider (or Prosody's default) they must load cleanly without any token settings,
@@ -503,24 +519,13 @@ describe("mod_sasl_hmac handler #prosody", function()
 	-- An authentic token outside the window: the log line says how far off the web app's clock was;
 	-- the client gets credentials-expired and nothing more.
 	it("logs how far off the minting clock was for an expired token, by every mechanism", function()
-		local sha256 = require "util.hashes".hmac_sha256;
-		local base64 = require "util.encodings".base64;
 		local provider, seen = load(base_options());
 		local v = provider.get_verifier();
 		local now = os.time();
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN", "SASL-HMAC" }) do
 			local token = v:mint("vera@" .. HOST, now - 3600);
 			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.11" });
-			assert.is_true(h:select(mech));
-			local status, condition, text;
-			if mech == "SASL-HMAC" then
-				local public, b64 = token:match("^(%d+) (.+)$");
-				local cfm = "\0vera\0" .. public;
-				local _, sn = h:process(cfm);
-				status, condition, text = h:process(sha256(base64.decode(b64), "SASL-HMAC client\0" .. cfm .. "\0" .. sn));
-			else
-				status, condition, text = h:process("\0vera\0" .. token);
-			end
+			local status, condition, text = exchange(h, mech, "vera", token);
 			assert.same({ "failure", "credentials-expired" }, { status, condition });
 			assert.falsy((text or ""):find("3600", 1, true), "the client is not told");
 			local line = seen.logs[#seen.logs].text;
@@ -543,23 +548,12 @@ describe("mod_sasl_hmac handler #prosody", function()
 	-- A genuine token whose OTP matches no step within a day (the web app has another otp_seed): the
 	-- client is told so (not-authorized, a text naming otp_seed), not that the clocks disagree.
 	it("tells a token minted with another otp_seed from an expired one, by every mechanism", function()
-		local sha256 = require "util.hashes".hmac_sha256;
-		local base64 = require "util.encodings".base64;
 		local provider, seen = load(base_options());
 		local other = load(base_options({ otp_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U" })).get_verifier();
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN", "SASL-HMAC" }) do
 			local token = other:mint("walt@" .. HOST);
 			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.12" });
-			assert.is_true(h:select(mech));
-			local status, condition, text;
-			if mech == "SASL-HMAC" then
-				local public, b64 = token:match("^(%d+) (.+)$");
-				local cfm = "\0walt\0" .. public;
-				local _, sn = h:process(cfm);
-				status, condition, text = h:process(sha256(base64.decode(b64), "SASL-HMAC client\0" .. cfm .. "\0" .. sn));
-			else
-				status, condition, text = h:process("\0walt\0" .. token);
-			end
+			local status, condition, text = exchange(h, mech, "walt", token);
 			assert.same({ "failure", "not-authorized" }, { status, condition });
 			assert.are.equal(env.native().reason_texts["otp-mismatch"], text);
 			assert.truthy(text:find("otp_seed", 1, true), text);
