@@ -165,7 +165,7 @@ for t in "${targets[@]}"; do
 	say "make $t"
 	start=$(date +%s)
 	set +e
-	in_root "cd $checkout && make $t" 2>&1 | tee -a "$log" | sed -u "s/^/[$suite $t] /"
+	in_root "cd $checkout && make $t" 2>&1 | tee -a "$log" | sed -u "s/^/[$suite ${t%% *}] /"
 	rc=${PIPESTATUS[0]}
 	set -e
 	say "make $t: exit $rc in $(( $(date +%s) - start )) s"
