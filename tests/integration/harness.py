@@ -5,6 +5,7 @@ project's own CLI (`hmac-token keygen`).
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -31,6 +32,27 @@ def prosody_version():
     """(major, minor, patch) of the Prosody under test, from <prefix>/lib/prosody/prosody.version."""
     text = (Path(PROSODY).resolve().parents[1] / "lib" / "prosody" / "prosody.version").read_text().strip()
     return tuple(int(x) for x in text.split("."))
+
+
+def prosody_module_source(name):
+    """The text of one of the Prosody-under-test's own modules (mod_<name>.lua)."""
+    return (Path(PROSODY).resolve().parents[1] / "lib" / "prosody" / "modules" / ("mod_%s.lua" % name)).read_text()
+
+
+# Prosody's limit on a stanza before login, as prosody.cfg.lua.in states it
+STANZA_SIZE_LIMIT = int(re.search(r"^c2s_stanza_size_limit = (\d+)",
+                                  (REPO / "tests" / "integration" / "prosody.cfg.lua.in").read_text(), re.M).group(1))
+
+
+def bosh_limits_stanzas_before_login():
+    """Whether the Prosody under test refuses, over BOSH, a stanza larger than c2s_stanza_size_limit
+    before login, as it does over c2s and WebSocket. Debian's 13.0.1-1+deb131u2 (trixie-security, with
+    the patches for Prosody's advisory 2026_8112eaa9) does: its mod_bosh gives unauthenticated
+    sessions that limit and its util.xmppstream counts the bytes while parsing, so it ends the BOSH
+    session (condition bad-request, "Error parsing BOSH payload; stanza-too-large") and the stanza
+    never reaches SASL. Prosody 0.12.3 and bookworm-backports' 13.0.1 check the size only after
+    a BOSH body is parsed, so there such a stanza reaches the plugin."""
+    return "unauthed_stanza_size_limit" in prosody_module_source("bosh")
 
 
 _handed_out = set()

@@ -46,6 +46,11 @@ def sasl_text(payload):
     return base64.b64encode(payload).decode("ascii")
 
 
+def auth_element(mechanism, payload):
+    """The <auth/> stanza Stream.auth sends."""
+    return "<auth xmlns='%s' mechanism='%s'>%s</auth>" % (NS_SASL, mechanism, sasl_text(payload))
+
+
 def interpret(el):
     """Turns a received element into a Result (SASL outcome, stream error) or None."""
     if el is None:
@@ -113,7 +118,7 @@ class Stream:
                 return r
 
     def auth(self, mechanism, payload):
-        self.send_raw("<auth xmlns='%s' mechanism='%s'>%s</auth>" % (NS_SASL, mechanism, sasl_text(payload)))
+        self.send_raw(auth_element(mechanism, payload))
         return self.recv_result()
 
     def response(self, payload):

@@ -11,7 +11,7 @@ import pytest
 
 import rawxmpp
 from harness import Prosody
-from test_live import connect
+from test_live import assert_refused_for_size_over_bosh, connect, refused_for_size_over_bosh
 from test_sasl_hmac import begin
 
 import sasl_hmac as sh  # clients/slixmpp, on the path via conftest
@@ -140,7 +140,15 @@ def test_hostile_input(server, case):
     mark = server.log_mark()
     s = connect(server, case.transport)
     try:
-        r = s.auth(case.mech, case.payload(server))
+        payload = case.payload(server)
+        r = s.auth(case.mech, payload)
+        if refused_for_size_over_bosh(case.transport, case.mech, payload):
+            # Prosody ended that BOSH session before SASL; the next one logs in
+            assert_refused_for_size_over_bosh(server, mark, r)
+            s.close()
+            s = connect(server, case.transport)
+            assert s.auth("PLAIN", M + tok(server)).status == "success"
+            return
         assert (r.status, r.condition) == ("failure", case.condition), r
         log = server.wait_log(mark, ": " + case.reason if case.reason else "probe: authentication-failure")
         lines = [l for l in log.splitlines() if re.search(r"Failed \S+ token login for .* from 127\.0\.0\.1: ", l)]
