@@ -1,19 +1,49 @@
 """test_password, the path of logins outside SASL, through Prosody's own mod_legacyauth (XEP-0078):
 a token logs in there like with PLAIN; a refusal gets one log line and the usual event; and with
 token_mechanisms = { "SASL-HMAC" } the whole token is not accepted as a password there either."""
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 import rawxmpp
-from harness import Prosody
+from harness import Prosody, prosody_module_source
 
 NS_AUTH = "jabber:iq:auth"
 
+# Debian's 13.0.1-1+deb131u2 (trixie-security) added this line to mod_legacyauth for the password's
+# saslprep, but no module has that name (the library is prosody.util.encodings): Prosody fails to
+# initialize mod_legacyauth ("module 'prosody.encodings' not found") and answers every
+# jabber:iq:auth query with an error, for every account and every auth provider.
+DEBIAN_BROKEN_REQUIRE = 'require "prosody.encodings"'
+
+
+@pytest.fixture(scope="module")
+def legacyauth_paths():
+    """Where the servers find mod_legacyauth: nowhere extra (Prosody's own), or where Prosody's own
+    has Debian's broken line, a copy of it with only that line's module name corrected, so that the
+    plugin's test_password runs behind the module as Debian patched it (saslprep included)."""
+    source = prosody_module_source("legacyauth")
+    if DEBIAN_BROKEN_REQUIRE not in source:
+        yield ()
+        return
+    d = Path(tempfile.mkdtemp(prefix="legacyauth-"))
+    fixed = source.replace(DEBIAN_BROKEN_REQUIRE, 'require "prosody.util.encodings"')
+    assert fixed.count('require "prosody.util.encodings"') == source.count('require "prosody.util.encodings"') + 1
+    (d / "mod_legacyauth.lua").write_text(fixed)
+    yield (d,)
+    shutil.rmtree(d, ignore_errors=True)
+
 
 @pytest.fixture(scope="module", params=["bearer", "sasl-hmac-only"])
-def server(request):
+def server(request, legacyauth_paths):
     extra = 'token_mechanisms = { "SASL-HMAC" }' if request.param == "sasl-hmac-only" else ""
-    s = Prosody(extra_modules=("auth_events_probe", "legacyauth"), extra_global=extra).start()
+    s = Prosody(extra_modules=("auth_events_probe", "legacyauth"), extra_global=extra,
+                extra_plugin_paths=legacyauth_paths).start()
     s.mode = request.param
+    log = s.log_since(0)
+    assert "module 'legacyauth'" not in log, log  # neither "Unable to load" nor "Error initializing"
     yield s
     s.stop()
 
@@ -77,3 +107,24 @@ def test_a_flood_through_legacy_login_writes_few_lines(server):
     log = server.log_since(mark)
     lines = log.count("Failed test_password token login for lena@")
     assert 1 <= lines <= 15, lines  # five a second; the burst spans at most a couple of seconds
+
+
+@pytest.mark.skipif(DEBIAN_BROKEN_REQUIRE not in prosody_module_source("legacyauth"),
+                    reason="this Prosody's mod_legacyauth loads")
+def test_prosodys_own_legacyauth_does_not_load_where_debian_broke_it():
+    """The README's known issue: with Debian's trixie-security mod_legacyauth as shipped, the module
+    does not initialize, and a token sent as a legacy login is refused without a login or a token
+    line (the query never reaches the auth provider)."""
+    s = Prosody(extra_modules=("auth_events_probe", "legacyauth")).start()
+    try:
+        log = s.log_since(0)
+        assert "Error initializing module 'legacyauth' on '%s'" % s.host in log, log
+        assert "module 'prosody.encodings' not found" in log, log
+        mark = s.log_mark()
+        assert legacy_login(s, "lena", s.mint("lena@" + s.host)) == "error"
+        log = s.wait_log(mark, "Unhandled c2s_unauthed stanza: iq; xmlns=jabber:iq:auth")
+        assert "Unhandled c2s_unauthed stanza: iq; xmlns=jabber:iq:auth" in log, log
+        for never in ("Authenticated as", "token login for", "probe: authentication-"):
+            assert never not in log, log
+    finally:
+        s.stop()
