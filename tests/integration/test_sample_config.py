@@ -26,19 +26,37 @@ def sub(text, old, new):
     return text.replace(old, new)
 
 
+def install_tree(d):
+    """The plugin as `luarocks --lua-version 5.4 make --tree T` installs it (T/share/lua/5.4/mod_*.lua,
+    T/lib/lua/5.4/prosody_auth_hmac.so), with T in `d`: Prosody, run as the prosody user, cannot
+    read the checkout where it is under /root (0700 on a stock Debian)."""
+    tree = d / "prosody-auth-hmac"
+    lua, lib = tree / "share" / "lua" / "5.4", tree / "lib" / "lua" / "5.4"
+    lua.mkdir(parents=True)
+    lib.mkdir(parents=True)
+    for module in ("mod_auth_hmac.lua", "mod_sasl_hmac.lua"):
+        shutil.copy(REPO / "lua" / module, lua / module)
+    shutil.copy(NATIVE_LIB, lib / "prosody_auth_hmac.so")
+    for path in [tree, *tree.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() or path.suffix == ".so" else 0o644)
+    return tree
+
+
 def admin_copy(d, extra=""):
-    """The sample with its CHANGE lines filled in, and what a test run needs before the first VirtualHost."""
+    """The sample with its CHANGE lines filled in, and what a test run needs before the first
+    VirtualHost. The plugin is the tree install_tree made, found as the sample says (T/share/lua/5.4
+    in plugin_paths, the library in T/lib/lua/5.4): no auth_hmac_library."""
     text = SAMPLE.read_text()
-    text = sub(text, '"/usr/local/lib/prosody-auth-hmac/share/lua/5.4"', '"%s"' % (REPO / "lua"))
+    text = sub(text, '"/usr/local/lib/prosody-auth-hmac/share/lua/5.4"',
+               '"%s"' % (d / "prosody-auth-hmac" / "share" / "lua" / "5.4"))
     text = sub(text, '"/etc/prosody/token_secret"', '"%s"' % (d / "token_secret"))
     text = sub(text, '"/etc/prosody/otp_seed"', '"%s"' % (d / "otp_seed"))
     text = sub(text, '"/etc/prosody/certs/example.org.crt"', '"%s"' % (d / "host.crt"))
     text = sub(text, '"/etc/prosody/certs/example.org.key"', '"%s"' % (d / "host.key"))
     text = sub(text, "http_ports = { 5280 }", "http_ports = { %d }" % free_port())
     run = "\n".join([
-        'auth_hmac_library = "%s"' % NATIVE_LIB,  # the library is not next to the checkout's lua/
         # as root the test runs Prosody as the prosody user, as Debian's service unit does
-'pidfile = "%s/run/prosody.pid"' % d, 'data_path = "%s/data"' % d,
+        'pidfile = "%s/run/prosody.pid"' % d, 'data_path = "%s/data"' % d,
         'log = { { levels = { min = "info" }, to = "file", filename = "%s/prosody.log" } }' % d,
         'interfaces = { "127.0.0.1" }', "c2s_ports = { %d }" % free_port(), 'certificates = "%s"' % d,
         'modules_disabled = { "s2s" }', extra, ""])
@@ -52,6 +70,7 @@ def scratch():
     (d / "data").mkdir()
     subprocess.run([str(HMAC_TOKEN), "keygen", "--write", str(d)], check=True, capture_output=True)
     make_cert(d, [HOST])
+    install_tree(d)
     if os.geteuid() == 0:
         # what Debian's package arranges for /var/lib/prosody, /run/prosody and /var/log/prosody; the
         # secret files stay root:prosody 0640, as keygen --write makes them
