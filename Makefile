@@ -8,8 +8,9 @@
 
 SHELL := /bin/bash
 # rustup's cargo lives in $CARGO_HOME/bin (default ~/.cargo/bin). prosodyctl sets HOME to Prosody's
-# data directory before it runs luarocks, so a source install through it must pass CARGO_HOME and
-# RUSTUP_HOME (see README, "Install").
+# data directory before it runs luarocks, so a source install through it with rustup's cargo must
+# pass CARGO_HOME and RUSTUP_HOME; a cargo on the system PATH (Debian's /usr/bin/cargo) needs
+# nothing (see README, "Install").
 CARGO_HOME ?= $(HOME)/.cargo
 export PATH := $(CARGO_HOME)/bin:$(PATH)
 LUA_VERSION ?= 5.4
@@ -89,7 +90,7 @@ rocks: setup-rocks build
 	LUA_VERSION=$(LUA_VERSION) bash scripts/rocks.sh
 
 rock-build:
-	@command -v cargo >/dev/null || { echo "prosody-auth-hmac: cargo not found (HOME=$(HOME)). Building this rock needs Rust's cargo; through prosodyctl, which resets HOME, run: CARGO_HOME=/root/.cargo RUSTUP_HOME=/root/.rustup prosodyctl install <rock> (your own paths), or install the binary rock." >&2; exit 1; }
+	@command -v cargo >/dev/null || { echo "prosody-auth-hmac: cargo not found (HOME=$(HOME)). Building this rock needs Rust's cargo on the PATH (Debian: apt-get install rustc-web cargo-web); for rustup's through prosodyctl, which resets HOME, run: CARGO_HOME=/root/.cargo RUSTUP_HOME=/root/.rustup prosodyctl install <rock> (your own paths), or install the binary rock." >&2; exit 1; }
 	CARGO_TARGET_DIR=target/$(ROCK_FEATURE) cargo build --release --locked --lib --no-default-features --features $(ROCK_FEATURE)
 
 rock-install:
