@@ -55,6 +55,31 @@ def bosh_limits_stanzas_before_login():
     return "unauthed_stanza_size_limit" in prosody_module_source("bosh")
 
 
+def readable_prosody(d):
+    """(prosody, prosodyctl) of the Prosody under test, for tests that run them as the prosody user
+    (as root, as Debian's service unit does and prosodyctl switches to). Debian's own are in /usr.
+    The Prosody 13 that setup.sh unpacks on bookworm is in the checkout (.prosody13/), which that
+    user cannot read where the checkout is under /root (0700 on a stock Debian): as root, it is
+    copied into `d` (once), its launchers pointed at the copy as setup.sh points them at .prosody13/."""
+    usr = Path(PROSODY).resolve().parents[1]
+    if os.geteuid() != 0 or usr == Path("/usr"):
+        return Path(PROSODY), Path(PROSODY).with_name("prosodyctl")
+    top = d / "prosody-under-test"
+    copy = top / "usr"
+    if not top.exists():
+        shutil.copytree(usr / "lib" / "prosody", copy / "lib" / "prosody")
+        (copy / "bin").mkdir()
+        for name in ("prosody", "prosodyctl"):
+            text = (usr / "bin" / name).read_text()
+            patched = text.replace("='%s/" % usr, "='%s/" % copy)
+            assert patched != text, "no path to %s in %s" % (usr, name)
+            (copy / "bin" / name).write_text(patched)
+            (copy / "bin" / name).chmod(0o755)
+        for path in [top, *top.rglob("*")]:
+            path.chmod(path.stat().st_mode | (0o555 if path.is_dir() else 0o444))
+    return copy / "bin" / "prosody", copy / "bin" / "prosodyctl"
+
+
 _handed_out = set()
 
 

@@ -29,9 +29,8 @@ from pathlib import Path
 import pytest
 
 import rawxmpp
-from harness import PROSODY, REPO, Prosody, prosody_version
+from harness import REPO, Prosody, prosody_version, readable_prosody
 
-PROSODYCTL = Path(PROSODY).with_name("prosodyctl")
 LUA = "5.4"
 
 
@@ -86,8 +85,9 @@ def fresh_prosody():
     server = Prosody(library=None, plugin_path=None, extra_modules=())
     datadir = server.dir / "prefix" / "var-lib-prosody"
     datadir.mkdir(parents=True)
-    server.binary = relocated(PROSODY, datadir)
-    server.ctl = relocated(PROSODYCTL, datadir)
+    prosody, ctl = readable_prosody(server.dir)  # some tests run prosodyctl as the prosody user
+    server.binary = relocated(prosody, datadir)
+    server.ctl = relocated(ctl, datadir)
     server.installer_tree = datadir / "custom_plugins"
     return server
 

@@ -13,11 +13,10 @@ from pathlib import Path
 import pytest
 
 import rawxmpp
-from harness import HMAC_TOKEN, NATIVE_LIB, PROSODY, REPO, free_port, listening, make_cert, stop_process
+from harness import HMAC_TOKEN, NATIVE_LIB, REPO, free_port, listening, make_cert, readable_prosody, stop_process
 from test_live import plain
 
 SAMPLE = REPO / "prosody-config" / "prosody.cfg.lua.sample"
-CTL = Path(PROSODY).with_name("prosodyctl")
 HOST = "example.org"
 
 
@@ -86,7 +85,7 @@ def scratch():
 
 
 def check(config, what):
-    return subprocess.run([str(CTL), "--config", str(config), "check", what], capture_output=True, text=True,
+    return subprocess.run([str(readable_prosody(config.parent)[1]), "--config", str(config), "check", what], capture_output=True, text=True,
                           cwd=config.parent, timeout=120)
 
 
@@ -116,7 +115,7 @@ def start(scratch, text):
     config.write_text(text)
     c2s = int(re.search(r"c2s_ports = \{ (\d+) \}", text).group(1))
     as_prosody = ["runuser", "-u", "prosody", "--"] if os.geteuid() == 0 else []
-    proc = subprocess.Popen([*as_prosody, PROSODY, "--config", str(config), "-F"], cwd=scratch,
+    proc = subprocess.Popen([*as_prosody, str(readable_prosody(scratch)[0]), "--config", str(config), "-F"], cwd=scratch,
                             stdout=open(scratch / "stdout.log", "wb"), stderr=subprocess.STDOUT)
     for _ in range(200):
         log = (scratch / "prosody.log").read_text()
