@@ -115,6 +115,11 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
 	cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
 fi
 cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+# The /etc/hosts Debian's installer writes (bookworm's minbase has none, so `localhost` did not resolve)
+if [ ! -s "$root/etc/hosts" ]; then
+	printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\nff02::1\t\tip6-allnodes\nff02::2\t\tip6-allrouters\n' \
+		> "$root/etc/hosts"
+fi
 
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
