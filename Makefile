@@ -17,7 +17,7 @@ LUA_VERSION ?= 5.4
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup setup-build setup-rocks build build-all-lua check test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build setup-rocks build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -60,6 +60,11 @@ test: setup build
 
 test-rust: setup build
 	cargo test --release --locked
+
+# every fuzz target for FUZZ_SECONDS each (make test runs 60 s each; a long run: FUZZ_SECONDS=1800)
+FUZZ_SECONDS ?= 60
+fuzz: setup build
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
 test-lua: setup build
 	busted --lua=lua$(LUA_VERSION) spec
