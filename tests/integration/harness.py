@@ -28,15 +28,20 @@ def prosody_modules_dir(module):
     return REPO / ".prosody-modules" / series / "root/usr/lib/prosody/modules" / module
 
 
+def prosody_lib():
+    """<prefix>/lib/prosody of the Prosody under test: its code, modules and version file."""
+    return Path(PROSODY).resolve().parents[1] / "lib" / "prosody"
+
+
 def prosody_version():
     """(major, minor, patch) of the Prosody under test, from <prefix>/lib/prosody/prosody.version."""
-    text = (Path(PROSODY).resolve().parents[1] / "lib" / "prosody" / "prosody.version").read_text().strip()
+    text = (prosody_lib() / "prosody.version").read_text().strip()
     return tuple(int(x) for x in text.split("."))
 
 
 def prosody_module_source(name):
     """The text of one of the Prosody-under-test's own modules (mod_<name>.lua)."""
-    return (Path(PROSODY).resolve().parents[1] / "lib" / "prosody" / "modules" / ("mod_%s.lua" % name)).read_text()
+    return (prosody_lib() / "modules" / ("mod_%s.lua" % name)).read_text()
 
 
 # Prosody's limit on a stanza before login, as prosody.cfg.lua.in states it
@@ -61,7 +66,7 @@ def readable_prosody(d):
     The Prosody 13 that setup.sh unpacks on bookworm is in the checkout (.prosody13/), which that
     user cannot read where the checkout is under /root (0700 on a stock Debian): as root, it is
     copied into `d` (once), its launchers pointed at the copy as setup.sh points them at .prosody13/."""
-    usr = Path(PROSODY).resolve().parents[1]
+    usr = prosody_lib().parents[1]
     if os.geteuid() != 0 or usr == Path("/usr"):
         return Path(PROSODY), Path(PROSODY).with_name("prosodyctl")
     top = d / "prosody-under-test"
