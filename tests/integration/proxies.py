@@ -226,7 +226,8 @@ def bosh_client(port, tls, domain, source="127.0.0.23", headers=None):
     return ProxiedBosh("https://%s:%d/http-bind" % (NAME, port), domain)
 
 
-def websocket_client(port, tls, domain, source="127.0.0.23", name=NAME):
+def websocket_client(port, tls, domain, source="127.0.0.23", name=NAME, headers=None):
+    """rawxmpp's WebSocket client, connected from `source` (its handshake with extra `headers`)."""
     import websocket
 
     import rawxmpp
@@ -235,7 +236,8 @@ def websocket_client(port, tls, domain, source="127.0.0.23", name=NAME):
         def __init__(self):
             self.domain = domain
             self.ws = websocket.create_connection("%s://%s:%d/xmpp-websocket" % ("wss" if tls else "ws", name, port),
-                                                  subprotocols=["xmpp"], socket=client_socket(port, tls, source, name=name))
+                                                  subprotocols=["xmpp"], socket=client_socket(port, tls, source, name=name),
+                                                  header=["%s: %s" % kv for kv in (headers or {}).items()])
             self.closed = False
             self._open()
 

@@ -142,6 +142,66 @@ def test_failed_logins_carry_the_clients_address_never_a_forged_one(stack, trans
     assert out.returncode == 0 and out.stdout.split() == [CLIENT], out.stdout + out.stderr
 
 
+# A client's forwarding headers in every spelling Prosody reads as one: its HTTP server lower-cases
+# header names and folds "-" into "_" (net/http/server.lua), so X_Forwarded_For and the proxy's
+# X-Forwarded-For land on one key and the one pairs() visits last wins. Each forged address names its
+# spelling; a forged X-Forwarded-Proto "http" would take PLAIN away. Forwarded is what Prosody 13
+# reads instead with http_legacy_x_forwarded = false.
+SPELLED = {"X_Forwarded_For": "10.9.9.1", "x-forwarded_FOR": "10.9.9.2", "X_FORWARDED-For": "10.9.9.3",
+           "X_Forwarded_Proto": "http", "x-Forwarded_proto": "http", "X_forwarded-PROTO": "http",
+           "FORWARDED": "for=10.9.9.4;proto=http"}
+# Lua 5.4 seeds its string hashes per process, so pairs() order, and with it the winner, changes
+# with each Prosody start, and within one with the size of the header table (the padding).
+SPOOF_STARTS = 3
+SPOOF_TRIALS = [("bosh", 0), ("bosh", 8), ("bosh", 24), ("websocket", 0)]
+
+
+def spoof_trial(server, port, tls, source, transport, headers, user):
+    """One connection sending `headers`, a failed PLAIN login on it: (whether Prosody treated it
+    as encrypted, the address its failed-login line names, how the connection ended)."""
+    jid = "%s@%s" % (user, server.host)
+    mark = server.log_mark()
+    try:
+        if transport == "bosh":
+            s = bosh_client(port, tls, server.host, source=source, headers=headers)
+        else:
+            s = websocket_client(port, tls, server.host, source=source, headers=headers)
+    except ConnectionError:  # WebSocket: Prosody closes a stream it does not consider encrypted
+        return False, None, "closed"
+    if "PLAIN" not in s.mechanisms():
+        return False, None, getattr(s, "terminated", None)
+    condition = s.auth("PLAIN", plain(user, flip_mac(server.mint(jid)))).condition
+    s.close()
+    found = re.search(r"Failed PLAIN token login for %s from (\S+):" % re.escape(jid),
+                      server.wait_log(mark, "Failed PLAIN token login for %s " % jid))
+    return True, found and found.group(1), condition
+
+
+def test_forwarding_headers_in_no_spelling_reach_prosody(stack):
+    """Forwarding headers spelled with "_" for "-", in odd cases, through the proxy over several
+    Prosody starts: every failed login names the client, every session stays encrypted. The control:
+    the same headers sent straight to Prosody from the trusted proxy's address (as a proxy that
+    passed them on would) let a forged one win in at least one trial, so these trials can fail."""
+    server, proxy, app = stack
+    as_a_proxy = {"X-Forwarded-For": CLIENT, "X-Forwarded-Proto": "https"}
+    through, control = [], []
+    for start in range(SPOOF_STARTS):
+        if start:
+            server._halt()
+            server.start()
+        for n, (transport, padding) in enumerate(SPOOF_TRIALS):
+            headers = dict(SPELLED, **{"X-Padding-%d" % i: "x" for i in range(padding)})
+            user = "spoof%s%d%d" % (proxy.kind[0], start, n)
+            trial = (start, transport, padding)
+            through.append(trial + spoof_trial(server, proxy.https_port, True, CLIENT, transport, headers, user))
+            control.append(trial + spoof_trial(server, server.http_port, False, "127.0.0.1", transport,
+                                               dict(headers, **as_a_proxy), user + "c"))
+    table = "\n(start, transport, padding, encrypted, logged address, outcome)\n" + "\n".join(map(str, through))
+    assert all(secure and address == CLIENT for _, _, _, secure, address, _ in through), table
+    assert any(not secure or address != CLIENT for _, _, _, secure, address, _ in control), \
+        "no forged header won straight to Prosody either: the trials show nothing\n%s" % "\n".join(map(str, control))
+
+
 def test_a_forged_header_from_a_client_that_is_not_a_proxy_is_not_believed(stack):
     """Straight to Prosody's HTTP port from 127.0.0.23 (not in trusted_proxies): X-Forwarded-For and
     X-Forwarded-Proto are ignored, so the session is neither "from 10.9.9.9" nor encrypted."""
