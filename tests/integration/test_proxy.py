@@ -16,7 +16,7 @@ import urllib.parse
 import pytest
 
 from browser import Browser
-from harness import REPO, Prosody, free_port, make_cert
+from harness import REPO, Prosody, free_port, make_cert, prosody_version
 from proxies import NAME, bosh_client, make_proxy, spki_sha256, websocket_client
 from test_live import flip_mac, plain
 
@@ -200,6 +200,39 @@ def test_forwarding_headers_in_no_spelling_reach_prosody(stack):
     assert all(secure and address == CLIENT for _, _, _, secure, address, _ in through), table
     assert any(not secure or address != CLIENT for _, _, _, secure, address, _ in control), \
         "no forged header won straight to Prosody either: the trials show nothing\n%s" % "\n".join(map(str, control))
+
+
+def test_a_clients_forwarded_header_in_any_case_never_reaches_prosody_13(stack):
+    """Prosody 13 with http_legacy_x_forwarded = false reads RFC 7239's Forwarded instead (it has no
+    "-", so only its case varies). The shipped files send none, so Prosody then logs the proxy's
+    own address; a client's Forwarded, in two cases, through the proxy must not change that. (13.0.1
+    never takes such a session as encrypted, whatever proto says: consider_*_secure stand in for it
+    here so that PLAIN, and with it a failed-login line, is there.) The control: the same headers
+    straight to Prosody from the proxy's address are believed."""
+    if prosody_version() < (13,):
+        pytest.skip("Prosody %s does not read Forwarded" % ".".join(map(str, prosody_version())))
+    server, proxy, app = stack
+    forged = {"FORWARDED": "for=10.9.9.4;proto=https", "forwarded": "for=10.9.9.4;proto=https"}
+    config = server.config.read_text()
+    reads_forwarded = config
+    for old, new in (("consider_bosh_secure = false", "consider_bosh_secure = true"),
+                     ("consider_websocket_secure = false", "consider_websocket_secure = true"),
+                     ("bosh_max_wait", "http_legacy_x_forwarded = false\nbosh_max_wait")):
+        assert reads_forwarded.count(old) == 1, old
+        reads_forwarded = reads_forwarded.replace(old, new)
+    server.config.write_text(reads_forwarded)
+    try:
+        server._halt()
+        server.start()
+        through = [spoof_trial(server, proxy.https_port, True, CLIENT, transport, forged,
+                               "fwd%s%s" % (proxy.kind[0], transport[0])) for transport in ("bosh", "websocket")]
+        control = spoof_trial(server, server.http_port, False, "127.0.0.1", "bosh", forged, "fwdc" + proxy.kind[0])
+    finally:
+        server.config.write_text(config)
+        server._halt()
+        server.start()
+    assert all(address == "127.0.0.1" for _, address, _ in through), through
+    assert control[1] == "10.9.9.4", "Prosody did not read Forwarded: the test shows nothing %r" % (control,)
 
 
 def test_a_forged_header_from_a_client_that_is_not_a_proxy_is_not_believed(stack):
