@@ -198,7 +198,8 @@ def test_forwarding_headers_in_no_spelling_reach_prosody(stack):
                                                dict(headers, **as_a_proxy), user + "c"))
     table = "\n(start, transport, padding, encrypted, logged address, outcome)\n" + "\n".join(map(str, through))
     assert all(secure and address == CLIENT for _, _, _, secure, address, _ in through), table
-    assert any(not secure or address != CLIENT for _, _, _, secure, address, _ in control), \
+    forged = {v for v in SPELLED.values() if v.startswith("10.")}
+    assert any(not secure or address in forged for _, _, _, secure, address, _ in control), \
         "no forged header won straight to Prosody either: the trials show nothing\n%s" % "\n".join(map(str, control))
 
 
