@@ -1,7 +1,8 @@
 """Behind Debian's nginx and apache2, each run from its file in examples/ (tests/integration/proxies.py
 fills in ports and certificate paths): converse.js logs in over HTTPS through it, Prosody offers
 PLAIN only when the proxy says the client came over HTTPS, failed logins carry the client's address
-(from 127.0.0.23) and never a forged one, an idle WebSocket outlives the proxy's default timeout,
+(from 127.0.0.23) and never a forged one (also spelled X_Forwarded_For, over several Prosody
+starts), an idle WebSocket outlives the proxy's default timeout,
 and a BOSH long-poll never meets the proxy's timeout.
 
 Time values are divided by SCALE (30): Prosody's bosh_max_wait 60 s -> 2 s, the proxy's BOSH read
