@@ -2,8 +2,8 @@
 fills in ports and certificate paths): converse.js logs in over HTTPS through it, Prosody offers
 PLAIN only when the proxy says the client came over HTTPS, failed logins carry the client's address
 (from 127.0.0.23) and never a forged one (also spelled X_Forwarded_For, over several Prosody
-starts), an idle WebSocket outlives the proxy's default timeout,
-and a BOSH long-poll never meets the proxy's timeout.
+starts), an idle WebSocket outlives the proxy's default timeout, and a BOSH long-poll never meets
+the proxy's timeout.
 
 Time values are divided by SCALE (30): Prosody's bosh_max_wait 60 s -> 2 s, the proxy's BOSH read
 timeout 90 s -> 3 s, its WebSocket timeout 900 s -> 30 s, nginx's and Apache's default 60 s -> 2 s.
