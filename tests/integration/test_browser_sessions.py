@@ -9,7 +9,6 @@ Waits are shortened with the plugin's settings (FAST: the first reconnect after 
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -54,9 +53,9 @@ def tag(transport, mech):
 
 
 def page(app, user, transport="websocket", mech="SASL-HMAC", **params):
-    query = dict(transport=transport, mech=mech, user=user, probe=1, **FAST)
+    query = dict(transport=transport, mech=mech, probe=1, **FAST)
     query.update(params)
-    return app.url + "?" + urllib.parse.urlencode(query)
+    return app.page_url(user, **query)
 
 
 def served(app, user, outcome="ok"):

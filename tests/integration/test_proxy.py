@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.parse
 
 import pytest
 
@@ -63,10 +62,11 @@ def browser_env(server):
     return {"HOST_RESOLVER_RULES": "MAP %s 127.0.0.1" % NAME, "TRUST_SPKI": spki_sha256(server.dir / "host.crt")}
 
 
-def page(proxy, user, transport, mech, **params):
-    q = dict(transport=transport, mech=mech, user=user, probe=1, delay=500, maxdelay=4000)
+def page(app, proxy, user, transport, mech, **params):
+    """The chat page through the proxy, after the web app's login as `user`."""
+    q = dict(transport=transport, mech=mech, probe=1, delay=500, maxdelay=4000)
     q.update(params)
-    return proxy.origin + "/?" + urllib.parse.urlencode(q)
+    return app.page_url(user, proxy.origin + "/", **q)
 
 
 def variant(stack, **kw):
@@ -81,7 +81,7 @@ def test_converse_logs_in_through_the_https_proxy(stack):
     mark = server.log_mark()
     with Browser(env=browser_env(server)) as b:
         for (transport, mech), user in users.items():
-            b.open(user, page(proxy, user, transport, mech))
+            b.open(user, page(app, proxy, user, transport, mech))
         for (transport, mech), user in users.items():
             st = b.wait(user, "roster")
             assert st["reached"], (user, st)
@@ -186,7 +186,7 @@ def bosh_idle(server, proxy, user, seconds):
     """converse over BOSH through `proxy`, left idle: (state, HTTP statuses of /http-bind, logins)."""
     mark = server.log_mark()
     with Browser(env=browser_env(server)) as b:
-        b.open(user, page(proxy, user, "bosh", "SASL-HMAC"))
+        b.open(user, page(app, proxy, user, "bosh", "SASL-HMAC"))
         st = b.wait(user, "roster")
         assert st["reached"], st
         time.sleep(seconds)
