@@ -182,7 +182,7 @@ def test_an_idle_websocket_outlives_the_proxys_default_timeout(stack):
         default.stop()
 
 
-def bosh_idle(server, proxy, user, seconds):
+def bosh_idle(server, proxy, app, user, seconds):
     """converse over BOSH through `proxy`, left idle: (state, HTTP statuses of /http-bind, logins)."""
     mark = server.log_mark()
     with Browser(env=browser_env(server)) as b:
@@ -202,7 +202,7 @@ def test_bosh_long_polls_stay_below_the_proxy_timeout(stack):
     timeout below the wait (the negative control) the proxy answers the long-polls with an error."""
     server, proxy, app = stack
     idle = 4 * BOSH_MAX_WAIT
-    st, statuses, logins = bosh_idle(server, proxy, "poller", idle)
+    st, statuses, logins = bosh_idle(server, proxy, app, "poller", idle)
     assert st["jid"] and logins == 1, (st, logins)
     assert not set(statuses) & GATEWAY_ERRORS and statuses.count("200") >= 4, statuses
     assert not gateway_errors_logged(st["console"]), gateway_errors_logged(st["console"])
@@ -210,7 +210,7 @@ def test_bosh_long_polls_stay_below_the_proxy_timeout(stack):
     short = variant(stack, bosh_timeout_ms=BOSH_MAX_WAIT * 1000 // 2)
     try:
         app.config["bosh_url"] = short.origin + "/http-bind"
-        st, statuses, logins = bosh_idle(server, short, "poller2", idle)
+        st, statuses, logins = bosh_idle(server, short, app, "poller2", idle)
     finally:
         app.config["bosh_url"] = proxy.origin + "/http-bind"
         short.stop()
