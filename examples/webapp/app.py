@@ -205,6 +205,7 @@ class WebApp:
     def allow(self, user):
         """Whether `user` may have another token now; counts it if so (a sliding window)."""
         now = self.clock()
+        user = user.lower()  # one XMPP account however the name was typed at /login (tokens sign it lower-cased)
         with self._lock:
             recent = [t for t in self._minted.get(user, []) if now - t < self.rate_window]
             if len(recent) >= self.rate_limit:
