@@ -23,6 +23,7 @@ import base64
 import json
 import mimetypes
 import os
+import re
 import secrets
 import sys
 import threading
@@ -182,8 +183,10 @@ class WebApp:
             return self.send(req, 403, b"cross-site request", "text/plain")
         if not (user.isascii() and user.isalnum()):
             return self.send(req, 400, b"bad user", "text/plain")
-        if not target.startswith("/") or target.startswith(("//", "/\\")):
-            target = "/"  # only a path of this site: no open redirect
+        if not re.fullmatch(r"/(?![/\\])[!-~]*", target):
+            # only a path of this site, printable ASCII: browsers read //host, /\host and a path
+            # with a tab or line end dropped (/<TAB>/host) as another site
+            target = "/"
         cookie = secrets.token_urlsafe(32)
         with self._lock:
             self.sessions[cookie] = user

@@ -95,7 +95,8 @@ def test_login_sets_a_strict_cookie_and_refuses_other_sites(app):
     for fetch_site in ("cross-site", "same-site"):
         assert request(opener, app.page_url("mallory"), fetch_site)[0] == 403
     # and /login sends nobody elsewhere
-    for target in ("//evil.example/", "/\\evil.example/", "https://evil.example/"):
+    for target in ("//evil.example/", "/\\evil.example/", "https://evil.example/",
+                   "/\t/evil.example/", "/\n/evil.example/"):  # browsers drop the tab or line end
         url = app.url + "login?" + urllib.parse.urlencode({"user": "erin", "next": target})
         status, headers, _ = request(opener, url, "none")
         assert (status, headers["Location"]) == (303, "/"), target
