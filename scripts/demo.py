@@ -96,7 +96,7 @@ def main():
             app_port = free_port()
             proxy = make_proxy(args.proxy, server.http_port, app_port, server.dir / "host.crt",
                                server.dir / "host.key", name=PROXY_NAME).start()
-            page = proxy.origin + "/"
+            base = proxy.origin + "/"
             app = WebApp(app_port, server.host, proxy.origin + "/http-bind",
                          "wss://%s:%d/xmpp-websocket" % (PROXY_NAME, proxy.https_port), server.token_secret,
                          server.otp_seed, prebind_bosh_url=server.bosh_url).start()
@@ -108,14 +108,14 @@ def main():
         else:
             app = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret,
                          server.otp_seed).start()
-            page = app.url
+            base = app.url
             where = "directly"
         step("A web app serves converse.js 14 and a credentials_url; headless Chromium logs in %s "
              "(SASL-HMAC, WebSocket)" % where)
         shot = REPO / "test-artifacts" / ("demo-converse%s.png" % ("-" + args.proxy if args.proxy else ""))
         shot.parent.mkdir(parents=True, exist_ok=True)
         out = run_browser(["node", str(REPO / "tests" / "web" / "converse-login.mjs"),
-                           page + "?transport=websocket&mech=SASL-HMAC&user=bob", str(shot)], browser_env)
+                           app.page_url("bob", base, transport="websocket", mech="SASL-HMAC"), str(shot)], browser_env)
         result = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else {"outcome": out.stderr[-300:]}
         print("    converse.js shows: %s" % result.get("outcome"))
         print("    screenshot: %s" % shot)
@@ -133,8 +133,9 @@ def main():
         if serve:
             serving = True  # from here on Ctrl-C or SIGTERM is how it ends
             step("Serving until Ctrl-C")
-            print("    open %s?transport=websocket&mech=SASL-HMAC&user=carol" % page)
-            print("    (or &transport=bosh, &mech=PLAIN, &scenario=bad|replay to see the failures)")
+            print("    open %s" % app.page_url("carol", base, transport="websocket", mech="SASL-HMAC"))
+            print("    (it logs the browser in to the web app as carol; in the page's address, &transport=bosh,")
+            print("    &mech=PLAIN, &scenario=bad|replay show the failures)")
             if proxy:
                 print("    the certificate is self-signed: accept the browser's warning once, or start Chromium with")
                 print("    --ignore-certificate-errors-spki-list=%s" % spki)

@@ -99,7 +99,7 @@ export function makeSASLHMAC(Strophe) {
 
         test(connection) {
             return connection.authcid !== null && typeof connection.pass === 'string'
-                && TOKEN.test(connection.pass) && !!globalThis.crypto?.subtle
+                && TOKEN.test(connection.pass) && !!globalThis.isSecureContext && !!globalThis.crypto?.subtle
                 && !tried.has(TOKEN.exec(connection.pass)[1]);
         }
 

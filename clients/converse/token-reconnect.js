@@ -21,8 +21,12 @@
  *   that a server restart does not see every page come back in the same instant. converse.js
  *   alone reconnects after ~3 s forever.
  * - `credentials_url` is fetched with the same back-off when it fails (network error, timeout,
- *   HTTP 5xx, a body that is not {"jid", "password"}), not every 2 s forever. HTTP 4xx or a
- *   redirect (the web session is gone: the login page) stops and says so.
+ *   HTTP 5xx, HTTP 429 (the web app's rate limit), a body that is not {"jid", "password"}), not
+ *   every 2 s forever. Any other HTTP 4xx or a redirect (the web session is gone: the login page)
+ *   stops and says so.
+ * - On a page that is not a secure context (plain http:// from a name other than localhost)
+ *   `credentials_url` is not fetched at all: its answer, the whole token, would cross the network
+ *   in clear, and SASL-HMAC could not run there anyway. The plugin stops and says so.
  * - A token the server refuses is counted: after `token_reconnect_max_refusals` consecutive
  *   refusals of freshly fetched tokens the plugin stops and shows why, from the SASL condition in
  *   the server's <failure/> (Strophe hands converse none): `credentials-expired` means the web
@@ -72,6 +76,8 @@ export const MESSAGES = {
         + 'Please tell the site administrator (is the credentials URL cached?).',
     'insecure-connection': 'Chat sign-in stopped: the chat server offers no sign-in on an insecure connection. '
         + 'Use wss:// (or https:// for BOSH) to reach it.',
+    'insecure-page': 'Chat sign-in stopped: this page was not loaded over HTTPS, so a chat sign-in would cross '
+        + 'the network in clear. Please open the site with https://.',
     other: 'Chat sign-in failed: the chat server refused the sign-in (%s). Please tell the site administrator.',
     attempts: 'Chat sign-in stopped: %s sign-ins in a row got no answer from the chat server. '
         + 'Please reload the page later.',
@@ -295,6 +301,7 @@ export function addTokenReconnect(converse) {
                     xhr.setRequestHeader('Accept', 'application/json, text/javascript');
                     xhr.timeout = setting('token_credentials_timeout');
                     xhr.onload = () => {
+                        if (xhr.status === 429) return reject({ retry: true, why: 'HTTP 429, rate limited' });
                         if (xhr.status >= 400 && xhr.status < 500) {
                             return reject({ retry: false, why: String(xhr.status) });
                         }
@@ -367,6 +374,13 @@ export function addTokenReconnect(converse) {
                 if (payload.success || payload.password || api.settings.get('authentication') !== 'login'
                     || !api.settings.get('credentials_url')) {
                     return payload;
+                }
+                if (!globalThis.isSecureContext) {
+                    // the token would come over the network in clear: not fetched at all
+                    console.error(`${PLUGIN_NAME}: this page is not a secure context (https://, or http://localhost), `
+                        + 'so credentials_url is not fetched: the token would cross the network in clear.');
+                    stop(api.connection.get(), MESSAGES['insecure-page']);
+                    return { ...payload, success: true };
                 }
                 const generation = state.generation;
                 const credentials = await fetchCredentials(generation);

@@ -3,19 +3,28 @@
 page and a credentials_url endpoint that mints a token for the user, in process, with the Python
 minting library (clients/python).
 
-A real application mints for the user of the authenticated web session. This demo takes the
-user from the query string, and can hand out deliberately bad, replayed or expired tokens, tokens
-of another otp_seed (and go "down") so the browser tests can see how converse.js and the
-token-reconnect plugin handle them.
+What a real web app must do too (README, "Minting in your web app"), this one does: credentials_url
+and prebind_url mint only for the user of the web session (a cookie set at /login, SameSite=Strict,
+HttpOnly), refuse requests another site started (`Sec-Fetch-Site` other than same-origin), and
+mint at most `rate_limit` tokens per user in `rate_window` seconds (HTTP 429 beyond), well under
+Prosody's per-account quota (token_replay_user_quota = 100 within a token's 60-150 s life), so
+neither a script nor another site's page can spend a user's quota and lock the user out. Unlike a
+real app, /login?user=NAME&next=/PATH signs anybody in by name, without a password: it is a demo.
+
+It can hand out deliberately bad, replayed or expired tokens, tokens of another otp_seed (and go
+"down") so the browser tests can see how converse.js and the token-reconnect plugin handle them.
 /prebind opens a BOSH session with a token over SASL-HMAC (prebind.py) for converse's
 `authentication: 'prebind'`.
 
     app = WebApp(port, prosody_domain, bosh_url, websocket_url, token_secret, otp_seed); app.start()
+    app.page_url("alice", transport="bosh")  # logs the browser in as alice, then opens the page
 """
 import base64
 import json
 import mimetypes
 import os
+import re
+import secrets
 import sys
 import threading
 import time
@@ -56,6 +65,13 @@ class WebApp:
         self.slow = 0  # seconds credentials_url takes to answer
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
+        self.sessions = {}  # session cookie -> user
+        # Tokens per user per window: 20 a minute is at most 60 in the 150 s a quota entry can live,
+        # under the server's quota of 100, and far above a person's logins with reloads and drops
+        self.rate_limit, self.rate_window = 20, 60.0
+        self.clock = time.monotonic  # the rate limit's clock (tests replace it)
+        self._minted = {}  # user -> clock() of the tokens minted within the window
+        self._lock = threading.Lock()
         app = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -74,6 +90,12 @@ class WebApp:
     @property
     def url(self):
         return "http://127.0.0.1:%d/" % self.port
+
+    def page_url(self, user, base=None, **params):
+        """The chat page with `params`, reached through /login as `user` (a browser needs a web
+        session before credentials_url or prebind_url answers)."""
+        page = "/?" + urllib.parse.urlencode(params)
+        return (base or self.url) + "login?" + urllib.parse.urlencode({"user": user, "next": page})
 
     def start(self):
         self.thread.start()
@@ -118,12 +140,22 @@ class WebApp:
             return self.send(req, 200, (Path(__file__).parent / "index.html").read_bytes(), "text/html; charset=utf-8")
         if url.path == "/config.json":
             return self.send(req, 200, json.dumps(self.config).encode(), "application/json")
+        if url.path == "/login":
+            return self.login(req, query)
         if url.path in ("/credentials", "/prebind"):
-            user, scenario = query.get("user", "alice"), query.get("scenario", "good")
-            if not (user.isascii() and user.isalnum()):
-                return self.send(req, 400, b"bad user", "text/plain")
+            # An endpoint that hands out a login: only to a page of this site (browsers send
+            # Sec-Fetch-Site; converse's XHR is same-origin) and only for the web session's user
+            if req.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+                return self.send(req, 403, b"cross-site request", "text/plain")
+            user, scenario = self.session_user(req), query.get("scenario", "good")
+            if user is None:
+                return self.send(req, 401, b"not logged in", "text/plain")
             if self.down:
                 return self.fail(req, user, scenario)
+            if not self.allow(user):
+                self.log(user, scenario, "rate-limited")
+                return self.send(req, 429, b"too many chat sign-ins; try again later", "text/plain",
+                                 extra={"Retry-After": str(int(self.rate_window))})
             time.sleep(self.slow)
             body = self.credentials(user, scenario)
             if url.path == "/prebind":
@@ -142,6 +174,48 @@ class WebApp:
                     ctype = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
                     return self.send(req, 200, path.read_bytes(), ctype)
         return self.send(req, 404, b"not found", "text/plain")
+
+    def login(self, req, query):
+        """/login?user=NAME&next=/PATH: the demo's login view (a real one checks a password). Not
+        from another site's page or link, so no site can sign a visitor in as someone else."""
+        user, target = query.get("user", ""), query.get("next", "/")
+        if req.headers.get("Sec-Fetch-Site", "none") not in ("same-origin", "none"):
+            return self.send(req, 403, b"cross-site request", "text/plain")
+        if not (user.isascii() and user.isalnum()):
+            return self.send(req, 400, b"bad user", "text/plain")
+        if not re.fullmatch(r"/(?![/\\])[!-~]*", target):
+            # only a path of this site, printable ASCII: browsers read //host, /\host and a path
+            # with a tab or line end dropped (/<TAB>/host) as another site
+            target = "/"
+        cookie = secrets.token_urlsafe(32)
+        with self._lock:
+            self.sessions[cookie] = user
+        # SameSite=Strict: a browser sends it with no request another site started
+        return self.send(req, 303, b"", "text/plain", extra={
+            "Location": target, "Set-Cookie": "chat_session=%s; Path=/; HttpOnly; SameSite=Strict" % cookie})
+
+    def session_user(self, req):
+        """The user of the request's web session, or None."""
+        for part in (req.headers.get("Cookie") or "").split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == "chat_session":
+                with self._lock:
+                    user = self.sessions.get(value)
+                if user is not None:
+                    return user
+        return None
+
+    def allow(self, user):
+        """Whether `user` may have another token now; counts it if so (a sliding window)."""
+        now = self.clock()
+        user = user.lower()  # one XMPP account however the name was typed at /login (tokens sign it lower-cased)
+        with self._lock:
+            recent = [t for t in self._minted.get(user, []) if now - t < self.rate_window]
+            if len(recent) >= self.rate_limit:
+                self._minted[user] = recent
+                return False
+            self._minted[user] = recent + [now]
+            return True
 
     def fail(self, req, user, scenario):
         """The web app is down: in turn a 503, a 200 with an HTML error page, a dropped connection."""

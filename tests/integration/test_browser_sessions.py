@@ -9,7 +9,6 @@ Waits are shortened with the plugin's settings (FAST: the first reconnect after 
 import subprocess
 import sys
 import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -54,9 +53,9 @@ def tag(transport, mech):
 
 
 def page(app, user, transport="websocket", mech="SASL-HMAC", **params):
-    query = dict(transport=transport, mech=mech, user=user, probe=1, **FAST)
+    query = dict(transport=transport, mech=mech, probe=1, **FAST)
     query.update(params)
-    return app.url + "?" + urllib.parse.urlencode(query)
+    return app.page_url(user, **query)
 
 
 def served(app, user, outcome="ok"):
@@ -452,6 +451,21 @@ def test_a_refusal_then_a_server_restart_still_reconnects(server, app):
         assert st["reached"], st
         b.screenshot(user, "refusal-then-restart")
         assert logins(server.log_since(mark), user, "SASL-HMAC") == 1
+
+
+def test_a_rate_limited_credentials_url_is_asked_again(server, app):
+    """The web app's per-user rate limit (HTTP 429) is not a lost web session: token-reconnect waits,
+    asks again with back-off, and logs in once the limit allows (any other 4xx stops it)."""
+    user = "limited"
+    app.rate_limit = 0
+    with Browser() as b:
+        b.open(user, page(app, user))
+        wait_for(lambda: len(served(app, user, "rate-limited")) >= 2, 20, "a second request after a 429")
+        assert b.state(user)["jid"] is None
+        app.rate_limit = 20
+        st = b.wait(user, "roster")
+        assert st["reached"], st
+    assert len(served(app, user)) == 1
 
 
 def test_logout_while_a_reconnect_waits_for_credentials(server, app):

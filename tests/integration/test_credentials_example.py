@@ -2,8 +2,8 @@
 read from the README (never copied), served by Debian's Flask on 127.0.0.1, its secrets in files
 named by environment variables as the README tells a deployer. A GET the way converse.js sends it
 gets a token that logs in to the live Prosody once; a request without the user's web session or
-from another site gets none; and converse.js in Chromium (the README's recommended page) logs in
-through it. Only what the example leaves to the web app is added around it: a login view that sets
+from another site gets none, nor a 21st within a minute for one user; and converse.js in Chromium
+(the README's recommended page) logs in through it. Only what the example leaves to the web app is added around it: a login view that sets
 `session["username"]`, and the page with converse.js."""
 import http.cookiejar
 import json
@@ -143,6 +143,16 @@ def test_no_token_without_the_session_or_for_another_site(site):
         status, _, body = get_credentials(opener, site, fetch_site)
         assert status == 403, (fetch_site, status, body[:200])
     assert get_credentials(opener, site, "same-origin")[0] == 200  # the same session, from its own page
+
+
+def test_at_most_20_tokens_a_minute_per_user(site):
+    """A script with the user's session (or a page in a loop) cannot spend the user's per-account
+    quota on the server (token_replay_user_quota = 100): the 21st request within a minute is
+    refused, and another user is not held back."""
+    opener = logged_in(site, "flaskburst")
+    statuses = [get_credentials(opener, site)[0] for _ in range(21)]
+    assert statuses == [200] * 20 + [429], statuses
+    assert get_credentials(logged_in(site, "flaskcalm"), site)[0] == 200
 
 
 def test_converse_logs_in_through_the_example(prosody, site):

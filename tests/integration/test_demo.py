@@ -1,6 +1,7 @@
 """`make serve PROXY=nginx|apache`: the demo behind a reverse proxy, kept running for a person.
 The page, the credentials_url and Prosody's WebSocket are reachable through the proxy's one HTTPS
 origin while it serves; SIGTERM stops it cleanly and leaves nothing listening."""
+import http.cookiejar
 import json
 import os
 import queue
@@ -73,17 +74,22 @@ def test_serve_behind_a_proxy(kind):
         out = proc.read_until("Serving until Ctrl-C", 180)
         assert "headless Chromium logs in through %s over HTTPS" % kind in out, out
         assert "converse.js shows: roster" in out, out
-        origin = re.search(r"open (https://localhost:\d+)/\?", proc.read_until("open https://", 5)).group(1)
+        origin = re.search(r"open (https://localhost:\d+)/login\?user=carol&", proc.read_until("open https://", 5)).group(1)
         ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)] + [int(origin.rsplit(":", 1)[1])]
         ctx = tls_context()
 
+        # a browser's cookie jar: credentials_url answers only the web session's user
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                             urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
         def get(path):
-            with urllib.request.urlopen(origin + path, context=ctx, timeout=10) as r:
+            req = urllib.request.Request(origin + path, headers={"Sec-Fetch-Site": "same-origin"})
+            with opener.open(req, timeout=10) as r:
                 return r.status, r.read().decode()
 
-        status, body = get("/?transport=websocket&mech=SASL-HMAC&user=dave")
+        status, body = get("/login?user=dave&next=/%3Ftransport%3Dwebsocket")
         assert status == 200 and "converse" in body
-        status, body = get("/credentials?user=dave")
+        status, body = get("/credentials")
         creds = json.loads(body)
         domain = creds["jid"].split("@")[1]
         ws = websocket_client(int(origin.rsplit(":", 1)[1]), True, domain, name="localhost")

@@ -1,7 +1,8 @@
 """clients/converse/sasl-hmac.js on its own, in Node (the browser tests drive it inside converse.js;
-this covers the rules that need no server): a token is tried once, and a connection that has
-SASL-HMAC never falls back to legacy login. Strophe is a minimal stand-in exposing the three members
-the module uses (SASLMechanism, Connection.prototype._attemptLegacyAuth, Status)."""
+this covers the rules that need no server): a token is tried once, a connection that has SASL-HMAC
+never falls back to legacy login, and a page that is not a secure context uses no token. Strophe is
+a minimal stand-in exposing the three members the module uses (SASLMechanism,
+Connection.prototype._attemptLegacyAuth, Status)."""
 import subprocess
 
 from harness import REPO
@@ -25,6 +26,10 @@ m.clientChallenge(conn);
 out.after_attempt = m.test(conn);
 out.other_token = m.test({ ...conn, pass: token(2) });
 out.not_a_token = m.test({ ...conn, pass: 'hunter2' });
+// a page that is not a secure context: the token is not used, even where crypto.subtle exists
+globalThis.isSecureContext = false;
+out.insecure_page = m.test({ ...conn, pass: token(3) });
+globalThis.isSecureContext = true;
 const pinned = new Connection(); pinned.mechanisms = { 'SASL-HMAC': m };
 pinned._attemptLegacyAuth();
 out.pinned = { legacy: !!pinned.legacy, status: pinned.status };
@@ -42,5 +47,5 @@ def test_token_tried_once_and_no_legacy_fallback():
     assert r.returncode == 0, r.stderr
     import json
     out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out == {"fresh": True, "after_attempt": False, "other_token": True, "not_a_token": False,
+    assert out == {"fresh": True, "after_attempt": False, "other_token": True, "not_a_token": False, "insecure_page": False,
                    "pinned": {"legacy": False, "status": 4}, "other": {"legacy": True, "status": None}}, out

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.parse
 
 import pytest
 
@@ -64,10 +63,11 @@ def browser_env(server):
     return {"HOST_RESOLVER_RULES": "MAP %s 127.0.0.1" % NAME, "TRUST_SPKI": spki_sha256(server.dir / "host.crt")}
 
 
-def page(proxy, user, transport, mech, **params):
-    q = dict(transport=transport, mech=mech, user=user, probe=1, delay=500, maxdelay=4000)
+def page(app, proxy, user, transport, mech, **params):
+    """The chat page through the proxy, after the web app's login as `user`."""
+    q = dict(transport=transport, mech=mech, probe=1, delay=500, maxdelay=4000)
     q.update(params)
-    return proxy.origin + "/?" + urllib.parse.urlencode(q)
+    return app.page_url(user, proxy.origin + "/", **q)
 
 
 def variant(stack, **kw):
@@ -82,7 +82,7 @@ def test_converse_logs_in_through_the_https_proxy(stack):
     mark = server.log_mark()
     with Browser(env=browser_env(server)) as b:
         for (transport, mech), user in users.items():
-            b.open(user, page(proxy, user, transport, mech))
+            b.open(user, page(app, proxy, user, transport, mech))
         for (transport, mech), user in users.items():
             st = b.wait(user, "roster")
             assert st["reached"], (user, st)
@@ -277,11 +277,11 @@ def test_an_idle_websocket_outlives_the_proxys_default_timeout(stack):
         default.stop()
 
 
-def bosh_idle(server, proxy, user, seconds):
+def bosh_idle(server, proxy, app, user, seconds):
     """converse over BOSH through `proxy`, left idle: (state, HTTP statuses of /http-bind, logins)."""
     mark = server.log_mark()
     with Browser(env=browser_env(server)) as b:
-        b.open(user, page(proxy, user, "bosh", "SASL-HMAC"))
+        b.open(user, page(app, proxy, user, "bosh", "SASL-HMAC"))
         st = b.wait(user, "roster")
         assert st["reached"], st
         time.sleep(seconds)
@@ -297,7 +297,7 @@ def test_bosh_long_polls_stay_below_the_proxy_timeout(stack):
     timeout below the wait (the negative control) the proxy answers the long-polls with an error."""
     server, proxy, app = stack
     idle = 4 * BOSH_MAX_WAIT
-    st, statuses, logins = bosh_idle(server, proxy, "poller", idle)
+    st, statuses, logins = bosh_idle(server, proxy, app, "poller", idle)
     assert st["jid"] and logins == 1, (st, logins)
     assert not set(statuses) & GATEWAY_ERRORS and statuses.count("200") >= 4, statuses
     assert not gateway_errors_logged(st["console"]), gateway_errors_logged(st["console"])
@@ -305,7 +305,7 @@ def test_bosh_long_polls_stay_below_the_proxy_timeout(stack):
     short = variant(stack, bosh_timeout_ms=BOSH_MAX_WAIT * 1000 // 2)
     try:
         app.config["bosh_url"] = short.origin + "/http-bind"
-        st, statuses, logins = bosh_idle(server, short, "poller2", idle)
+        st, statuses, logins = bosh_idle(server, short, app, "poller2", idle)
     finally:
         app.config["bosh_url"] = proxy.origin + "/http-bind"
         short.stop()

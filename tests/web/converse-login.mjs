@@ -12,7 +12,7 @@ const consoleErrors = [];
 let result;
 try {
     const page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
-    page.on('console', (m) => { if (m.text().includes('SASL')) consoleErrors.push(m.text()); });
+    page.on('console', (m) => { if (/SASL|token-reconnect/.test(m.text())) consoleErrors.push(m.text()); });
     await page.goto(url);
     const deadline = Date.now() + timeout;
     while (!result && Date.now() < deadline) {
