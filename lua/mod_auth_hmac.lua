@@ -312,14 +312,15 @@ function provider.get_verifier()
 end
 
 -- mod_sasl2_fast hands out a FAST token (valid for weeks, renewed on use) after any SASL2 login:
--- one token login would then outlive the token policy (single use, a minute or two).
+-- one token login would then outlive the token policy (single use, a minute or two). mod_sasl_hmac
+-- keeps FAST off a token host; the admin is told why it does nothing.
 local fast_warned = false;
 local function warn_fast()
 	if fast_warned then return; end
 	fast_warned = true;
-	module:log("warn", "mod_sasl2_fast is loaded on %s, whose authentication is \"hmac\": a client that logs in "
-		.. "once with a token can get a FAST token that stays valid for weeks, far beyond token_secret/otp_step; "
-		.. "remove sasl2_fast from modules_enabled unless that is what you want", module.host);
+	module:log("warn", "mod_sasl2_fast is loaded on %s, whose authentication is \"hmac\": a FAST token would stay "
+		.. "valid for weeks, far beyond a token's lifetime, so FAST is neither offered nor accepted there and no "
+		.. "FAST token is issued; remove sasl2_fast from modules_enabled", module.host);
 end
 if module:get_option_inherited_set("modules_enabled", {}):contains("sasl2_fast") then warn_fast(); end
 module:hook_global("module-loaded", function (event)
