@@ -318,7 +318,7 @@ end
 -- becomes usable (resource binding, also SASL2/Bind2's inline one; stream-management resumption),
 -- and the logged-in, unbound streams of an account are closed when it is disabled. SASL2's inline
 -- resumption needs no check of its own: it follows, in the same event, the SASL success that
--- checked the account (mod_sasl_hmac refuses FAST, the one SASL2 login that would not).
+-- checked the account (mod_sasl_hmac keeps FAST, the one SASL2 login that would not, off token hosts).
 local printable = native.printable;
 -- mod_c2s ends bound sessions with not-authorized; SASL's conditions are the native module's alone,
 -- so these get the stream error this plugin closes streams with

@@ -222,9 +222,6 @@ function new_handler(verifier, session, on_success, is_enabled) -- luacheck: ign
 		on_success = on_success;
 		is_enabled = is_enabled;
 		realm = module.host;
-		-- mod_sasl2_fast copies `profile.cb` from the session's handler (util.sasl's layout) and
-		-- raises where there is no profile; FAST itself is refused below
-		profile = {};
 		-- Prosody (mod_saslauth, mod_sasl2) hands it the connection's channel bindings; SASL-HMAC-PLUS is
 		-- offered only when there is at least one
 		add_cb_handler = can_take_bindings(session) and add_cb_handler or nil;
