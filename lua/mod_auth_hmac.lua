@@ -18,6 +18,7 @@ if authentication ~= "hmac" then
 end
 
 local nodeprep = require "util.encodings".stringprep.nodeprep;
+local st = require "util.stanza";
 
 local name = "prosody_auth_hmac";
 local lua_version = _VERSION:match("%d+%.%d+");
@@ -311,15 +312,82 @@ function provider.get_verifier()
 	return verifier;
 end
 
+-- Prosody 13's user-disabled handling (mod_c2s) ends bound sessions only, and the account is
+-- checked at login: a stream that logged in before the account was disabled, but had not yet bound
+-- a resource, could bind afterwards and work. So the account is checked again where a session
+-- becomes usable (resource binding, also SASL2/Bind2's inline one; stream-management resumption),
+-- and the logged-in, unbound streams of an account are closed when it is disabled. SASL2's inline
+-- resumption needs no check of its own: it follows, in the same event, the SASL success that
+-- checked the account (mod_sasl_hmac keeps FAST, the one SASL2 login that would not, off token hosts).
+local printable = native.printable;
+-- mod_c2s ends bound sessions with not-authorized; SASL's conditions are the native module's alone,
+-- so these get the stream error this plugin closes streams with
+local account_disabled = { condition = "policy-violation", text = "Account disabled" };
+
+local function close_later(session)
+	-- after the refusal has gone out
+	module:add_timer(0, function ()
+		if not session.destroyed and session.close then session:close(account_disabled); end
+	end);
+end
+
+-- true when the session's account may still be used; else one log line, the stream closed soon after
+local function usable(session, what)
+	local enabled, why = provider.is_enabled(session.username);
+	if enabled then return true; end
+	module:log("info", "Refused %s for %s from %s: %s; closing the stream", what,
+		printable(session.username .. "@" .. module.host), session.ip or "(unknown address)",
+		why or "the account is disabled");
+	close_later(session);
+	return false;
+end
+
+module:hook("pre-resource-bind", function (event)
+	if usable(event.session, "a resource bind") then return; end
+	event.error = { type = "cancel", condition = "not-allowed", text = "Account disabled" };
+	return false;
+end, 1000);
+
+-- XEP-0198 <resume/> on a logged-in stream; mod_smacks (13's own, prosody-modules' on 0.12)
+-- handles it at priority 0
+local function check_resumption(event)
+	local session, stanza = event.origin, event.stanza;
+	if not session.username or session.resource then return; end -- mod_smacks refuses these itself
+	if usable(session, "a stream resumption") then return; end
+	session.send(st.stanza("failed", { xmlns = stanza.attr.xmlns })
+		:tag("forbidden", { xmlns = "urn:ietf:params:xml:ns:xmpp-stanzas" }));
+	return true;
+end
+module:hook("stanza/urn:xmpp:sm:2:resume", check_resumption, 10);
+module:hook("stanza/urn:xmpp:sm:3:resume", check_resumption, 10);
+
+-- Logged-in streams (any transport, classic SASL or SASL2), weakly held: the ones still unbound
+-- when their account is disabled are closed here; mod_c2s (priority 200) closes the bound ones.
+local logged_in = setmetatable({}, { __mode = "k" });
+module:hook("authentication-success", function (event)
+	if event.session then logged_in[event.session] = true; end
+end);
+module:hook_global("user-disabled", function (event)
+	if event.host ~= module.host then return; end
+	for session in pairs(logged_in) do
+		if session.username == event.username and session.type == "c2s_unbound" and not session.destroyed then
+			module:log("info", "Closing the unbound stream of %s from %s: the account was disabled",
+				printable(event.username .. "@" .. module.host), session.ip or "(unknown address)");
+			session:close(account_disabled);
+		end
+	end
+end);
+
 -- mod_sasl2_fast hands out a FAST token (valid for weeks, renewed on use) after any SASL2 login:
--- one token login would then outlive the token policy (single use, a minute or two).
+-- one token login would then outlive the token policy (single use, a minute or two). mod_sasl_hmac
+-- keeps FAST off a token host; the admin is told why it does nothing.
 local fast_warned = false;
 local function warn_fast()
 	if fast_warned then return; end
 	fast_warned = true;
-	module:log("warn", "mod_sasl2_fast is loaded on %s, whose authentication is \"hmac\": a client that logs in "
-		.. "once with a token can get a FAST token that stays valid for weeks, far beyond token_secret/otp_step; "
-		.. "remove sasl2_fast from modules_enabled unless that is what you want", module.host);
+	module:log("warn", "mod_sasl2_fast is loaded on %s, whose authentication is \"hmac\": a FAST token would stay "
+		.. "valid for weeks, far beyond a token's lifetime, so FAST is neither offered nor accepted there and no "
+		.. "FAST token is issued; remove sasl2_fast from modules_enabled", module.host);
 end
 if module:get_option_inherited_set("modules_enabled", {}):contains("sasl2_fast") then warn_fast(); end
 module:hook_global("module-loaded", function (event)

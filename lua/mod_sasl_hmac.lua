@@ -363,4 +363,26 @@ function handler:process(message)
 	return "failure", condition, text;
 end
 
+-- mod_sasl2_fast (prosody-modules) would turn one token login into a FAST token valid for weeks and
+-- renewed on use, far beyond a token's lifetime and single use: on a token host FAST is not offered,
+-- and no FAST token is issued. A FAST <authenticate/> loses its <fast/> before mod_sasl2_fast
+-- (priority 100) sees it, so mod_sasl2 runs it as an ordinary login: a FAST mechanism is one the
+-- handler does not offer (a SASL2 failure, invalid-mechanism), a token one logs in as usual.
+-- mod_auth_hmac warns where the module is loaded.
+local xmlns_fast = "urn:xmpp:fast:0";
+module:hook("advertise-sasl-features", function (event)
+	event.features:remove_children("fast", xmlns_fast);
+	event.origin.fast_sasl_handler = nil;
+end, -10);
+module:hook("stanza/urn:xmpp:sasl:2:authenticate", function (event)
+	local session, auth = event.origin, event.stanza;
+	if not auth:get_child("fast", xmlns_fast) then return; end
+	module:log("debug", "Not using FAST for the login from %s: FAST is not offered for token logins",
+		session.ip or "(unknown address)");
+	auth:remove_children("fast", xmlns_fast);
+end, 110);
+module:hook("sasl2/c2s/success", function (event)
+	event.session.fast_token_request = nil; -- read by mod_sasl2_fast at priority 75
+end, 80);
+
 module:log("debug", "Token SASL mechanisms enabled: %s", tostring(enabled));

@@ -80,6 +80,12 @@ class Stream:
     """Common SASL/bind logic; subclasses move elements."""
 
     domain: str
+    # a 'from' for the stream header (RFC 6120 4.7.1), as clients that know their JID send it;
+    # set by a subclass, since the stream opens in the constructor
+    stream_from: Optional[str] = None
+
+    def _from_attr(self):
+        return " from='%s'" % self.stream_from if self.stream_from else ""
 
     def send_raw(self, text):
         raise NotImplementedError
@@ -196,8 +202,8 @@ class C2S(Stream):
         self.depth = 0
         self.pending = []
         self.closed = False
-        self.send_raw("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='%s' to='%s' version='1.0'>"
-                      % (NS_STREAM, self.domain))
+        self.send_raw("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='%s' to='%s'%s version='1.0'>"
+                      % (NS_STREAM, self.domain, self._from_attr()))
         self._take_features(self.recv())
 
     def send_raw(self, text):
@@ -250,8 +256,9 @@ class Bosh(Stream):
         self.queue = []
         self.terminated = None
         self.sid = None
-        body = self._post("<body content='text/xml; charset=utf-8' hold='1' rid='%d' to='%s' wait='10' xml:lang='en' "
-                          "xmpp:version='1.0' xmlns='%s' xmlns:xmpp='%s'/>" % (self.rid, domain, NS_BOSH, NS_XBOSH))
+        body = self._post("<body content='text/xml; charset=utf-8' hold='1' rid='%d' to='%s'%s wait='10' xml:lang='en' "
+                          "xmpp:version='1.0' xmlns='%s' xmlns:xmpp='%s'/>" % (self.rid, domain, self._from_attr(), NS_BOSH,
+                                                                                NS_XBOSH))
         self.sid = body.get("sid")
         self._take_features(self.recv())
 
@@ -321,7 +328,7 @@ class WebSocket(Stream):
         self._open()
 
     def _open(self):
-        self.send_raw("<open xmlns='%s' to='%s' version='1.0'/>" % (NS_FRAMING, self.domain))
+        self.send_raw("<open xmlns='%s' to='%s'%s version='1.0'/>" % (NS_FRAMING, self.domain, self._from_attr()))
         el = self.recv()
         if el is None or el.tag != "{%s}open" % NS_FRAMING:
             raise ConnectionError("expected <open/>")
