@@ -168,7 +168,7 @@ def test_an_edited_saved_state_is_refused_and_handled_as_a_crash(server):
     text = saved.read_text()
     edited = re.sub(r'\["entries"\] = \{[^}]*\}', '["entries"] = {}', text)
     edited = re.sub(r'\["high_water"\] = (\d+)', lambda m: '["high_water"] = %d' % (int(m[1]) + 10), edited)
-    assert edited != text and '["entries"] = {}' in edited and "mac" in edited, text
+    assert edited != text and '["entries"] = {}' in edited, text
     saved.write_text(edited)
     mark = server.log_mark()
     server.start()
