@@ -408,6 +408,18 @@ describe("mod_auth_hmac #prosody", function()
 		assert.is_true(stores.auth_hmac_replay.state.running, "the new run leaves its own marker");
 	end);
 
+	it("takes back a sealed state whose numbers a storage back end turned into floats", function()
+		local v = load(base_options()).get_verifier();
+		assert.is_number((v:verify(v:mint("wes@" .. HOST), "wes@" .. HOST)));
+		local state = v:replay_state();
+		for _, k in ipairs({ "otp_step", "high_water", "quarantine", "format" }) do state[k] = state[k] + 0.0; end
+		local fresh = load(base_options()).get_verifier();
+		local start = fresh:restore_replay_state(state);
+		assert.same({ "clean", 1 }, { start.outcome, start.taken });
+		state.high_water = state.high_water + 0.5;
+		assert.are.equal("unclean", load(base_options()).get_verifier():restore_replay_state(state).outcome);
+	end);
+
 	it("reads relative secret files from the config file's directory, not the working directory", function()
 		local doc = env.vectors();
 		local dir = os.tmpname(); os.remove(dir); assert(require "lfs".mkdir(dir));

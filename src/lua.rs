@@ -324,8 +324,10 @@ fn stored_state(saved: &Value) -> LuaResult<Stored> {
     if t.raw_get::<Value>("running")? == Value::Boolean(true) {
         return Ok(Stored::Running);
     }
+    // a storage back end that keeps numbers as floats (JSON) gives whole numbers back as floats
     let uint = |v: Value| match v {
         Value::Integer(i) if i >= 0 => Some(i as u64),
+        Value::Number(f) if (0.0..9_007_199_254_740_992.0).contains(&f) && f.fract() == 0.0 => Some(f as u64),
         _ => None,
     };
     let mac = match t.raw_get::<Value>("mac")? {
