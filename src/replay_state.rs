@@ -254,7 +254,8 @@ mod tests {
     fn any_edit_is_refused_and_handled_as_a_crash() {
         let good = state();
         let Stored::State(_, mac) = sealed(&good) else { unreachable!() };
-        let edits: Vec<Box<dyn Fn(&mut SavedState)>> = vec![
+        type Edit = Box<dyn Fn(&mut SavedState)>;
+        let edits: Vec<Edit> = vec![
             Box::new(|s| s.entries.pop().map(drop).unwrap_or(())),
             Box::new(|s| s.entries[0].0[15] ^= 1),
             Box::new(|s| s.entries[0].1 -= 1),
@@ -320,7 +321,7 @@ mod tests {
         derived.update(KEY_LABEL);
         let derived: [u8; MAC_LEN] = derived.finalize().into_bytes().into();
         assert_ne!(derived, token_mac);
-        assert_ne!(&MAC_LABEL[..], KEY_LABEL);
+        assert_ne!(MAC_LABEL, KEY_LABEL);
     }
 
     #[test]
