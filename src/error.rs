@@ -40,7 +40,8 @@ pub enum Reject {
     /// The token is authentic but belongs to an OTP step that could have been accepted before the
     /// server last stopped without saving its replay cache (a crash, or a saved state that failed
     /// its check): it may be a replay, so it is refused until the startup quarantine has passed
-    /// ([`crate::replay_state`]). The server's own trouble, retried like `cache-full`.
+    /// ([`crate::replay_state`]). Also every token once the replay state has been saved for a stop.
+    /// The server's own trouble, retried like `cache-full`.
     UncleanRestart,
     /// A second SASL exchange on a session that is already logged in (mod_sasl2 allows one): it
     /// would split the session between two users. Decided by the Prosody glue, which has sessions.

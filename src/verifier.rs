@@ -2,7 +2,7 @@
 //! minting. Tokens come in as bytes and leave as an [`Accepted`] or a [`Reject`].
 
 use core::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use hmac::{KeyInit, Mac};
@@ -154,6 +154,9 @@ pub struct Verifier {
     /// Tokens of OTP steps up to this one are refused as [`Reject::UncleanRestart`] (0: none): set
     /// by [`Verifier::restart`] after an unclean stop
     quarantine: AtomicU64,
+    /// Set once the replay state has been saved for a stop: a token accepted after it would be
+    /// missing from the saved state, so none is (changed only under the `replay` lock)
+    sealed: AtomicBool,
     /// (the `now` of the last search asked for, codes the searches may still compute): refilled by
     /// [`DIAGNOSIS_STEPS_PER_SECOND`] per second `now` moves forward, up to a second's worth or one
     /// search, whichever is more
@@ -247,6 +250,7 @@ impl Verifier {
             jid_as_sent: settings.jid_as_sent,
             replay: Mutex::new(store),
             quarantine: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
             diagnoses: Mutex::new(None),
             last_search: Mutex::new(None),
         })
@@ -369,9 +373,15 @@ impl Verifier {
     }
 
     /// What a clean stop saves ([`crate::replay_state`]): the replay cache, the quarantine still
-    /// running, and their MAC under the minting secret.
+    /// running, and their MAC under the minting secret. From then on this verifier accepts no
+    /// token (`UncleanRestart`): one accepted between the save and the end of the process would be
+    /// missing from the saved state, and could be used again after the next start.
     pub fn saved_replay_state(&self) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
-        let (high_water, entries) = self.replay_export()?;
+        let (high_water, entries) = {
+            let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+            self.sealed.store(true, Ordering::SeqCst);
+            cache.export()
+        };
         let state = SavedState {
             otp_step: self.otp.step_seconds(),
             high_water,
@@ -515,6 +525,9 @@ impl Verifier {
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);
         let current = self.otp.step_of(now);
         let mut cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        if self.sealed.load(Ordering::SeqCst) {
+            return Err(Reject::UncleanRestart);
+        }
         cache.check_and_insert(replay_key, account, current, expiry)?;
         Ok(step)
     }

@@ -186,3 +186,20 @@ fn a_quarantine_is_reported_only_while_it_runs() {
     assert_eq!(v.quarantine_ends(ends - 1), Some(ends));
     assert_eq!(v.quarantine_ends(ends), None);
 }
+
+/// A crash after the clean stop's save (Prosody still closing): a token accepted then would be
+/// missing from the saved state, so none is.
+#[test]
+fn once_the_state_is_saved_no_token_is_accepted() {
+    let v = verifier();
+    let (used, end) = run(&v);
+    let (state, mac) = v.saved_replay_state().unwrap();
+    let late = v.mint(&jid(8), end).unwrap();
+    assert_eq!(v.verify(late.as_bytes(), &[&jid(8)], end), Err(Reject::UncleanRestart));
+    // saved again (server-stopping, then unload): the same state
+    assert_eq!(v.saved_replay_state().unwrap(), (state.clone(), mac));
+    let after = verifier();
+    assert!(matches!(after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap(), Start::Clean { .. }));
+    assert_eq!(replays_accepted(&after, &used, end + 1), 0);
+    assert!(after.verify(late.as_bytes(), &[&jid(8)], end + 1).is_ok(), "refused before, so never used");
+}

@@ -181,7 +181,8 @@ function verifier:mint(jid, now) end
 ---@return prosody_auth_hmac.exchange|nil exchange nil for a mechanism the module does not offer.
 function verifier:exchange(mechanism) end
 
----The replay cache's live entries, to keep across a restart; raises on an internal error.
+---The replay cache's live entries, to keep across a restart; raises on an internal error. From then on
+---the verifier accepts no token (unclean-restart): one accepted later would be missing from the state.
 ---@return prosody_auth_hmac.replay_state
 function verifier:replay_state() end
 
