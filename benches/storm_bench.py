@@ -45,8 +45,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 LOADGEN = REPO / "tools" / "loadgen" / "target" / "release" / "loadgen"
 HMAC_TOKEN = REPO / "target" / "release" / "hmac-token"
-LIBRARY = REPO / "build" / "lua5.4" / "prosody_auth_hmac.so"
-PLUGINS = os.environ.get("STORM_PLUGINS", str(REPO / "lua"))  # another copy of the shims, to compare
+# another build of the library and copy of the shims, to compare (e.g. an earlier commit's)
+LIBRARY = os.environ.get("STORM_LIBRARY", str(REPO / "build" / "lua5.4" / "prosody_auth_hmac.so"))
+PLUGINS = os.environ.get("STORM_PLUGINS", str(REPO / "lua"))
 HOST = "example.test"
 PASSWORD = "benchmark-password"
 

@@ -164,17 +164,32 @@ end
 -- the secret strings are not needed past this point: let them be collected
 secrets, seeds = nil, nil; -- luacheck: ignore 311
 
--- The replay cache lives in memory. Across a clean stop or a module reload its live entries (16
--- bytes of each used token's MAC, and its expiry) are kept in Prosody's storage, so tokens used just
--- before are still refused after the start; only a crash loses them (docs/security.md).
+-- The replay cache lives in memory. A clean stop or a module reload keeps its live entries (16 bytes
+-- of each used token's MAC, and its expiry) in Prosody's storage, authenticated, so tokens used just
+-- before are still refused after the start. While the server runs, storage holds a marker instead:
+-- a start that finds it (a crash), or a state that fails its check, refuses for at most
+-- otp_step × (otp_skew + 1) seconds the tokens that could have been used before (docs/security.md).
 local replay_store = module:open_store("auth_hmac_replay");
 do
-	local saved = replay_store:get("state");
-	if type(saved) == "table" then
-		local taken, dropped = verifier:restore_replay_state(saved);
-		replay_store:set("state", nil);
-		module:log(dropped > 0 and "info" or "debug", "Restored %d used tokens into the replay cache (%d not taken: "
-			.. "expired, or saved under another otp_step or with the clock far ahead)", taken, dropped);
+	local saved, read_err = replay_store:get("state");
+	if read_err then saved = false; end -- unreadable: the library handles it as an unclean stop
+	local start = verifier:restore_replay_state(saved);
+	if start.outcome == "clean" then
+		module:log(start.dropped > 0 and "info" or "debug", "Restored %d used tokens into the replay cache (%d expired)",
+			start.taken, start.dropped);
+	end
+	if start.quarantine_ends then
+		local why = start.refused and ("Replay cache: " .. start.refused .. ", so the start is handled as unclean")
+			or start.outcome == "unclean" and "The last run did not stop cleanly (a crash, kill -9)"
+			or "The quarantine after an earlier unclean stop still runs";
+		module:log("warn", "%s: token logins are refused (unclean-restart) until %s UTC, %d s from now, for any token "
+			.. "that could have been used before; tokens minted from then on log in", why,
+			os.date("!%H:%M:%S", start.quarantine_ends), math.max(0, start.quarantine_ends - os.time()));
+	end
+	local ok, store_err = replay_store:set("state", verifier:running_state());
+	if not ok then
+		module:log("error", "Could not mark the replay cache as in use (%s): after a crash, tokens used in the last "
+			.. "minutes could be used once more", tostring(store_err));
 	end
 end
 local function keep_replay_state()
@@ -183,8 +198,8 @@ local function keep_replay_state()
 	if ok then
 		module:log("debug", "Kept %d used tokens for the next start", #state.entries);
 	else
-		module:log("warn", "Could not keep the replay cache for the next start (%s): tokens used in the last "
-			.. "minutes can be used once more after it", tostring(store_err));
+		module:log("warn", "Could not keep the replay cache for the next start (%s): the next start handles it as "
+			.. "an unclean stop", tostring(store_err));
 	end
 end
 module:hook_global("server-stopping", keep_replay_state);

@@ -349,24 +349,75 @@ describe("mod_auth_hmac #prosody", function()
 			local second = load(base_options(), stores);
 			assert.same({ nil, "replayed" }, { second.test_password("rita", used) }, how);
 			assert.is_true(second.test_password("rita", second.get_verifier():mint("rita@" .. HOST)));
-			-- taken back once: the saved state is cleared at load
+			-- taken back once: at load the running marker replaces it (a third start without a stop is a crash)
 			local third = load(base_options(), stores);
 			assert.are.equal(0, third.get_verifier():stats().replay_entries);
 		end
-		-- a state saved under another otp_step, or with the clock far ahead, must not lock logins out
+		-- a state saved under another otp_step is refused and handled as an unclean stop: tokens that could
+		-- have been used before are refused for at most otp_step × (otp_skew + 1) s, fresh ones after that
 		local stores = {};
 		local first, _, seen = load(base_options(), stores);
 		assert.is_true(first.test_password("uma", first.get_verifier():mint("uma@" .. HOST)));
 		seen.env.module.unload();
-		local slower = load(base_options({ otp_step = 60 }), stores);
-		assert.is_true(slower.test_password("uma", slower.get_verifier():mint("uma@" .. HOST)));
-		local v = load(base_options()).get_verifier();
+		local slower, _, slow_seen = load(base_options({ otp_step = 60 }), stores);
+		local v = slower.get_verifier();
 		local now = os.time();
-		local ahead = { otp_step = 30, high_water = math.floor(now / 30) + 2880, entries = { ("ab"):rep(16) .. " " .. (math.floor(now / 30) + 2881) } };
-		assert.same({ 0, 1 }, { v:restore_replay_state(ahead, now) });
-		assert.is_number((v:verify(v:mint("uma@" .. HOST, now), "uma@" .. HOST, now)));
-		assert.same({ 0, 2 }, { v:restore_replay_state({ high_water = 1, entries = { "zz 5", 7 } }) });
-		assert.has_error(function() v:restore_replay_state("nope"); end);
+		local ends = now - now % 60 + 120;
+		assert.same({ nil, "unclean-restart" }, { slower.test_password("uma", v:mint("uma@" .. HOST)) });
+		assert.is_number((v:verify(v:mint("uma@" .. HOST, ends), "uma@" .. HOST, ends)));
+		local warning;
+		for _, l in ipairs(slow_seen.logs) do if l.level == "warn" and l.text:find("unclean-restart", 1, true) then warning = l.text; end end
+		assert.truthy(warning and warning:find("saved under another otp_step", 1, true), warning);
+		-- a state with the clock far ahead, or unreadable, or of another kind: no lock-out past the same bound
+		for _, stored in ipairs({
+			{ format = 2, otp_step = 30, high_water = math.floor(now / 30) + 2880, quarantine = 0,
+				entries = { ("ab"):rep(16) .. " " .. (math.floor(now / 30) + 2881) }, mac = ("00"):rep(32) },
+			{ high_water = 1, entries = { "zz 5", 7 } },
+			"nope", 42, true,
+		}) do
+			local fresh = load(base_options()).get_verifier();
+			local start = fresh:restore_replay_state(stored, now);
+			assert.are.equal("unclean", start.outcome, tostring(stored));
+			assert.is_string(start.refused);
+			assert.is_true(start.quarantine_ends <= now + 60);
+			local later = start.quarantine_ends;
+			assert.is_number((fresh:verify(fresh:mint("uma@" .. HOST, later), "uma@" .. HOST, later)));
+		end
+	end);
+
+	-- kill -9 leaves the running marker: the next start refuses the tokens used before (item 1 of #22)
+	it("refuses the tokens used before a crash, and says so once", function()
+		local stores = {};
+		local first = load(base_options(), stores);
+		local used = {};
+		for i = 1, 5 do
+			used[i] = first.get_verifier():mint("vic" .. i .. "@" .. HOST);
+			assert.is_true(first.test_password("vic" .. i, used[i]));
+		end
+		assert.is_true(stores.auth_hmac_replay.state.running, "a running server leaves the marker");
+		-- no unload, no server-stopping: the process died
+		local second, _, seen = load(base_options(), stores);
+		for i = 1, 5 do
+			assert.same({ nil, "unclean-restart" }, { second.test_password("vic" .. i, used[i]) }, i);
+		end
+		local warned = 0;
+		for _, l in ipairs(seen.logs) do
+			if l.level == "warn" and l.text:find("did not stop cleanly", 1, true) then warned = warned + 1; end
+		end
+		assert.are.equal(1, warned);
+		assert.is_true(stores.auth_hmac_replay.state.running, "the new run leaves its own marker");
+	end);
+
+	it("takes back a sealed state whose numbers a storage back end turned into floats", function()
+		local v = load(base_options()).get_verifier();
+		assert.is_number((v:verify(v:mint("wes@" .. HOST), "wes@" .. HOST)));
+		local state = v:replay_state();
+		for _, k in ipairs({ "otp_step", "high_water", "quarantine", "format" }) do state[k] = state[k] + 0.0; end
+		local fresh = load(base_options()).get_verifier();
+		local start = fresh:restore_replay_state(state);
+		assert.same({ "clean", 1 }, { start.outcome, start.taken });
+		state.high_water = state.high_water + 0.5;
+		assert.are.equal("unclean", load(base_options()).get_verifier():restore_replay_state(state).outcome);
 	end);
 
 	it("reads relative secret files from the config file's directory, not the working directory", function()

@@ -167,6 +167,17 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 		local state = v:replay_state();
 		assert.are.equal(1, #state.entries);
 		same_fields(state, "prosody_auth_hmac.replay_state", "verifier:replay_state()");
+		same_fields(v:running_state(), "prosody_auth_hmac.running_state", "verifier:running_state()");
+		-- restore_replay_state's fields depend on the outcome: each one's keys are declared, with their types
+		local c = class("prosody_auth_hmac.restart");
+		for _, stored in ipairs({ state, v:running_state(), { mac = "00" }, false }) do
+			local start = verifier():restore_replay_state(stored);
+			for k, value in pairs(start) do
+				local declared = c.fields[k];
+				assert.is_string(declared, "restore_replay_state()." .. k .. " is not a ---@field of prosody_auth_hmac.restart");
+				assert.are.equal(lua_type(declared:gsub("%?$", ""), classes), type(value), k);
+			end
+		end
 	end);
 
 	it("declares exactly the configuration options native.verifier reads", function()

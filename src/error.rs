@@ -37,6 +37,12 @@ pub enum Reject {
     QuotaExceeded,
     /// The server could not decide (no randomness, a poisoned lock): the login fails closed.
     Internal,
+    /// The token is authentic but belongs to an OTP step that could have been accepted before the
+    /// server last stopped without saving its replay cache (a crash, or a saved state that failed
+    /// its check): it may be a replay, so it is refused until the startup quarantine has passed
+    /// ([`crate::replay_state`]). Also every token once the replay state has been saved for a stop.
+    /// The server's own trouble, retried like `cache-full`.
+    UncleanRestart,
     /// A second SASL exchange on a session that is already logged in (mod_sasl2 allows one): it
     /// would split the session between two users. Decided by the Prosody glue, which has sessions.
     AlreadyAuthenticated,
@@ -52,7 +58,7 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in a fixed order (used for metrics).
-    pub const ALL: [Reject; 14] = [
+    pub const ALL: [Reject; 15] = [
         Reject::Malformed,
         Reject::BadSignature,
         Reject::Expired,
@@ -63,6 +69,7 @@ impl Reject {
         Reject::CacheFull,
         Reject::QuotaExceeded,
         Reject::Internal,
+        Reject::UncleanRestart,
         Reject::AlreadyAuthenticated,
         Reject::BearerDisabled,
         Reject::TooManyFailures,
@@ -86,6 +93,7 @@ impl Reject {
             Reject::BearerDisabled => "bearer-disabled",
             Reject::TooManyFailures => "too-many-failures",
             Reject::AccountDisabled => "account-disabled",
+            Reject::UncleanRestart => "unclean-restart",
         }
     }
 
@@ -111,7 +119,7 @@ impl Reject {
             Reject::InvalidAuthzid => "invalid-authzid",
             Reject::AccountDisabled => "account-disabled",
             Reject::Expired => "credentials-expired",
-            Reject::CacheFull | Reject::QuotaExceeded | Reject::Internal => "temporary-auth-failure",
+            Reject::CacheFull | Reject::QuotaExceeded | Reject::Internal | Reject::UncleanRestart => "temporary-auth-failure",
         }
     }
 

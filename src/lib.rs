@@ -3,7 +3,7 @@
 //! A web application mints `OTP ‖ NONCE ␠ base64(HMAC-SHA256(token_secret, OTP ‖ NONCE ‖ bare JID))`
 //! (the collective.converse / mod_auth_token format); Prosody verifies it through this crate.
 //!
-//! The core (`token`, `verifier`, `totp`, `replay`, `sasl`, `jid`, `options`, `random`, `secret`) never touches Lua. The `lua` module, behind
+//! The core (`token`, `verifier`, `totp`, `replay`, `replay_state`, `sasl`, `jid`, `options`, `random`, `secret`) never touches Lua. The `lua` module, behind
 //! the `lua54`/`lua53`/`lua52`/`lua51`/`luajit` features, only converts types for Prosody.
 
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ pub mod jid;
 pub mod options;
 pub mod random;
 pub mod replay;
+pub mod replay_state;
 pub mod sasl;
 pub mod secret;
 pub mod token;

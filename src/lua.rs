@@ -10,9 +10,12 @@
 //!                                         (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason[, clock diagnosis]
 //!                                     (the SASL mechanisms' identity rule, for test_password)
-//! v:replay_state()                    --> { otp_step = s, high_water = step, entries = { "<key hex> <expiry>", ... } }
-//! v:restore_replay_state(state[, now]) --> entries taken, entries not taken (expired, unreadable,
-//!                                          saved under another otp_step or a clock far ahead)
+//! v:replay_state()                    --> { format = 2, otp_step = s, high_water = step, quarantine = step,
+//!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }
+//! v:running_state()                   --> { format = 2, running = true }: stored while the server runs
+//! v:restore_replay_state(stored[, now]) --> { outcome = "fresh" | "clean" | "unclean", taken, dropped,
+//!                                           refused = why the saved state was not taken,
+//!                                           quarantine_ends = unix time }
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
 //! v:mint(jid, now)                    --> token | nil, reason
@@ -30,6 +33,7 @@ use mlua::prelude::*;
 use mlua::{UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
+use crate::replay_state::{self, Refusal, SavedState, Start, Stored};
 use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
@@ -221,43 +225,48 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     object.raw_set(
         "replay_state",
         lua.create_function(move |lua, _: Value| {
-            let (high_water, entries) = this.replay_export().map_err(|r| LuaError::runtime(r.as_str()))?;
+            let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
             let t = lua.create_table()?;
-            t.set("otp_step", this.otp().step_seconds())?;
-            t.set("high_water", high_water)?;
-            let lines = entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
+            t.set("format", replay_state::FORMAT)?;
+            t.set("otp_step", state.otp_step)?;
+            t.set("high_water", state.high_water)?;
+            t.set("quarantine", state.quarantine)?;
+            let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
             t.set("entries", lua.create_sequence_from(lines)?)?;
+            t.set("mac", data_encoding::HEXLOWER.encode(&mac))?;
+            Ok(t)
+        })?,
+    )?;
+    object.raw_set(
+        "running_state",
+        lua.create_function(|lua, _: Value| {
+            let t = lua.create_table()?;
+            t.set("format", replay_state::FORMAT)?;
+            t.set("running", true)?;
             Ok(t)
         })?,
     )?;
     let this = v.clone();
     object.raw_set(
         "restore_replay_state",
-        lua.create_function(move |_, (_, state, now): (Value, Value, Option<Value>)| {
-            let Value::Table(state) = state else { return Err(type_error("state", "table", &state)) };
+        lua.create_function(move |lua, (_, saved, now): (Value, Value, Option<Value>)| {
             let now = time_arg(&now)?;
-            let uint = |v: Value| match v {
-                Value::Integer(i) if i >= 0 => Some(i as u64),
-                _ => None,
-            };
-            let high_water = uint(state.get::<Value>("high_water")?).unwrap_or(0);
-            let step = uint(state.get::<Value>("otp_step")?).unwrap_or(0);
-            let mut entries = Vec::new();
-            let mut refused = 0usize;
-            if let Value::Table(list) = state.get::<Value>("entries")? {
-                for line in list.sequence_values::<Value>() {
-                    let parsed = match line? {
-                        Value::String(s) => parse_replay_entry(&s.as_bytes()),
-                        _ => None,
-                    };
-                    match parsed {
-                        Some(e) => entries.push(e),
-                        None => refused += 1,
-                    }
+            let start = this.restart(stored_state(&saved)?, now).map_err(|r| LuaError::runtime(r.as_str()))?;
+            let t = lua.create_table()?;
+            match start {
+                Start::Fresh => t.set("outcome", "fresh")?,
+                Start::Clean { taken, dropped } => {
+                    t.set("outcome", "clean")?;
+                    t.set("taken", taken)?;
+                    t.set("dropped", dropped)?;
+                }
+                Start::Unclean { refused, .. } => {
+                    t.set("outcome", "unclean")?;
+                    t.set("refused", refused.map(|r| r.to_string()))?;
                 }
             }
-            let taken = this.replay_import(step, high_water, &entries, now).map_err(|r| LuaError::runtime(r.as_str()))?;
-            Ok((taken, refused + entries.len() - taken))
+            t.set("quarantine_ends", this.quarantine_ends(now))?;
+            Ok(t)
         })?,
     )?;
     let this = v.clone();
@@ -304,6 +313,49 @@ fn parse_replay_entry(line: &[u8]) -> Option<(crate::replay::Key, u64)> {
     let (hex, expiry) = line.split_once(' ')?;
     let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
     Some((bytes.try_into().ok()?, expiry.parse().ok()?))
+}
+
+/// What storage held, as the core reads it: `nil` (nothing), the running marker, a saved state, or
+/// anything else (unreadable: storage is data, so nothing it holds raises).
+fn stored_state(saved: &Value) -> LuaResult<Stored> {
+    let Value::Table(t) = saved else {
+        return Ok(if saved.is_nil() { Stored::Nothing } else { Stored::Unreadable(Refusal::Unreadable) });
+    };
+    if t.raw_get::<Value>("running")? == Value::Boolean(true) {
+        return Ok(Stored::Running);
+    }
+    // a storage back end that keeps numbers as floats (JSON) gives whole numbers back as floats
+    let uint = |v: Value| match v {
+        Value::Integer(i) if i >= 0 => Some(i as u64),
+        Value::Number(f) if (0.0..9_007_199_254_740_992.0).contains(&f) && f.fract() == 0.0 => Some(f as u64),
+        _ => None,
+    };
+    let mac = match t.raw_get::<Value>("mac")? {
+        Value::String(s) => data_encoding::HEXLOWER.decode(&s.as_bytes()).ok(),
+        Value::Nil => return Ok(Stored::Unreadable(Refusal::Unauthenticated)),
+        _ => None,
+    };
+    let fields = (
+        uint(t.raw_get("otp_step")?),
+        uint(t.raw_get("high_water")?),
+        uint(t.raw_get("quarantine")?),
+        mac,
+        t.raw_get::<Value>("entries")?,
+    );
+    let (Some(otp_step), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
+        return Ok(Stored::Unreadable(Refusal::Unreadable));
+    };
+    let mut entries = Vec::new();
+    for line in list.sequence_values::<Value>() {
+        match line? {
+            Value::String(s) => match parse_replay_entry(&s.as_bytes()) {
+                Some(e) => entries.push(e),
+                None => return Ok(Stored::Unreadable(Refusal::Unreadable)),
+            },
+            _ => return Ok(Stored::Unreadable(Refusal::Unreadable)),
+        }
+    }
+    Ok(Stored::State(SavedState { otp_step, high_water, quarantine, entries }, mac))
 }
 
 struct LuaExchange {

@@ -2,6 +2,7 @@
 //! minting. Tokens come in as bytes and leave as an [`Accepted`] or a [`Reject`].
 
 use core::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use hmac::{KeyInit, Mac};
@@ -12,6 +13,7 @@ use crate::jid;
 use crate::options::{DEFAULT_NONCE_DIGITS, MAX_LIFETIME, NONCE_DIGITS};
 use crate::random::random_digits;
 use crate::replay::{Key, ReplayCache, ReplayStore};
+use crate::replay_state::{self, SavedState, Start, Stored};
 use crate::secret::SecretBytes;
 use crate::token::{all_digits, HmacSha256, Layout, UntrustedToken, MAC_LEN};
 use crate::totp::Otp;
@@ -149,6 +151,12 @@ pub struct Verifier {
     layout: Layout,
     jid_as_sent: bool,
     replay: Mutex<Box<dyn ReplayStore>>,
+    /// Tokens of OTP steps up to this one are refused as [`Reject::UncleanRestart`] (0: none): set
+    /// by [`Verifier::restart`] after an unclean stop
+    quarantine: AtomicU64,
+    /// Set once the replay state has been saved for a stop: a token accepted after it would be
+    /// missing from the saved state, so none is (changed only under the `replay` lock)
+    sealed: AtomicBool,
     /// (the `now` of the last search asked for, codes the searches may still compute): refilled by
     /// [`DIAGNOSIS_STEPS_PER_SECOND`] per second `now` moves forward, up to a second's worth or one
     /// search, whichever is more
@@ -241,6 +249,8 @@ impl Verifier {
             otp,
             jid_as_sent: settings.jid_as_sent,
             replay: Mutex::new(store),
+            quarantine: AtomicU64::new(0),
+            sealed: AtomicBool::new(false),
             diagnoses: Mutex::new(None),
             last_search: Mutex::new(None),
         })
@@ -362,24 +372,59 @@ impl Verifier {
         Ok(self.replay.lock().map_err(|_| Reject::Internal)?.export())
     }
 
-    /// Restores what [`Verifier::replay_export`] returned before a restart, saved under an OTP step
-    /// of `step_seconds`, at unix time `now`; returns how many entries were still live. Nothing is
-    /// taken when the step changed (the saved steps mean other times now). A high-water mark, or
-    /// entries, further ahead of `now` than a token lives say the clock was ahead when they were
-    /// saved: the mark is not taken (it would refuse every login until the clock caught up) and
-    /// neither are those entries.
-    pub fn replay_import(&self, step_seconds: u64, high_water: u64, entries: &[(Key, u64)], now: u64) -> Result<usize, Reject> {
-        if step_seconds != self.otp.step_seconds() {
-            return Ok(0);
-        }
+    /// What a clean stop saves ([`crate::replay_state`]): the replay cache, the quarantine still
+    /// running, and their MAC under the minting secret. From then on this verifier accepts no
+    /// token (`UncleanRestart`): one accepted between the save and the end of the process would be
+    /// missing from the saved state, and could be used again after the next start.
+    pub fn saved_replay_state(&self) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
+        let (high_water, entries) = {
+            let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+            self.sealed.store(true, Ordering::SeqCst);
+            cache.export()
+        };
+        let state = SavedState {
+            otp_step: self.otp.step_seconds(),
+            high_water,
+            quarantine: self.quarantine.load(Ordering::SeqCst),
+            entries,
+        };
+        let secret = self.keys.first().ok_or(Reject::Internal)?;
+        let mac = replay_state::seal(secret, self.host.as_deref(), &state);
+        Ok((state, mac))
+    }
+
+    /// Starts from what storage held at unix time `now` ([`crate::replay_state::decide`]): a clean
+    /// stop's state is taken back into the replay cache; after an unclean stop, or a state that
+    /// fails its check, tokens of the steps a token accepted before can have are refused
+    /// ([`Reject::UncleanRestart`]).
+    pub fn restart(&self, stored: Stored, now: u64) -> Result<Start, Reject> {
         let current = self.otp.step_of(now);
-        let horizon = current
-            .saturating_add(self.otp.skew().saturating_mul(2))
-            .saturating_add(2)
-            .saturating_add(crate::replay::CLOCK_BACK_TOLERANCE);
-        let high_water = if high_water > horizon { current } else { high_water };
-        let plausible: Vec<(Key, u64)> = entries.iter().copied().filter(|(_, expiry)| *expiry <= horizon).collect();
-        Ok(self.replay.lock().map_err(|_| Reject::Internal)?.import(high_water, &plausible))
+        let (cap, skew) = (self.replay_stats().1, self.otp.skew());
+        let (start, state) =
+            replay_state::decide(stored, &self.keys, self.host.as_deref(), (self.otp.step_seconds(), skew, cap), current);
+        let mut cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        match (start, state) {
+            (Start::Clean { .. }, Some(state)) => {
+                self.quarantine.fetch_max(state.quarantine, Ordering::SeqCst);
+                let taken = cache.import(state.high_water, &state.entries);
+                Ok(Start::Clean { taken, dropped: state.entries.len().saturating_sub(taken) })
+            }
+            (Start::Unclean { quarantine, .. }, _) => {
+                self.quarantine.fetch_max(quarantine, Ordering::SeqCst);
+                cache.import(current, &[]);
+                Ok(start)
+            }
+            (start, _) => Ok(start),
+        }
+    }
+
+    /// While a quarantine runs at unix time `now`: the time from which tokens minted then are
+    /// accepted again (the start of the first step past it); otherwise `None`.
+    pub fn quarantine_ends(&self, now: u64) -> Option<u64> {
+        match self.quarantine.load(Ordering::SeqCst) {
+            0 => None,
+            q => Some(q.saturating_add(1).saturating_mul(self.otp.step_seconds())).filter(|&ends| ends > now),
+        }
     }
 
     /// Checks that `jid` is a bare JID of this verifier's host.
@@ -473,9 +518,16 @@ impl Verifier {
                 _ => Reject::Expired,
             });
         };
+        // after an unclean start the replay cache has forgotten these steps' tokens: any could be a replay
+        if step <= self.quarantine.load(Ordering::SeqCst) {
+            return Err(Reject::UncleanRestart);
+        }
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);
         let current = self.otp.step_of(now);
         let mut cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        if self.sealed.load(Ordering::SeqCst) {
+            return Err(Reject::UncleanRestart);
+        }
         cache.check_and_insert(replay_key, account, current, expiry)?;
         Ok(step)
     }

@@ -24,6 +24,7 @@
 ---| "cache-full"
 ---| "quota-exceeded"
 ---| "internal-error"
+---| "unclean-restart"
 ---| "already-authenticated"
 ---| "bearer-disabled"
 ---| "too-many-failures"
@@ -113,9 +114,25 @@ function prosody_auth_hmac.printable(s) end
 
 ---What `verifier:replay_state()` returns and `verifier:restore_replay_state()` takes.
 ---@class prosody_auth_hmac.replay_state
+---@field format integer The state format (2).
 ---@field otp_step integer The otp_step the entries were saved under.
 ---@field high_water integer The highest OTP step of a used token.
+---@field quarantine integer Tokens of OTP steps up to this one are refused (unclean-restart); 0: none.
 ---@field entries string[] One `"<key hex> <expiry step>"` line per used token still live.
+---@field mac string The state's MAC (hex), keyed from the first token secret.
+
+---What `verifier:running_state()` returns: stored while the server runs, so a start can tell a crash.
+---@class prosody_auth_hmac.running_state
+---@field format integer The state format (2).
+---@field running boolean true.
+
+---What `verifier:restore_replay_state()` returns.
+---@class prosody_auth_hmac.restart
+---@field outcome string "fresh" (nothing stored), "clean" (a clean stop's state taken) or "unclean" (a crash, or a state refused).
+---@field taken? integer For "clean": entries taken into the cache.
+---@field dropped? integer For "clean": entries already expired.
+---@field refused? string Why the stored state was not taken (then the outcome is "unclean").
+---@field quarantine_ends? integer While a quarantine runs: the unix time from which tokens minted then log in.
 
 ---What `verifier:stats()` returns.
 ---@class prosody_auth_hmac.stats
@@ -164,16 +181,23 @@ function verifier:mint(jid, now) end
 ---@return prosody_auth_hmac.exchange|nil exchange nil for a mechanism the module does not offer.
 function verifier:exchange(mechanism) end
 
----The replay cache's live entries, to keep across a restart; raises on an internal error.
+---The replay cache's live entries, to keep across a restart; raises on an internal error. From then on
+---the verifier accepts no token (unclean-restart): one accepted later would be missing from the state.
 ---@return prosody_auth_hmac.replay_state
 function verifier:replay_state() end
 
----Restores a saved replay state; raises if `state` is not a table.
----@param state prosody_auth_hmac.replay_state
+---The marker to store while the server runs (in place of the saved state).
+---@return prosody_auth_hmac.running_state
+function verifier:running_state() end
+
+---Starts from what storage held: nil (nothing), the running marker (the last run crashed), a saved
+---state (taken back when its MAC verifies and every value is in range), or anything else (unreadable).
+---After a crash, or a state that is refused, tokens that could have been used before are refused
+---(unclean-restart) for at most otp_step × (otp_skew + 1) seconds. Never raises for what storage held.
+---@param stored prosody_auth_hmac.replay_state|prosody_auth_hmac.running_state|any
 ---@param now? integer
----@return integer taken Entries taken into the cache.
----@return integer dropped Entries not taken (expired, unreadable, saved under another otp_step or a clock far ahead).
-function verifier:restore_replay_state(state, now) end
+---@return prosody_auth_hmac.restart
+function verifier:restore_replay_state(stored, now) end
 
 ---The verifier's settings and replay-cache use.
 ---@return prosody_auth_hmac.stats
