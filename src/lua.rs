@@ -15,6 +15,9 @@
 //!                                          saved under another otp_step or a clock far ahead)
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
+//! local b = native.address_budget()   --> failed logins per client address (src/failures.rs)
+//! b:record(address_or_nil, now)       --> log (write the line?), close (close the stream now?)
+//! b:summaries(now)                    --> { { address, not_logged }, ... } of the minutes over
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
 //! ex:step(message, nodeprep, now[, channel_binding])
@@ -355,6 +358,30 @@ impl UserData for LuaExchange {
     }
 }
 
+struct LuaAddressBudget(crate::failures::AddressBudget);
+
+impl UserData for LuaAddressBudget {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method_mut("record", |_, this, (address, now): (Value, Option<Value>)| {
+            let address = match &address {
+                Value::Nil => None,
+                v => Some(string_arg("address", v)?),
+            };
+            let address = address.as_ref().map(|a| String::from_utf8_lossy(&a.as_bytes()).into_owned());
+            let verdict = this.0.record(address.as_deref(), time_arg(&now)?);
+            Ok((verdict.log, verdict.close))
+        });
+        methods.add_method_mut("summaries", |lua, this, now: Option<Value>| {
+            let summaries = this.0.take_summaries(time_arg(&now)?);
+            let list = lua.create_table()?;
+            for (address, n) in summaries {
+                list.push(lua.create_sequence_from([Value::String(lua.create_string(&address)?), Value::Integer(n as i64)])?)?;
+            }
+            Ok(list)
+        });
+    }
+}
+
 /// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name.
 fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
     use crate::options as o;
@@ -390,6 +417,7 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
     t.set("lifetime_max", o::MAX_LIFETIME)?;
     t.set("secret_min_bytes", o::MIN_SECRET_LEN)?;
     t.set("secret_advised_bytes", o::ADVISED_SECRET_LEN)?;
+    t.set("address_failures_per_minute", crate::failures::ADDRESS_FAILURES_PER_MINUTE)?;
     Ok(t)
 }
 
@@ -436,6 +464,10 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("defaults", defaults(lua)?)?;
     exports.set("limits", limits(lua)?)?;
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
+    exports.set(
+        "address_budget",
+        lua.create_function(|lua, ()| lua.create_userdata(LuaAddressBudget(crate::failures::AddressBudget::default())))?,
+    )?;
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set(
         "printable",

@@ -64,6 +64,10 @@ function prosody_auth_hmac.verifier(config) end
 ---@return string? message On success an exposure warning (readable by others or a foreign group) or nil; on failure the error.
 function prosody_auth_hmac.read_secret_file(path, server_gid, configured) end
 
+---Failed logins per client address across streams (src/failures.rs): a budget of log lines per address and minute, in a bounded table.
+---@return prosody_auth_hmac.address_budget
+function prosody_auth_hmac.address_budget() end
+
 ---A client-supplied identity made safe for a log line: escaped (`\u{...}`, `\\`) and cut to 200 bytes.
 ---@param s string
 ---@return string
@@ -95,6 +99,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field lifetime_max integer The longest token lifetime, otp_step * (2 * otp_skew + 1) seconds, accepted unless token_allow_long_lifetime.
 ---@field secret_min_bytes integer The shortest token_secret accepted unless token_allow_weak_secrets.
 ---@field secret_advised_bytes integer The token_secret length below which the module warns at load.
+---@field address_failures_per_minute integer Failed logins from one client address that get a log line in a minute.
 
 ---The table `native.verifier` takes: prosody.cfg.lua's option names, plus `host`. An unset option takes its default.
 ---@class prosody_auth_hmac.config
@@ -204,5 +209,21 @@ function exchange:clock_diagnosis() end
 ---The exchange's mechanism name.
 ---@return prosody_auth_hmac.mechanism
 function exchange:mechanism() end
+
+---Failed logins per client address, from `native.address_budget()`.
+---@class prosody_auth_hmac.address_budget
+local address_budget = {}
+
+---Counts one failed login from `address` (nil: not known).
+---@param address string|nil
+---@param now? integer
+---@return boolean log Write this failure's log line (else it is counted for a summary).
+---@return boolean close The address has used up its minute: close the stream now.
+function address_budget:record(address, now) end
+
+---The failures not logged, per address, of the minutes over by `now`; each is returned once.
+---@param now? integer
+---@return [string,integer][]
+function address_budget:summaries(now) end
 
 return prosody_auth_hmac
