@@ -274,8 +274,11 @@ local printable = native.printable;
 -- (the native module decides: a budget of lines per address and minute, in a bounded table); what
 -- it does not log is counted, and said once a minute per address. Failures without a session
 -- (test_password from mod_rest, ...) count under "(unknown address)".
-local budget = native.address_budget();
-local per_minute = native.limits.address_failures_per_minute;
+local per_minute = module:get_option_number("token_max_failures_per_address", defaults.token_max_failures_per_address);
+if not (per_minute and per_minute >= 1 and per_minute == math.floor(per_minute)) then -- NaN fails too
+	error("mod_sasl_hmac: token_max_failures_per_address must be a whole number, at least 1", 0);
+end
+local budget = native.address_budget(per_minute);
 function failure_clock() return os.time(); end -- specs set the clock here
 local function write_summaries()
 	for _, s in ipairs(budget:summaries(failure_clock())) do

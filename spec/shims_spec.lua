@@ -170,7 +170,7 @@ describe("mod_auth_hmac #prosody", function()
 		local fv = flooded.get_verifier();
 		local start = #flood_seen.logs;
 		for _ = 1, 200 do flooded.test_password("tom", fv:mint("ann@" .. HOST)); end
-		local per_minute = env.native().limits.address_failures_per_minute;
+		local per_minute = env.native().defaults.token_max_failures_per_address;
 		assert.are.equal(per_minute, #flood_seen.logs - start);
 		clock = clock + 60;
 		for _, timer in ipairs(flood_seen.timers) do timer(); end
@@ -614,7 +614,7 @@ describe("mod_sasl_hmac handler #prosody", function()
 		local provider, seen, auth_seen = load(base_options());
 		local clock = 1700000040;
 		auth_seen.sasl_env.failure_clock = function() return clock; end
-		local per_minute = env.native().limits.address_failures_per_minute;
+		local per_minute = env.native().defaults.token_max_failures_per_address;
 		local ran = 0;
 		local function stream(ip)
 			local closed = false;

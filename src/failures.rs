@@ -14,8 +14,9 @@
 
 use std::collections::HashMap;
 
-/// Failures from one address that get a log line in one minute.
-pub const ADDRESS_FAILURES_PER_MINUTE: u32 = 20;
+/// Failures from one address that get a log line in one minute, unless configured
+/// (`token_max_failures_per_address`).
+pub const ADDRESS_FAILURES_PER_MINUTE: u32 = crate::options::DEFAULT_MAX_FAILURES_PER_ADDRESS;
 /// Addresses counted in one minute; beyond, [`UNTRACKED`] stands for the others.
 pub const ADDRESS_TABLE_CAP: usize = 4096;
 /// What the summaries call the addresses that found the table full.

@@ -15,7 +15,7 @@
 //!                                          saved under another otp_step or a clock far ahead)
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
-//! local b = native.address_budget()   --> failed logins per client address (src/failures.rs)
+//! local b = native.address_budget(per_minute) --> failed logins per client address (src/failures.rs)
 //! b:record(address_or_nil, now)       --> log (write the line?), close (close the stream now?)
 //! b:summaries(now)                    --> { { address, not_logged }, ... } of the minutes over
 //! v:mint(jid, now)                    --> token | nil, reason
@@ -393,6 +393,7 @@ fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
     t.set("token_replay_cache_size", o::DEFAULT_REPLAY_CACHE_SIZE)?;
     t.set("token_replay_user_quota", o::DEFAULT_REPLAY_USER_QUOTA)?;
     t.set("token_max_failures", o::DEFAULT_MAX_FAILURES)?;
+    t.set("token_max_failures_per_address", o::DEFAULT_MAX_FAILURES_PER_ADDRESS)?;
     t.set("token_user_exists", o::DEFAULT_USER_EXISTS)?;
     t.set("token_mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
     let d = Settings::default();
@@ -417,7 +418,6 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
     t.set("lifetime_max", o::MAX_LIFETIME)?;
     t.set("secret_min_bytes", o::MIN_SECRET_LEN)?;
     t.set("secret_advised_bytes", o::ADVISED_SECRET_LEN)?;
-    t.set("address_failures_per_minute", crate::failures::ADDRESS_FAILURES_PER_MINUTE)?;
     Ok(t)
 }
 
@@ -466,7 +466,15 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
     exports.set(
         "address_budget",
-        lua.create_function(|lua, ()| lua.create_userdata(LuaAddressBudget(crate::failures::AddressBudget::default())))?,
+        lua.create_function(|lua, per_minute: Value| {
+            let per_minute = match per_minute {
+                Value::Integer(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
+                Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => n.min(f64::from(u32::MAX)) as u32,
+                other => return Err(type_error("per_minute", "integer, at least 1", &other)),
+            };
+            let budget = crate::failures::AddressBudget::new(per_minute, crate::failures::ADDRESS_TABLE_CAP);
+            lua.create_userdata(LuaAddressBudget(budget))
+        })?,
     )?;
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set(

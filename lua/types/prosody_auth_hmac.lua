@@ -65,8 +65,9 @@ function prosody_auth_hmac.verifier(config) end
 function prosody_auth_hmac.read_secret_file(path, server_gid, configured) end
 
 ---Failed logins per client address across streams (src/failures.rs): a budget of log lines per address and minute, in a bounded table.
+---@param per_minute integer Log lines per address and minute (at least 1; raises otherwise).
 ---@return prosody_auth_hmac.address_budget
-function prosody_auth_hmac.address_budget() end
+function prosody_auth_hmac.address_budget(per_minute) end
 
 ---A client-supplied identity made safe for a log line: escaped (`\u{...}`, `\\`) and cut to 200 bytes.
 ---@param s string
@@ -82,6 +83,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_replay_cache_size integer Used tokens remembered while valid (1000000).
 ---@field token_replay_user_quota integer Live replay-cache entries one account may hold (100).
 ---@field token_max_failures integer Failed token logins one stream may make (5).
+---@field token_max_failures_per_address integer Failed token logins from one client address that get a log line in a minute (20).
 ---@field token_user_exists string Which accounts exist: "seen" (default) or "any".
 ---@field token_mechanisms prosody_auth_hmac.mechanism[] The mechanisms offered unless configured (all).
 ---@field token_jid_as_sent boolean Accept a signature over the JID as sent, not only the nodeprep'd one (false).
@@ -99,7 +101,6 @@ function prosody_auth_hmac.printable(s) end
 ---@field lifetime_max integer The longest token lifetime, otp_step * (2 * otp_skew + 1) seconds, accepted unless token_allow_long_lifetime.
 ---@field secret_min_bytes integer The shortest token_secret accepted unless token_allow_weak_secrets.
 ---@field secret_advised_bytes integer The token_secret length below which the module warns at load.
----@field address_failures_per_minute integer Failed logins from one client address that get a log line in a minute.
 
 ---The table `native.verifier` takes: prosody.cfg.lua's option names, plus `host`. An unset option takes its default.
 ---@class prosody_auth_hmac.config
