@@ -7,18 +7,25 @@
 //! logged, and its streams are closed at their first failure. When the minute is over, one summary
 //! per address says how many were not logged.
 //!
+//! An IPv6 address counts as its /64 (one subscriber's network, whose addresses cost nothing to
+//! switch between); an IPv4-mapped one as its IPv4 address.
+//!
 //! The table is bounded: at most [`ADDRESS_TABLE_CAP`] addresses a minute. Once it is full, the
 //! failures of addresses not in it share one more budget of the same size (logged up to it, then
 //! counted) and never close a stream: many addresses cannot grow the table, nor get another
 //! address's streams closed, and the log grows by at most `(cap + 1) × budget` lines a minute.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::net::Ipv6Addr;
 
 /// Failures from one address that get a log line in one minute, unless configured
 /// (`token_max_failures_per_address`).
 pub const ADDRESS_FAILURES_PER_MINUTE: u32 = crate::options::DEFAULT_MAX_FAILURES_PER_ADDRESS;
-/// Addresses counted in one minute; beyond, [`UNTRACKED`] stands for the others.
-pub const ADDRESS_TABLE_CAP: usize = 4096;
+/// Addresses counted in one minute; beyond, [`UNTRACKED`] stands for the others. It also bounds
+/// the log: at most `(cap + 1) × budget` failure lines a minute (20 500, some 340 a second, at the
+/// defaults) however many addresses an attacker has.
+pub const ADDRESS_TABLE_CAP: usize = 1024;
 /// What the summaries call the addresses that found the table full.
 pub const UNTRACKED: &str = "(addresses beyond the table)";
 /// Longest address kept (an IPv6 address in text is at most 45 bytes): the table's memory is
@@ -74,7 +81,8 @@ impl AddressBudget {
     /// Counts one failure from `address` (as Prosody gives it; `None`: not known) at unix time `now`.
     pub fn record(&mut self, address: Option<&str>, now: u64) -> Verdict {
         self.roll(now);
-        let key = address.map(shorten).unwrap_or(UNKNOWN);
+        let key = address.map(client_key).unwrap_or(Cow::Borrowed(UNKNOWN));
+        let key = key.as_ref();
         let per_minute = self.per_minute;
         let (count, closes) = if self.table.contains_key(key) || self.table.len() < self.cap {
             (self.table.entry(key.to_owned()).or_default(), true)
@@ -136,6 +144,19 @@ impl AddressBudget {
 /// any) are not closed early, since they may be anybody's.
 const UNKNOWN: &str = "(unknown address)";
 
+/// What an address is counted as: an IPv6 address as its /64, an IPv4-mapped one as the IPv4
+/// address, anything else as given (cut to [`ADDRESS_MAX_LEN`] bytes).
+fn client_key(address: &str) -> Cow<'_, str> {
+    if let Ok(v6) = address.parse::<Ipv6Addr>() {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Cow::Owned(v4.to_string());
+        }
+        let s = v6.segments();
+        return Cow::Owned(format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)));
+    }
+    Cow::Borrowed(shorten(address))
+}
+
 fn shorten(address: &str) -> &str {
     if address.len() <= ADDRESS_MAX_LEN {
         return address;
@@ -150,6 +171,16 @@ fn shorten(address: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_counts_as_its_64() {
+        assert_eq!(client_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("2001:db8:1:2:bbbb:cccc:dddd:eeee"), "2001:db8:1:2::/64");
+        assert_eq!(client_key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        assert_eq!(client_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(client_key("192.0.2.1"), "192.0.2.1");
+        assert_eq!(client_key("not an address"), "not an address");
+    }
 
     #[test]
     fn long_addresses_are_cut_on_a_character_boundary() {

@@ -74,3 +74,18 @@ fn summaries_merge_and_nothing_is_lost() {
     let summaries = b.take_summaries(back + 60);
     assert_eq!(summaries, vec![("(unknown address)".to_owned(), 3), ("192.0.2.7".to_owned(), 15), ("x".repeat(64), 1)]);
 }
+
+/// An attacker switching addresses within its IPv6 /64 (free for any subscriber) is one client.
+#[test]
+fn an_ipv6_network_is_one_client() {
+    let mut b = AddressBudget::new(3, 16);
+    let mut logged = 0;
+    for i in 0..100u32 {
+        let address = format!("2001:db8:7:9:{:x}:{:x}::1", i >> 8, i & 0xff);
+        logged += u32::from(b.record(Some(&address), T0).log);
+    }
+    assert_eq!(logged, 3);
+    assert_eq!(b.len(), 1);
+    assert!(b.record(Some("2001:db8:7:a::1"), T0).log, "the next /64 is another client");
+    assert_eq!(b.take_summaries(T0 + 60), vec![("2001:db8:7:9::/64".to_owned(), 97)]);
+}
