@@ -4,7 +4,8 @@ max_line_length = false
 -- Prosody gives a plugin `module` and `prosody`; the shims' public functions are module globals
 -- (mod_auth_hmac calls them through module:depends("sasl_hmac")).
 files["lua/"] = {
-	globals = { "module", "prosody", "new_handler", "failed", "count", "bearer_enabled", "enabled_mechanisms" },
+	globals = { "module", "prosody", "new_handler", "failed", "count", "bearer_enabled", "enabled_mechanisms",
+		"stream_spent", "failure_clock" },
 }
 files["tests/integration/plugins/"] = { globals = { "module", "prosody" } };
 files["spec/"] = {

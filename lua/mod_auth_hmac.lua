@@ -228,26 +228,58 @@ local provider = {};
 -- among token_mechanisms, unless token_test_password says otherwise.
 local allow_test_password = module:get_option_boolean("token_test_password", sasl_hmac.bearer_enabled());
 
+-- test_password gets no session (usermanager.test_password(username, host, password), in 0.12 and
+-- 13). For mod_legacyauth (XEP-0078) the session is the origin of the jabber:iq:auth set that
+-- mod_legacyauth handles right after this hook, in the same call: kept here for that one call, and
+-- taken only by the test_password of the same username and password (a token is single-use, so a
+-- login that mod_legacyauth refused before calling test_password leaves nothing anyone else
+-- matches). Other callers (mod_rest, ...) have no session: their failures are counted under
+-- "(unknown address)".
+local legacy_attempt = nil;
+module:hook("stanza/iq/jabber:iq:auth:query", function (event)
+	local origin, stanza = event.origin, event.stanza;
+	local query = stanza.tags[1];
+	if stanza.attr.type ~= "set" or not query then return; end
+	local username, password = query:get_child_text("username"), query:get_child_text("password");
+	legacy_attempt = username and password and {
+		session = origin, username = nodeprep(username), password = password } or nil;
+end, 1); -- mod_legacyauth's handler runs at 0
+
+local function legacy_session(username, password)
+	local attempt = legacy_attempt;
+	legacy_attempt = nil;
+	if attempt and attempt.username == username and attempt.password == password then
+		return attempt.session;
+	end
+	return nil;
+end
+
 function provider.test_password(username, password)
+	local session = legacy_session(username, password);
 	local shown = native.printable((type(username) == "string" and username or "?") .. "@" .. module.host);
 	if type(username) ~= "string" or type(password) ~= "string" then
-		sasl_hmac.failed("test_password", shown, nil, "malformed");
+		sasl_hmac.failed("test_password", shown, session, "malformed");
 		return nil, "malformed";
 	end
+	if sasl_hmac.stream_spent(session) then
+		-- the stream used up token_max_failures and is being closed
+		sasl_hmac.failed("test_password", shown, session, "too-many-failures");
+		return nil, "too-many-failures";
+	end
 	if not allow_test_password then
-		sasl_hmac.failed("test_password", shown, nil, "bearer-disabled");
+		sasl_hmac.failed("test_password", shown, session, "bearer-disabled");
 		return nil, "bearer-disabled";
 	end
 	-- the mechanisms' identity rule: the signature covers the nodeprep'd JID (and, only under
 	-- token_jid_as_sent, the username as given)
 	local user, reason, detail = verifier:verify_user(password, username, nodeprep);
 	if not user then
-		sasl_hmac.failed("test_password", shown, nil, reason, detail);
+		sasl_hmac.failed("test_password", shown, session, reason, detail);
 		return nil, reason;
 	end
 	local enabled, why = provider.is_enabled(user);
 	if not enabled then
-		sasl_hmac.failed("test_password", shown, nil, "account-disabled", why);
+		sasl_hmac.failed("test_password", shown, session, "account-disabled", why);
 		return nil, "account-disabled";
 	end
 	sasl_hmac.count("test_password", "success");

@@ -270,29 +270,35 @@ end
 -- A client-supplied name made safe for a log line (escaped, cut to 200 bytes) by the native module.
 local printable = native.printable;
 
--- Failures without a session (test_password: mod_legacyauth, mod_rest, ...) cannot be counted per
--- stream: at most max_failures lines a second are written for them, then one line with the count.
-local sessionless = { second = nil, lines = 0, suppressed = 0 };
-local function sessionless_line_allowed()
-	local now = os.time();
-	if now ~= sessionless.second then
-		if sessionless.suppressed > 0 then
-			module:log("info", "%d more failed token logins without a session (test_password) were not logged",
-				sessionless.suppressed);
-		end
-		sessionless.second, sessionless.lines, sessionless.suppressed = now, 0, 0;
+-- A client that opens a new stream after each few failures is bounded per address, across streams
+-- (the native module decides: a budget of lines per address and minute, in a bounded table); what
+-- it does not log is counted, and said once a minute per address. Failures without a session
+-- (test_password from mod_rest, ...) count under "(unknown address)".
+local per_minute = module:get_option_number("token_max_failures_per_address", defaults.token_max_failures_per_address);
+if not (per_minute and per_minute >= 1 and per_minute == math.floor(per_minute)) then -- NaN fails too
+	error("mod_sasl_hmac: token_max_failures_per_address must be a whole number, at least 1", 0);
+end
+local budget = native.address_budget(per_minute);
+function failure_clock() return os.time(); end -- specs set the clock here
+local function write_summaries()
+	for _, s in ipairs(budget:summaries(failure_clock())) do
+		module:log("info", "%d more failed token logins from %s in the minute before were not logged "
+			.. "(over %d a minute from one address)", s[2], s[1], per_minute);
 	end
-	sessionless.lines = sessionless.lines + 1;
-	if sessionless.lines > max_failures then
-		sessionless.suppressed = sessionless.suppressed + 1;
-		return false;
-	end
-	return true;
+end
+module:add_timer(30, function()
+	write_summaries();
+	return 30;
+end);
+
+-- Whether the stream has used up token_max_failures (it is being closed).
+function stream_spent(session)
+	return (session and session.token_failures or 0) >= max_failures;
 end
 
--- One refused login: counted, one log line (while the stream is under max_failures), the
--- token-authentication-failure event. `jid` is already log-safe (the native module's printable form).
--- Returns the SASL condition and text to send.
+-- One refused login: counted, one log line (while the stream is under max_failures and its address
+-- under its budget), the token-authentication-failure event. `jid` is already log-safe (the native
+-- module's printable form). Returns the SASL condition and text to send.
 function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 	count(mechanism, reason);
 	local condition, text = conditions[reason], texts[reason];
@@ -304,17 +310,32 @@ function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 	end
 	local n = (session and session.token_failures or 0) + 1;
 	if session then session.token_failures = n; end
-	if (session and n <= max_failures) or (not session and sessionless_line_allowed()) then
+	local address = session and session.ip or nil;
+	local logged, over = false, false;
+	if n <= max_failures then -- later ones are the closing stream's, never logged
+		write_summaries();
+		logged, over = budget:record(address, failure_clock());
+	end
+	if logged then
 		module:log("info", "Failed %s token login for %s from %s: %s%s", mechanism,
-			jid or "(unknown)", session and session.ip or "(unknown address)", reason,
+			jid or "(unknown)", address or "(unknown address)", reason,
 			detail and (" (" .. detail .. ")") or "");
 	end
 	if n <= max_failures then
 		module:fire_event("token-authentication-failure", {
 			session = session or {}, mechanism = mechanism, reason = reason, jid = jid });
 	end
+	if session and over and n < max_failures then
+		n = max_failures; -- the address is over its budget: this stream ends here
+		session.token_failures = n;
+		if logged then
+			module:log("info", "Closing the stream from %s: %d failed token logins from that address in a minute",
+				address, per_minute);
+		end
+	elseif session and n == max_failures and logged then
+		module:log("info", "Closing the stream from %s after %d failed token logins", address or "(unknown address)", n);
+	end
 	if session and n == max_failures and session.close then
-		module:log("info", "Closing the stream from %s after %d failed token logins", session.ip or "(unknown address)", n);
 		-- after the failure reply has gone out
 		module:add_timer(0, function()
 			session:close({ condition = "policy-violation", text = "Too many failed logins" });

@@ -33,6 +33,10 @@ local function load(options, stores)
 	return auth_seen.provided.auth, sasl_seen, auth_seen;
 end
 
+local function defaults_max_failures()
+	return env.native().defaults.token_max_failures;
+end
+
 local function minter(provider)
 	return function(user, now) return assert(provider.get_verifier():mint(user .. "@" .. HOST, now)); end;
 end
@@ -158,12 +162,21 @@ describe("mod_auth_hmac #prosody", function()
 		local pinned, pinned_seen = load(base_options({ token_mechanisms = { "SASL-HMAC" } }));
 		assert.same({ nil, "bearer-disabled" }, { pinned.test_password("tom", pinned.get_verifier():mint("tom@" .. HOST)) });
 		assert.truthy(pinned_seen.logs[#pinned_seen.logs].text:find(": bearer-disabled", 1, true));
-		-- no session to count per stream: at most token_max_failures lines a second, then a count
-		local flooded, flood_seen = load(base_options({ token_max_failures = 3 }));
+		-- no session to count per stream: the "(unknown address)" budget of a minute, then every
+		-- failure not logged is counted in one summary line when the minute is over
+		local flooded, flood_seen, flood_auth = load(base_options({ token_max_failures = 3 }));
+		local clock = 1700000040;
+		flood_auth.sasl_env.failure_clock = function() return clock; end
 		local fv = flooded.get_verifier();
 		local start = #flood_seen.logs;
 		for _ = 1, 200 do flooded.test_password("tom", fv:mint("ann@" .. HOST)); end
-		assert.is_true(#flood_seen.logs - start <= 2 * 3 + 1, tostring(#flood_seen.logs - start));
+		local per_minute = env.native().defaults.token_max_failures_per_address;
+		assert.are.equal(per_minute, #flood_seen.logs - start);
+		clock = clock + 60;
+		for _, timer in ipairs(flood_seen.timers) do timer(); end
+		assert.are.equal(per_minute + 1, #flood_seen.logs - start);
+		assert.are.equal(("%d more failed token logins from (unknown address) in the minute before were not logged "
+			.. "(over %d a minute from one address)"):format(200 - per_minute, per_minute), flood_seen.logs[#flood_seen.logs].text);
 		local allowed = load(base_options({ token_mechanisms = { "SASL-HMAC" }, token_test_password = true }));
 		assert.is_true(allowed.test_password("tom", allowed.get_verifier():mint("tom@" .. HOST)));
 	end);
@@ -644,6 +657,90 @@ describe("mod_sasl_hmac handler #prosody", function()
 		assert.are.equal("success", (h:process("\0gus\0" .. mint("gus"))));
 	end);
 
+	-- One client opening stream after stream (a new BOSH session every token_max_failures failures):
+	-- its address gets a budget of lines a minute across streams; beyond it its failures are counted,
+	-- not logged, its streams are closed at their first failure, and one line a minute says how many
+	-- were not logged. Another address is not affected.
+	it("bounds one address's failed logins across streams, and nobody else's", function()
+		local provider, seen, auth_seen = load(base_options());
+		local clock = 1700000040;
+		auth_seen.sasl_env.failure_clock = function() return clock; end
+		local per_minute = env.native().defaults.token_max_failures_per_address;
+		local ran = 0;
+		local function stream(ip)
+			local closed = false;
+			local session = { secure = true, ip = ip, close = function() closed = true; end };
+			local failures = 0;
+			while not closed and failures < 50 do
+				local h = provider.get_sasl_handler(session);
+				assert.is_true(h:select("PLAIN"));
+				assert.are.equal("failure", (h:process("\0gus\0" .. "1 x")));
+				failures = failures + 1;
+				for i = ran + 1, #seen.timers do seen.timers[i](); end -- the stream closes after the reply
+				ran = #seen.timers;
+			end
+			assert.is_true(closed);
+			return failures;
+		end
+		local function lines(from, needle)
+			local n = 0;
+			for i = from + 1, #seen.logs do
+				if seen.logs[i].text:find(needle, 1, true) then n = n + 1; end
+			end
+			return n;
+		end
+		local before, total = #seen.logs, 0;
+		for _ = 1, 100 do total = total + stream("192.0.2.50"); end
+		assert.are.equal(per_minute, lines(before, "Failed PLAIN token login for gus@example.org from 192.0.2.50: malformed"));
+		-- the first streams use the budget (token_max_failures each), every later one closes at its first failure
+		assert.are.equal(per_minute + 100 - math.floor(per_minute / defaults_max_failures()), total);
+		assert.is_true(#seen.logs - before <= per_minute + per_minute / 5 + 1, tostring(#seen.logs - before));
+		-- another address has its own budget and its own streams' token_max_failures
+		local mark = #seen.logs;
+		assert.are.equal(defaults_max_failures(), stream("198.51.100.7"));
+		assert.are.equal(defaults_max_failures(), lines(mark, "from 198.51.100.7: malformed"));
+		-- the minute over: one summary for the flooding address, and a fresh budget
+		clock = clock + 60;
+		mark = #seen.logs;
+		stream("192.0.2.50");
+		assert.are.equal(1, lines(mark, ("%d more failed token logins from 192.0.2.50 in the minute before were not logged")
+			:format(total - per_minute)));
+		assert.are.equal(defaults_max_failures(), lines(mark, "from 192.0.2.50: malformed"));
+	end);
+
+	-- test_password has no session; for mod_legacyauth it is the origin of the jabber:iq:auth set
+	-- handled in the same call: its failures carry the client's address, count per stream (the
+	-- stream closes at token_max_failures) and per address.
+	it("gives mod_legacyauth's test_password failures the client's address and a per-stream limit", function()
+		local st = require "util.stanza";
+		local provider, seen, auth_seen = load(base_options({ token_max_failures = 3 }));
+		local hook = auth_seen.hooks["stanza/iq/jabber:iq:auth:query"];
+		assert.is_table(hook, "no hook before mod_legacyauth's");
+		assert.is_true(hook.priority > 0);
+		local closed = 0;
+		local session = { type = "c2s_unauthed", ip = "192.0.2.77", close = function() closed = closed + 1; end };
+		local function legacy(user, password)
+			local iq = st.iq({ type = "set", id = "a" }):tag("query", { xmlns = "jabber:iq:auth" })
+				:text_tag("username", user):text_tag("password", password):text_tag("resource", "r"):up();
+			assert.is_nil(hook.handler({ origin = session, stanza = iq }));
+			return provider.test_password(user, password); -- what mod_legacyauth then calls
+		end
+		local before = #seen.logs;
+		local results = {};
+		for i = 1, 10 do results[i] = select(2, legacy("tom", "12345678 x" .. i)); end
+		assert.same({ "malformed", "malformed", "malformed", "too-many-failures" }, { results[1], results[2], results[3], results[4] });
+		local lines = {};
+		for i = before + 1, #seen.logs do lines[#lines+1] = seen.logs[i].text; end
+		assert.are.equal(4, #lines, table.concat(lines, "\n"));
+		assert.truthy(lines[1]:find("Failed test_password token login for tom@example.org from 192.0.2.77: malformed", 1, true), lines[1]);
+		assert.truthy(lines[4]:find("Closing the stream from 192.0.2.77 after 3 failed token logins", 1, true), lines[4]);
+		for _, timer in ipairs(seen.timers) do timer(); end
+		assert.are.equal(1, closed);
+		-- another caller without a session (mod_rest, ...) is not taken for that stream
+		assert.same({ nil, "malformed" }, { provider.test_password("tom", "12345678 y") });
+		assert.truthy(seen.logs[#seen.logs].text:find("from (unknown address): malformed", 1, true), seen.logs[#seen.logs].text);
+	end);
+
 	-- Prosody 13's account controls: a disabled account's good tokens are refused (after
 	-- verification, so a forger learns nothing), by SASL and by test_password; nobody else's are.
 	it("refuses a disabled account's tokens until it is enabled again, and only that account's", function()
@@ -929,7 +1026,7 @@ describe("the shims' facts come from the native module #prosody", function()
 					n = n + 1;
 				end
 			end
-			assert.are.equal(3, n, file);
+			assert.are.equal(({ ["mod_auth_hmac.lua"] = 4, ["mod_sasl_hmac.lua"] = 3 })[file], n, file);
 		end
 	end);
 end);

@@ -155,6 +155,35 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 		assert.same({}, c.fields);
 	end);
 
+	it("declares every method of an address budget, and nothing else", function()
+		local c = class("prosody_auth_hmac.address_budget");
+		local b = native.address_budget(2);
+		assert.are.equal("userdata", type(b));
+		local index = debug.getmetatable(b).__index;
+		assert.is_table(index, "an address budget's methods are no longer an __index table: adapt this spec");
+		for name, value in pairs(index) do
+			assert.is_function(value, "address_budget." .. tostring(name));
+			assert.are.equal(":", c.functions[name], "address_budget:" .. name .. " is not declared in the stub");
+		end
+		for name, sep in pairs(c.functions) do
+			assert.are.equal(":", sep, "address_budget methods take self: declare address_budget:" .. name);
+			assert.is_function(b[name], "the stub declares address_budget:" .. name .. ", which a budget does not have");
+		end
+		assert.same({}, c.fields);
+		-- what the stub says it returns, on an injected clock
+		local t = 1700000040;
+		assert.same({ true, false }, { b:record("192.0.2.1", t) });
+		assert.same({ true, true }, { b:record("192.0.2.1", t) });
+		assert.same({ false, true }, { b:record("192.0.2.1", t) });
+		assert.same({ true, false }, { b:record(nil, t) });
+		assert.same({}, b:summaries(t + 59));
+		assert.same({ { "192.0.2.1", 1 } }, b:summaries(t + 60));
+		for _, bad in ipairs({ 0, -1, 1.5, "20", false }) do
+			assert.is_false(pcall(native.address_budget, bad), tostring(bad));
+		end
+		assert.is_false(pcall(b.record, b, 42, t), "an address is a string or nil");
+	end);
+
 	it("declares every key of native.defaults and native.limits, and nothing else", function()
 		same_fields(native.defaults, "prosody_auth_hmac.defaults", "native.defaults");
 		same_fields(native.limits, "prosody_auth_hmac.limits", "native.limits");

@@ -19,8 +19,8 @@ pub enum Reject {
     BadSignature,
     /// The signature is good but the OTP is outside the accepted window.
     Expired,
-    /// The signature is good but the OTP matches no step within [`crate::verifier::DIAGNOSIS_RANGE`]
-    /// of now: the token was minted with another `otp_seed` (or `otp_step`), or by a clock more than
+    /// The signature is good but the OTP matches no step that the clock search covers within
+    /// [`crate::verifier::DIAGNOSIS_RANGE`] of now (see [`crate::verifier::search_plan`]): the token was minted with another `otp_seed` (or `otp_step`), or by a clock more than
     /// a day off. Told apart from [`Reject::Expired`] only when the search ran (see
     /// [`crate::verifier::DIAGNOSIS_STEPS_PER_SECOND`]); otherwise the token is refused as `Expired`.
     OtpMismatch,

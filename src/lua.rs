@@ -18,6 +18,9 @@
 //!                                           quarantine_ends = unix time }
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
+//! local b = native.address_budget(per_minute) --> failed logins per client address (src/failures.rs)
+//! b:record(address_or_nil, now)       --> log (write the line?), close (close the stream now?)
+//! b:summaries(now)                    --> { { address, not_logged }, ... } of the minutes over
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
 //! ex:step(message, nodeprep, now[, channel_binding])
@@ -407,6 +410,30 @@ impl UserData for LuaExchange {
     }
 }
 
+struct LuaAddressBudget(crate::failures::AddressBudget);
+
+impl UserData for LuaAddressBudget {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_method_mut("record", |_, this, (address, now): (Value, Option<Value>)| {
+            let address = match &address {
+                Value::Nil => None,
+                v => Some(string_arg("address", v)?),
+            };
+            let address = address.as_ref().map(|a| String::from_utf8_lossy(&a.as_bytes()).into_owned());
+            let verdict = this.0.record(address.as_deref(), time_arg(&now)?);
+            Ok((verdict.log, verdict.close))
+        });
+        methods.add_method_mut("summaries", |lua, this, now: Option<Value>| {
+            let summaries = this.0.take_summaries(time_arg(&now)?);
+            let list = lua.create_table()?;
+            for (address, n) in summaries {
+                list.push(lua.create_sequence_from([Value::String(lua.create_string(&address)?), Value::Integer(n as i64)])?)?;
+            }
+            Ok(list)
+        });
+    }
+}
+
 /// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name.
 fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
     use crate::options as o;
@@ -418,6 +445,7 @@ fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
     t.set("token_replay_cache_size", o::DEFAULT_REPLAY_CACHE_SIZE)?;
     t.set("token_replay_user_quota", o::DEFAULT_REPLAY_USER_QUOTA)?;
     t.set("token_max_failures", o::DEFAULT_MAX_FAILURES)?;
+    t.set("token_max_failures_per_address", o::DEFAULT_MAX_FAILURES_PER_ADDRESS)?;
     t.set("token_user_exists", o::DEFAULT_USER_EXISTS)?;
     t.set("token_mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
     let d = Settings::default();
@@ -488,6 +516,18 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("defaults", defaults(lua)?)?;
     exports.set("limits", limits(lua)?)?;
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
+    exports.set(
+        "address_budget",
+        lua.create_function(|lua, per_minute: Value| {
+            let per_minute = match per_minute {
+                Value::Integer(n) if n >= 1 => u32::try_from(n).unwrap_or(u32::MAX),
+                Value::Number(n) if n >= 1.0 && n.fract() == 0.0 => n.min(f64::from(u32::MAX)) as u32,
+                other => return Err(type_error("per_minute", "integer, at least 1", &other)),
+            };
+            let budget = crate::failures::AddressBudget::new(per_minute, crate::failures::ADDRESS_TABLE_CAP);
+            lua.create_userdata(LuaAddressBudget(budget))
+        })?,
+    )?;
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set(
         "printable",

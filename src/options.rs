@@ -51,6 +51,11 @@ pub const DEFAULT_REPLAY_USER_QUOTA: usize = 100;
 
 /// Default `token_max_failures`: failed token logins one stream may make (the shim counts them).
 pub const DEFAULT_MAX_FAILURES: u32 = 5;
+/// Default `token_max_failures_per_address`: failed token logins from one client address, across
+/// its streams, that get a log line in a minute (`crate::failures`). Four streams' worth: more than
+/// fail2ban's shipped `maxretry`, far fewer than the 174 a second one client wrote by opening a
+/// new BOSH session every five failures.
+pub const DEFAULT_MAX_FAILURES_PER_ADDRESS: u32 = 20;
 /// `token_user_exists`: which accounts exist, `"seen"` (logged in once) or `"any"`.
 pub const USER_EXISTS: [&str; 2] = ["seen", "any"];
 /// Default `token_user_exists`.

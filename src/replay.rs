@@ -72,6 +72,10 @@ pub trait ReplayStore: Send {
     fn export(&self) -> (u64, Vec<(Key, u64)>);
     /// Takes back what `export` gave; returns how many entries were still live.
     fn import(&mut self, high_water: u64, entries: &[(Key, u64)]) -> usize;
+    /// The highest step seen so far (what `export` gives first).
+    fn high_water(&self) -> u64 {
+        self.export().0
+    }
     /// (live entries, cap, per-account quota).
     fn stats(&self) -> (usize, usize, usize);
 }
@@ -88,6 +92,9 @@ impl ReplayStore for ReplayCache {
     }
     fn stats(&self) -> (usize, usize, usize) {
         (self.len(), self.cap(), self.quota())
+    }
+    fn high_water(&self) -> u64 {
+        ReplayCache::high_water(self)
     }
 }
 

@@ -176,11 +176,12 @@ impl Otp {
     }
 
     /// For an authentic token whose OTP is outside the window: the offset, in steps, of the step
-    /// nearest to the current one within ± `max_steps` whose code equals `otp` (how far off the
-    /// minting clock was), or `None` when none does (the seed, digits or step differ). Every step
-    /// is computed and compared in constant time; the codes are not cached (they are not the
-    /// window's).
-    pub fn offset_of(&self, otp: &[u8], now: u64, max_steps: u64) -> Option<i64> {
+    /// nearest to the current one, among those `distances` away from it either side, whose code
+    /// equals `otp` (how far off the minting clock was), or `None` when none does (the seed, digits
+    /// or step differ, or the clock is off by an amount not searched). `distances` are ascending
+    /// ranges of step distances; the cost is two codes a distance (one for 0). Every step is
+    /// computed and compared in constant time; the codes are not cached (they are not the window's).
+    pub fn offset_of(&self, otp: &[u8], now: u64, distances: &[core::ops::RangeInclusive<u64>]) -> Option<i64> {
         if otp.len() != self.digits as usize {
             return None;
         }
@@ -190,7 +191,13 @@ impl Otp {
         let current = self.step_of(now);
         let mut best = 0u64; // |offset| + 1 of the best match so far; 0 = none
         let mut best_step = 0u64;
-        for step in current.saturating_sub(max_steps)..=current.saturating_add(max_steps) {
+        let steps = distances.iter().cloned().flatten().flat_map(|d| {
+            // the past first: at equal distance, the earlier step wins (strict `<` below)
+            let before = current.checked_sub(d);
+            let after = if d == 0 { None } else { current.checked_add(d) };
+            before.into_iter().chain(after)
+        });
+        for step in steps {
             let Some(code) = self.compute(step) else { continue };
             let eq = u64::from_le_bytes(code.buf).ct_eq(&want);
             let distance = step.abs_diff(current).saturating_add(1);

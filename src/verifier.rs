@@ -34,28 +34,79 @@ pub enum ClockDiagnosis {
         /// The longest a token is accepted after minting: `otp_step × (otp_skew + 1)`.
         accepted_for: u64,
     },
-    /// No step within [`DIAGNOSIS_RANGE`] seconds matches: the seed, digits or step differ.
+    /// No step that the search covers ([`search_plan`], within [`DIAGNOSIS_RANGE`] seconds) matches:
+    /// the seed, digits or step differ.
     NoMatch,
     /// Not measured: the searches just before used up [`DIAGNOSIS_STEPS_PER_SECOND`] (each search
     /// costs some milliseconds).
     NotMeasured,
+    /// The OTP is inside the window, but the server's clock is `behind` seconds behind the latest
+    /// time a token login saw (it went ahead and was set back): tokens are refused until it catches
+    /// up (see [`crate::replay`]). The server's clock moved, not the web app's.
+    ServerClockBack {
+        /// Seconds from now to the replay cache's high-water step (a whole number of OTP steps).
+        behind: u64,
+    },
 }
 
 /// How far either side of now an expired token's OTP is looked for: a day covers any timezone.
 pub const DIAGNOSIS_RANGE: u64 = 86_400;
+/// The most OTP codes one search computes, whatever `otp_step` is: a whole day either side at the
+/// default `otp_step` of 30 s (5 761 codes, a few milliseconds). With `otp_step` under 30 s a day
+/// would cost more (172 801 codes at 1 s), so the search then covers [`DIAGNOSIS_NEAR`] seconds
+/// either side of now, and [`DIAGNOSIS_ZONE_STEPS`] steps either side of each whole quarter-hour
+/// offset up to a day (where a wrong timezone puts a clock).
+pub const DIAGNOSIS_MAX_CODES: u64 = 2 * (DIAGNOSIS_RANGE / 30) + 1;
+/// Seconds either side of now that a search with `otp_step` under 30 s covers step by step: more
+/// than a token's longest life at such a step (29 s × 11 steps) plus [`LATE_MARGIN`], so that a
+/// token used late still reads as late.
+pub const DIAGNOSIS_NEAR: u64 = 1200;
+/// Steps either side of each quarter-hour offset (from 30 min on) that such a search covers.
+pub const DIAGNOSIS_ZONE_STEPS: u64 = 8;
+const QUARTER_HOUR: u64 = 900;
 /// At most this many searches in one second of the verifier's `now` at the default `otp_step` (a
 /// few milliseconds each), so that a user replaying old tokens cannot make the server search all
 /// the time. A token whose OTP was searched for last (same code, same step) is not searched for again.
 pub const DIAGNOSES_PER_SECOND: u32 = 5;
 /// What the limit counts: OTP codes computed by searches, this many per second of `now` (five
-/// searches at the default `otp_step` of 30 s). A search covers `2 × DIAGNOSIS_RANGE / otp_step + 1`
-/// steps, so a shorter step means fewer searches: with `otp_step = 1` (172 801 codes, some 100 ms)
-/// one every six seconds, rather than five a second holding Prosody's one thread half the time.
-pub const DIAGNOSIS_STEPS_PER_SECOND: u64 = DIAGNOSES_PER_SECOND as u64 * (2 * DIAGNOSIS_RANGE / 30 + 1);
+/// searches of at most [`DIAGNOSIS_MAX_CODES`] each, whatever `otp_step` is; a long step searches
+/// fewer codes).
+pub const DIAGNOSIS_STEPS_PER_SECOND: u64 = DIAGNOSES_PER_SECOND as u64 * DIAGNOSIS_MAX_CODES;
 /// A token minted in the past and refused at most this many seconds after it stopped being
 /// accepted reads as used late rather than as a wrong clock ([`ClockDiagnosis::Late`]). Ten minutes
 /// covers a page kept open or a slow fetch, and stays below the half-hour steps of timezones.
 pub const LATE_MARGIN: u64 = 600;
+
+/// The step distances a search covers at an `otp_step` of `step` seconds, ascending and disjoint,
+/// and its cost in codes (at most [`DIAGNOSIS_MAX_CODES`]): every step within [`DIAGNOSIS_RANGE`]
+/// where that fits, else every step within [`DIAGNOSIS_NEAR`] and [`DIAGNOSIS_ZONE_STEPS`] steps
+/// around each quarter-hour offset from 30 min to [`DIAGNOSIS_RANGE`].
+pub fn search_plan(step: u64) -> (Vec<core::ops::RangeInclusive<u64>>, u64) {
+    let step = step.max(1);
+    let max = DIAGNOSIS_RANGE / step;
+    let cost = |plan: &[core::ops::RangeInclusive<u64>]| {
+        plan.iter().map(|r| r.end().saturating_sub(*r.start()).saturating_add(1).saturating_mul(2)).sum::<u64>().saturating_sub(1)
+    };
+    let whole = vec![0..=max];
+    if cost(&whole) <= DIAGNOSIS_MAX_CODES {
+        let c = cost(&whole);
+        return (whole, c);
+    }
+    let near = DIAGNOSIS_NEAR / step;
+    let mut plan = vec![0..=near];
+    for k in 2..=DIAGNOSIS_RANGE / QUARTER_HOUR {
+        let centre = k * QUARTER_HOUR / step;
+        let first = centre.saturating_sub(DIAGNOSIS_ZONE_STEPS).max(near.saturating_add(1));
+        let last = centre.saturating_add(DIAGNOSIS_ZONE_STEPS).min(max);
+        let after_previous = plan.last().map_or(0, |r| r.end().saturating_add(1));
+        let first = first.max(after_previous);
+        if first <= last {
+            plan.push(first..=last);
+        }
+    }
+    let c = cost(&plan);
+    (plan, c)
+}
 
 impl fmt::Display for ClockDiagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -77,6 +128,12 @@ impl fmt::Display for ClockDiagnosis {
             ClockDiagnosis::NotMeasured => {
                 f.write_str("clock offset not measured: too many expired tokens searched for just now")
             }
+            ClockDiagnosis::ServerClockBack { behind } => write!(
+                f,
+                "the token is current, but this server's clock is about {behind} s behind the latest time a token login \
+                 saw - the server's clock went back: token logins are refused until it catches up; the web app's clock is \
+                 not at fault"
+            ),
         }
     }
 }
@@ -163,6 +220,8 @@ pub struct Verifier {
     diagnoses: Mutex<Option<(u64, u64)>>,
     /// The last search: (current step, OTP code as in `Otp::offset_of`, its result in steps)
     last_search: Mutex<Option<(u64, u64, Option<i64>)>>,
+    /// The step distances one search covers (fixed by `otp_step`), and what it costs in codes
+    search_plan: (Vec<core::ops::RangeInclusive<u64>>, u64),
 }
 
 impl fmt::Debug for Verifier {
@@ -253,6 +312,7 @@ impl Verifier {
             sealed: AtomicBool::new(false),
             diagnoses: Mutex::new(None),
             last_search: Mutex::new(None),
+            search_plan: search_plan(settings.step),
         })
     }
 
@@ -283,6 +343,14 @@ impl Verifier {
 
     fn diagnose_otp(&self, otp: &[u8], now: u64) -> ClockDiagnosis {
         let current = self.otp.step_of(now);
+        if self.otp.matching_step(otp, now).is_some() {
+            // inside the window yet refused as expired: the replay cache has seen a later time
+            let high_water = self.replay.lock().map(|c| c.high_water()).unwrap_or(0);
+            if high_water > current {
+                let behind = (high_water - current).saturating_mul(self.otp.step_seconds());
+                return ClockDiagnosis::ServerClockBack { behind };
+            }
+        }
         let mut padded = [0u8; 8];
         let Some(dst) = padded.get_mut(..otp.len()) else { return ClockDiagnosis::NoMatch };
         dst.copy_from_slice(otp);
@@ -292,11 +360,11 @@ impl Verifier {
         let steps = match last {
             Some((step, c, steps)) if step == current && bool::from(c.ct_eq(&code)) => steps,
             _ => {
-                let max_steps = DIAGNOSIS_RANGE / self.otp.step_seconds();
-                if !self.take_diagnosis_budget(now, max_steps.saturating_mul(2).saturating_add(1)) {
+                let (distances, cost) = &self.search_plan;
+                if !self.take_diagnosis_budget(now, *cost) {
                     return ClockDiagnosis::NotMeasured;
                 }
-                let steps = self.otp.offset_of(otp, now, max_steps);
+                let steps = self.otp.offset_of(otp, now, distances);
                 if let Ok(mut l) = self.last_search.lock() {
                     *l = Some((current, code, steps));
                 }

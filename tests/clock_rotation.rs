@@ -246,16 +246,28 @@ fn the_search_is_limited_per_second_of_the_clock() {
     assert!(matches!(v.diagnose_expired(late.as_bytes(), t0 + 1), ClockDiagnosis::Offset(_)));
 }
 
-/// The search's cost is what is limited, not the number of searches: with `otp_step = 1` a day
-/// either side is 172 801 codes (30 times the default's), and five such searches a second would hold
-/// Prosody's one thread about half of every second. The budget is the default's five searches a
-/// second in codes: here one search, then the next six seconds later; a clock that goes back adds
-/// nothing, and an hour back does not stop the searches for an hour.
+/// What is limited is the codes computed, and one search computes at most DIAGNOSIS_MAX_CODES
+/// whatever `otp_step` is (every step of a day either side where that fits; else the near steps
+/// and the steps around each quarter-hour offset, none twice). A clock that goes back adds nothing
+/// to the budget, and an hour back does not stop the searches for an hour.
 #[test]
-fn the_search_is_limited_by_its_cost_with_a_short_otp_step() {
-    use prosody_auth_hmac::verifier::{DIAGNOSES_PER_SECOND, DIAGNOSIS_RANGE, DIAGNOSIS_STEPS_PER_SECOND};
+fn the_search_is_limited_by_its_cost_and_the_cost_by_a_constant() {
+    use prosody_auth_hmac::verifier::{search_plan, DIAGNOSES_PER_SECOND, DIAGNOSIS_MAX_CODES, DIAGNOSIS_RANGE};
+    use prosody_auth_hmac::verifier::{DIAGNOSIS_STEPS_PER_SECOND, LATE_MARGIN};
     use prosody_auth_hmac::ClockDiagnosis;
-    assert_eq!(DIAGNOSIS_STEPS_PER_SECOND, u64::from(DIAGNOSES_PER_SECOND) * (2 * DIAGNOSIS_RANGE / 30 + 1));
+    assert_eq!(DIAGNOSIS_STEPS_PER_SECOND, u64::from(DIAGNOSES_PER_SECOND) * DIAGNOSIS_MAX_CODES);
+    assert_eq!(search_plan(30), (vec![0..=DIAGNOSIS_RANGE / 30], DIAGNOSIS_MAX_CODES), "the default step: a whole day");
+    for step in (1..=300).chain([599, 3600, 86_400]) {
+        let (plan, cost) = search_plan(step);
+        let counted: u64 = plan.iter().map(|r| 2 * (r.end() - r.start() + 1)).sum::<u64>() - 1;
+        assert_eq!(cost, counted, "step {step}");
+        assert!(cost <= DIAGNOSIS_MAX_CODES, "step {step}: {cost} codes");
+        assert!(plan.windows(2).all(|w| w[0].end() < w[1].start()), "step {step}: ascending, disjoint");
+        assert!(plan.iter().all(|r| *r.end() <= DIAGNOSIS_RANGE / step), "step {step}: within the range");
+        // a token used late is found step by step, whatever the step
+        let longest_life = step * 11;
+        assert!(plan[0].end() * step >= (longest_life + LATE_MARGIN).min(DIAGNOSIS_RANGE / step * step), "step {step}");
+    }
     let t0 = 1_700_000_000u64;
     let seed = prosody_auth_hmac::totp::decode_seed(SEED).unwrap();
     let settings = Settings { step: 1, skew: 1, allow_weak_secrets: true, ..Settings::default() };
@@ -267,19 +279,67 @@ fn the_search_is_limited_by_its_cost_with_a_short_otp_step() {
     )
     .unwrap();
     // tokens minted an hour and some seconds ago: distinct codes, each found by its own search
-    let old = |k: u64| v.mint(JID, t0 - 3600 - 7 * k).unwrap();
-    let first = old(0);
-    assert_eq!(v.verify(first.as_bytes(), &[JID], t0), Err(Reject::Expired));
-    assert_eq!(v.diagnose_expired(first.as_bytes(), t0), ClockDiagnosis::Offset(-3600), "answered from the search");
-    let mut k = 1;
-    for now in [t0, t0 + 1, t0 + 5, t0 + 2] {
-        let token = old(k);
-        k += 1;
-        assert_eq!(v.diagnose_expired(token.as_bytes(), now), ClockDiagnosis::NotMeasured, "at t0 + {}", now - t0);
+    let old = |k: u64| v.mint(JID, t0 - 3600 - k).unwrap();
+    for k in 0..u64::from(DIAGNOSES_PER_SECOND) {
+        assert_eq!(v.diagnose_expired(old(k).as_bytes(), t0), ClockDiagnosis::Offset(-3600 - k as i64));
     }
-    assert!(matches!(v.diagnose_expired(old(k).as_bytes(), t0 + 6), ClockDiagnosis::Offset(_)));
-    assert_eq!(v.diagnose_expired(old(k + 1).as_bytes(), t0 + 6), ClockDiagnosis::NotMeasured);
-    let back = t0 + 6 - 3600;
-    assert_eq!(v.diagnose_expired(old(k + 2).as_bytes(), back), ClockDiagnosis::NotMeasured);
-    assert_ne!(v.diagnose_expired(old(k + 3).as_bytes(), back + 6), ClockDiagnosis::NotMeasured);
+    let k = u64::from(DIAGNOSES_PER_SECOND);
+    assert_eq!(v.diagnose_expired(old(k).as_bytes(), t0), ClockDiagnosis::NotMeasured);
+    let back = t0 - 3600;
+    assert_eq!(v.diagnose_expired(old(k + 1).as_bytes(), back), ClockDiagnosis::NotMeasured, "going back adds nothing");
+    assert_ne!(v.diagnose_expired(old(k + 2).as_bytes(), back + 1), ClockDiagnosis::NotMeasured);
+}
+
+/// One search costs at most a fixed number of codes whatever `otp_step` is (a day either side at
+/// the default step): with `otp_step = 1` the budget of a second holds DIAGNOSES_PER_SECOND
+/// searches, as at the default step, and the search still finds what a wrong clock looks like (a
+/// token used late, a timezone's whole hours, half and quarter hours, a clock minutes off).
+#[test]
+fn the_search_costs_the_same_whatever_the_otp_step() {
+    use prosody_auth_hmac::verifier::DIAGNOSES_PER_SECOND;
+    use prosody_auth_hmac::ClockDiagnosis;
+    let t0 = 1_700_000_000u64;
+    let v = Verifier::new(
+        vec![SecretBytes::from_config_str("secret-one-secret-one-secret-one!")],
+        prosody_auth_hmac::totp::decode_seed(SEED).unwrap(),
+        Settings { step: 1, skew: 1, allow_weak_secrets: true, ..Settings::default() },
+        Some("example.org"),
+    )
+    .unwrap();
+    let cases = [
+        (t0 - 3600 - 5, ClockDiagnosis::Offset(-3605)),
+        (t0 + 19_800 + 3, ClockDiagnosis::Offset(19_803)), // +5:30, 3 s fast
+        (t0 - 2700, ClockDiagnosis::Offset(-2700)),        // a quarter-hour zone
+        (t0 - 300, ClockDiagnosis::Late { ago: 300, accepted_for: 2 }),
+        (t0 + 1000, ClockDiagnosis::Offset(1000)), // minutes fast
+    ];
+    assert_eq!(cases.len(), DIAGNOSES_PER_SECOND as usize);
+    for (minted, want) in cases {
+        let token = v.mint(JID, minted).unwrap();
+        assert_eq!(v.verify(token.as_bytes(), &[JID], t0), Err(Reject::Expired), "minted {minted}");
+        assert_eq!(v.diagnose_expired(token.as_bytes(), t0), want, "minted at t0 {:+}", minted as i64 - t0 as i64);
+    }
+    let over = v.mint(JID, t0 - 7200).unwrap();
+    assert_eq!(v.diagnose_expired(over.as_bytes(), t0), ClockDiagnosis::NotMeasured, "the second's budget is used up");
+}
+
+/// The server's clock went ahead (a login was accepted there) and was set back: tokens minted now
+/// by a correct web app are refused (`expired`) until the clock has caught up, and the log line
+/// says so - the server's clock moved, not the web app's.
+#[test]
+fn a_clock_set_back_on_the_server_is_named_as_the_cause() {
+    let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
+    let t0 = 1_700_000_000u64;
+    let ahead = v.mint("bob@example.org", t0 + 3600).unwrap();
+    assert!(v.verify(ahead.as_bytes(), &["bob@example.org"], t0 + 3600).is_ok());
+    let fresh = v.mint(JID, t0).unwrap();
+    assert_eq!(v.verify(fresh.as_bytes(), &[JID], t0), Err(Reject::Expired));
+    let text = v.explain(Reject::Expired, fresh.as_bytes(), t0).expect("explained").to_string();
+    assert!(text.contains("server's clock") && text.contains("3600 s behind"), "{text}");
+    assert!(!text.contains("web app's clock and timezone") && !text.contains(['(', ')']), "{text}");
+    // a token the web app minted an hour late, still refused for its own OTP: the web app's clock
+    let old = v.mint(JID, t0 - 3600).unwrap();
+    assert_eq!(v.verify(old.as_bytes(), &[JID], t0), Err(Reject::Expired));
+    let text = v.explain(Reject::Expired, old.as_bytes(), t0).unwrap().to_string();
+    assert!(text.contains("web app's clock"), "{text}");
 }

@@ -65,6 +65,11 @@ function prosody_auth_hmac.verifier(config) end
 ---@return string? message On success an exposure warning (readable by others or a foreign group) or nil; on failure the error.
 function prosody_auth_hmac.read_secret_file(path, server_gid, configured) end
 
+---Failed logins per client address across streams (src/failures.rs): a budget of log lines per address and minute, in a bounded table.
+---@param per_minute integer Log lines per address and minute (at least 1; raises otherwise).
+---@return prosody_auth_hmac.address_budget
+function prosody_auth_hmac.address_budget(per_minute) end
+
 ---A client-supplied identity made safe for a log line: escaped (`\u{...}`, `\\`) and cut to 200 bytes.
 ---@param s string
 ---@return string
@@ -79,6 +84,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_replay_cache_size integer Used tokens remembered while valid (1000000).
 ---@field token_replay_user_quota integer Live replay-cache entries one account may hold (100).
 ---@field token_max_failures integer Failed token logins one stream may make (5).
+---@field token_max_failures_per_address integer Failed token logins from one client address that get a log line in a minute (20).
 ---@field token_user_exists string Which accounts exist: "seen" (default) or "any".
 ---@field token_mechanisms prosody_auth_hmac.mechanism[] The mechanisms offered unless configured (all).
 ---@field token_jid_as_sent boolean Accept a signature over the JID as sent, not only the nodeprep'd one (false).
@@ -228,5 +234,21 @@ function exchange:clock_diagnosis() end
 ---The exchange's mechanism name.
 ---@return prosody_auth_hmac.mechanism
 function exchange:mechanism() end
+
+---Failed logins per client address, from `native.address_budget()`.
+---@class prosody_auth_hmac.address_budget
+local address_budget = {}
+
+---Counts one failed login from `address` (nil: not known).
+---@param address string|nil
+---@param now? integer
+---@return boolean log Write this failure's log line (else it is counted for a summary).
+---@return boolean close The address has used up its minute: close the stream now.
+function address_budget:record(address, now) end
+
+---The failures not logged, per address, of the minutes over by `now`; each is returned once.
+---@param now? integer
+---@return [string,integer][]
+function address_budget:summaries(now) end
 
 return prosody_auth_hmac

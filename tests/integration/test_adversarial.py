@@ -4,6 +4,8 @@ next valid login still works; at the end Prosody's memory is within a stated bou
 import base64
 import re
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -300,3 +302,66 @@ def test_thousands_of_failures_from_one_connection(server, transport):
         assert s.auth("X-TOKEN", M + tok(server)).status == "success"
     finally:
         s.close()
+
+
+class ForwardedBosh(rawxmpp.Bosh):
+    """BOSH through a proxy that names the client (loopback is one of Prosody's trusted_proxies)."""
+
+    def __init__(self, url, domain, client):
+        self.client = client
+        super().__init__(url, domain)
+
+    def _exchange(self, text):
+        req = urllib.request.Request(self.url, data=text.encode("utf-8"), headers={
+            "Content-Type": "text/xml; charset=utf-8", "X-Forwarded-For": self.client})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, b""
+
+
+def test_a_new_bosh_session_every_five_failures_is_bounded_per_address():
+    """One client opening a new BOSH session after each token_max_failures failures (it wrote 174
+    lines a second so): with the shipped per-address budget (20 a minute) at most that many lines
+    from its address in a minute (two minutes' worth if the run straddles one; the spec shows its
+    later streams closed at their first failure); another client's failures are logged, and its
+    logins work."""
+    server = Prosody(max_failures_per_address=None).start()
+    try:
+        bad = ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='X-TOKEN'>%s</auth>"
+               % base64.b64encode(M + public(server) + b" " + base64.b64encode(b"\1" * 32)).decode())
+        mark = server.log_mark()
+        started = time.monotonic()
+        per_session = []
+        for _ in range(60):
+            s = ForwardedBosh(server.bosh_url, server.host, "203.0.113.50")
+            n = 0
+            try:
+                for _ in range(6):
+                    s.send_raw(bad)
+                    r = s.recv_result()
+                    if r.status != "failure":  # the session is gone: closed after the last failure
+                        assert (r.status, r.condition) == ("stream-error", "item-not-found"), r
+                        break
+                    n += 1
+            finally:
+                s.close()
+            per_session.append(n)
+        failures = sum(per_session)
+        elapsed = time.monotonic() - started
+        line = "Failed X-TOKEN token login for mallory@%s from 203.0.113.50: bad-signature" % server.host
+        log = server.wait_log(mark, "Closing the stream from 203.0.113.50")
+        windows = 2 + int(elapsed // 60)  # the minutes the run touched
+        assert log.count(line) <= 20 * windows, (log.count(line), per_session)
+        assert failures >= 60 and log.count(line) < failures, per_session
+        other = ForwardedBosh(server.bosh_url, server.host, "198.51.100.7")
+        try:
+            other.send_raw(bad)
+            assert other.recv_result().status == "failure"
+            assert other.auth("X-TOKEN", M + tok(server)).status == "success"
+        finally:
+            other.close()
+        assert "from 198.51.100.7: bad-signature" in server.wait_log(mark, "from 198.51.100.7: bad-signature")
+    finally:
+        server.stop()

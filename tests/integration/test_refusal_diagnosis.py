@@ -93,3 +93,44 @@ def test_ready_once_per_host_with_the_version_and_mechanisms():
         ready = [l for l in log.splitlines() if "Ready on %s:" % host in l]
         assert len(ready) == 1 and ready[0].endswith(" " + line), log
     assert out.returncode == 0 and out.stdout.split() == [], out.stdout + out.stderr
+
+
+def test_a_server_clock_set_back_is_named_and_not_counted_by_fail2ban():
+    """The server's clock went ahead (here: the replay cache kept over a stop says the latest
+    login was five steps ahead, the furthest a restart takes back) and is correct again: a token
+    minted now is refused as expired until the clock catches up, and the line says the *server's*
+    clock moved (not the web app's). fail2ban does not count it: the client did nothing wrong."""
+    server = Prosody(keep_dir=True).start()
+    try:
+        assert login_status(server, "clockset") == "success"  # something for the replay cache to keep
+        server.stop()
+        host_dir = server.host.replace(".", "%2e")
+        stored = list(server.dir.glob("data/%s/auth_hmac_replay/state.dat" % host_dir))
+        assert len(stored) == 1, list(server.dir.glob("**/*.dat"))
+        text = stored[0].read_text()
+        ahead = int(time.time()) // 30 + 5
+        text, n = re.subn(r'\["high_water"\] = \d+;', '["high_water"] = %d;' % ahead, text)
+        assert n == 1, text
+        stored[0].write_text(text)
+        server.start()
+        r, logged = attempt(server, "PLAIN", "clockset", server.mint("clockset@" + server.host))
+        assert (r.status, r.condition) == ("failure", "credentials-expired"), r
+        assert re.fullmatch(r"expired \(the token is current, but this server's clock is about (120|150) s behind the "
+                            r"latest time a token login saw - the server's clock went back: token logins are refused "
+                            r"until it catches up; the web app's clock is not at fault\)", logged), logged
+        excerpt = server.dir / "excerpt.log"
+        excerpt.write_text(server.log_since(0))
+        out = subprocess.run(["fail2ban-regex", "--out", "ip", str(excerpt), str(FILTER)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0 and out.stdout.split() == [], out.stdout + out.stderr
+    finally:
+        server.keep_dir = False
+        server.stop()
+
+
+def login_status(server, user):
+    s = connect(server, "c2s")
+    try:
+        return s.auth("PLAIN", plain(user, server.mint("%s@%s" % (user, server.host)))).status
+    finally:
+        s.close()
