@@ -54,6 +54,9 @@ else
 	root=$(mktemp -d "/var/tmp/fresh-$suite.XXXXXX")
 	made_root=true
 fi
+# The root's / as a Debian installs it: mktemp makes 0700, and then no user but root can reach
+# anything inside (Prosody's runuser, Apache's www-data workers, the prosody user reading a config).
+chmod 0755 "$root"
 log=$repo/test-artifacts/fresh-$suite.log
 mkdir -p "$(dirname "$log")"
 : > "$log"
