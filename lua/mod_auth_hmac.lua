@@ -295,7 +295,18 @@ function provider.note_login(username)
 	end
 end
 
+-- Accounts are keyed by the nodeprep'd name, the one a token's login gives the session: Prosody's
+-- callers (usermanager, its admin shell, other modules) may pass a name as typed ("Alice"), and a
+-- disable stored under that spelling would be missed by the login's check. A name that nodeprep
+-- refuses names no account.
+local function account(username)
+	local prepped = type(username) == "string" and nodeprep(username);
+	return prepped ~= "" and prepped or nil;
+end
+
 function provider.user_exists(username)
+	username = account(username);
+	if not username then return nil, "invalid username"; end
 	if user_exists_mode == "any" then
 		return true;
 	end
@@ -320,6 +331,8 @@ provider.set_password = not_supported("Setting a password");
 provider.create_user = not_supported("Creating a user");
 
 function provider.delete_user(username)
+	username = account(username);
+	if not username then return nil, "invalid username"; end
 	-- Deleting purges the user's stores, the disabled mark with them: a disabled account would
 	-- come back with its next token. It must be enabled first.
 	local enabled, why = provider.is_enabled(username);
@@ -342,16 +355,22 @@ end
 local disabled_store = module:open_store("auth_hmac_disabled");
 
 function provider.is_enabled(username)
+	username = account(username);
+	if not username then return nil, "invalid username"; end
 	local disabled, store_err = disabled_store:get(username);
 	if store_err then return nil, "cannot read the account's state: " .. tostring(store_err); end
 	return disabled == nil;
 end
 
 function provider.disable(username, meta)
+	username = account(username);
+	if not username then return nil, "invalid username"; end
 	return disabled_store:set(username, { since = os.time(), meta = meta });
 end
 
 function provider.enable(username)
+	username = account(username);
+	if not username then return nil, "invalid username"; end
 	return disabled_store:set(username, nil);
 end
 
@@ -416,11 +435,24 @@ module:hook("authentication-success", function (event)
 end);
 module:hook_global("user-disabled", function (event)
 	if event.host ~= module.host then return; end
+	local username = account(event.username);
+	if not username then return; end
 	for session in pairs(logged_in) do
-		if session.username == event.username and session.type == "c2s_unbound" and not session.destroyed then
+		if session.username == username and session.type == "c2s_unbound" and not session.destroyed then
 			module:log("info", "Closing the unbound stream of %s from %s: the account was disabled",
-				printable(event.username .. "@" .. module.host), session.ip or "(unknown address)");
+				printable(username .. "@" .. module.host), session.ip or "(unknown address)");
 			session:close(account_disabled);
+		end
+	end
+	-- mod_c2s looks the bound sessions up by the name as given: a re-cased one finds none of them
+	if username ~= event.username then
+		local user = prosody.hosts[module.host] and prosody.hosts[module.host].sessions[username];
+		for _, session in pairs(user and user.sessions or {}) do
+			if not session.destroyed then
+				module:log("info", "Closing the session of %s from %s: the account was disabled",
+					printable(username .. "@" .. module.host), session.ip or "(unknown address)");
+				session:close(account_disabled);
+			end
 		end
 	end
 end);

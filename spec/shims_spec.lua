@@ -782,6 +782,49 @@ describe("mod_sasl_hmac handler #prosody", function()
 		assert.truthy(tostring(err):find("new_handler needs the provider's is_enabled", 1, true), tostring(err));
 	end);
 
+	-- Prosody's usermanager passes names as its caller typed them ("Olga"); the login's check uses
+	-- the nodeprep'd name. Both must mean the one account, and the sessions of a re-cased disable
+	-- must end although mod_c2s, looking them up by the name as given, finds none.
+	it("disables, enables and finds an account under any case of its name, and ends its sessions", function()
+		local provider, _, auth_seen = load(base_options({ token_user_exists = "any" }));
+		local mint = minter(provider);
+		local function login(user)
+			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.31" });
+			assert.is_true(h:select("PLAIN"));
+			return (h:process("\0" .. user .. "\0" .. mint(user)));
+		end
+		assert.truthy(provider.disable("Olga"));
+		assert.is_false(provider.is_enabled("olga"));
+		assert.is_false(provider.is_enabled("OLGA"));
+		assert.are.equal("failure", login("olga"));
+		assert.same({ nil, "account-disabled" }, { provider.test_password("olga", mint("olga")) });
+		assert.truthy(provider.enable("OLGA"));
+		assert.are.equal("success", login("olga"));
+		-- a name nodeprep refuses is no account: refused, never stored under some other spelling
+		for _, bad in ipairs({ "a b", "x\0y", "", 42 }) do
+			assert.is_nil((provider.disable(bad)), tostring(bad));
+			assert.is_nil((provider.enable(bad)), tostring(bad));
+			assert.is_falsy(provider.is_enabled(bad), tostring(bad));
+			assert.is_falsy(provider.user_exists(bad), tostring(bad));
+		end
+		assert.is_nil(next(auth_seen.stores.auth_hmac_disabled));
+		-- user-disabled with the name as typed: her unbound and bound streams close, nobody else's
+		local closed = {};
+		local function stream(user, kind)
+			local session = { username = user, type = kind, ip = "192.0.2.32" };
+			function session.close(self, reason) closed[#closed+1] = { self.username, self.type, reason.condition }; end
+			return session;
+		end
+		local unbound, bound, other = stream("olga", "c2s_unbound"), stream("olga", "c2s"), stream("pia", "c2s");
+		auth_seen.hooks["authentication-success"].handler({ session = unbound });
+		auth_seen.env.prosody.hosts = { [HOST] = { sessions = {
+			olga = { sessions = { r1 = bound } }, pia = { sessions = { r1 = other } } } } };
+		assert.truthy(provider.disable("Olga"));
+		auth_seen.global_hooks["user-disabled"]({ username = "Olga", host = HOST });
+		table.sort(closed, function(a, b) return a[2] < b[2]; end);
+		assert.same({ { "olga", "c2s", "policy-violation" }, { "olga", "c2s_unbound", "policy-violation" } }, closed);
+	end);
+
 	it("refuses a token_max_failures that is not a number of at least 1 (NaN included)", function()
 		for _, bad in ipairs({ 0, -1, 0 / 0 }) do
 			local ok, err = pcall(load, base_options({ token_max_failures = bad }));

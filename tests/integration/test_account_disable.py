@@ -85,3 +85,30 @@ def test_disable_refuses_the_accounts_tokens_and_ends_its_sessions_across_restar
     assert r.condition == "account-disabled", r
     _, r = login(server, "nina")
     assert r.status == "success", r
+
+
+def test_a_disable_with_the_name_as_typed_is_the_same_account(server):
+    """Prosody's usermanager passes a name as its caller typed it (the admin shell nodepreps it,
+    another module or a `>` line need not): "Rita" disables rita, whose token login gives the
+    nodeprep'd name, and ends her session although mod_c2s looks it up as "Rita"."""
+    if not PROSODY_13:
+        pytest.skip("Prosody 0.12 has no account disabling")
+
+    def usermanager(call):
+        code = '>require"prosody.core.usermanager".%s' % call
+        r = subprocess.run([str(CTL), "--config", str(server.config), "shell", code], capture_output=True,
+                           text=True, timeout=30, cwd=server.dir)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    rita, other = bound(server, "rita"), bound(server, "sven")
+    out = usermanager('disable_user("Rita", %r)' % server.host)
+    assert "true" in out, out
+    assert not rita.ping(), "the disabled account's session is still open"
+    assert other.ping(), "another account's session was ended"
+    _, r = login(server, "rita")
+    assert (r.status, r.condition) == ("failure", "account-disabled"), r
+    assert "false" in usermanager('user_is_enabled("RITA", %r)' % server.host)
+    usermanager('enable_user("RITA", %r)' % server.host)
+    _, r = login(server, "rita")
+    assert r.status == "success", r
