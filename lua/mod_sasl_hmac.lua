@@ -66,6 +66,7 @@ end
 
 -- texts by reason: most reasons send their condition's text, otp-mismatch its own
 local conditions, texts = native.conditions, native.reason_texts;
+local servers_trouble = native.servers_trouble;
 
 -- Counters by mechanism and outcome ("success" or the refusal reason), through Prosody's metrics
 -- API (0.12 and 13), exported by mod_http_openmetrics as
@@ -314,7 +315,13 @@ function failed(mechanism, jid, session, reason, detail) -- luacheck: ignore 131
 	local logged, over = false, false;
 	if n <= max_failures then -- later ones are the closing stream's, never logged
 		write_summaries();
-		logged, over = budget:record(address, failure_clock());
+		if servers_trouble[reason] then
+			-- not the client's doing (a crash, a full cache): not charged to its address, which may be a
+			-- busy NAT; each such refusal needs a token the web application signed
+			logged = true;
+		else
+			logged, over = budget:record(address, failure_clock());
+		end
 	end
 	if logged then
 		module:log("info", "Failed %s token login for %s from %s: %s%s", mechanism,

@@ -421,6 +421,43 @@ describe("mod_auth_hmac #prosody", function()
 		assert.is_true(stores.auth_hmac_replay.state.running, "the new run leaves its own marker");
 	end);
 
+	-- After a crash every client retries with tokens the quarantine refuses: the server's trouble,
+	-- not theirs. A NAT full of them keeps its failure budget for what clients do wrong.
+	it("charges no address for the server's own refusals (unclean-restart), only for the client's", function()
+		local stores = {};
+		local first = load(base_options(), stores);
+		local per_minute = env.native().defaults.token_max_failures_per_address;
+		local tokens = {};
+		for i = 1, per_minute + 5 do tokens[i] = first.get_verifier():mint("nat" .. i .. "@" .. HOST); end
+		local second, sasl_seen, auth_seen = load(base_options(), stores); -- no clean stop: a crash
+		auth_seen.sasl_env.failure_clock = function() return 1700000100; end
+		local closed = 0;
+		local function attempt(user, token)
+			local session = { secure = true, ip = "192.0.2.60", close = function() closed = closed + 1; end };
+			local h = second.get_sasl_handler(session);
+			assert.is_true(h:select("PLAIN"));
+			local status, condition = h:process("\0" .. user .. "\0" .. token);
+			local timers = sasl_seen.timers;
+			while #timers > 0 do table.remove(timers)(); end -- the stream closes after the reply
+			return status, condition;
+		end
+		local function lines(needle)
+			local n = 0;
+			for _, l in ipairs(sasl_seen.logs) do if l.text:find(needle, 1, true) then n = n + 1; end end
+			return n;
+		end
+		for i = 1, per_minute + 5 do
+			assert.same({ "failure", "temporary-auth-failure" }, { attempt("nat" .. i, tokens[i]) }, i);
+		end
+		assert.are.equal(per_minute + 5, lines("from 192.0.2.60: unclean-restart"));
+		assert.are.equal(0, closed);
+		-- the address's budget is whole: a client's own failure is logged, its stream not closed early
+		assert.are.equal("failure", (attempt("nat1", "1 x")));
+		assert.are.equal(1, lines("Failed PLAIN token login for nat1@example.org from 192.0.2.60: malformed"));
+		assert.are.equal(0, lines("failed token logins from that address in a minute"));
+		assert.are.equal(0, closed);
+	end);
+
 	it("takes back a sealed state whose numbers a storage back end turned into floats", function()
 		local v = load(base_options()).get_verifier();
 		assert.is_number((v:verify(v:mint("wes@" .. HOST), "wes@" .. HOST)));
@@ -1037,6 +1074,17 @@ describe("the shims' facts come from the native module #prosody", function()
 			local _, _, auth_seen = load(base_options({ token_secret = string.rep("k", 40) }));
 			assert.truthy(auth_seen.logs[1].text:find("use at least 64 random bytes", 1, true), auth_seen.logs[1].text);
 		end);
+	end);
+
+	it("leaves the server's own trouble out of the fail2ban filter, as out of the address budget", function()
+		local filter = env.read(env.repo .. "/examples/fail2ban/prosody-auth-hmac.conf"):match("\nfailregex = ([^\n]+)");
+		assert.truthy(filter and filter:find("bad-signature", 1, true));
+		local n = 0;
+		for reason in pairs(env.native().servers_trouble) do
+			assert.falsy(filter:find(reason, 1, true), reason);
+			n = n + 1;
+		end
+		assert.is_true(n > 0);
 	end);
 
 	it("keeps no copies of them in the Lua files", function()

@@ -159,6 +159,17 @@ pub const fn condition_text(condition: &str) -> Option<&'static str> {
     }
 }
 
+impl Reject {
+    /// Whether the refusal is the server's own trouble (its replay cache, a crash, no randomness),
+    /// not something the client did: such refusals are not charged to the client's address, and
+    /// the fail2ban filter leaves them out. One client behind a busy NAT must not use up everyone's
+    /// budget by retrying after a crash. Every one of them but `internal-error` needs a token the
+    /// web application signed, so a client cannot make them up to flood the log.
+    pub const fn is_servers_trouble(self) -> bool {
+        matches!(self, Reject::CacheFull | Reject::QuotaExceeded | Reject::Internal | Reject::UncleanRestart)
+    }
+}
+
 impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -321,6 +332,15 @@ mod tests {
             } else {
                 assert_eq!(r.text(), condition_text(r.condition()), "{r}");
             }
+        }
+    }
+
+    #[test]
+    fn the_servers_trouble_is_what_a_client_is_told_to_retry() {
+        let servers: Vec<&str> = Reject::ALL.into_iter().filter(|r| r.is_servers_trouble()).map(Reject::as_str).collect();
+        assert_eq!(servers, ["cache-full", "quota-exceeded", "internal-error", "unclean-restart"]);
+        for r in Reject::ALL {
+            assert_eq!(r.is_servers_trouble(), r.condition() == "temporary-auth-failure", "{r}");
         }
     }
 }

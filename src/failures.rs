@@ -144,14 +144,20 @@ impl AddressBudget {
 /// any) are not closed early, since they may be anybody's.
 const UNKNOWN: &str = "(unknown address)";
 
-/// What an address is counted as: an IPv6 address as its /64, an IPv4-mapped one as the IPv4
-/// address, anything else as given (cut to [`ADDRESS_MAX_LEN`] bytes).
+/// What an address is counted as: an IPv6 address as its /64; one that carries an IPv4 address
+/// (IPv4-mapped `::ffff:0:0/96`, NAT64's well-known prefix `64:ff9b::/96`, RFC 6052) as that IPv4
+/// address, so a client reaching the server both ways has one budget; anything else as given (cut
+/// to [`ADDRESS_MAX_LEN`] bytes).
 fn client_key(address: &str) -> Cow<'_, str> {
     if let Ok(v6) = address.parse::<Ipv6Addr>() {
         if let Some(v4) = v6.to_ipv4_mapped() {
             return Cow::Owned(v4.to_string());
         }
         let s = v6.segments();
+        if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+            let [.., a, b, c, d] = v6.octets();
+            return Cow::Owned(std::net::Ipv4Addr::new(a, b, c, d).to_string());
+        }
         return Cow::Owned(format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0)));
     }
     Cow::Borrowed(shorten(address))
@@ -178,6 +184,11 @@ mod tests {
         assert_eq!(client_key("2001:db8:1:2:bbbb:cccc:dddd:eeee"), "2001:db8:1:2::/64");
         assert_eq!(client_key("2001:db8:1:3::1"), "2001:db8:1:3::/64");
         assert_eq!(client_key("::ffff:192.0.2.1"), "192.0.2.1");
+        // NAT64 (RFC 6052's well-known prefix): the embedded IPv4 address, the one budget it has as itself
+        assert_eq!(client_key("64:ff9b::c000:201"), "192.0.2.1");
+        assert_eq!(client_key("64:ff9b::192.0.2.1"), "192.0.2.1");
+        // outside the /96 (64:ff9b:1::/48 is for local use, its layout unknown): an ordinary /64
+        assert_eq!(client_key("64:ff9b:1::c000:201"), "64:ff9b:1::/64");
         assert_eq!(client_key("192.0.2.1"), "192.0.2.1");
         assert_eq!(client_key("not an address"), "not an address");
     }

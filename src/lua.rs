@@ -506,6 +506,11 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
         lua.create_table_from(Mechanism::ALL.iter().filter(|m| m.needs_channel_binding()).map(|m| (m.name(), true)))?,
     )?;
     exports.set("reasons", lua.create_sequence_from(Reject::ALL.iter().map(|r| r.as_str()))?)?;
+    // not charged to the client's address (mod_sasl_hmac's failure budget)
+    exports.set(
+        "servers_trouble",
+        lua.create_table_from(Reject::ALL.iter().filter(|r| r.is_servers_trouble()).map(|r| (r.as_str(), true)))?,
+    )?;
     exports.set("conditions", lua.create_table_from(Reject::ALL.iter().map(|r| (r.as_str(), r.condition())))?)?;
     exports.set(
         "condition_texts",

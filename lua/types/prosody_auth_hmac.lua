@@ -44,6 +44,7 @@
 ---@field bearer table<string,true> The mechanisms that send the token itself (a bearer credential), by name.
 ---@field channel_binding table<string,true> The mechanisms that need channel binding (SASL-HMAC-PLUS), by name.
 ---@field reasons prosody_auth_hmac.reason[] Every refusal reason the module returns.
+---@field servers_trouble table<string,true> The refusal reasons that are the server's trouble, not the client's (not charged to its address), by name.
 ---@field conditions table<string,string> The RFC 6120 SASL condition for each refusal reason.
 ---@field condition_texts table<string,string> The text sent with a condition, for the conditions that have one.
 ---@field reason_texts table<string,string> The text sent with a refusal reason, for the reasons that have one: its condition's, but otp-mismatch's own.
