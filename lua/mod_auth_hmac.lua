@@ -230,20 +230,26 @@ local allow_test_password = module:get_option_boolean("token_test_password", sas
 
 -- test_password gets no session (usermanager.test_password(username, host, password), in 0.12 and
 -- 13). For mod_legacyauth (XEP-0078) the session is the origin of the jabber:iq:auth set that
--- mod_legacyauth handles right after this hook, in the same call: kept here for that one call, and
--- taken only by the test_password of the same username and password (a token is single-use, so a
--- login that mod_legacyauth refused before calling test_password leaves nothing anyone else
--- matches). Other callers (mod_rest, ...) have no session: their failures are counted under
--- "(unknown address)".
+-- mod_legacyauth handles in the same event: kept here around that event's handlers only, and taken
+-- only by the test_password of the same username and password. When mod_legacyauth refuses the
+-- request itself (no resource, encryption required, already logged in) nothing is left behind:
+-- no later sessionless call (mod_rest, ...) is taken for that stream, and the password is not kept.
+-- Callers without a session have their failures counted under "(unknown address)".
 local legacy_attempt = nil;
-module:hook("stanza/iq/jabber:iq:auth:query", function (event)
+module:wrap_event("stanza/iq/jabber:iq:auth:query", function (handlers, event_name, event)
 	local origin, stanza = event.origin, event.stanza;
 	local query = stanza.tags[1];
-	if stanza.attr.type ~= "set" or not query then return; end
-	local username, password = query:get_child_text("username"), query:get_child_text("password");
-	legacy_attempt = username and password and {
-		session = origin, username = nodeprep(username), password = password } or nil;
-end, 1); -- mod_legacyauth's handler runs at 0
+	if stanza.attr.type == "set" and query then
+		local username, password = query:get_child_text("username"), query:get_child_text("password");
+		legacy_attempt = username and password and {
+			session = origin, username = nodeprep(username), password = password } or nil;
+	end
+	-- a handler's error must not leave the slot set either (pcall yields on Lua 5.2+ and LuaJIT)
+	local ok, ret = pcall(handlers, event_name, event);
+	legacy_attempt = nil;
+	if not ok then error(ret, 0); end
+	return ret;
+end);
 
 local function legacy_session(username, password)
 	local attempt = legacy_attempt;

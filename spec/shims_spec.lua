@@ -751,16 +751,17 @@ describe("mod_sasl_hmac handler #prosody", function()
 	it("gives mod_legacyauth's test_password failures the client's address and a per-stream limit", function()
 		local st = require "util.stanza";
 		local provider, seen, auth_seen = load(base_options({ token_max_failures = 3 }));
-		local hook = auth_seen.hooks["stanza/iq/jabber:iq:auth:query"];
-		assert.is_table(hook, "no hook before mod_legacyauth's");
-		assert.is_true(hook.priority > 0);
 		local closed = 0;
 		local session = { type = "c2s_unauthed", ip = "192.0.2.77", close = function() closed = closed + 1; end };
 		local function legacy(user, password)
 			local iq = st.iq({ type = "set", id = "a" }):tag("query", { xmlns = "jabber:iq:auth" })
 				:text_tag("username", user):text_tag("password", password):text_tag("resource", "r"):up();
-			assert.is_nil(hook.handler({ origin = session, stanza = iq }));
-			return provider.test_password(user, password); -- what mod_legacyauth then calls
+			local result;
+			env.fire(auth_seen, "stanza/iq/jabber:iq:auth:query", { origin = session, stanza = iq }, function()
+				result = { provider.test_password(user, password) }; -- what mod_legacyauth calls
+				return true;
+			end);
+			return table.unpack(result);
 		end
 		local before = #seen.logs;
 		local results = {};
@@ -776,6 +777,35 @@ describe("mod_sasl_hmac handler #prosody", function()
 		-- another caller without a session (mod_rest, ...) is not taken for that stream
 		assert.same({ nil, "malformed" }, { provider.test_password("tom", "12345678 y") });
 		assert.truthy(seen.logs[#seen.logs].text:find("from (unknown address): malformed", 1, true), seen.logs[#seen.logs].text);
+	end);
+
+	-- mod_legacyauth may refuse a request without calling test_password (no resource, encryption
+	-- required, already logged in): the stream and the password must not stay behind, to be
+	-- matched by a later sessionless test_password (mod_rest, ...) with the same values.
+	it("keeps a legacy login's stream and password for that event only", function()
+		local st = require "util.stanza";
+		local provider, seen, auth_seen = load(base_options());
+		local session = { type = "c2s_unauthed", ip = "192.0.2.78", close = function() end };
+		local function iq(user, password)
+			return st.iq({ type = "set", id = "a" }):tag("query", { xmlns = "jabber:iq:auth" })
+				:text_tag("username", user):text_tag("password", password):up();
+		end
+		local function last() return seen.logs[#seen.logs].text; end
+		-- refused by mod_legacyauth itself (no resource): test_password is never called
+		assert.is_true(env.fire(auth_seen, "stanza/iq/jabber:iq:auth:query",
+			{ origin = session, stanza = iq("tom", "12345678 z") }, function() return true; end));
+		assert.same({ nil, "malformed" }, { provider.test_password("tom", "12345678 z") });
+		assert.truthy(last():find("from (unknown address): malformed", 1, true), last());
+		-- nor when a handler raises: the error goes on, the slot is emptied
+		local ok, err = pcall(env.fire, auth_seen, "stanza/iq/jabber:iq:auth:query",
+			{ origin = session, stanza = iq("tom", "12345678 w") }, function() error("boom", 0); end);
+		assert.same({ false, "boom" }, { ok, err });
+		assert.same({ nil, "malformed" }, { provider.test_password("tom", "12345678 w") });
+		assert.truthy(last():find("from (unknown address): malformed", 1, true), last());
+		-- inside the event it is still the stream's
+		env.fire(auth_seen, "stanza/iq/jabber:iq:auth:query", { origin = session, stanza = iq("Tom", "12345678 v") },
+			function() provider.test_password("tom", "12345678 v"); return true; end);
+		assert.truthy(last():find("from 192.0.2.78: malformed", 1, true), last());
 	end);
 
 	-- Prosody 13's account controls: a disabled account's good tokens are refused (after

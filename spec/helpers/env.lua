@@ -60,6 +60,8 @@ function M.load_module(name, host, options, deps, stores)
 	function module:hook_global(event, handler) global_hooks[event] = handler; end
 	local hooks = {};
 	function module:hook(event, handler, priority) hooks[event] = { handler = handler, priority = priority or 0 }; end
+	local wrappers = {};
+	function module:wrap_event(event, wrapper) wrappers[event] = wrapper; end
 	function module:log(level, fmt, ...) logs[#logs+1] = { level = level, text = fmt:format(...) }; end
 	function module:fire_event(event, data) events[#events+1] = { name = event, data = data }; end
 	local timers = {};
@@ -92,7 +94,24 @@ function M.load_module(name, host, options, deps, stores)
 	local chunk = assert(loadfile(module.path, "t", env));
 	chunk();
 	return env, { logs = logs, events = events, provided = provided, stores = stores, metrics = metrics,
-		global_hooks = global_hooks, hooks = hooks, timers = timers };
+		global_hooks = global_hooks, hooks = hooks, wrappers = wrappers, timers = timers };
+end
+
+-- Fires `event` at a loaded module's hook or wrapper for it, as Prosody would, with `handler`
+-- standing for the other modules' handlers (e.g. mod_legacyauth's at priority 0).
+function M.fire(seen, name, event, handler)
+	if seen.wrappers[name] then
+		return seen.wrappers[name](function(_, e) return handler(e); end, name, event);
+	end
+	local hook = seen.hooks[name];
+	if hook and hook.priority > 0 then
+		local ret = hook.handler(event);
+		if ret ~= nil then return ret; end
+		return handler(event);
+	end
+	local ret = handler(event);
+	if ret ~= nil then return ret; end
+	return hook and hook.handler(event);
 end
 
 -- Debian builds Prosody's C utilities (util.encodings, util.hashes, ...) for Lua 5.4 only. Specs that
