@@ -381,9 +381,20 @@ describe("mod_auth_hmac #prosody", function()
 		local warning;
 		for _, l in ipairs(slow_seen.logs) do if l.level == "warn" and l.text:find("unclean-restart", 1, true) then warning = l.text; end end
 		assert.truthy(warning and warning:find("saved under another otp_step", 1, true), warning);
+		-- the same for another otp_skew: the saved entries expire when the old window closes, not the new one
+		stores = {};
+		first, _, seen = load(base_options(), stores);
+		local used = first.get_verifier():mint("uma@" .. HOST);
+		assert.is_true(first.test_password("uma", used));
+		seen.env.module.unload();
+		local wider, _, wide_seen = load(base_options({ otp_skew = 4 }), stores);
+		assert.same({ nil, "unclean-restart" }, { wider.test_password("uma", used) });
+		warning = nil;
+		for _, l in ipairs(wide_seen.logs) do if l.level == "warn" and l.text:find("unclean-restart", 1, true) then warning = l.text; end end
+		assert.truthy(warning and warning:find("saved under another otp_skew", 1, true), warning);
 		-- a state with the clock far ahead, or unreadable, or of another kind: no lock-out past the same bound
 		for _, stored in ipairs({
-			{ format = 2, otp_step = 30, high_water = math.floor(now / 30) + 2880, quarantine = 0,
+			{ format = 3, otp_step = 30, otp_skew = 1, high_water = math.floor(now / 30) + 2880, quarantine = 0,
 				entries = { ("ab"):rep(16) .. " " .. (math.floor(now / 30) + 2881) }, mac = ("00"):rep(32) },
 			{ high_water = 1, entries = { "zz 5", 7 } },
 			"nope", 42, true,
@@ -425,7 +436,7 @@ describe("mod_auth_hmac #prosody", function()
 		local v = load(base_options()).get_verifier();
 		assert.is_number((v:verify(v:mint("wes@" .. HOST), "wes@" .. HOST)));
 		local state = v:replay_state();
-		for _, k in ipairs({ "otp_step", "high_water", "quarantine", "format" }) do state[k] = state[k] + 0.0; end
+		for _, k in ipairs({ "otp_step", "otp_skew", "high_water", "quarantine", "format" }) do state[k] = state[k] + 0.0; end
 		local fresh = load(base_options()).get_verifier();
 		local start = fresh:restore_replay_state(state);
 		assert.same({ "clean", 1 }, { start.outcome, start.taken });

@@ -10,9 +10,9 @@
 //!                                         (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason[, clock diagnosis]
 //!                                     (the SASL mechanisms' identity rule, for test_password)
-//! v:replay_state()                    --> { format = 2, otp_step = s, high_water = step, quarantine = step,
+//! v:replay_state()                    --> { format = 3, otp_step = s, otp_skew = n, high_water = step, quarantine = step,
 //!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }
-//! v:running_state()                   --> { format = 2, running = true }: stored while the server runs
+//! v:running_state()                   --> { format = 3, running = true }: stored while the server runs
 //! v:restore_replay_state(stored[, now]) --> { outcome = "fresh" | "clean" | "unclean", taken, dropped,
 //!                                           refused = why the saved state was not taken,
 //!                                           quarantine_ends = unix time }
@@ -232,6 +232,7 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             let t = lua.create_table()?;
             t.set("format", replay_state::FORMAT)?;
             t.set("otp_step", state.otp_step)?;
+            t.set("otp_skew", state.otp_skew)?;
             t.set("high_water", state.high_water)?;
             t.set("quarantine", state.quarantine)?;
             let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
@@ -338,14 +339,18 @@ fn stored_state(saved: &Value) -> LuaResult<Stored> {
         Value::Nil => return Ok(Stored::Unreadable(Refusal::Unauthenticated)),
         _ => None,
     };
+    if uint(t.raw_get("format")?) != Some(replay_state::FORMAT) {
+        return Ok(Stored::Unreadable(Refusal::OtherFormat));
+    }
     let fields = (
         uint(t.raw_get("otp_step")?),
+        uint(t.raw_get("otp_skew")?),
         uint(t.raw_get("high_water")?),
         uint(t.raw_get("quarantine")?),
         mac,
         t.raw_get::<Value>("entries")?,
     );
-    let (Some(otp_step), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
+    let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
         return Ok(Stored::Unreadable(Refusal::Unreadable));
     };
     let mut entries = Vec::new();
@@ -358,7 +363,7 @@ fn stored_state(saved: &Value) -> LuaResult<Stored> {
             _ => return Ok(Stored::Unreadable(Refusal::Unreadable)),
         }
     }
-    Ok(Stored::State(SavedState { otp_step, high_water, quarantine, entries }, mac))
+    Ok(Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac))
 }
 
 struct LuaExchange {

@@ -452,6 +452,7 @@ impl Verifier {
         };
         let state = SavedState {
             otp_step: self.otp.step_seconds(),
+            otp_skew: self.otp.skew(),
             high_water,
             quarantine: self.quarantine.load(Ordering::SeqCst),
             entries,

@@ -33,15 +33,17 @@ fn run(v: &Verifier) -> (Vec<(String, String)>, u64) {
     let mut used = Vec::new();
     let end = T0 + 5 * STEP - 1;
     for (n, at) in (T0..=end).step_by(7).enumerate() {
-        for offset in [-(STEP as i64), 0, STEP as i64] {
+        let skew = v.otp().skew() as i64;
+        for offset in (-skew..=skew).map(|k| k * STEP as i64) {
             let minted = at.checked_add_signed(offset).unwrap();
             let token = v.mint(&jid(n), minted).unwrap();
             v.verify(token.as_bytes(), &[&jid(n)], at).unwrap();
             used.push((jid(n), token));
         }
     }
-    // the last one at the last second: minted a step ahead, valid until the step after the next
-    let token = v.mint(&jid(999), end + STEP).unwrap();
+    // the last one at the last second: minted `otp_skew` steps ahead (one by default), valid
+    // until as many steps after that
+    let token = v.mint(&jid(999), end + v.otp().skew() * STEP).unwrap();
     v.verify(token.as_bytes(), &[&jid(999)], end).unwrap();
     used.push((jid(999), token));
     (used, end)
@@ -202,4 +204,47 @@ fn once_the_state_is_saved_no_token_is_accepted() {
     assert!(matches!(after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap(), Start::Clean { .. }));
     assert_eq!(replays_accepted(&after, &used, end + 1), 0);
     assert!(after.verify(late.as_bytes(), &[&jid(8)], end + 1).is_ok(), "refused before, so never used");
+}
+
+fn verifier_with_skew(skew: u64) -> Verifier {
+    let secrets = vec![SecretBytes::from_config_str("a-secret-of-more-than-sixteen-bytes")];
+    let seed = prosody_auth_hmac::totp::decode_seed("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U").unwrap();
+    let settings = Settings { replay_cache_size: 1000, skew, ..Settings::default() };
+    Verifier::new(secrets, seed, settings, Some(HOST)).unwrap()
+}
+
+/// A token of step `s` is accepted up to step `s + otp_skew`: a state saved under a smaller skew
+/// drops its entry before a larger skew stops accepting the token. Raised or lowered across a
+/// clean stop, no token used before is accepted again, and the pause stays bounded.
+#[test]
+fn a_changed_otp_skew_across_a_clean_stop_lets_no_used_token_in() {
+    for (old, new) in [(1, 4), (0, 10), (1, 2), (4, 1), (10, 0), (2, 0)] {
+        let before = verifier_with_skew(old);
+        let (used, end) = run(&before);
+        // tokens minted as far ahead as the old skew allows, used at the last second
+        let mut used = used;
+        for k in 0..=old {
+            let n = 2000 + k as usize;
+            let token = before.mint(&jid(n), end + k * STEP).unwrap();
+            before.verify(token.as_bytes(), &[&jid(n)], end).unwrap();
+            used.push((jid(n), token));
+        }
+        let (state, mac) = before.saved_replay_state().unwrap();
+        let after = verifier_with_skew(new);
+        let outcome = after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap();
+        let mut accepted = Vec::new();
+        for now in (end + 1..end + 1 + (old + new + 3) * STEP).step_by(3) {
+            for (j, token) in &used {
+                if after.verify(token.as_bytes(), &[j], now).is_ok() {
+                    accepted.push(now - end);
+                }
+            }
+        }
+        assert!(accepted.is_empty(), "skew {old} -> {new} ({outcome:?}): replays accepted at +{accepted:?} s");
+        // never a lock-out past a crash quarantine under the larger of the two skews
+        let ends = after.quarantine_ends(end + 1).unwrap_or(end + 1);
+        assert!(ends - (end + 1) <= STEP * (old.max(new) + 1), "skew {old} -> {new}: {outcome:?}");
+        let fresh = after.mint(&jid(3000), ends).unwrap();
+        assert!(after.verify(fresh.as_bytes(), &[&jid(3000)], ends).is_ok(), "skew {old} -> {new}");
+    }
 }

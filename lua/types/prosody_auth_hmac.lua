@@ -120,8 +120,9 @@ function prosody_auth_hmac.printable(s) end
 
 ---What `verifier:replay_state()` returns and `verifier:restore_replay_state()` takes.
 ---@class prosody_auth_hmac.replay_state
----@field format integer The state format (2).
+---@field format integer The state format (3).
 ---@field otp_step integer The otp_step the entries were saved under.
+---@field otp_skew integer The otp_skew the entries' expiries were set for.
 ---@field high_water integer The highest OTP step of a used token.
 ---@field quarantine integer Tokens of OTP steps up to this one are refused (unclean-restart); 0: none.
 ---@field entries string[] One `"<key hex> <expiry step>"` line per used token still live.
@@ -129,7 +130,7 @@ function prosody_auth_hmac.printable(s) end
 
 ---What `verifier:running_state()` returns: stored while the server runs, so a start can tell a crash.
 ---@class prosody_auth_hmac.running_state
----@field format integer The state format (2).
+---@field format integer The state format (3).
 ---@field running boolean true.
 
 ---What `verifier:restore_replay_state()` returns.
