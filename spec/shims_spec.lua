@@ -401,6 +401,7 @@ describe("mod_auth_hmac #prosody", function()
 		}) do
 			local fresh = load(base_options()).get_verifier();
 			local start = fresh:restore_replay_state(stored, now);
+			fresh:running_state_stored(true);
 			assert.are.equal("unclean", start.outcome, tostring(stored));
 			assert.is_string(start.refused);
 			assert.is_true(start.quarantine_ends <= now + 60);
@@ -430,6 +431,38 @@ describe("mod_auth_hmac #prosody", function()
 		end
 		assert.are.equal(1, warned);
 		assert.is_true(stores.auth_hmac_replay.state.running, "the new run leaves its own marker");
+	end);
+
+	-- Without the marker in storage a crash would look like the clean stop before it, and the tokens
+	-- of this run would be accepted again after it: none is accepted until the marker is written.
+	it("refuses token logins until the running marker is stored, and retries on a timer", function()
+		local stores = { fail_writes = { auth_hmac_replay = true } };
+		local provider, _, seen = load(base_options(), stores);
+		local v = provider.get_verifier();
+		assert.same({ nil, "unclean-restart" }, { provider.test_password("xia", v:mint("xia@" .. HOST)) });
+		assert.are.equal(1, #seen.timers, "one retry timer");
+		local retry = seen.timers[1];
+		assert.is_number(retry(), "still failing: retried again");
+		assert.same({ nil, "unclean-restart" }, { provider.test_password("xia", v:mint("xia@" .. HOST)) });
+		stores.fail_writes.auth_hmac_replay = nil;
+		assert.is_nil(retry(), "written: no more retries");
+		assert.is_true(stores.auth_hmac_replay.state.running);
+		assert.is_true(provider.test_password("xia", v:mint("xia@" .. HOST)));
+		local errors, recovered = 0, 0;
+		for _, l in ipairs(seen.logs) do
+			if l.level == "error" and l.text:find("mark the replay cache", 1, true) then errors = errors + 1; end
+			if l.level == "info" and l.text:find("accepted again", 1, true) then recovered = recovered + 1; end
+		end
+		assert.same({ 1, 1 }, { errors, recovered }, "one line when it fails, one when it recovers");
+		-- a stop while it still fails: no retry writes the marker over the saved state afterwards
+		stores.fail_writes.auth_hmac_replay = true;
+		local third, _, third_seen = load(base_options(), stores);
+		stores.fail_writes.auth_hmac_replay = nil;
+		third_seen.global_hooks["server-stopping"]();
+		assert.is_nil(stores.auth_hmac_replay.state.running, "the clean stop's state is stored");
+		assert.is_nil(third_seen.timers[1](), "no marker over a saved state");
+		assert.is_nil(stores.auth_hmac_replay.state.running);
+		assert.same({ nil, "unclean-restart" }, { third.test_password("xia", third.get_verifier():mint("xia@" .. HOST)) });
 	end);
 
 	it("takes back a sealed state whose numbers a storage back end turned into floats", function()

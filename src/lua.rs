@@ -13,6 +13,8 @@
 //! v:replay_state()                    --> { format = 3, otp_step = s, otp_skew = n, high_water = step, quarantine = step,
 //!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }
 //! v:running_state()                   --> { format = 3, running = true }: stored while the server runs
+//! v:running_state_stored(ok)           --> nothing: whether storage took running_state(); after
+//!                                         restore_replay_state no token is accepted until it did
 //! v:restore_replay_state(stored[, now]) --> { outcome = "fresh" | "clean" | "unclean", taken, dropped,
 //!                                           refused = why the saved state was not taken,
 //!                                           quarantine_ends = unix time }
@@ -248,6 +250,17 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             t.set("format", replay_state::FORMAT)?;
             t.set("running", true)?;
             Ok(t)
+        })?,
+    )?;
+    let this = v.clone();
+    object.raw_set(
+        "running_state_stored",
+        lua.create_function(move |_, (_, stored): (Value, Value)| match stored {
+            Value::Boolean(b) => {
+                this.running_marker_stored(b);
+                Ok(())
+            }
+            other => Err(type_error("stored", "boolean", &other)),
         })?,
     )?;
     let this = v.clone();

@@ -214,6 +214,10 @@ pub struct Verifier {
     /// Set once the replay state has been saved for a stop: a token accepted after it would be
     /// missing from the saved state, so none is (changed only under the `replay` lock)
     sealed: AtomicBool,
+    /// Set by [`Verifier::restart`] until storage holds the running marker
+    /// ([`Verifier::running_marker_stored`]): without it a crash would look like the clean stop
+    /// before, and this run's tokens would be accepted again after it, so none is accepted
+    unmarked: AtomicBool,
     /// (the `now` of the last search asked for, codes the searches may still compute): refilled by
     /// [`DIAGNOSIS_STEPS_PER_SECOND`] per second `now` moves forward, up to a second's worth or one
     /// search, whichever is more
@@ -310,6 +314,7 @@ impl Verifier {
             replay: Mutex::new(store),
             quarantine: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
+            unmarked: AtomicBool::new(false),
             diagnoses: Mutex::new(None),
             last_search: Mutex::new(None),
             search_plan: search_plan(settings.step),
@@ -466,7 +471,11 @@ impl Verifier {
     /// stop's state is taken back into the replay cache; after an unclean stop, or a state that
     /// fails its check, tokens of the steps a token accepted before can have are refused
     /// ([`Reject::UncleanRestart`]).
+    ///
+    /// From then on no token is accepted (`UncleanRestart`) until [`Verifier::running_marker_stored`]
+    /// says storage holds the running marker.
     pub fn restart(&self, stored: Stored, now: u64) -> Result<Start, Reject> {
+        self.unmarked.store(true, Ordering::SeqCst);
         let current = self.otp.step_of(now);
         let (cap, skew) = (self.replay_stats().1, self.otp.skew());
         let (start, state) =
@@ -485,6 +494,17 @@ impl Verifier {
             }
             (start, _) => Ok(start),
         }
+    }
+
+    /// Whether the running marker was written to storage after [`Verifier::restart`]: tokens are
+    /// accepted only once it was (`false` keeps, or puts back, the refusal).
+    pub fn running_marker_stored(&self, stored: bool) {
+        self.unmarked.store(!stored, Ordering::SeqCst);
+    }
+
+    /// Whether tokens are refused because storage does not hold the running marker.
+    pub fn awaiting_running_marker(&self) -> bool {
+        self.unmarked.load(Ordering::SeqCst)
     }
 
     /// While a quarantine runs at unix time `now`: the time from which tokens minted then are
@@ -588,7 +608,7 @@ impl Verifier {
             });
         };
         // after an unclean start the replay cache has forgotten these steps' tokens: any could be a replay
-        if step <= self.quarantine.load(Ordering::SeqCst) {
+        if step <= self.quarantine.load(Ordering::SeqCst) || self.unmarked.load(Ordering::SeqCst) {
             return Err(Reject::UncleanRestart);
         }
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);

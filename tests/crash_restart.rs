@@ -18,6 +18,13 @@ fn verifier_with(secrets: &[&str]) -> Verifier {
     Verifier::new(secrets, seed, Settings { replay_cache_size: 1000, ..Settings::default() }, Some(HOST)).unwrap()
 }
 
+/// A start as the module makes it: what storage held, then the running marker written.
+fn restart(v: &Verifier, stored: Stored, now: u64) -> Start {
+    let start = v.restart(stored, now).unwrap();
+    v.running_marker_stored(true);
+    start
+}
+
 fn verifier() -> Verifier {
     verifier_with(&["a-secret-of-more-than-sixteen-bytes"])
 }
@@ -69,7 +76,7 @@ fn after_a_crash_no_token_used_before_is_accepted_again() {
     // kill -9: the running marker is all that is left; the start comes a second later
     let after = verifier();
     let start = end + 1;
-    let outcome = after.restart(Stored::Running, start).unwrap();
+    let outcome = restart(&after, Stored::Running, start);
     assert!(matches!(outcome, Start::Unclean { refused: None, .. }), "{outcome:?}");
     assert_eq!(replays_accepted(&after, &used, start), 0);
     let (j, t) = &used[used.len() - 1];
@@ -91,7 +98,7 @@ fn fresh_tokens_log_in_again_within_the_stated_bound() {
     for offset in 0..STEP {
         let v = verifier();
         let start = T0 + offset;
-        v.restart(Stored::Running, start).unwrap();
+        restart(&v, Stored::Running, start);
         let ends = v.quarantine_ends(start).unwrap();
         assert!(ends > start && ends - start <= STEP * (SKEW + 1), "start +{offset}: ends {}", ends - start);
         let before_end = v.mint(&jid(1), ends - 1).unwrap();
@@ -109,7 +116,7 @@ fn a_clean_stop_keeps_every_used_token_refused_and_sets_no_quarantine() {
     let (used, end) = run(&before);
     let (state, mac) = before.saved_replay_state().unwrap();
     let after = verifier();
-    let outcome = after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap();
+    let outcome = restart(&after, Stored::State(state, mac.to_vec()), end + 1);
     assert!(matches!(outcome, Start::Clean { .. }), "{outcome:?}");
     assert_eq!(after.quarantine_ends(end + 1), None);
     assert_eq!(replays_accepted(&after, &used, end + 1), 0);
@@ -117,7 +124,7 @@ fn a_clean_stop_keeps_every_used_token_refused_and_sets_no_quarantine() {
     assert!(after.verify(fresh.as_bytes(), &[&jid(5)], end + 1).is_ok());
     // nothing stored at all: the first start, no quarantine either
     let first = verifier();
-    assert_eq!(first.restart(Stored::Nothing, end).unwrap(), Start::Fresh);
+    assert_eq!(restart(&first, Stored::Nothing, end), Start::Fresh);
     assert!(first.verify(first.mint(&jid(6), end).unwrap().as_bytes(), &[&jid(6)], end).is_ok());
 }
 
@@ -127,10 +134,10 @@ fn the_quarantine_outlives_a_clean_stop_within_it() {
     let before = verifier();
     let (used, end) = run(&before);
     let second = verifier();
-    second.restart(Stored::Running, end + 1).unwrap();
+    restart(&second, Stored::Running, end + 1);
     let (state, mac) = second.saved_replay_state().unwrap();
     let third = verifier();
-    third.restart(Stored::State(state, mac.to_vec()), end + 2).unwrap();
+    restart(&third, Stored::State(state, mac.to_vec()), end + 2);
     assert_eq!(third.quarantine_ends(end + 2), second.quarantine_ends(end + 1));
     assert!(third.quarantine_ends(end + 2).is_some());
     assert_eq!(replays_accepted(&third, &used, end + 2), 0);
@@ -157,7 +164,7 @@ fn an_edited_state_is_handled_as_a_crash() {
     ];
     for (what, edited) in edits {
         let after = verifier();
-        let outcome = after.restart(Stored::State(edited, mac.to_vec()), end + 1).unwrap();
+        let outcome = restart(&after, Stored::State(edited, mac.to_vec()), end + 1);
         assert!(matches!(outcome, Start::Unclean { refused: Some(_), .. }), "{what}: {outcome:?}");
         assert_eq!(replays_accepted(&after, &used, end + 1), 0, "{what}");
         let ends = after.quarantine_ends(end + 1).unwrap();
@@ -168,21 +175,18 @@ fn an_edited_state_is_handled_as_a_crash() {
     // sealed by another host's secret: refused the same way
     let (state, mac) = verifier_with(&["another-secret-of-more-than-sixteen-bytes"]).saved_replay_state().unwrap();
     let after = verifier();
-    assert!(matches!(
-        after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap(),
-        Start::Unclean { refused: Some(_), .. }
-    ));
+    assert!(matches!(restart(&after, Stored::State(state, mac.to_vec()), end + 1), Start::Unclean { refused: Some(_), .. }));
     // sealed before a rotation (the old secret now second): still taken
     let (state, mac) = before.saved_replay_state().unwrap();
     let rotated = verifier_with(&["the-new-secret-of-more-than-sixteen-bytes", "a-secret-of-more-than-sixteen-bytes"]);
-    assert!(matches!(rotated.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap(), Start::Clean { .. }));
+    assert!(matches!(restart(&rotated, Stored::State(state, mac.to_vec()), end + 1), Start::Clean { .. }));
 }
 
 #[test]
 fn a_quarantine_is_reported_only_while_it_runs() {
     let v = verifier();
     assert_eq!(v.quarantine_ends(T0), None);
-    v.restart(Stored::Running, T0).unwrap();
+    restart(&v, Stored::Running, T0);
     let ends = v.quarantine_ends(T0).unwrap();
     assert_eq!(ends, T0 + STEP * (SKEW + 1));
     assert_eq!(v.quarantine_ends(ends - 1), Some(ends));
@@ -201,7 +205,7 @@ fn once_the_state_is_saved_no_token_is_accepted() {
     // saved again (server-stopping, then unload): the same state
     assert_eq!(v.saved_replay_state().unwrap(), (state.clone(), mac));
     let after = verifier();
-    assert!(matches!(after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap(), Start::Clean { .. }));
+    assert!(matches!(restart(&after, Stored::State(state, mac.to_vec()), end + 1), Start::Clean { .. }));
     assert_eq!(replays_accepted(&after, &used, end + 1), 0);
     assert!(after.verify(late.as_bytes(), &[&jid(8)], end + 1).is_ok(), "refused before, so never used");
 }
@@ -231,7 +235,7 @@ fn a_changed_otp_skew_across_a_clean_stop_lets_no_used_token_in() {
         }
         let (state, mac) = before.saved_replay_state().unwrap();
         let after = verifier_with_skew(new);
-        let outcome = after.restart(Stored::State(state, mac.to_vec()), end + 1).unwrap();
+        let outcome = restart(&after, Stored::State(state, mac.to_vec()), end + 1);
         let mut accepted = Vec::new();
         for now in (end + 1..end + 1 + (old + new + 3) * STEP).step_by(3) {
             for (j, token) in &used {
@@ -247,4 +251,29 @@ fn a_changed_otp_skew_across_a_clean_stop_lets_no_used_token_in() {
         let fresh = after.mint(&jid(3000), ends).unwrap();
         assert!(after.verify(fresh.as_bytes(), &[&jid(3000)], ends).is_ok(), "skew {old} -> {new}");
     }
+}
+
+/// Until storage holds the running marker, a crash would look like the clean stop before it and
+/// this run's tokens would log in again after it: none is accepted, whatever the start.
+#[test]
+fn no_token_is_accepted_until_the_running_marker_is_stored() {
+    let before = verifier();
+    let (_, end) = run(&before);
+    let (state, mac) = before.saved_replay_state().unwrap();
+    for stored in [Stored::Nothing, Stored::Running, Stored::State(state, mac.to_vec())] {
+        let v = verifier();
+        let later = end + 3 * STEP; // past any quarantine
+        v.restart(stored, end + 1).unwrap();
+        assert!(v.awaiting_running_marker());
+        let token = v.mint(&jid(9), later).unwrap();
+        assert_eq!(v.verify(token.as_bytes(), &[&jid(9)], later), Err(Reject::UncleanRestart));
+        v.running_marker_stored(false);
+        assert_eq!(v.verify(token.as_bytes(), &[&jid(9)], later), Err(Reject::UncleanRestart));
+        v.running_marker_stored(true);
+        assert!(!v.awaiting_running_marker());
+        assert!(v.verify(token.as_bytes(), &[&jid(9)], later).is_ok(), "refused before, so never used");
+    }
+    // a verifier that never read storage (the CLI, a benchmark) has no marker to wait for
+    let v = verifier();
+    assert!(v.verify(v.mint(&jid(9), end).unwrap().as_bytes(), &[&jid(9)], end).is_ok());
 }

@@ -197,10 +197,16 @@ function verifier:replay_state() end
 ---@return prosody_auth_hmac.running_state
 function verifier:running_state() end
 
+---Whether storage took `running_state()`: after `restore_replay_state()` no token is accepted
+---(unclean-restart) until `true` is reported, since a crash would otherwise look like the clean stop before.
+---@param stored boolean
+function verifier:running_state_stored(stored) end
+
 ---Starts from what storage held: nil (nothing), the running marker (the last run crashed), a saved
 ---state (taken back when its MAC verifies and every value is in range), or anything else (unreadable).
 ---After a crash, or a state that is refused, tokens that could have been used before are refused
 ---(unclean-restart) for at most otp_step × (otp_skew + 1) seconds. Never raises for what storage held.
+---Token logins wait for `running_state_stored(true)`.
 ---@param stored prosody_auth_hmac.replay_state|prosody_auth_hmac.running_state|any
 ---@param now? integer
 ---@return prosody_auth_hmac.restart
