@@ -210,7 +210,7 @@ do
 end
 local function keep_replay_state()
 	stopping = true;
-	local state = verifier:replay_state();
+	local state = verifier:seal_replay_state();
 	local ok, store_err = replay_store:set("state", state);
 	if ok then
 		module:log("debug", "Kept %d used tokens for the next start", #state.entries);

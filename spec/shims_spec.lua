@@ -465,6 +465,22 @@ describe("mod_auth_hmac #prosody", function()
 		assert.same({ nil, "unclean-restart" }, { third.test_password("xia", third.get_verifier():mint("xia@" .. HOST)) });
 	end);
 
+	-- provider.get_verifier() is reachable from any module and the admin shell: looking at the state
+	-- must not stop token logins; the stop's own save does
+	it("keeps token logins working when another module reads the replay state", function()
+		local stores = {};
+		local provider, _, seen = load(base_options(), stores);
+		local v = provider.get_verifier();
+		assert.is_true(provider.test_password("yul", v:mint("yul@" .. HOST)));
+		local state = v:replay_state();
+		assert.are.equal(1, #state.entries);
+		assert.is_true(stores.auth_hmac_replay.state.running, "reading saves nothing");
+		assert.is_true(provider.test_password("yul", v:mint("yul@" .. HOST)));
+		seen.global_hooks["server-stopping"]();
+		assert.are.equal(2, #stores.auth_hmac_replay.state.entries);
+		assert.same({ nil, "unclean-restart" }, { provider.test_password("yul", v:mint("yul@" .. HOST)) });
+	end);
+
 	it("takes back a sealed state whose numbers a storage back end turned into floats", function()
 		local v = load(base_options()).get_verifier();
 		assert.is_number((v:verify(v:mint("wes@" .. HOST), "wes@" .. HOST)));

@@ -12,6 +12,8 @@
 //!                                     (the SASL mechanisms' identity rule, for test_password)
 //! v:replay_state()                    --> { format = 3, otp_step = s, otp_skew = n, high_water = step, quarantine = step,
 //!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }
+//!                                     (changes nothing)
+//! v:seal_replay_state()               --> the same, for a stop: from then on no token is accepted
 //! v:running_state()                   --> { format = 3, running = true }: stored while the server runs
 //! v:running_state_stored(ok)           --> nothing: whether storage took running_state(); after
 //!                                         restore_replay_state no token is accepted until it did
@@ -231,16 +233,15 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
         "replay_state",
         lua.create_function(move |lua, _: Value| {
             let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
-            let t = lua.create_table()?;
-            t.set("format", replay_state::FORMAT)?;
-            t.set("otp_step", state.otp_step)?;
-            t.set("otp_skew", state.otp_skew)?;
-            t.set("high_water", state.high_water)?;
-            t.set("quarantine", state.quarantine)?;
-            let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
-            t.set("entries", lua.create_sequence_from(lines)?)?;
-            t.set("mac", data_encoding::HEXLOWER.encode(&mac))?;
-            Ok(t)
+            state_table(lua, &state, &mac)
+        })?,
+    )?;
+    let this = v.clone();
+    object.raw_set(
+        "seal_replay_state",
+        lua.create_function(move |lua, _: Value| {
+            let (state, mac) = this.seal_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
+            state_table(lua, &state, &mac)
         })?,
     )?;
     object.raw_set(
@@ -322,6 +323,20 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     meta.raw_set("__metatable", false)?;
     object.set_metatable(Some(meta))?;
     Ok(object)
+}
+
+/// A saved state as storage keeps it (`replay_state`, `seal_replay_state`).
+fn state_table(lua: &Lua, state: &SavedState, mac: &[u8]) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    t.set("format", replay_state::FORMAT)?;
+    t.set("otp_step", state.otp_step)?;
+    t.set("otp_skew", state.otp_skew)?;
+    t.set("high_water", state.high_water)?;
+    t.set("quarantine", state.quarantine)?;
+    let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
+    t.set("entries", lua.create_sequence_from(lines)?)?;
+    t.set("mac", data_encoding::HEXLOWER.encode(mac))?;
+    Ok(t)
 }
 
 /// `"<32 hex digits> <expiry step>"`, as `replay_state` writes it.

@@ -445,16 +445,26 @@ impl Verifier {
         Ok(self.replay.lock().map_err(|_| Reject::Internal)?.export())
     }
 
-    /// What a clean stop saves ([`crate::replay_state`]): the replay cache, the quarantine still
-    /// running, and their MAC under the minting secret. From then on this verifier accepts no
-    /// token (`UncleanRestart`): one accepted between the save and the end of the process would be
-    /// missing from the saved state, and could be used again after the next start.
+    /// The replay state as a clean stop would save it now ([`crate::replay_state`]): the replay
+    /// cache, the quarantine still running, and their MAC under the minting secret. Changes
+    /// nothing: a stop saves with [`Verifier::seal_replay_state`].
     pub fn saved_replay_state(&self) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
-        let (high_water, entries) = {
-            let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
-            self.sealed.store(true, Ordering::SeqCst);
-            cache.export()
-        };
+        let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        self.state_of(&**cache)
+    }
+
+    /// What a clean stop saves: [`Verifier::saved_replay_state`], after which this verifier
+    /// accepts no token (`UncleanRestart`): one accepted between the save and the end of the
+    /// process would be missing from the saved state, and could be used again after the next start.
+    pub fn seal_replay_state(&self) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
+        let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        // under the lock: no token is recorded between the export and the seal
+        self.sealed.store(true, Ordering::SeqCst);
+        self.state_of(&**cache)
+    }
+
+    fn state_of(&self, cache: &dyn ReplayStore) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
+        let (high_water, entries) = cache.export();
         let state = SavedState {
             otp_step: self.otp.step_seconds(),
             otp_skew: self.otp.skew(),

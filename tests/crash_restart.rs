@@ -199,14 +199,21 @@ fn a_quarantine_is_reported_only_while_it_runs() {
 fn once_the_state_is_saved_no_token_is_accepted() {
     let v = verifier();
     let (used, end) = run(&v);
-    let (state, mac) = v.saved_replay_state().unwrap();
+    // looking at the state (an admin in the shell, another module) changes nothing
+    let (looked, _) = v.saved_replay_state().unwrap();
+    let seen = v.mint(&jid(10), end).unwrap();
+    assert!(v.verify(seen.as_bytes(), &[&jid(10)], end).is_ok());
+    let (state, mac) = v.seal_replay_state().unwrap();
+    assert_eq!(state.entries.len(), looked.entries.len() + 1);
     let late = v.mint(&jid(8), end).unwrap();
     assert_eq!(v.verify(late.as_bytes(), &[&jid(8)], end), Err(Reject::UncleanRestart));
-    // saved again (server-stopping, then unload): the same state
+    // saved again (server-stopping, then unload): the same state, looked at or sealed
+    assert_eq!(v.seal_replay_state().unwrap(), (state.clone(), mac));
     assert_eq!(v.saved_replay_state().unwrap(), (state.clone(), mac));
     let after = verifier();
     assert!(matches!(restart(&after, Stored::State(state, mac.to_vec()), end + 1), Start::Clean { .. }));
     assert_eq!(replays_accepted(&after, &used, end + 1), 0);
+    assert_eq!(after.verify(seen.as_bytes(), &[&jid(10)], end + 1), Err(Reject::Replayed));
     assert!(after.verify(late.as_bytes(), &[&jid(8)], end + 1).is_ok(), "refused before, so never used");
 }
 

@@ -118,7 +118,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_allow_weak_secrets? boolean Accept a secret shorter than limits.secret_min_bytes.
 ---@field token_allow_long_lifetime? boolean Accept a token lifetime over limits.lifetime_max.
 
----What `verifier:replay_state()` returns and `verifier:restore_replay_state()` takes.
+---What `verifier:replay_state()` and `verifier:seal_replay_state()` return and `verifier:restore_replay_state()` takes.
 ---@class prosody_auth_hmac.replay_state
 ---@field format integer The state format (3).
 ---@field otp_step integer The otp_step the entries were saved under.
@@ -188,10 +188,14 @@ function verifier:mint(jid, now) end
 ---@return prosody_auth_hmac.exchange|nil exchange nil for a mechanism the module does not offer.
 function verifier:exchange(mechanism) end
 
----The replay cache's live entries, to keep across a restart; raises on an internal error. From then on
----the verifier accepts no token (unclean-restart): one accepted later would be missing from the state.
+---The replay cache's live entries as a stop would save them now; changes nothing. Raises on an internal error.
 ---@return prosody_auth_hmac.replay_state
 function verifier:replay_state() end
+
+---What a stop saves: `replay_state()`, and from then on the verifier accepts no token (unclean-restart):
+---one accepted later would be missing from the state. Raises on an internal error.
+---@return prosody_auth_hmac.replay_state
+function verifier:seal_replay_state() end
 
 ---The marker to store while the server runs (in place of the saved state).
 ---@return prosody_auth_hmac.running_state
