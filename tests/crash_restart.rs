@@ -229,7 +229,7 @@ fn verifier_with_skew(skew: u64) -> Verifier {
 /// clean stop, no token used before is accepted again, and the pause stays bounded.
 #[test]
 fn a_changed_otp_skew_across_a_clean_stop_lets_no_used_token_in() {
-    for (old, new) in [(1, 4), (0, 10), (1, 2), (4, 1), (10, 0), (2, 0)] {
+    for (old, new) in [(1, 4), (0, 3), (4, 1), (3, 0)] {
         let before = verifier_with_skew(old);
         let (used, end) = run(&before);
         // tokens minted as far ahead as the old skew allows, used at the last second
@@ -244,7 +244,8 @@ fn a_changed_otp_skew_across_a_clean_stop_lets_no_used_token_in() {
         let after = verifier_with_skew(new);
         let outcome = restart(&after, Stored::State(state, mac.to_vec()), end + 1);
         let mut accepted = Vec::new();
-        for now in (end + 1..end + 1 + (old + new + 3) * STEP).step_by(3) {
+        // whether a token is accepted depends on the step only: twice a step is every chance
+        for now in (end + 1..end + 1 + (old + new + 3) * STEP).step_by(STEP as usize / 2) {
             for (j, token) in &used {
                 if after.verify(token.as_bytes(), &[j], now).is_ok() {
                     accepted.push(now - end);
