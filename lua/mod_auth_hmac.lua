@@ -186,14 +186,31 @@ do
 			.. "that could have been used before; tokens minted from then on log in", why,
 			os.date("!%H:%M:%S", start.quarantine_ends), math.max(0, start.quarantine_ends - os.time()));
 	end
+end
+-- Until storage holds the running marker, a crash would look like the clean stop before it: the
+-- library refuses token logins (unclean-restart) until it is written; retried every few seconds.
+local stopping = false;
+local function mark_running()
 	local ok, store_err = replay_store:set("state", verifier:running_state());
+	verifier:running_state_stored(ok and true or false);
+	return ok, store_err;
+end
+do
+	local ok, store_err = mark_running();
 	if not ok then
-		module:log("error", "Could not mark the replay cache as in use (%s): after a crash, tokens used in the last "
-			.. "minutes could be used once more", tostring(store_err));
+		local retry_every = 5;
+		module:log("error", "Could not mark the replay cache as in use (%s): token logins are refused (unclean-restart) "
+			.. "until it is, retried every %d s", tostring(store_err), retry_every);
+		module:add_timer(retry_every, function ()
+			if stopping then return; end -- a saved state is there now: keep it
+			if not mark_running() then return retry_every; end
+			module:log("info", "Marked the replay cache as in use: token logins are accepted again");
+		end);
 	end
 end
 local function keep_replay_state()
-	local state = verifier:replay_state();
+	stopping = true;
+	local state = verifier:seal_replay_state();
 	local ok, store_err = replay_store:set("state", state);
 	if ok then
 		module:log("debug", "Kept %d used tokens for the next start", #state.entries);

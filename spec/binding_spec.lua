@@ -116,6 +116,24 @@ describe("native module", function()
 		assert.has_error(function() v:exchange(1); end);
 		local ex = v:exchange("PLAIN");
 		assert.has_error(function() ex:step("\0a\0b", "not a function"); end);
+		assert.has_error(function() v:running_state_stored("yes"); end);
+		assert.has_error(function() v:running_state_stored(); end);
+	end);
+
+	-- reading the state is not a stop: only seal_replay_state() ends token logins
+	it("reads the replay state without side effects, and seals it only when asked", function()
+		local v = assert(verifier());
+		local function login(who) return v:verify(v:mint(who .. "@example.org"), who .. "@example.org"); end
+		assert.is_number(login("a"));
+		local looked = v:replay_state();
+		assert.are.equal(1, #looked.entries);
+		assert.is_number(login("b"), "a login after replay_state()");
+		assert.is_number(login("c"));
+		local sealed = v:seal_replay_state();
+		assert.are.equal(3, #sealed.entries);
+		assert.same({ nil, "unclean-restart" }, { login("d") });
+		assert.same(sealed, v:replay_state());
+		assert.same(sealed, v:seal_replay_state());
 	end);
 
 	it("runs PLAIN and X-TOKEN exchanges (with Prosody's nodeprep) #prosody", function()

@@ -381,15 +381,27 @@ describe("mod_auth_hmac #prosody", function()
 		local warning;
 		for _, l in ipairs(slow_seen.logs) do if l.level == "warn" and l.text:find("unclean-restart", 1, true) then warning = l.text; end end
 		assert.truthy(warning and warning:find("saved under another otp_step", 1, true), warning);
+		-- the same for another otp_skew: the saved entries expire when the old window closes, not the new one
+		stores = {};
+		first, _, seen = load(base_options(), stores);
+		local used = first.get_verifier():mint("uma@" .. HOST);
+		assert.is_true(first.test_password("uma", used));
+		seen.env.module.unload();
+		local wider, _, wide_seen = load(base_options({ otp_skew = 4 }), stores);
+		assert.same({ nil, "unclean-restart" }, { wider.test_password("uma", used) });
+		warning = nil;
+		for _, l in ipairs(wide_seen.logs) do if l.level == "warn" and l.text:find("unclean-restart", 1, true) then warning = l.text; end end
+		assert.truthy(warning and warning:find("saved under another otp_skew", 1, true), warning);
 		-- a state with the clock far ahead, or unreadable, or of another kind: no lock-out past the same bound
 		for _, stored in ipairs({
-			{ format = 2, otp_step = 30, high_water = math.floor(now / 30) + 2880, quarantine = 0,
+			{ format = 3, otp_step = 30, otp_skew = 1, high_water = math.floor(now / 30) + 2880, quarantine = 0,
 				entries = { ("ab"):rep(16) .. " " .. (math.floor(now / 30) + 2881) }, mac = ("00"):rep(32) },
 			{ high_water = 1, entries = { "zz 5", 7 } },
 			"nope", 42, true,
 		}) do
 			local fresh = load(base_options()).get_verifier();
 			local start = fresh:restore_replay_state(stored, now);
+			fresh:running_state_stored(true);
 			assert.are.equal("unclean", start.outcome, tostring(stored));
 			assert.is_string(start.refused);
 			assert.is_true(start.quarantine_ends <= now + 60);
@@ -458,11 +470,59 @@ describe("mod_auth_hmac #prosody", function()
 		assert.are.equal(0, closed);
 	end);
 
+	-- Without the marker in storage a crash would look like the clean stop before it, and the tokens
+	-- of this run would be accepted again after it: none is accepted until the marker is written.
+	it("refuses token logins until the running marker is stored, and retries on a timer", function()
+		local stores = { fail_writes = { auth_hmac_replay = true } };
+		local provider, _, seen = load(base_options(), stores);
+		local v = provider.get_verifier();
+		assert.same({ nil, "unclean-restart" }, { provider.test_password("xia", v:mint("xia@" .. HOST)) });
+		assert.are.equal(1, #seen.timers, "one retry timer");
+		local retry = seen.timers[1];
+		assert.is_number(retry(), "still failing: retried again");
+		assert.same({ nil, "unclean-restart" }, { provider.test_password("xia", v:mint("xia@" .. HOST)) });
+		stores.fail_writes.auth_hmac_replay = nil;
+		assert.is_nil(retry(), "written: no more retries");
+		assert.is_true(stores.auth_hmac_replay.state.running);
+		assert.is_true(provider.test_password("xia", v:mint("xia@" .. HOST)));
+		local errors, recovered = 0, 0;
+		for _, l in ipairs(seen.logs) do
+			if l.level == "error" and l.text:find("mark the replay cache", 1, true) then errors = errors + 1; end
+			if l.level == "info" and l.text:find("accepted again", 1, true) then recovered = recovered + 1; end
+		end
+		assert.same({ 1, 1 }, { errors, recovered }, "one line when it fails, one when it recovers");
+		-- a stop while it still fails: no retry writes the marker over the saved state afterwards
+		stores.fail_writes.auth_hmac_replay = true;
+		local third, _, third_seen = load(base_options(), stores);
+		stores.fail_writes.auth_hmac_replay = nil;
+		third_seen.global_hooks["server-stopping"]();
+		assert.is_nil(stores.auth_hmac_replay.state.running, "the clean stop's state is stored");
+		assert.is_nil(third_seen.timers[1](), "no marker over a saved state");
+		assert.is_nil(stores.auth_hmac_replay.state.running);
+		assert.same({ nil, "unclean-restart" }, { third.test_password("xia", third.get_verifier():mint("xia@" .. HOST)) });
+	end);
+
+	-- provider.get_verifier() is reachable from any module and the admin shell: looking at the state
+	-- must not stop token logins; the stop's own save does
+	it("keeps token logins working when another module reads the replay state", function()
+		local stores = {};
+		local provider, _, seen = load(base_options(), stores);
+		local v = provider.get_verifier();
+		assert.is_true(provider.test_password("yul", v:mint("yul@" .. HOST)));
+		local state = v:replay_state();
+		assert.are.equal(1, #state.entries);
+		assert.is_true(stores.auth_hmac_replay.state.running, "reading saves nothing");
+		assert.is_true(provider.test_password("yul", v:mint("yul@" .. HOST)));
+		seen.global_hooks["server-stopping"]();
+		assert.are.equal(2, #stores.auth_hmac_replay.state.entries);
+		assert.same({ nil, "unclean-restart" }, { provider.test_password("yul", v:mint("yul@" .. HOST)) });
+	end);
+
 	it("takes back a sealed state whose numbers a storage back end turned into floats", function()
 		local v = load(base_options()).get_verifier();
 		assert.is_number((v:verify(v:mint("wes@" .. HOST), "wes@" .. HOST)));
 		local state = v:replay_state();
-		for _, k in ipairs({ "otp_step", "high_water", "quarantine", "format" }) do state[k] = state[k] + 0.0; end
+		for _, k in ipairs({ "otp_step", "otp_skew", "high_water", "quarantine", "format" }) do state[k] = state[k] + 0.0; end
 		local fresh = load(base_options()).get_verifier();
 		local start = fresh:restore_replay_state(state);
 		assert.same({ "clean", 1 }, { start.outcome, start.taken });

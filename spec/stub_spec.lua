@@ -189,13 +189,14 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 		same_fields(native.limits, "prosody_auth_hmac.limits", "native.limits");
 	end);
 
-	it("declares every key of what stats() and replay_state() return, and nothing else", function()
+	it("declares every key of what stats(), replay_state() and seal_replay_state() return, and nothing else", function()
 		local v = verifier();
 		assert.is_number(v:verify(v:mint("stub@example.org"), "stub@example.org")); -- one entry to export
 		same_fields(v:stats(), "prosody_auth_hmac.stats", "verifier:stats()");
 		local state = v:replay_state();
 		assert.are.equal(1, #state.entries);
 		same_fields(state, "prosody_auth_hmac.replay_state", "verifier:replay_state()");
+		same_fields(v:seal_replay_state(), "prosody_auth_hmac.replay_state", "verifier:seal_replay_state()");
 		same_fields(v:running_state(), "prosody_auth_hmac.running_state", "verifier:running_state()");
 		-- restore_replay_state's fields depend on the outcome: each one's keys are declared, with their types
 		local c = class("prosody_auth_hmac.restart");

@@ -10,9 +10,13 @@
 //!                                         (JIDs signed exactly as given)
 //! v:verify_user(token, username, nodeprep, now) --> username | nil, reason[, clock diagnosis]
 //!                                     (the SASL mechanisms' identity rule, for test_password)
-//! v:replay_state()                    --> { format = 2, otp_step = s, high_water = step, quarantine = step,
+//! v:replay_state()                    --> { format = 3, otp_step = s, otp_skew = n, high_water = step, quarantine = step,
 //!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }
-//! v:running_state()                   --> { format = 2, running = true }: stored while the server runs
+//!                                     (changes nothing)
+//! v:seal_replay_state()               --> the same, for a stop: from then on no token is accepted
+//! v:running_state()                   --> { format = 3, running = true }: stored while the server runs
+//! v:running_state_stored(ok)           --> nothing: whether storage took running_state(); after
+//!                                         restore_replay_state no token is accepted until it did
 //! v:restore_replay_state(stored[, now]) --> { outcome = "fresh" | "clean" | "unclean", taken, dropped,
 //!                                           refused = why the saved state was not taken,
 //!                                           quarantine_ends = unix time }
@@ -229,15 +233,15 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
         "replay_state",
         lua.create_function(move |lua, _: Value| {
             let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
-            let t = lua.create_table()?;
-            t.set("format", replay_state::FORMAT)?;
-            t.set("otp_step", state.otp_step)?;
-            t.set("high_water", state.high_water)?;
-            t.set("quarantine", state.quarantine)?;
-            let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
-            t.set("entries", lua.create_sequence_from(lines)?)?;
-            t.set("mac", data_encoding::HEXLOWER.encode(&mac))?;
-            Ok(t)
+            state_table(lua, &state, &mac)
+        })?,
+    )?;
+    let this = v.clone();
+    object.raw_set(
+        "seal_replay_state",
+        lua.create_function(move |lua, _: Value| {
+            let (state, mac) = this.seal_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
+            state_table(lua, &state, &mac)
         })?,
     )?;
     object.raw_set(
@@ -247,6 +251,17 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             t.set("format", replay_state::FORMAT)?;
             t.set("running", true)?;
             Ok(t)
+        })?,
+    )?;
+    let this = v.clone();
+    object.raw_set(
+        "running_state_stored",
+        lua.create_function(move |_, (_, stored): (Value, Value)| match stored {
+            Value::Boolean(b) => {
+                this.running_marker_stored(b);
+                Ok(())
+            }
+            other => Err(type_error("stored", "boolean", &other)),
         })?,
     )?;
     let this = v.clone();
@@ -310,6 +325,20 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
     Ok(object)
 }
 
+/// A saved state as storage keeps it (`replay_state`, `seal_replay_state`).
+fn state_table(lua: &Lua, state: &SavedState, mac: &[u8]) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    t.set("format", replay_state::FORMAT)?;
+    t.set("otp_step", state.otp_step)?;
+    t.set("otp_skew", state.otp_skew)?;
+    t.set("high_water", state.high_water)?;
+    t.set("quarantine", state.quarantine)?;
+    let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
+    t.set("entries", lua.create_sequence_from(lines)?)?;
+    t.set("mac", data_encoding::HEXLOWER.encode(mac))?;
+    Ok(t)
+}
+
 /// `"<32 hex digits> <expiry step>"`, as `replay_state` writes it.
 fn parse_replay_entry(line: &[u8]) -> Option<(crate::replay::Key, u64)> {
     let line = core::str::from_utf8(line).ok()?;
@@ -338,14 +367,18 @@ fn stored_state(saved: &Value) -> LuaResult<Stored> {
         Value::Nil => return Ok(Stored::Unreadable(Refusal::Unauthenticated)),
         _ => None,
     };
+    if uint(t.raw_get("format")?) != Some(replay_state::FORMAT) {
+        return Ok(Stored::Unreadable(Refusal::OtherFormat));
+    }
     let fields = (
         uint(t.raw_get("otp_step")?),
+        uint(t.raw_get("otp_skew")?),
         uint(t.raw_get("high_water")?),
         uint(t.raw_get("quarantine")?),
         mac,
         t.raw_get::<Value>("entries")?,
     );
-    let (Some(otp_step), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
+    let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
         return Ok(Stored::Unreadable(Refusal::Unreadable));
     };
     let mut entries = Vec::new();
@@ -358,7 +391,7 @@ fn stored_state(saved: &Value) -> LuaResult<Stored> {
             _ => return Ok(Stored::Unreadable(Refusal::Unreadable)),
         }
     }
-    Ok(Stored::State(SavedState { otp_step, high_water, quarantine, entries }, mac))
+    Ok(Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac))
 }
 
 struct LuaExchange {

@@ -23,22 +23,26 @@ use core::fmt;
 use hmac::{KeyInit, Mac};
 use zeroize::Zeroize;
 
+use crate::options::OTP_SKEW;
 use crate::replay::{Key, CLOCK_BACK_TOLERANCE};
 use crate::token::{HmacSha256, MAC_LEN};
 
 /// The state format this version writes (`format` in storage).
-pub const FORMAT: u64 = 2;
+pub const FORMAT: u64 = 3;
 
 /// What the state key is derived from: never a token's message (those begin with a digit).
 const KEY_LABEL: &[u8] = b"\0prosody-auth-hmac replay-state key v1";
 /// The first field of every state MAC's message.
-const MAC_LABEL: &[u8] = b"prosody-auth-hmac replay-state v1\0";
+const MAC_LABEL: &[u8] = b"prosody-auth-hmac replay-state v3\0";
 
 /// A replay cache as saved at a clean stop.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SavedState {
     /// The `otp_step` (seconds) the steps below count in.
     pub otp_step: u64,
+    /// The `otp_skew` the entries' expiries were set for: a token of step `s` is accepted up to
+    /// step `s + otp_skew`, and its entry kept until then.
+    pub otp_skew: u64,
     /// The cache's high-water step.
     pub high_water: u64,
     /// Tokens of steps up to this one are refused ([`crate::Reject::UncleanRestart`]); 0: none.
@@ -71,6 +75,10 @@ pub enum Refusal {
     BadMac,
     /// Saved under another `otp_step`: its steps mean other times.
     OtherStep,
+    /// Saved under another `otp_skew`: its entries expire when the old window closes, not the new.
+    OtherSkew,
+    /// Written by another version of the state format (its `format` field).
+    OtherFormat,
     /// More entries than the replay cache holds.
     TooMany,
     /// A step further ahead of this server's clock than a token lives.
@@ -84,6 +92,8 @@ impl fmt::Display for Refusal {
             Refusal::Unauthenticated => "the saved replay state has no MAC (saved by an older version, or edited)",
             Refusal::BadMac => "the saved replay state's MAC does not verify (edited, or saved under other token secrets)",
             Refusal::OtherStep => "the replay state was saved under another otp_step",
+            Refusal::OtherSkew => "the replay state was saved under another otp_skew",
+            Refusal::OtherFormat => "the saved replay state is of another format (saved by another version of this module)",
             Refusal::TooMany => "the saved replay state holds more entries than token_replay_cache_size",
             Refusal::Ahead => "the saved replay state names steps further ahead of this clock than a token lives",
         })
@@ -149,7 +159,7 @@ fn mac_with(secret: &HmacSha256, host: Option<&str>, state: &SavedState) -> Hmac
             mac.update(h.as_bytes());
         }
     }
-    for n in [state.otp_step, state.high_water, state.quarantine, state.entries.len() as u64] {
+    for n in [state.otp_step, state.otp_skew, state.high_water, state.quarantine, state.entries.len() as u64] {
         mac.update(&n.to_be_bytes());
     }
     for (key, expiry) in &state.entries {
@@ -195,6 +205,12 @@ pub fn decide(
     if state.otp_step != otp_step {
         return unclean(Some(Refusal::OtherStep));
     }
+    if state.otp_skew != skew {
+        // the last run accepted tokens of steps up to its end plus its own skew: a lowered skew
+        // quarantines as far as the old one reached (it is sealed; capped at the largest allowed)
+        let reached = skew.max(state.otp_skew.min(*OTP_SKEW.end()));
+        return (Start::Unclean { refused: Some(Refusal::OtherSkew), quarantine: crash_quarantine(current, reached) }, None);
+    }
     let limit = horizon(current, skew);
     if state.high_water > limit || state.quarantine > limit || state.entries.iter().any(|(_, e)| *e > limit) {
         return unclean(Some(Refusal::Ahead));
@@ -215,7 +231,13 @@ mod tests {
     const LIMITS: (u64, u64, usize) = (30, SKEW, 10);
 
     fn state() -> SavedState {
-        SavedState { otp_step: 30, high_water: CUR - 3, quarantine: 0, entries: vec![([7; 16], CUR - 1), ([8; 16], CUR)] }
+        SavedState {
+            otp_step: 30,
+            otp_skew: SKEW,
+            high_water: CUR - 3,
+            quarantine: 0,
+            entries: vec![([7; 16], CUR - 1), ([8; 16], CUR)],
+        }
     }
 
     fn sealed(s: &SavedState) -> Stored {
@@ -263,6 +285,7 @@ mod tests {
             Box::new(|s| s.high_water += 1),
             Box::new(|s| s.quarantine = CUR + 1),
             Box::new(|s| s.otp_step = 60),
+            Box::new(|s| s.otp_skew = 2),
             Box::new(|s| s.entries.push(([9; 16], CUR))),
         ];
         for (i, edit) in edits.iter().enumerate() {
@@ -294,6 +317,7 @@ mod tests {
             (SavedState { quarantine: limit + 1, ..state() }, Refusal::Ahead),
             (SavedState { entries: vec![([1; 16], limit + 1)], ..state() }, Refusal::Ahead),
             (SavedState { otp_step: 60, ..state() }, Refusal::OtherStep),
+            (SavedState { otp_skew: 0, ..state() }, Refusal::OtherSkew),
             (SavedState { entries: (0..11u8).map(|n| ([n; 16], CUR)).collect(), ..state() }, Refusal::TooMany),
         ];
         for (s, why) in cases {
@@ -307,6 +331,17 @@ mod tests {
             ..state()
         };
         assert!(matches!(start(sealed(&at)), Start::Clean { .. }));
+    }
+
+    /// A token of step `s` was accepted up to step `s + skew` under the skew it was saved with: a
+    /// larger new skew gets its own crash quarantine, a smaller one the old skew's (never more than
+    /// the largest skew allowed).
+    #[test]
+    fn another_skew_quarantines_as_far_as_either_window_reaches() {
+        for (saved, expected) in [(0, CUR + SKEW), (3, CUR + 3), (10, CUR + 10), (u64::MAX, CUR + 10)] {
+            let s = SavedState { otp_skew: saved, ..state() };
+            assert_eq!(start(sealed(&s)), Start::Unclean { refused: Some(Refusal::OtherSkew), quarantine: expected }, "{saved}");
+        }
     }
 
     #[test]

@@ -214,6 +214,10 @@ pub struct Verifier {
     /// Set once the replay state has been saved for a stop: a token accepted after it would be
     /// missing from the saved state, so none is (changed only under the `replay` lock)
     sealed: AtomicBool,
+    /// Set by [`Verifier::restart`] until storage holds the running marker
+    /// ([`Verifier::running_marker_stored`]): without it a crash would look like the clean stop
+    /// before, and this run's tokens would be accepted again after it, so none is accepted
+    unmarked: AtomicBool,
     /// (the `now` of the last search asked for, codes the searches may still compute): refilled by
     /// [`DIAGNOSIS_STEPS_PER_SECOND`] per second `now` moves forward, up to a second's worth or one
     /// search, whichever is more
@@ -310,6 +314,7 @@ impl Verifier {
             replay: Mutex::new(store),
             quarantine: AtomicU64::new(0),
             sealed: AtomicBool::new(false),
+            unmarked: AtomicBool::new(false),
             diagnoses: Mutex::new(None),
             last_search: Mutex::new(None),
             search_plan: search_plan(settings.step),
@@ -440,18 +445,29 @@ impl Verifier {
         Ok(self.replay.lock().map_err(|_| Reject::Internal)?.export())
     }
 
-    /// What a clean stop saves ([`crate::replay_state`]): the replay cache, the quarantine still
-    /// running, and their MAC under the minting secret. From then on this verifier accepts no
-    /// token (`UncleanRestart`): one accepted between the save and the end of the process would be
-    /// missing from the saved state, and could be used again after the next start.
+    /// The replay state as a clean stop would save it now ([`crate::replay_state`]): the replay
+    /// cache, the quarantine still running, and their MAC under the minting secret. Changes
+    /// nothing: a stop saves with [`Verifier::seal_replay_state`].
     pub fn saved_replay_state(&self) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
-        let (high_water, entries) = {
-            let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
-            self.sealed.store(true, Ordering::SeqCst);
-            cache.export()
-        };
+        let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        self.state_of(&**cache)
+    }
+
+    /// What a clean stop saves: [`Verifier::saved_replay_state`], after which this verifier
+    /// accepts no token (`UncleanRestart`): one accepted between the save and the end of the
+    /// process would be missing from the saved state, and could be used again after the next start.
+    pub fn seal_replay_state(&self) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
+        let cache = self.replay.lock().map_err(|_| Reject::Internal)?;
+        // under the lock: no token is recorded between the export and the seal
+        self.sealed.store(true, Ordering::SeqCst);
+        self.state_of(&**cache)
+    }
+
+    fn state_of(&self, cache: &dyn ReplayStore) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
+        let (high_water, entries) = cache.export();
         let state = SavedState {
             otp_step: self.otp.step_seconds(),
+            otp_skew: self.otp.skew(),
             high_water,
             quarantine: self.quarantine.load(Ordering::SeqCst),
             entries,
@@ -465,7 +481,11 @@ impl Verifier {
     /// stop's state is taken back into the replay cache; after an unclean stop, or a state that
     /// fails its check, tokens of the steps a token accepted before can have are refused
     /// ([`Reject::UncleanRestart`]).
+    ///
+    /// From then on no token is accepted (`UncleanRestart`) until [`Verifier::running_marker_stored`]
+    /// says storage holds the running marker.
     pub fn restart(&self, stored: Stored, now: u64) -> Result<Start, Reject> {
+        self.unmarked.store(true, Ordering::SeqCst);
         let current = self.otp.step_of(now);
         let (cap, skew) = (self.replay_stats().1, self.otp.skew());
         let (start, state) =
@@ -484,6 +504,17 @@ impl Verifier {
             }
             (start, _) => Ok(start),
         }
+    }
+
+    /// Whether the running marker was written to storage after [`Verifier::restart`]: tokens are
+    /// accepted only once it was (`false` keeps, or puts back, the refusal).
+    pub fn running_marker_stored(&self, stored: bool) {
+        self.unmarked.store(!stored, Ordering::SeqCst);
+    }
+
+    /// Whether tokens are refused because storage does not hold the running marker.
+    pub fn awaiting_running_marker(&self) -> bool {
+        self.unmarked.load(Ordering::SeqCst)
     }
 
     /// While a quarantine runs at unix time `now`: the time from which tokens minted then are
@@ -587,7 +618,7 @@ impl Verifier {
             });
         };
         // after an unclean start the replay cache has forgotten these steps' tokens: any could be a replay
-        if step <= self.quarantine.load(Ordering::SeqCst) {
+        if step <= self.quarantine.load(Ordering::SeqCst) || self.unmarked.load(Ordering::SeqCst) {
             return Err(Reject::UncleanRestart);
         }
         let expiry = step.saturating_add(self.otp.skew()).saturating_add(1);

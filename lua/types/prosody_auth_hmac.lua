@@ -119,10 +119,11 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_allow_weak_secrets? boolean Accept a secret shorter than limits.secret_min_bytes.
 ---@field token_allow_long_lifetime? boolean Accept a token lifetime over limits.lifetime_max.
 
----What `verifier:replay_state()` returns and `verifier:restore_replay_state()` takes.
+---What `verifier:replay_state()` and `verifier:seal_replay_state()` return and `verifier:restore_replay_state()` takes.
 ---@class prosody_auth_hmac.replay_state
----@field format integer The state format (2).
+---@field format integer The state format (3).
 ---@field otp_step integer The otp_step the entries were saved under.
+---@field otp_skew integer The otp_skew the entries' expiries were set for.
 ---@field high_water integer The highest OTP step of a used token.
 ---@field quarantine integer Tokens of OTP steps up to this one are refused (unclean-restart); 0: none.
 ---@field entries string[] One `"<key hex> <expiry step>"` line per used token still live.
@@ -130,7 +131,7 @@ function prosody_auth_hmac.printable(s) end
 
 ---What `verifier:running_state()` returns: stored while the server runs, so a start can tell a crash.
 ---@class prosody_auth_hmac.running_state
----@field format integer The state format (2).
+---@field format integer The state format (3).
 ---@field running boolean true.
 
 ---What `verifier:restore_replay_state()` returns.
@@ -188,19 +189,29 @@ function verifier:mint(jid, now) end
 ---@return prosody_auth_hmac.exchange|nil exchange nil for a mechanism the module does not offer.
 function verifier:exchange(mechanism) end
 
----The replay cache's live entries, to keep across a restart; raises on an internal error. From then on
----the verifier accepts no token (unclean-restart): one accepted later would be missing from the state.
+---The replay cache's live entries as a stop would save them now; changes nothing. Raises on an internal error.
 ---@return prosody_auth_hmac.replay_state
 function verifier:replay_state() end
+
+---What a stop saves: `replay_state()`, and from then on the verifier accepts no token (unclean-restart):
+---one accepted later would be missing from the state. Raises on an internal error.
+---@return prosody_auth_hmac.replay_state
+function verifier:seal_replay_state() end
 
 ---The marker to store while the server runs (in place of the saved state).
 ---@return prosody_auth_hmac.running_state
 function verifier:running_state() end
 
+---Whether storage took `running_state()`: after `restore_replay_state()` no token is accepted
+---(unclean-restart) until `true` is reported, since a crash would otherwise look like the clean stop before.
+---@param stored boolean
+function verifier:running_state_stored(stored) end
+
 ---Starts from what storage held: nil (nothing), the running marker (the last run crashed), a saved
 ---state (taken back when its MAC verifies and every value is in range), or anything else (unreadable).
 ---After a crash, or a state that is refused, tokens that could have been used before are refused
 ---(unclean-restart) for at most otp_step × (otp_skew + 1) seconds. Never raises for what storage held.
+---Token logins wait for `running_state_stored(true)`.
 ---@param stored prosody_auth_hmac.replay_state|prosody_auth_hmac.running_state|any
 ---@param now? integer
 ---@return prosody_auth_hmac.restart

@@ -35,7 +35,8 @@ end
 
 -- Loads a plugin file into a fresh environment with a `module` object. `options` are its
 -- configuration; `deps` maps module names to already-loaded environments for module:depends();
--- `stores` (optional) is the storage to share with an earlier load, as across a restart.
+-- `stores` (optional) is the storage to share with an earlier load, as across a restart;
+-- `stores.fail_writes = { [store_name] = true }` makes that store's writes fail.
 function M.load_module(name, host, options, deps, stores)
 	local set = require "util.set";
 	local logs, events, provided = {}, {}, {};
@@ -85,7 +86,12 @@ function M.load_module(name, host, options, deps, stores)
 		stores[store_name] = data;
 		return {
 			get = function(_, key) return data[key]; end;
-			set = function(_, key, value) data[key] = value; return true; end;
+			set = function(_, key, value)
+				-- `stores.fail_writes[store_name]`: the back end refuses writes (a full disk, a lost database)
+				if stores.fail_writes and stores.fail_writes[store_name] then return nil, "injected write failure"; end
+				data[key] = value;
+				return true;
+			end;
 			users = function() return next, data, nil; end;
 		};
 	end
