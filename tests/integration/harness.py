@@ -132,9 +132,27 @@ def stays(predicate, seconds, what):
         time.sleep(0.25)
 
 
-def stop_process(proc):
-    """SIGTERM by PID, SIGKILL if it has not exited within 10 s."""
+def catches_sigterm(pid):
+    """Whether the process has installed its SIGTERM handler yet (bit 15 of SigCgt)."""
+    try:
+        for line in Path("/proc/%d/status" % pid).read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return False
+
+
+def stop_process(proc, handler_timeout=0):
+    """SIGTERM by PID, SIGKILL if it has not exited within 10 s. With handler_timeout, first waits
+    (that long at most) for the process to catch SIGTERM: a Prosody still starting up has no
+    handler yet, and SIGTERM would kill it like kill -9 (an unclean stop, to the plugin)."""
     if proc and proc.poll() is None:
+        deadline = time.monotonic() + handler_timeout
+        while proc.poll() is None and not catches_sigterm(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if proc.poll() is not None:
+            return
         os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(10)
@@ -261,7 +279,7 @@ class Prosody:
         self.c2s_port, self.http_port = new_c2s, new_http
 
     def _halt(self):
-        stop_process(self.proc)
+        stop_process(self.proc, handler_timeout=30)
         if getattr(self, "stdout", None):
             self.stdout.close()
 
