@@ -5,7 +5,7 @@ max_line_length = false
 -- (mod_auth_hmac calls them through module:depends("sasl_hmac")).
 files["lua/"] = {
 	globals = { "module", "prosody", "new_handler", "failed", "count", "bearer_enabled", "enabled_mechanisms",
-		"stream_spent", "failure_clock" },
+		"stream_spent", "failure_clock", "token_clock" },
 }
 files["tests/integration/plugins/"] = { globals = { "module", "prosody" } };
 files["spec/"] = {

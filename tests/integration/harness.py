@@ -133,11 +133,13 @@ def stays(predicate, seconds, what):
 
 
 def catches_sigterm(pid):
-    """Whether the process has installed its SIGTERM handler yet (bit 15 of SigCgt)."""
+    """Whether the process handles SIGTERM yet: a handler (SigCgt, Prosody 0.12) or the signal
+    blocked for a signalfd (SigBlk, Prosody 13)."""
+    bit = 1 << (signal.SIGTERM - 1)
     try:
         for line in Path("/proc/%d/status" % pid).read_text().splitlines():
-            if line.startswith("SigCgt:"):
-                return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+            if line.startswith(("SigCgt:", "SigBlk:")) and int(line.split()[1], 16) & bit:
+                return True
     except (FileNotFoundError, ProcessLookupError):
         pass
     return False
@@ -324,6 +326,20 @@ class Prosody:
         except OSError:
             pass
         return "\n".join(lines)
+
+    def pin_token_clock(self, now, hosts=None):
+        """Sets the clock the token SASL mechanisms verify with (mod_sasl_hmac's token_clock) on
+        each host, through the admin shell (the server needs "admin_shell"): a whole number of
+        seconds, or None for the system clock again. Tests that must not depend on how fast the
+        machine is pin it instead of racing the real one."""
+        value = "nil" if now is None else str(int(now))
+        ctl = Path(self.binary).with_name("prosodyctl")
+        for host in hosts or (self.host, self.other_host):
+            lua = (">local env = require'core.modulemanager'.get_module('%s', 'sasl_hmac'); "
+                   "local t = %s; env.token_clock = function() return t; end; return 'pinned'" % (host, value))
+            r = subprocess.run([str(ctl), "--config", str(self.config), "shell", lua],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0 and "pinned" in r.stdout, (r.stdout, r.stderr)
 
     def mint(self, jid, now=None, secret=None, seed=None):
         """A token from the project's CLI (for the web-app side of a login)."""
