@@ -169,8 +169,12 @@ def test_ten_page_loads_in_one_otp_step(server, app):
     WebSocket a reload is such a load. Over BOSH converse keeps the session in sessionStorage and a
     reload re-attaches to it (no token, no login): there each load is a new tab, and a reload is
     checked to re-attach. Both clocks are pinned to one second, however long the forty loads take
-    on a busy machine; an hour back, so that a pin not in effect fails every login as expired."""
-    app.fixed_now = int(time.time()) - 3600
+    on a busy machine: three OTP steps ahead, past otp_skew, so that a pin not in effect refuses
+    every login; ahead, not behind, as the replay cache refuses tokens far behind the newest step
+    it has seen (the tests before logged in at the real time). The tests after are not refused for
+    it: the cache refuses a token only three steps behind its newest (otp_skew + its tolerance of
+    two), and the forty loads take more than one step of real time (a minute on this machine)."""
+    app.fixed_now = int(time.time()) + 90
     server.pin_token_clock(app.fixed_now)
     users = {c: "pl" + tag(*c) for c in COMBOS}
     try:
