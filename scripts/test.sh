@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 export REPO_ROOT="$PWD"
 logs=$(mktemp -d)
 total_pass=0 total_fail=0 status=0
+mkdir -p test-artifacts
+rm -f test-artifacts/junit-*.xml # a report left by an earlier run is never counted
 
 tally() { # name passed failed rc
 	echo "== $1: $2 passed, $3 failed (exit $4)"
@@ -46,9 +48,9 @@ done
 
 # the minting libraries, each with its own ecosystem's runner, against tests/vectors/
 echo "== minting libraries (clients/python, clients/node, clients/php)"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider clients/python/tests 2>&1 | tee "$logs/mint-py"; rc=${PIPESTATUS[0]}
-p=$(grep -oE '[0-9]+ passed' "$logs/mint-py" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
-f=$(grep -oE '[0-9]+ (failed|error)' "$logs/mint-py" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+/usr/bin/python3 -m pytest -q -p no:cacheprovider --junitxml=test-artifacts/junit-mint-python.xml clients/python/tests 2>&1 \
+	| tee "$logs/mint-py"; rc=${PIPESTATUS[0]}
+read -r p f < <(/usr/bin/python3 scripts/junit_counts.py test-artifacts/junit-mint-python.xml)
 tally "python minting library" "$p" "$f" "$rc"
 node --test clients/node/test/ 2>&1 | tee "$logs/mint-node"; rc=${PIPESTATUS[0]}
 p=$(grep -oE '^# pass [0-9]+' "$logs/mint-node" | grep -oE '[0-9]+'); p=${p:-0}
@@ -59,18 +61,21 @@ p=$(grep -oE '^[0-9]+ passed' "$logs/mint-php" | grep -oE '[0-9]+'); p=${p:-0}
 f=$(grep -oE '[0-9]+ failed' "$logs/mint-php" | tail -1 | grep -oE '[0-9]+'); f=${f:-1}
 tally "php minting library" "$p" "$f" "$rc"
 
-live_suite() { # name [PROSODY_BIN]
+# Each live pass leaves a JUnit XML report in test-artifacts/ and prints its 25 slowest tests; the
+# tally is read from the report.
+live_suite() { # name report-name [PROSODY_BIN]
 	echo "== pytest (live $1)"
-	PROSODY_BIN="${2:-/usr/bin/prosody}" /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration 2>&1 \
+	local report="test-artifacts/junit-live-$2.xml"
+	PROSODY_BIN="${3:-/usr/bin/prosody}" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=25 \
+		--junitxml="$report" tests/integration 2>&1 \
 		| grep --line-buffered -v -E '^(Task was destroyed|task: <Task)' | tee "$logs/pytest"; rc=${PIPESTATUS[0]}
-	p=$(grep -oE '[0-9]+ passed' "$logs/pytest" | tail -1 | grep -oE '[0-9]+'); p=${p:-0}
-	f=$(grep -oE '[0-9]+ (failed|error)' "$logs/pytest" | grep -oE '[0-9]+' | awk '{s+=$1} END {print s+0}')
+	read -r p f < <(/usr/bin/python3 scripts/junit_counts.py "$report")
 	tally "pytest ($1)" "$p" "$f" "$rc"
 }
 # every Prosody scripts/setup.sh provided: Debian's own, and on bookworm 13 from its backports
-live_suite "Prosody $(cat /usr/lib/prosody/prosody.version), Debian's package"
+live_suite "Prosody $(cat /usr/lib/prosody/prosody.version), Debian's package" "prosody-$(cat /usr/lib/prosody/prosody.version)"
 if [ -x .prosody13/root/usr/bin/prosody ]; then
-	live_suite "Prosody 13 from bookworm-backports, .prosody13/" "$PWD/.prosody13/root/usr/bin/prosody"
+	live_suite "Prosody 13 from bookworm-backports, .prosody13/" "prosody13-backports" "$PWD/.prosody13/root/usr/bin/prosody"
 fi
 
 echo "== fuzz (${FUZZ_SECONDS:-60} s per target)"
