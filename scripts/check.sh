@@ -53,6 +53,8 @@ lint "rustfmt" cargo fmt --check
 lint "rustfmt (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml
 lint "rustfmt (loadgen)" cargo fmt --check --manifest-path tools/loadgen/Cargo.toml
 lint "luacheck" luacheck --no-color lua spec tests/integration/plugins benches/lua
+# shared test helpers live in modules (harness, logins, rawxmpp, ...), never in another test file
+lint "no test file imports another" bash -c "! grep -rnE --include='*.py' '^\s*(from|import) test_' tests clients"
 lint "pyflakes" pyflakes3 tests/integration tests/interop tests/vectors examples/webapp clients/slixmpp clients/python scripts/demo.py benches
 
 rm -f "$log"

@@ -2,15 +2,13 @@
 (account-disabled, after verification) and ends their sessions; `user enable` lets them back in;
 nobody else is touched. Prosody 0.12 has no such command (its shell says so)."""
 import subprocess
-from pathlib import Path
 
 import pytest
 
 import rawxmpp
-from harness import PROSODY, Prosody, prosody_version
-from test_live import flip_mac, plain
+from harness import Prosody, prosody_version
+from logins import CTL, flip_mac, plain, shell
 
-CTL = Path(PROSODY).with_name("prosodyctl")
 PROSODY_13 = prosody_version() >= (13, 0, 0)
 
 
@@ -19,12 +17,6 @@ def server():
     s = Prosody(extra_modules=("admin_shell",)).start()
     yield s
     s.stop()
-
-
-def shell(server, command):
-    r = subprocess.run([str(CTL), "--config", str(server.config), "shell", *command.split()], capture_output=True,
-                       text=True, timeout=30, cwd=server.dir)
-    return r.returncode, r.stdout + r.stderr
 
 
 def login(server, user, token=None, mech="PLAIN"):

@@ -13,8 +13,7 @@ import pytest
 
 import rawxmpp
 from harness import Prosody, prosody_modules_dir, prosody_version
-from test_account_disable import CTL, shell
-from test_live import TRANSPORTS, connect, plain
+from logins import CTL, TRANSPORTS, connect, plain, shell
 
 pytestmark = pytest.mark.skipif(prosody_version() < (13,), reason="Prosody 0.12 has no account disabling "
                                 "(the bind check runs there in the existing suites)")

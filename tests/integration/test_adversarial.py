@@ -13,11 +13,10 @@ import pytest
 
 import rawxmpp
 from harness import Prosody
-from test_live import assert_refused_for_size_over_bosh, connect, refused_for_size_over_bosh
-from test_sasl_hmac import begin
+from logins import assert_refused_for_size_over_bosh, begin, connect, refused_for_size_over_bosh
 
 import sasl_hmac as sh  # clients/slixmpp, on the path via conftest
-from converse_auth import create_token  # tests/interop, on the path via test_live
+from converse_auth import create_token  # tests/interop, on the path by conftest
 
 MEMORY_BOUND_KIB = 24 * 1024  # Prosody's RSS may grow at most this much over the whole battery
 

@@ -5,8 +5,7 @@ import pytest
 
 import rawxmpp
 from harness import Prosody, prosody_version
-from test_live import plain
-from test_sasl_hmac import begin
+from logins import begin, plain
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,9 @@ import pytest
 
 import sasl_hmac as sh  # clients/slixmpp
 from harness import HMAC_TOKEN, REPO, Prosody, prosody_modules_dir
-from test_live import TRANSPORTS, connect, mint, plain
+from logins import TRANSPORTS, connect, mint, plain
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))
-from converse_auth import create_token  # noqa: E402
+from converse_auth import create_token  # tests/interop, on the path by conftest
 
 MECHS = ["PLAIN", "X-TOKEN", "SASL-HMAC"]
 

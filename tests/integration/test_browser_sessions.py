@@ -16,7 +16,7 @@ import pytest
 import rawxmpp
 from browser import Browser
 from harness import PROSODY, REPO, Prosody, free_port, stays
-from test_live import plain
+from logins import plain
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
 from app import WebApp  # noqa: E402

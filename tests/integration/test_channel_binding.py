@@ -11,7 +11,7 @@ import sasl_hmac
 import xmpp_clients
 from harness import Prosody, prosody_version
 from relay import Relay
-from test_live import mint
+from logins import mint
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 

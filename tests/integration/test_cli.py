@@ -3,13 +3,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 
 from harness import HMAC_TOKEN
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))
-from converse_auth import create_token  # noqa: E402
+from converse_auth import create_token  # tests/interop, on the path by conftest
 
 
 def run(*args, env=None, stdin=None):

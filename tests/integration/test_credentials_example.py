@@ -20,7 +20,7 @@ import pytest
 import rawxmpp
 from browser import Browser
 from harness import REPO, free_port, listening, stop_process
-from test_live import plain
+from logins import plain
 
 LIBRARY_README = REPO / "clients" / "python" / "README.md"
 README = REPO / "README.md"

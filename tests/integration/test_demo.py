@@ -17,7 +17,7 @@ import pytest
 
 from harness import REPO, listening
 from proxies import tls_context, websocket_client
-from test_live import plain
+from logins import plain
 
 DEMO = REPO / "scripts" / "demo.py"
 

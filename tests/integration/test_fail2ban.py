@@ -4,7 +4,7 @@ import re
 import subprocess
 
 from harness import REPO
-from test_live import connect, flip_mac, mint, plain
+from logins import connect, flip_mac, mint, plain
 
 FILTER = REPO / "examples" / "fail2ban" / "prosody-auth-hmac.conf"
 

@@ -4,7 +4,7 @@ import socket
 
 import rawxmpp
 from harness import Prosody, free_port
-from test_live import plain
+from logins import plain
 
 
 def test_free_port_never_repeats():

@@ -1,68 +1,16 @@
 """Live Prosody (Debian's package) with the plugin, driven by slixmpp and by raw clients over c2s
 with STARTTLS, BOSH and WebSocket."""
-import base64
-import os
-import sys
 import time
 
 import pytest
 
 import rawxmpp
 import xmpp_clients
-from harness import STANZA_SIZE_LIMIT, bosh_limits_stanzas_before_login
+from logins import TRANSPORTS, assert_refused_for_size_over_bosh, connect, flip_mac, mint, plain, refused_for_size_over_bosh
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))
-from converse_auth import create_token  # noqa: E402
+from converse_auth import create_token  # tests/interop, on the path by conftest
 
-TRANSPORTS = ["c2s", "bosh", "websocket"]
 MECHS = ["PLAIN", "X-TOKEN"]
-
-
-def connect(prosody, transport, domain=None):
-    domain = domain or prosody.host
-    if transport == "c2s":
-        return rawxmpp.C2S(prosody.c2s_port, domain)
-    if transport == "bosh":
-        return rawxmpp.Bosh(prosody.bosh_url, domain)
-    return rawxmpp.WebSocket(prosody.ws_url, domain)
-
-
-def mint(prosody, jid, **kw):
-    token = prosody.mint(jid, **kw)
-    prosody.used_tokens.append(token)
-    return token
-
-
-def plain(user, token, authzid=""):
-    return authzid.encode() + b"\0" + user.encode() + b"\0" + (token.encode() if isinstance(token, str) else token)
-
-
-def refused_for_size_over_bosh(transport, mechanism, payload):
-    """Whether Prosody itself refuses this <auth/> over BOSH for its size, before SASL (only some
-    Prosody builds do: see harness.bosh_limits_stanzas_before_login)."""
-    return (transport == "bosh" and bosh_limits_stanzas_before_login()
-            and len(rawxmpp.auth_element(mechanism, payload).encode()) > STANZA_SIZE_LIMIT)
-
-
-BOSH_SIZE_REFUSAL = "Error parsing BOSH payload; stanza-too-large"
-
-
-def assert_refused_for_size_over_bosh(prosody, mark, r):
-    """Prosody refused the <auth/> for its size before login over BOSH: it ended the session with
-    bad-request and its own warning, the input never reached SASL (no plugin line, no
-    authentication event) and nobody logged in."""
-    assert (r.status, r.condition) == ("stream-error", "bad-request"), r
-    log = prosody.wait_log(mark, BOSH_SIZE_REFUSAL)
-    assert "mod_bosh\twarn\t" + BOSH_SIZE_REFUSAL in log, log
-    for never in ("token login for", "probe: authentication-", "Authenticated as"):
-        assert never not in log, log
-
-
-def flip_mac(token):
-    public, b64 = token.split(" ")
-    mac = bytearray(base64.b64decode(b64))
-    mac[-1] ^= 1
-    return public + " " + base64.b64encode(bytes(mac)).decode()
 
 
 @pytest.mark.parametrize("mech", MECHS)

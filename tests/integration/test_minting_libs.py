@@ -11,7 +11,7 @@ import pytest
 
 import rawxmpp
 from harness import REPO, Prosody
-from test_live import plain
+from logins import plain
 
 RUNNERS = {
     "python": [sys.executable, "-c",

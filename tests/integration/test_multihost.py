@@ -8,7 +8,7 @@ import pytest
 
 import rawxmpp
 from harness import PROSODY, Prosody
-from test_live import plain
+from logins import plain
 
 PLAIN_HOST = "plain.test"
 MODULES = '"roster", "saslauth", "tls", "disco", "ping", "bosh", "websocket", "auth_hmac", "sasl_hmac"'

@@ -18,7 +18,7 @@ import pytest
 from browser import Browser
 from harness import REPO, Prosody, free_port, make_cert, prosody_version
 from proxies import NAME, bosh_client, make_proxy, spki_sha256, websocket_client
-from test_live import flip_mac, plain
+from logins import flip_mac, plain
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
 from app import WebApp  # noqa: E402

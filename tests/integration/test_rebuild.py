@@ -6,7 +6,7 @@ import subprocess
 import time
 
 from harness import NATIVE_LIB, REPO, Prosody
-from test_live import connect, plain
+from logins import connect, plain
 
 
 def login(server, user):

@@ -12,8 +12,7 @@ import pytest
 
 import sasl_hmac as sh  # clients/slixmpp
 from harness import REPO, Prosody, reseal_replay_state
-from test_live import connect, mint, plain
-from test_sasl_hmac import begin
+from logins import begin, connect, mint, plain
 
 OTHER_SEED = "AAAAAAAAAAAAAAAA"
 FILTER = REPO / "examples" / "fail2ban" / "prosody-auth-hmac.conf"

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness import Prosody
-from test_live import connect, flip_mac, plain
-from test_sasl_hmac import begin
-import sasl_hmac as sh  # clients/slixmpp, put on the path by test_sasl_hmac's xmpp_clients
+from logins import begin, connect, flip_mac, plain
+import sasl_hmac as sh  # clients/slixmpp, on the path by conftest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
 from prosody_hmac_token import mint as mint_token  # noqa: E402

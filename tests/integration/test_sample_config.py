@@ -14,7 +14,7 @@ import pytest
 
 import rawxmpp
 from harness import HMAC_TOKEN, NATIVE_LIB, REPO, free_port, listening, make_cert, readable_prosody, stop_process
-from test_live import plain
+from logins import plain
 
 SAMPLE = REPO / "prosody-config" / "prosody.cfg.lua.sample"
 HOST = "example.org"

@@ -21,16 +21,10 @@ import pytest
 
 import rawxmpp
 import sasl_hmac as sh  # clients/slixmpp
-from harness import Prosody, prosody_modules_dir, prosody_version
-from test_live import TRANSPORTS, connect, flip_mac, plain
-from test_sasl_hmac import begin
+from harness import Prosody, prosody_modules_dir
+from logins import OLD_MOD_SASL2, TRANSPORTS, begin, connect, flip_mac, plain, sasl2_transports
 
 MECHS = ["PLAIN", "X-TOKEN", "SASL-HMAC"]
-OLD_MOD_SASL2 = prosody_version() < (13,)
-
-
-def transports():
-    return [t for t in TRANSPORTS if not (OLD_MOD_SASL2 and t == "bosh")]
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +60,7 @@ def test_sasl2_offers_the_token_mechanisms(server, transport):
         s.close()
 
 
-@pytest.mark.parametrize("transport", transports())
+@pytest.mark.parametrize("transport", sasl2_transports())
 @pytest.mark.parametrize("mech", MECHS)
 def test_sasl2_login_binds_without_a_stream_restart(server, transport, mech):
     s = connect(server, transport)
@@ -81,7 +75,7 @@ def test_sasl2_login_binds_without_a_stream_restart(server, transport, mech):
         s.close()
 
 
-@pytest.mark.parametrize("transport", transports())
+@pytest.mark.parametrize("transport", sasl2_transports())
 @pytest.mark.parametrize("mech", MECHS)
 def test_sasl2_refusals_log_one_line_and_leave_the_stream_usable(server, transport, mech):
     jid = "carol@" + server.host
@@ -121,7 +115,7 @@ def test_sasl2_refusals_log_one_line_and_leave_the_stream_usable(server, transpo
         s.close()
 
 
-@pytest.mark.parametrize("transport", transports())
+@pytest.mark.parametrize("transport", sasl2_transports())
 def test_sasl2_sasl_hmac_wrong_proof(server, transport):
     jid = "erin@" + server.host
     s = connect(server, transport)

@@ -13,8 +13,7 @@ import pytest
 
 import rawxmpp
 from harness import Prosody, prosody_modules_dir, prosody_version
-from test_live import plain
-from test_sasl2 import transports
+from logins import plain, sasl2_transports
 
 NS_FAST = "urn:xmpp:fast:0"
 pytestmark = pytest.mark.skipif(prosody_version() < (13,), reason="bookworm's mod_sasl2_fast breaks SASL2 on 0.12")
@@ -51,7 +50,7 @@ def no_faults(log):
     assert not faults, faults
 
 
-@pytest.mark.parametrize("transport", transports())
+@pytest.mark.parametrize("transport", sasl2_transports())
 def test_fast_is_not_offered(server, transport):
     s = connect_as(server, transport, "fastseen@" + server.host)
     try:
@@ -61,7 +60,7 @@ def test_fast_is_not_offered(server, transport):
         s.close()
 
 
-@pytest.mark.parametrize("transport", transports())
+@pytest.mark.parametrize("transport", sasl2_transports())
 @pytest.mark.parametrize("mechanism", ["HT-SHA-256-NONE", "HT-SHA-256-ENDP", "PLAIN"])
 def test_a_fast_login_fails_cleanly_and_leaves_the_stream_usable(server, transport, mechanism):
     """An <authenticate/> that says FAST is an ordinary SASL2 login: with a FAST mechanism a failure
@@ -91,7 +90,7 @@ def test_a_fast_login_fails_cleanly_and_leaves_the_stream_usable(server, transpo
         s.close()
 
 
-@pytest.mark.parametrize("transport", transports())
+@pytest.mark.parametrize("transport", sasl2_transports())
 def test_a_token_login_gets_no_fast_token(server, transport):
     user = "fastask"
     jid = "%s@%s" % (user, server.host)

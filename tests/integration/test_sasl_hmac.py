@@ -7,17 +7,9 @@ import pytest
 
 import xmpp_clients
 from impostor import Impostor
-from test_live import TRANSPORTS, connect, mint
+from logins import TRANSPORTS, begin, connect, mint
 
 import sasl_hmac as sh  # clients/slixmpp, put on the path by xmpp_clients
-
-
-def begin(stream, user, token, authzid="", send=None):
-    """SASL-HMAC's first message for `user`, sent with `send` (stream.auth unless given, e.g.
-    stream.authenticate for SASL2): (client-first message, secret half, the server's answer)."""
-    public, s = sh.split_token(token)
-    cfm = sh.client_first(authzid.encode(), user.encode(), public)
-    return cfm, s, (send or stream.auth)("SASL-HMAC", cfm)
 
 
 def test_slixmpp_logs_in_with_sasl_hmac(prosody):

@@ -14,7 +14,7 @@ import pytest
 
 import rawxmpp
 from harness import REPO, free_port
-from test_live import plain
+from logins import plain
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
 from app import WebApp  # noqa: E402
