@@ -80,7 +80,7 @@ local last_full_warning = nil;
 function count(mechanism, outcome) -- luacheck: ignore 131
 	logins:with_labels(mechanism, outcome):add(1);
 	if outcome == "cache-full" then
-		local now = os.time();
+		local now = failure_clock();
 		if not last_full_warning or now - last_full_warning >= 60 then
 			last_full_warning = now;
 			module:log("warn", "Replay cache full: refusing token logins until used tokens expire "
@@ -280,7 +280,8 @@ if not (per_minute and per_minute >= 1 and per_minute == math.floor(per_minute))
 	error("mod_sasl_hmac: token_max_failures_per_address must be a whole number, at least 1", 0);
 end
 local budget = native.address_budget(per_minute);
-function failure_clock() return os.time(); end -- specs set the clock here
+-- The clock of failure accounting (the address budget, the cache-full warning); specs set it.
+function failure_clock() return os.time(); end
 -- nil: the library reads the system clock. Specs, and live tests through the admin shell, pin it.
 function token_clock() return nil; end
 local function write_summaries()

@@ -1011,7 +1011,7 @@ describe("mod_sasl_hmac handler #prosody", function()
 	end);
 
 	it("maps each refusal to its SASL condition and logs one line without the token", function()
-		local provider, seen = load(base_options({ token_replay_cache_size = 3 }));
+		local provider, seen, auth_seen = load(base_options({ token_replay_cache_size = 3 }));
 		local mint = minter(provider);
 		local function attempt(mech, message)
 			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.7" });
@@ -1052,17 +1052,29 @@ describe("mod_sasl_hmac handler #prosody", function()
 		-- fill the cache (cap 3: carol's first token + two more), then fail closed
 		assert.are.equal("success", (attempt("PLAIN", "\0e1\0" .. mint("e1"))));
 		assert.are.equal("success", (attempt("PLAIN", "\0e2\0" .. mint("e2"))));
-		local warnings_before = 0;
-		for _, l in ipairs(seen.logs) do if l.level == "warn" then warnings_before = warnings_before + 1; end end
-		for _ = 1, 3 do
+		local function warnings()
+			local w = {};
+			for _, l in ipairs(seen.logs) do if l.level == "warn" then w[#w+1] = l.text; end end
+			return w;
+		end
+		local function refused_full()
 			local status, condition = attempt("PLAIN", "\0e3\0" .. mint("e3"));
 			assert.are.equal("failure", status);
 			assert.are.equal("temporary-auth-failure", condition);
 		end
-		local warnings = {};
-		for _, l in ipairs(seen.logs) do if l.level == "warn" then warnings[#warnings+1] = l.text; end end
-		assert.are.equal(warnings_before + 1, #warnings, "one warning, not one per refusal");
-		assert.truthy(warnings[#warnings]:find("Replay cache full", 1, true));
+		-- the warning's minute runs on the injected clock, not the wall clock
+		local clock = 1700000000;
+		auth_seen.sasl_env.failure_clock = function() return clock; end
+		local warnings_before = #warnings();
+		for _ = 1, 3 do refused_full(); end
+		assert.are.equal(warnings_before + 1, #warnings(), "one warning, not one per refusal");
+		assert.truthy(warnings()[#warnings()]:find("Replay cache full", 1, true));
+		clock = clock + 59;
+		refused_full();
+		assert.are.equal(warnings_before + 1, #warnings(), "none again within the minute");
+		clock = clock + 1;
+		refused_full();
+		assert.are.equal(warnings_before + 2, #warnings(), "again once the minute is over");
 	end);
 end);
 
