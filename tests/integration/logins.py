@@ -31,6 +31,15 @@ def connect(prosody, transport, domain=None):
     return rawxmpp.WebSocket(prosody.ws_url, domain)
 
 
+def plain_login_status(server, user):
+    """A PLAIN-token login of `user` with a fresh token over a new c2s stream: its status."""
+    s = connect(server, "c2s")
+    try:
+        return s.auth("PLAIN", plain(user, server.mint("%s@%s" % (user, server.host)))).status
+    finally:
+        s.close()
+
+
 def mint(prosody, jid, **kw):
     token = prosody.mint(jid, **kw)
     prosody.used_tokens.append(token)

@@ -6,28 +6,20 @@ import subprocess
 import time
 
 from harness import NATIVE_LIB, REPO, Prosody
-from logins import connect, plain
-
-
-def login(server, user):
-    s = connect(server, "c2s")
-    try:
-        return s.auth("PLAIN", plain(user, server.mint("%s@%s" % (user, server.host)))).status
-    finally:
-        s.close()
+from logins import plain_login_status
 
 
 def test_a_rebuild_leaves_a_running_prosody_alone():
     assert NATIVE_LIB == REPO / "build" / "lua5.4" / "prosody_auth_hmac.so", "this test rebuilds that file"
     server = Prosody().start()
     try:
-        assert login(server, "before") == "success"
+        assert plain_login_status(server, "before") == "success"
         inode = NATIVE_LIB.stat().st_ino
         subprocess.run(["make", "-C", str(REPO), "--no-print-directory", "native-lua5.4"], check=True,
                        capture_output=True, timeout=600)
         assert NATIVE_LIB.stat().st_ino != inode, "the library was not replaced: nothing was tested"
         time.sleep(0.2)
-        assert login(server, "after") == "success"
+        assert plain_login_status(server, "after") == "success"
         assert server.proc.poll() is None, server.tail()
     finally:
         server.stop()
