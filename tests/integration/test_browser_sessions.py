@@ -254,7 +254,19 @@ def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app
     tokens minted by a clock an hour behind, or tokens minted with another otp_seed: each page tries
     exactly `refusals` of them, shows why it stopped (the clock and the seed told apart), and asks
     for nothing more. A web app that hands out the same token again (a
-    cached credentials_url) is caught by the page: it is not sent a second time."""
+    cached credentials_url) is caught by the page: it is not sent a second time. Both clocks are
+    pinned to the start, so that a token used at set-up is still refused as replayed (not expired)
+    however long twenty tabs take to open on a busy machine."""
+    now = int(time.time())
+    app.fixed_now = now
+    server.pin_token_clock(now)
+    try:
+        _refused_tokens(server, app, now)
+    finally:
+        server.pin_token_clock(None)
+
+
+def _refused_tokens(server, app, now):
     refusals = 2
     tabs = {}
     prefix = {"bad": "bd", "replay": "rp", "expired": "ex", "seed": "sd", "reused": "ru"}
@@ -263,7 +275,7 @@ def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app
             user = prefix[scenario] + tag(transport, mech)
             tabs[user] = (scenario, transport, mech)
             if scenario == "replay":
-                app.used[user] = [server.mint("%s@%s" % (user, server.host)) for _ in range(refusals)]
+                app.used[user] = [server.mint("%s@%s" % (user, server.host), now=now) for _ in range(refusals)]
                 for token in app.used[user]:
                     use_token(server, user, token)
             if scenario == "reused":
