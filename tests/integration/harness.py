@@ -327,19 +327,23 @@ class Prosody:
             pass
         return "\n".join(lines)
 
+    def shell(self, *args):
+        """`prosodyctl shell ARGS…` against this server (it needs "admin_shell"); a `>` line runs
+        Lua inside Prosody. The finished process, its output as text."""
+        return subprocess.run([str(Path(self.binary).with_name("prosodyctl")), "--config", str(self.config), "shell",
+                               *args], capture_output=True, text=True, timeout=30, cwd=self.dir)
+
     def pin_token_clock(self, now, hosts=None):
         """Sets the clock the token SASL mechanisms verify with (mod_sasl_hmac's token_clock) on
-        each host, through the admin shell (the server needs "admin_shell"): a whole number of
-        seconds, or None for the system clock again. Tests that must not depend on how fast the
-        machine is pin it instead of racing the real one."""
+        each host, through the admin shell: a whole number of seconds, or None for the system clock
+        again. Tests that must not depend on how fast the machine is pin it instead of racing the
+        real one."""
         value = "nil" if now is None else str(int(now))
-        ctl = Path(self.binary).with_name("prosodyctl")
-        for host in hosts or (self.host, self.other_host):
-            lua = (">local env = require'core.modulemanager'.get_module('%s', 'sasl_hmac'); "
-                   "local t = %s; env.token_clock = function() return t; end; return 'pinned'" % (host, value))
-            r = subprocess.run([str(ctl), "--config", str(self.config), "shell", lua],
-                               capture_output=True, text=True, timeout=30)
-            assert r.returncode == 0 and "pinned" in r.stdout, (r.stdout, r.stderr)
+        hosts = ", ".join("'%s'" % h for h in hosts or (self.host, self.other_host))
+        r = self.shell(">local t = %s; for _, h in ipairs({ %s }) do "
+                       "require'core.modulemanager'.get_module(h, 'sasl_hmac').token_clock = function() return t; end; "
+                       "end; return 'pinned'" % (value, hosts))
+        assert r.returncode == 0 and "pinned" in r.stdout, (r.stdout, r.stderr)
 
     def mint(self, jid, now=None, secret=None, seed=None):
         """A token from the project's CLI (for the web-app side of a login)."""

@@ -3,12 +3,10 @@ a server (and remembered, so that conftest can check none reaches the log), SASL
 the checks for a refusal Prosody makes before SASL. Test files import these from here, never
 from each other."""
 import base64
-import subprocess
-from pathlib import Path
 
 import rawxmpp
 import sasl_hmac as sh  # clients/slixmpp, put on the path by conftest
-from harness import PROSODY, STANZA_SIZE_LIMIT, bosh_limits_stanzas_before_login, prosody_version
+from harness import STANZA_SIZE_LIMIT, bosh_limits_stanzas_before_login, prosody_version
 
 TRANSPORTS = ["c2s", "bosh", "websocket"]
 
@@ -86,11 +84,7 @@ def begin(stream, user, token, authzid="", send=None):
     return cfm, s, (send or stream.auth)("SASL-HMAC", cfm)
 
 
-CTL = Path(PROSODY).with_name("prosodyctl")
-
-
 def shell(server, command):
     """prosodyctl shell COMMAND against `server` (which loads admin_shell): (exit code, output)."""
-    r = subprocess.run([str(CTL), "--config", str(server.config), "shell", *command.split()], capture_output=True,
-                       text=True, timeout=30, cwd=server.dir)
+    r = server.shell(*command.split())
     return r.returncode, r.stdout + r.stderr

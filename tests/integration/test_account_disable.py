@@ -1,13 +1,12 @@
 """Prosody 13's account controls: `prosodyctl shell user disable JID` refuses that user's tokens
 (account-disabled, after verification) and ends their sessions; `user enable` lets them back in;
 nobody else is touched. Prosody 0.12 has no such command (its shell says so)."""
-import subprocess
 
 import pytest
 
 import rawxmpp
 from harness import Prosody, prosody_version
-from logins import CTL, flip_mac, plain, shell
+from logins import flip_mac, plain, shell
 
 PROSODY_13 = prosody_version() >= (13, 0, 0)
 
@@ -88,8 +87,7 @@ def test_a_disable_with_the_name_as_typed_is_the_same_account(server):
 
     def usermanager(call):
         code = '>require"prosody.core.usermanager".%s' % call
-        r = subprocess.run([str(CTL), "--config", str(server.config), "shell", code], capture_output=True,
-                           text=True, timeout=30, cwd=server.dir)
+        r = server.shell(code)
         assert r.returncode == 0, r.stdout + r.stderr
         return r.stdout
 

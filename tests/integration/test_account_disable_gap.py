@@ -6,14 +6,13 @@ usable: resource binding (also SASL2/Bind2's inline bind) and stream-management 
 "Disabled at the provider" below is `provider.disable` without Prosody's `user-disabled` event (a
 disable that lands between a stream's login and its bind, or one made by a script at the storage
 level): only the checks at bind and resumption stand between such a stream and a session."""
-import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
 import rawxmpp
 from harness import Prosody, prosody_modules_dir, prosody_version
-from logins import CTL, TRANSPORTS, connect, plain, shell
+from logins import TRANSPORTS, connect, plain, shell
 
 pytestmark = pytest.mark.skipif(prosody_version() < (13,), reason="Prosody 0.12 has no account disabling "
                                 "(the bind check runs there in the existing suites)")
@@ -52,8 +51,7 @@ def logged_in(server, transport, user):
 def disable_at_provider(server, user):
     """provider.disable alone, as a disable racing the login would leave it: no user-disabled event."""
     code = ">prosody.hosts[%r].users.disable(%r)" % (server.host, user)
-    r = subprocess.run([str(CTL), "--config", str(server.config), "shell", code.replace("'", '"')],
-                       capture_output=True, text=True, timeout=30, cwd=server.dir)
+    r = server.shell(code.replace("'", '"'))
     assert r.returncode == 0, r.stdout + r.stderr
 
 

@@ -6,16 +6,14 @@ app's request log and Prosody's log; a screenshot of every outcome goes to test-
 
 Waits are shortened with the plugin's settings (FAST: the first reconnect after 0.25-0.5 s, at most
 4 s apart), and refusals=2 (the default is 3) so a changed default would show."""
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import rawxmpp
 from browser import Browser
-from harness import PROSODY, REPO, Prosody, free_port, stays
+from harness import REPO, Prosody, free_port, stays
 from logins import plain
 
 sys.path.insert(0, str(REPO / "examples" / "webapp"))
@@ -28,7 +26,6 @@ FAST = {"delay": 500, "maxdelay": 4000}
 # over BOSH, where Strophe retries the lost session's request at once, then after 8 s, and only then
 # hears item-not-found. FAST shortens the plugin's own delays, not Strophe's.
 RECONNECT_BOUND = 15
-PROSODYCTL = Path(PROSODY).with_name("prosodyctl")
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +150,7 @@ def test_server_closes_the_session(server, app):
         before = open_all(b, app, users)
         mark = server.log_mark()
         for user in users.values():
-            r = subprocess.run([str(PROSODYCTL), "--config", str(server.config), "shell",
-                                "c2s:close('%s@%s')" % (user, server.host)], capture_output=True, text=True, timeout=30)
+            r = server.shell("c2s:close('%s@%s')" % (user, server.host))
             assert r.returncode == 0 and "OK" in r.stdout, (r.stdout, r.stderr)
         back_after(server, b, users, mark, "server-closed")
         for user in users.values():
