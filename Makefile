@@ -3,6 +3,7 @@
 # make test  - set up, build and run the whole test suite (make check first)
 # make serve - the demo, then keeps Prosody and the converse.js page running for a person
 #              (make serve PROXY=nginx / PROXY=apache: behind that proxy, over HTTPS)
+# make deb   - the Debian package, dist/prosody-auth-hmac_<version>_<arch>.deb (debhelper, lintian)
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI;
 #              installs only the build packages (scripts/setup.sh build), never the test set-up
 
@@ -17,7 +18,7 @@ LUA_VERSION ?= 5.4
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup setup-build setup-rocks build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build setup-rocks setup-deb deb build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -31,6 +32,13 @@ setup-build:
 # make rocks' packages: the build's, luarocks, zip, git and the target Lua's headers; no test set-up
 setup-rocks:
 	@LUA_VERSION=$(LUA_VERSION) bash scripts/setup.sh rocks
+
+# make deb's packages: the build's and Debian's packaging tools (dpkg-dev, debhelper, lintian)
+setup-deb:
+	@bash scripts/setup.sh deb
+
+deb: setup-deb
+	bash scripts/deb.sh
 
 build: setup-build
 	cargo build --release --locked --bin hmac-token
