@@ -1,14 +1,14 @@
 """The Debian package (`make deb`, scripts/deb.sh), built from this checkout and installed with dpkg.
 
 So that no test changes the machine, the package never goes into the system's dpkg database:
-`dpkg --root` installs and removes it in a scratch root (the real dpkg, the package's real
-maintainer scripts, were there any, run in that root), and the Prosody under test (Debian's own,
+`dpkg --root` installs and removes it in a scratch root, and the Prosody under test (Debian's own,
 unmodified launcher and modules) runs in a private mount namespace in which that root's
 usr/lib/prosody/modules is laid over Prosody's own module directory (a read-only overlay). The
 namespace ends with the process: a crash leaves nothing behind. The configuration has no
 plugin_paths and no auth_hmac_library: the package's files alone must do, and the secrets are the
 ones `hmac-token keygen --write` (the package's) wrote into the root's etc/prosody, as the README's
-next step says."""
+next step says. The package has no maintainer scripts (checked below): dpkg would run one chrooted
+into the scratch root, which has no shell, so adding one means giving this test a root to run it."""
 import hashlib
 import os
 import re
