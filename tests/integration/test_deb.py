@@ -202,6 +202,16 @@ def test_installed_it_logs_in_and_removed_it_leaves_the_config_and_prosody_runni
                               seed=(etc / "otp_seed").read_text().strip()))
         assert r.status == "success", (r, server.tail())
         assert server.proc.poll() is None
+
+        # restarted without the package, a host still set to authentication = "hmac" fails closed
+        server._halt()
+        modules.mkdir(parents=True)  # on a real system the directory is Prosody's and stays
+        mark = server.log_mark()
+        server.start()
+        with pytest.raises(ConnectionError, match="expected stream features"):  # no mechanism: stream error
+            login(server.mint("alice@" + server.host, secret=(etc / "token_secret").read_text().strip(),
+                              seed=(etc / "otp_seed").read_text().strip()))
+        assert "Unable to load module 'auth_hmac'" in server.log_since(mark)
     finally:
         if server:
             server.stop()
