@@ -15,6 +15,8 @@ SHELL := /bin/bash
 CARGO_HOME ?= $(HOME)/.cargo
 export PATH := $(CARGO_HOME)/bin:$(PATH)
 LUA_VERSION ?= 5.4
+# make rocks: a binary rock for each (5.1 .. 5.4, luajit)
+ROCK_TARGETS ?= $(sort $(LUA_VERSION) luajit)
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
@@ -29,9 +31,10 @@ setup:
 setup-build:
 	@bash scripts/setup.sh build
 
-# make rocks' packages: the build's, luarocks, zip, git and the target Lua's headers; no test set-up
-setup-rocks:
-	@LUA_VERSION=$(LUA_VERSION) bash scripts/setup.sh rocks
+# make rocks' packages: the build's, luarocks, zip, git and each target Lua with its headers; no test set-up
+setup-rocks: $(addprefix setup-rocks-,$(ROCK_TARGETS))
+setup-rocks-%:
+	@LUA_VERSION=$* bash scripts/setup.sh rocks
 
 # make deb's packages: the build's and Debian's packaging tools (dpkg-dev, debhelper, lintian)
 setup-deb:
@@ -98,9 +101,9 @@ clean:
 ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"):gsub("%.", "")))')
 
 .PHONY: rock-build rock-install rocks
-# dist/: source tarball, source rock, binary rock for Lua $(LUA_VERSION)
+# dist/: source tarball, source rock, and a binary rock for each of ROCK_TARGETS (dist/lua5.4/, dist/luajit/)
 rocks: setup-rocks build
-	LUA_VERSION=$(LUA_VERSION) bash scripts/rocks.sh
+	ROCK_TARGETS="$(ROCK_TARGETS)" bash scripts/rocks.sh
 
 rock-build:
 	@command -v cargo >/dev/null || { echo "prosody-auth-hmac: cargo not found (HOME=$(HOME)). Building this rock needs Rust's cargo on the PATH (Debian: apt-get install rustc-web cargo-web); for rustup's through prosodyctl, which resets HOME, run: CARGO_HOME=/root/.cargo RUSTUP_HOME=/root/.rustup prosodyctl install <rock> (your own paths), or install the binary rock." >&2; exit 1; }
