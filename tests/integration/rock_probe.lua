@@ -6,6 +6,7 @@ package.path = "";
 package.cpath = arg[1] .. "/?.so";
 local native = require "prosody_auth_hmac";
 local found = package.searchpath and package.searchpath("prosody_auth_hmac", package.cpath) or arg[1];
+local jit = rawget(_G, "jit"); -- LuaJIT only
 print("loaded", jit and jit.version or _VERSION, native.version, found);
 local v = assert(native.verifier({ token_secret = os.getenv("TOKEN_SECRET"), otp_seed = os.getenv("OTP_SEED"),
 	host = os.getenv("HOST") }));

@@ -90,6 +90,8 @@ def forged(token):
 @pytest.mark.parametrize("target", ["5.4", "luajit"])
 def test_the_binary_rock_installs_without_rust_and_verifies_tokens(dist, scratch, target):
     lua_version, interpreter, _ = TARGETS[target]
+    if target == "luajit":  # the README's configuration for LuaJIT, as it gives it
+        assert "printf '%s\\n'" % LUAJIT_CONFIG.strip() in (REPO / "README.md").read_text()
     env = no_rust.env(scratch)
     tree = scratch / "tree"
     rock = binary_rock(dist, target)
