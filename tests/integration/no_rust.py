@@ -12,8 +12,9 @@ SYSTEM_BIN = ("/usr/local/bin", "/usr/bin", "/bin")
 RUST_TOOL = re.compile(r"^(cargo|rust|clippy)")
 
 
-def env(root):
-    """The environment, with everything under `root` (which must exist)."""
+def env(root, system_bin=SYSTEM_BIN):
+    """The environment, with everything under `root` (which must exist); `system_bin`: the
+    directories whose programs it links."""
     root = Path(root)
     bin_dir, home, tmp = root / "usr" / "bin", root / "home", root / "tmp"
     for d in (bin_dir, home, tmp):
@@ -22,7 +23,7 @@ def env(root):
     # for the headers under it, as it finds /usr/include on an admin's PATH
     for d in ("include", "lib", "share"):
         (root / "usr" / d).symlink_to("/usr/" + d)
-    for d in SYSTEM_BIN:
+    for d in system_bin:
         if not os.path.isdir(d):
             continue
         for name in os.listdir(d):

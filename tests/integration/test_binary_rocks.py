@@ -155,6 +155,23 @@ def test_a_binary_rock_is_refused_by_another_interpreter(dist, scratch):
         assert not list(tree.rglob("*.so")) and not list(tree.rglob("mod_*.lua")), (target, lua_version)
 
 
+def test_no_rust_hides_a_system_cargo(scratch):
+    """Debian's cargo-web and rustc-web are /usr/bin/cargo and /usr/bin/rustc: a system directory
+    holding them (a stand-in here) gives the environment every program but those."""
+    system = scratch / "system-bin"
+    system.mkdir()
+    for name in ("cargo", "rustc", "rustdoc", "rustup", "cargo-clippy", "luarocks", "unzip"):
+        (system / name).write_text("#!/bin/sh\n")
+        (system / name).chmod(0o755)
+    root = scratch / "root"
+    root.mkdir()
+    env = no_rust.env(root, system_bin=[str(system)])
+    linked = sorted(os.listdir(env["PATH"]))
+    assert linked == ["luarocks", "unzip"], linked
+    r = subprocess.run(["/bin/sh", "-c", "command -v cargo rustc"], capture_output=True, text=True, env=env)
+    assert r.returncode != 0 and "cargo" not in r.stdout and "rustc" not in r.stdout, r.stdout
+
+
 def test_the_source_rock_cannot_build_there(dist, scratch):
     """The control: in the same environment the source rock's build stops at once for want of
     cargo, so the binary rocks installing there built nothing."""
