@@ -139,7 +139,7 @@ def test_prosodyctl_install_then_prosody_loads_both_modules(dist, kind):
         server.stop()
 
 
-def test_prosodyctl_installs_the_binary_rock_where_no_rust_can_be_found():
+def test_prosodyctl_installs_the_binary_rock_where_no_rust_can_be_found(dist):
     """As on a server with no Rust toolchain: prosodyctl, and the luarocks it runs, see a PATH, HOME,
     CARGO_HOME and RUSTUP_HOME in which no cargo or rustc can be found. The binary rock installs
     as packed (nothing built: no target/ anywhere under the server's directory or the scratch
@@ -149,9 +149,6 @@ def test_prosodyctl_installs_the_binary_rock_where_no_rust_can_be_found():
     scratch = Path(tempfile.mkdtemp(prefix="norust-"))
     try:
         env = no_rust.env(scratch)
-        dist = Path(tempfile.mkdtemp(prefix="rocks-", dir=scratch))
-        subprocess.run(["bash", str(REPO / "scripts" / "rocks.sh")], check=True, capture_output=True,
-                       env=dict(os.environ, DIST_DIR=str(dist), ROCK_TARGETS=LUA))
         source = rock(dist, "source")
         r = prosodyctl(server, "install", str(source), env=env)
         out = r.stdout + r.stderr
