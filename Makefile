@@ -3,6 +3,7 @@
 # make test  - set up, build and run the whole test suite (make check first)
 # make serve - the demo, then keeps Prosody and the converse.js page running for a person
 #              (make serve PROXY=nginx / PROXY=apache: behind that proxy, over HTTPS)
+# make deb   - the Debian package, dist/prosody-auth-hmac_<version>_<arch>.deb (debhelper, lintian)
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI;
 #              installs only the build packages (scripts/setup.sh build), never the test set-up
 
@@ -14,10 +15,12 @@ SHELL := /bin/bash
 CARGO_HOME ?= $(HOME)/.cargo
 export PATH := $(CARGO_HOME)/bin:$(PATH)
 LUA_VERSION ?= 5.4
+# make rocks: a binary rock for each (5.1 .. 5.4, luajit)
+ROCK_TARGETS ?= $(sort $(LUA_VERSION) luajit)
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup setup-build setup-rocks build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build setup-rocks setup-deb deb build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -28,9 +31,17 @@ setup:
 setup-build:
 	@bash scripts/setup.sh build
 
-# make rocks' packages: the build's, luarocks, zip, git and the target Lua's headers; no test set-up
-setup-rocks:
-	@LUA_VERSION=$(LUA_VERSION) bash scripts/setup.sh rocks
+# make rocks' packages: the build's, luarocks, zip, git and each target Lua with its headers; no test set-up
+setup-rocks: $(addprefix setup-rocks-,$(ROCK_TARGETS))
+setup-rocks-%:
+	@LUA_VERSION=$* bash scripts/setup.sh rocks
+
+# make deb's packages: the build's and Debian's packaging tools (dpkg-dev, debhelper, lintian)
+setup-deb:
+	@bash scripts/setup.sh deb
+
+deb: setup-deb
+	bash scripts/deb.sh
 
 build: setup-build
 	cargo build --release --locked --bin hmac-token
@@ -90,9 +101,9 @@ clean:
 ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSION:match("%d+%.%d+"):gsub("%.", "")))')
 
 .PHONY: rock-build rock-install rocks
-# dist/: source tarball, source rock, binary rock for Lua $(LUA_VERSION)
+# dist/: source tarball, source rock, and a binary rock for each of ROCK_TARGETS (dist/lua5.4/, dist/luajit/)
 rocks: setup-rocks build
-	LUA_VERSION=$(LUA_VERSION) bash scripts/rocks.sh
+	ROCK_TARGETS="$(ROCK_TARGETS)" bash scripts/rocks.sh
 
 rock-build:
 	@command -v cargo >/dev/null || { echo "prosody-auth-hmac: cargo not found (HOME=$(HOME)). Building this rock needs Rust's cargo on the PATH (Debian: apt-get install rustc-web cargo-web); for rustup's through prosodyctl, which resets HOME, run: CARGO_HOME=/root/.cargo RUSTUP_HOME=/root/.rustup prosodyctl install <rock> (your own paths), or install the binary rock." >&2; exit 1; }

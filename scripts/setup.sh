@@ -4,8 +4,9 @@
 #                    present, else Debian's rustc-web/cargo-web). Nothing else: for a server.
 #   setup.sh rocks   what `make rocks` needs besides: luarocks, zip, git and the Lua it targets
 #                    (LUA_VERSION, default 5.4) with its headers (luarocks checks for them).
+#   setup.sh deb     what `make deb` needs besides: Debian's packaging tools.
 #   setup.sh         that, and everything `make test`, `make demo` and `make serve` need.
-#   setup.sh --list build|rocks|all   print the apt packages of that profile, one per line, and exit
+#   setup.sh --list build|rocks|deb|all   print the apt packages of that profile, one per line, and exit
 #                    (Rust and Node only when no toolchain is found, as an install would).
 # Idempotent: installs only what is missing, so it is quick on a machine that has run it before.
 set -euo pipefail
@@ -17,8 +18,8 @@ case "${1:-}" in
 	*) profile=$1 ;;
 esac
 case "$profile" in
-	build|rocks|all) ;;
-	*) echo "usage: setup.sh [build|rocks] | setup.sh --list build|rocks|all" >&2; exit 2 ;;
+	build|rocks|deb|all) ;;
+	*) echo "usage: setup.sh [build|rocks|deb] | setup.sh --list build|rocks|deb|all" >&2; exit 2 ;;
 esac
 
 # the native module needs no Lua headers (mlua's module mode links nothing); cargo needs a C linker
@@ -32,6 +33,8 @@ case "$lua_version" in
 esac
 # make rocks: the source tarball lists what git tracks; luarocks packs with zip
 rock_packages=(luarocks zip unzip git "${rock_lua[@]}")
+# make deb: debhelper builds the package, lintian checks it
+deb_packages=(dpkg-dev debhelper lintian)
 
 test_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
@@ -56,7 +59,8 @@ test_packages=(
 
 apt_packages=("${build_packages[@]}")
 [ "$profile" = rocks ] && apt_packages+=("${rock_packages[@]}")
-[ "$profile" = all ] && apt_packages+=("${test_packages[@]}")
+[ "$profile" = deb ] && apt_packages+=("${deb_packages[@]}")
+[ "$profile" = all ] && apt_packages+=("${test_packages[@]}" "${deb_packages[@]}")  # test_deb.py builds the package
 
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -15,7 +15,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::random::random_bytes;
 use prosody_auth_hmac::sasl::verify_username;
@@ -79,6 +79,13 @@ enum Command {
         token: Option<String>,
         #[command(flatten)]
         keys: Keys,
+    },
+    /// Write the manual pages (hmac-token.1 and one per subcommand) into DIR, rendered from this
+    /// definition so they cannot drift from --help. Hidden: the package build's, not a user's.
+    #[command(hide = true)]
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: std::path::PathBuf,
     },
 }
 
@@ -324,6 +331,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 println!("{token}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            clap_mangen::generate_to(Cli::command(), &dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Jid { jids } => {

@@ -84,16 +84,24 @@ def test_the_readmes_cli_install_command_installs_a_working_cli(tmp_path):
 
 
 def test_make_rocks_runs_only_the_rocks_setup():
-    """Building rocks needs luarocks, zip, git and the target Lua's headers, never the test set-up
-    (Chromium, Prosody, the proxies, npm): a release is built on a machine without them."""
+    """Building rocks needs luarocks, zip, git and each target Lua with its headers (Lua 5.4 and
+    LuaJIT), never the test set-up (Chromium, Prosody, the proxies, npm): a release is built on a
+    machine without them."""
     setup = [line for line in dry_run("rocks") if "setup.sh" in line]
-    assert setup == ["LUA_VERSION=5.4 bash scripts/setup.sh rocks", "bash scripts/setup.sh build"], setup
+    assert setup == ["LUA_VERSION=5.4 bash scripts/setup.sh rocks", "LUA_VERSION=luajit bash scripts/setup.sh rocks",
+                     "bash scripts/setup.sh build"], setup
+    assert 'ROCK_TARGETS="5.4 luajit" bash scripts/rocks.sh' in dry_run("rocks")
     assert not [line for line in dry_run("rocks") if re.search(r"\b(npm|pip)\b", line)]
     rocks, build, everything = listed("rocks"), listed("build"), listed("all")
     assert build < rocks and rocks <= everything  # make test builds rocks too
     assert rocks - build - RUST == {"luarocks", "zip", "unzip", "git", "lua5.4", "liblua5.4-dev"}, rocks
+    jit = set(subprocess.run(["bash", str(REPO / "scripts" / "setup.sh"), "--list", "rocks"], capture_output=True,
+                             text=True, check=True, env=dict(os.environ, LUA_VERSION="luajit")).stdout.split())
+    assert jit - build - RUST == {"luarocks", "zip", "unzip", "git", "luajit", "libluajit-5.1-dev"}, jit
+    # make test builds the LuaJIT rock with Lua 5.1's headers, which luarocks accepts for LuaJIT too
+    assert jit - {"libluajit-5.1-dev"} <= everything and "liblua5.1-0-dev" in everything
     for test_only in ["prosody", "chromium", "fail2ban", "nginx", "apache2", "nodejs", "npm", "lua-busted"]:
-        assert test_only not in rocks, test_only
+        assert test_only not in rocks | jit, test_only
 
 
 def test_the_rocks_profile_follows_the_target_lua():

@@ -24,10 +24,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
 
+import no_rust
 import rawxmpp
 from harness import REPO, Prosody, prosody_version, readable_prosody
 
@@ -38,7 +41,7 @@ LUA = "5.4"
 def dist():
     out = Path(tempfile.mkdtemp(prefix="rocks-"))
     subprocess.run(["bash", str(REPO / "scripts" / "rocks.sh")], check=True, capture_output=True,
-                   env=dict(os.environ, DIST_DIR=str(out), LUA_VERSION=LUA))
+                   env=dict(os.environ, DIST_DIR=str(out), ROCK_TARGETS=LUA))
     yield out
     shutil.rmtree(out, ignore_errors=True)
 
@@ -134,6 +137,40 @@ def test_prosodyctl_install_then_prosody_loads_both_modules(dist, kind):
         installed_and_loaded(server, r, rock(dist, kind))
     finally:
         server.stop()
+
+
+def test_prosodyctl_installs_the_binary_rock_where_no_rust_can_be_found(dist):
+    """As on a server with no Rust toolchain: prosodyctl, and the luarocks it runs, see a PATH, HOME,
+    CARGO_HOME and RUSTUP_HOME in which no cargo or rustc can be found. The binary rock installs
+    as packed (nothing built: no target/ anywhere under the server's directory or the scratch
+    home) and Prosody logs a token in with it; the source rock, the control, fails there for want
+    of cargo."""
+    server = fresh_prosody()
+    scratch = Path(tempfile.mkdtemp(prefix="norust-"))
+    try:
+        env = no_rust.env(scratch)
+        source = rock(dist, "source")
+        r = prosodyctl(server, "install", str(source), env=env)
+        out = r.stdout + r.stderr
+        assert "cargo not found" in out, out
+        assert not (server.installer_tree / "lib" / "lua" / LUA / "prosody_auth_hmac.so").exists(), out
+        shutil.rmtree(server.installer_tree, ignore_errors=True)
+
+        binary = rock(dist, "binary")
+        started = time.monotonic()
+        r = prosodyctl(server, "install", str(binary), env=env)
+        seconds = time.monotonic() - started
+        out = r.stdout + r.stderr
+        assert "cargo" not in out.lower(), out
+        assert no_rust.build_dirs(server.dir, scratch / "home", scratch / "tmp") == [], out
+        assert seconds < 60, seconds  # an unzip; a build from nothing takes minutes
+        with zipfile.ZipFile(binary) as z:
+            packed = z.read("lib/prosody_auth_hmac.so")
+        assert (server.installer_tree / "lib" / "lua" / LUA / "prosody_auth_hmac.so").read_bytes() == packed
+        installed_and_loaded(server, r, binary)
+    finally:
+        server.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 NOT_FOUND = "There is no 'plugin_server' option in the configuration file"
