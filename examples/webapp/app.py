@@ -36,8 +36,8 @@ from pathlib import Path
 from prebind import PrebindError, prebind
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "clients" / "python"))
-import prosody_hmac_token  # noqa: E402  (pip install ./clients/python, in a real web app)
+sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
+import prosody_hmac_token  # noqa: E402  (in a real web app: its built wheel, pip-installed into the venv)
 STATIC = {
     "/converse/": REPO / ".converse",  # converse.js's browser build, as scripts/get-converse.sh fetched it
     "/clients/": REPO / "clients",

@@ -89,7 +89,7 @@ def site(prosody, tmp_path_factory):
     for name, value in (("token_secret", prosody.token_secret), ("otp_seed", prosody.otp_seed)):
         (work / name).write_text(value + "\n")
         os.chmod(work / name, 0o600)
-    env = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python"), XMPP_HOST=prosody.host,
+    env = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python" / "src"), XMPP_HOST=prosody.host,
                TOKEN_SECRET_FILE=str(work / "token_secret"), OTP_SEED_FILE=str(work / "otp_seed"),
                FLASK_SECRET_KEY=secrets.token_hex(32))
     port = free_port()

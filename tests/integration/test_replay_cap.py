@@ -17,7 +17,7 @@ from test_live import connect, flip_mac, plain
 from test_sasl_hmac import begin
 import sasl_hmac as sh  # clients/slixmpp, put on the path by test_sasl_hmac's xmpp_clients
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src"))
 from prosody_hmac_token import mint as mint_token  # noqa: E402
 
 CAP = 4

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 HERE = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # the package, without installing it
+sys.path.insert(0, str(HERE.parent / "src"))  # the package, without installing it
 
 import prosody_hmac_token as pht  # noqa: E402
 

@@ -1,0 +1,189 @@
+"""The minting libraries as their ecosystems' packages: each is built with its own standard tool,
+installed from the built artifact (never the source tree) into a clean environment, type-checked
+as a consumer sees it, and used there to mint a token that logs in to the live Prosody once.
+
+* Python: `python3 -m build --no-isolation` (Debian's build and setuptools, no download) makes the
+  sdist and the wheel; each goes into its own new venv with pip and no index (the sdist is built
+  by pip with the setuptools and wheel Debian ships in /usr/share/python-wheels); mypy --strict
+  checks a consumer against the installed package.
+
+Every command runs outside the checkout, with an environment that cannot point back into it
+(no PYTHONPATH, no pip configuration, `python -I`)."""
+import email
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import rawxmpp
+from harness import REPO
+
+PYTHON_SRC = REPO / "clients" / "python"
+VERSION = "0.2.0"  # item 5's test holds every package's version to Cargo.toml's
+# setuptools and (for bookworm's setuptools) wheel, as Debian ships them: pip builds the sdist
+# with these, offline
+DEBIAN_WHEELS = "/usr/share/python-wheels"
+
+
+def clean_env(**extra):
+    """The environment minus everything that could lead a tool back to the checkout or to a
+    registry: PYTHONPATH, pip's configuration and find-links, node's and npm's paths."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PYTHON", "PIP_", "NODE_", "npm_", "NPM_", "COMPOSER"))}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", **extra)
+    return env
+
+
+def run(args, cwd, env=None, timeout=300):
+    r = subprocess.run([str(a) for a in args], cwd=cwd, env=env or clean_env(), capture_output=True,
+                       text=True, timeout=timeout)
+    assert r.returncode == 0, "%s: exit %d\n%s\n%s" % (args, r.returncode, r.stdout[-3000:], r.stderr[-3000:])
+    return r.stdout
+
+
+def plain(user, token):
+    return b"\0" + user.encode() + b"\0" + token.encode()
+
+
+def logs_in_once(prosody, user, password):
+    """The token logs in as `user` (as typed: Prosody nodepreps it), and not a second time."""
+    ok = rawxmpp.C2S(prosody.c2s_port, prosody.host).auth("PLAIN", plain(user, password))
+    again = rawxmpp.C2S(prosody.c2s_port, prosody.host).auth("PLAIN", plain(user.lower(), password))
+    return ok.status, (again.status, again.condition)
+
+
+# ---------------------------------------------------------------------------------------------
+# Python
+
+
+@pytest.fixture(scope="module")
+def python_dist(tmp_path_factory):
+    """sdist and wheel, built from a copy of clients/python (setuptools writes its egg-info into
+    the source directory) the way `python3 -m build` builds by default: the wheel from the sdist,
+    so a file missing from the sdist is missing from the wheel too."""
+    work = tmp_path_factory.mktemp("python-build")
+    shutil.copytree(PYTHON_SRC, work / "src", ignore=shutil.ignore_patterns(
+        "__pycache__", "*.egg-info", "build", "dist", ".mypy_cache"))
+    run(["/usr/bin/python3", "-m", "build", "--no-isolation", "--outdir", work / "dist", work / "src"], cwd=work)
+    sdists = sorted((work / "dist").glob("*.tar.gz"))
+    wheels = sorted((work / "dist").glob("*.whl"))
+    assert len(sdists) == 1 and len(wheels) == 1, sorted(p.name for p in (work / "dist").iterdir())
+    return {"sdist": sdists[0], "wheel": wheels[0]}
+
+
+@pytest.fixture(scope="module")
+def python_venvs(python_dist, tmp_path_factory):
+    """Two new venvs, the package installed in one from the wheel and in the other from the
+    sdist, by pip, with no index."""
+    venvs = {}
+    for kind in ("wheel", "sdist"):
+        venv = venvs[kind] = tmp_path_factory.mktemp("venv-" + kind)
+        run(["/usr/bin/python3", "-m", "venv", venv], cwd=venv)
+        run([venv / "bin" / "pip", "install", "--no-index", "--find-links", DEBIAN_WHEELS, python_dist[kind]], cwd=venv)
+    return venvs
+
+
+def test_python_wheel_metadata(python_dist):
+    with zipfile.ZipFile(python_dist["wheel"]) as whl:
+        names = whl.namelist()
+        meta = email.message_from_string(whl.read("prosody_hmac_token-%s.dist-info/METADATA" % VERSION).decode())
+    assert python_dist["wheel"].name == "prosody_hmac_token-%s-py3-none-any.whl" % VERSION
+    assert "prosody_hmac_token/__init__.py" in names
+    assert "prosody_hmac_token/py.typed" in names  # PEP 561: type checkers read the package's own hints
+    assert not [n for n in names if n.startswith(("tests/", "src/"))], names
+    assert (meta["Name"], meta["Version"], meta["Requires-Python"]) == ("prosody-hmac-token", VERSION, ">=3.9")
+    assert meta["License"] == "MIT"
+    assert meta.get_all("Requires-Dist") is None  # the standard library only
+    urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
+    assert {"Homepage", "Documentation", "Repository", "Issues", "Changelog"} <= set(urls), urls
+    assert all(u.startswith("https://") for u in urls.values()), urls
+    classifiers = meta.get_all("Classifier")
+    for c in ("Typing :: Typed", "License :: OSI Approved :: MIT License", "Programming Language :: Python :: 3 :: Only"):
+        assert c in classifiers, classifiers
+    assert meta["Description-Content-Type"] == "text/markdown"
+    assert "mint(" in meta.get_payload()  # the README is the long description
+
+
+def test_python_sdist_contents(python_dist):
+    with tarfile.open(python_dist["sdist"]) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for name in ("pyproject.toml", "README.md", "PKG-INFO", "src/prosody_hmac_token/__init__.py",
+                 "src/prosody_hmac_token/py.typed"):
+        assert name in names, sorted(names)
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_python_package_from_the_artifact_logs_in(prosody, python_venvs, kind, tmp_path):
+    """Run from an empty directory with `python -I`: the module is the venv's copy, and the token
+    it mints for an upper-case name logs in once as the lower-case account."""
+    python_venv = python_venvs[kind]
+    user = "PyPkg" + kind.capitalize()
+    script = ("import json, os, sys, importlib.metadata as md, prosody_hmac_token as t; "
+              "print(json.dumps({'file': t.__file__, 'version': t.__version__, "
+              "'dist': md.version('prosody-hmac-token'), "
+              "'body': t.credentials(sys.argv[1], os.environ['TOKEN_SECRET'], os.environ['OTP_SEED'])}))")
+    out = json.loads(run([python_venv / "bin" / "python", "-I", "-c", script, "%s@%s" % (user, prosody.host)],
+                         cwd=tmp_path, env=clean_env(TOKEN_SECRET=prosody.token_secret, OTP_SEED=prosody.otp_seed)))
+    assert Path(out["file"]).is_relative_to(python_venv / "lib"), out["file"]
+    assert out["version"] == out["dist"] == VERSION
+    assert out["body"]["jid"] == "%s@%s" % (user.lower(), prosody.host)
+    assert logs_in_once(prosody, user, out["body"]["password"]) == ("success", ("failure", "not-authorized"))
+
+
+CONSUMER = '''\
+from typing import Dict, List, Optional
+
+import prosody_hmac_token as pht
+
+
+def endpoint(user: str, secret: str, seed: str) -> Dict[str, str]:
+    try:
+        return pht.credentials(user + "@example.org", secret, seed, now=1700000000, digits=8)
+    except pht.TokenError as e:
+        kind: str = e.kind
+        return {"error": kind}
+
+
+def check(token: str, secrets: List[str], seed: str) -> Optional[str]:
+    return pht.verify(token, "alice@example.org", secrets, seed, host="example.org", skew=1)
+
+
+token: str = pht.mint("alice@example.org", b"secret", "JBSWY3DPEHPK3PXP")
+jid: str = pht.signed_jid("Alice@Example.org", prepared=False)
+'''
+
+# what --strict must refuse: proof that mypy reads the package's types rather than Any
+MISUSES = {
+    "mint returns str": 'n: int = pht.mint("a@b.c", "s", "JBSWY3DP")',
+    "now is an int": 'pht.mint("a@b.c", "s", "JBSWY3DP", now="1700000000")',
+    "verify may return None": 'r: str = pht.verify("t", "a@b.c", ["s"], "JBSWY3DP")',
+    "no such keyword": 'pht.credentials("a@b.c", "s", "JBSWY3DP", nonce_length=32)',
+}
+
+
+def mypy(venv, cwd, source):
+    (cwd / "consumer.py").write_text(source)
+    return subprocess.run(["mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
+                           "--python-executable", str(venv / "bin" / "python"), "consumer.py"],
+                          cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_python_package_types_check_strictly(python_venvs, kind, tmp_path):
+    """mypy --strict, with the venv's interpreter, finds the installed package's own hints
+    (py.typed) and accepts a consumer that uses the API as documented."""
+    r = mypy(python_venvs[kind], tmp_path, CONSUMER)
+    assert r.returncode == 0 and "Success" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("misuse", sorted(MISUSES))
+def test_python_package_types_refuse_misuse(python_venvs, misuse, tmp_path):
+    r = mypy(python_venvs["wheel"], tmp_path, CONSUMER + MISUSES[misuse] + "\n")
+    line = CONSUMER.count("\n") + 1
+    assert r.returncode == 1 and "consumer.py:%d: error:" % line in r.stdout, r.stdout + r.stderr
