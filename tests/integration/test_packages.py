@@ -6,6 +6,9 @@ as a consumer sees it, and used there to mint a token that logs in to the live P
   sdist and the wheel; each goes into its own new venv with pip and no index (the sdist is built
   by pip with the setuptools and wheel Debian ships in /usr/share/python-wheels); mypy --strict
   checks a consumer against the installed package.
+* Node: `npm pack` makes the tarball; a fresh npm project installs it (`npm install --offline`),
+  imports it by name through its `exports` map, and `tsc --noEmit` checks a TypeScript consumer
+  against the package's `index.d.ts`.
 
 Every command runs outside the checkout, with an environment that cannot point back into it
 (no PYTHONPATH, no pip configuration, `python -I`)."""
@@ -14,7 +17,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -25,6 +27,7 @@ import rawxmpp
 from harness import REPO
 
 PYTHON_SRC = REPO / "clients" / "python"
+NODE_SRC = REPO / "clients" / "node"
 VERSION = "0.2.0"  # item 5's test holds every package's version to Cargo.toml's
 # setuptools and (for bookworm's setuptools) wheel, as Debian ships them: pip builds the sdist
 # with these, offline
@@ -187,3 +190,134 @@ def test_python_package_types_refuse_misuse(python_venvs, misuse, tmp_path):
     r = mypy(python_venvs["wheel"], tmp_path, CONSUMER + MISUSES[misuse] + "\n")
     line = CONSUMER.count("\n") + 1
     assert r.returncode == 1 and "consumer.py:%d: error:" % line in r.stdout, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Node
+
+
+def npm_env(work):
+    """npm with its own empty user configuration and cache: nothing from the machine's ~/.npmrc,
+    no registry reached (every install is --offline from a local tarball)."""
+    (work / "npmrc").write_text("")
+    return clean_env(npm_config_userconfig=str(work / "npmrc"), npm_config_cache=str(work / "npm-cache"),
+                     npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
+
+
+@pytest.fixture(scope="module")
+def node_project(tmp_path_factory):
+    """`npm pack` of clients/node, and a fresh ES-module npm project with that tarball installed."""
+    work = tmp_path_factory.mktemp("node-pack")
+    env = npm_env(work)
+    run(["npm", "pack", "--pack-destination", work], cwd=NODE_SRC, env=env)
+    tarballs = sorted(work.glob("*.tgz"))
+    assert [t.name for t in tarballs] == ["prosody-hmac-token-%s.tgz" % VERSION]
+    app = work / "app"
+    app.mkdir()
+    (app / "package.json").write_text(json.dumps({"name": "consumer", "version": "1.0.0", "private": True,
+                                                  "type": "module"}))
+    run(["npm", "install", "--offline", "--ignore-scripts", tarballs[0]], cwd=app, env=env)
+    return {"tarball": tarballs[0], "app": app, "env": env}
+
+
+def test_node_tarball_contents_and_metadata(node_project):
+    with tarfile.open(node_project["tarball"]) as tar:
+        names = sorted(tar.getnames())
+        meta = json.load(tar.extractfile("package/package.json"))
+    assert names == ["package/README.md", "package/index.d.ts", "package/index.js", "package/package.json"]
+    assert (meta["name"], meta["version"], meta["type"], meta["license"]) == (
+        "prosody-hmac-token", VERSION, "module", "MIT")
+    entry = meta["exports"]["."]
+    assert list(entry)[0] == "types", entry  # TypeScript takes the first condition that matches
+    assert (entry["types"], entry["default"]) == ("./index.d.ts", "./index.js")
+    assert meta["files"] == ["index.js", "index.d.ts", "README.md"]
+    for key in ("homepage", "description", "keywords", "engines"):
+        assert meta.get(key), key
+    assert meta["repository"]["url"].startswith("https://") and meta["bugs"]["url"].startswith("https://")
+    assert "dependencies" not in meta  # node:crypto only
+
+
+def test_node_package_installed_is_a_copy_of_the_tarball(node_project):
+    installed = node_project["app"] / "node_modules" / "prosody-hmac-token"
+    assert installed.is_dir() and not installed.is_symlink()
+    assert sorted(p.name for p in installed.iterdir()) == ["README.md", "index.d.ts", "index.js", "package.json"]
+    assert (installed / "index.js").read_bytes() == (NODE_SRC / "index.js").read_bytes()
+
+
+MINT_JS = """
+import { credentials } from "prosody-hmac-token";
+console.log(JSON.stringify(credentials(process.argv[2], process.env.TOKEN_SECRET, process.env.OTP_SEED)));
+"""
+
+
+def test_node_package_from_the_tarball_logs_in(prosody, node_project):
+    app = node_project["app"]
+    (app / "mint.js").write_text(MINT_JS)
+    user = "NodePkg"
+    env = dict(node_project["env"], TOKEN_SECRET=prosody.token_secret, OTP_SEED=prosody.otp_seed)
+    body = json.loads(run(["node", "mint.js", "%s@%s" % (user, prosody.host)], cwd=app, env=env))
+    assert body["jid"] == "%s@%s" % (user.lower(), prosody.host)
+    assert logs_in_once(prosody, user, body["password"]) == ("success", ("failure", "not-authorized"))
+
+
+def test_node_package_exports_only_its_entry_point(node_project):
+    app = node_project["app"]
+    (app / "deep.js").write_text('import "prosody-hmac-token/index.js";\n')
+    r = subprocess.run(["node", "deep.js"], cwd=app, env=node_project["env"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "ERR_PACKAGE_PATH_NOT_EXPORTED" in r.stderr, r.stderr
+    (app / "meta.js").write_text('import { createRequire } from "node:module";\n'
+                                 'console.log(createRequire(import.meta.url)("prosody-hmac-token/package.json").version);\n')
+    assert run(["node", "meta.js"], cwd=app, env=node_project["env"]).strip() == VERSION
+
+
+TS_CONSUMER = """\
+import { credentials, mint, signedJid, verify, TokenError } from "prosody-hmac-token";
+import type { Credentials, MintOptions, TokenErrorKind, VerifyFailure } from "prosody-hmac-token";
+
+const options: MintOptions = { now: 1700000000, digits: 8, step: 30, nonceDigits: 32 };
+export function endpoint(user: string, secret: string, seed: string): Credentials | { error: TokenErrorKind } {
+  try {
+    return credentials(user + "@example.org", secret, seed, options);
+  } catch (e) {
+    if (e instanceof TokenError) return { error: e.kind };
+    throw e;
+  }
+}
+export const token: string = mint("alice@example.org", "secret", "JBSWY3DPEHPK3PXP");
+export const jid: string = signedJid("Alice@Example.org", { prepared: false });
+export const result: VerifyFailure | null = verify(token, jid, ["secret"], "JBSWY3DPEHPK3PXP", { host: "example.org", skew: 1 });
+"""
+
+# what tsc must refuse: proof that it reads the package's declarations rather than any
+TS_MISUSES = {
+    "mint returns a string": 'export const n: number = mint("a@b.c", "s", "JBSWY3DP");',
+    "now is a number": 'mint("a@b.c", "s", "JBSWY3DP", { now: "1700000000" });',
+    "verify may return null": 'export const r: VerifyFailure = verify("t", "a@b.c", ["s"], "JBSWY3DP");',
+    "no such option": 'mint("a@b.c", "s", "JBSWY3DP", { nonceLength: 32 });',
+}
+
+TSCONFIG = {"compilerOptions": {"strict": True, "noEmit": True, "module": "node16", "moduleResolution": "node16",
+                                "target": "es2020", "types": [], "skipLibCheck": False},
+            "files": ["consumer.ts"]}
+
+
+def tsc(app, source):
+    (app / "tsconfig.json").write_text(json.dumps(TSCONFIG))
+    (app / "consumer.ts").write_text(source)
+    return subprocess.run(["tsc", "-p", "tsconfig.json"], cwd=app, env=clean_env(), capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_node_package_types_check_with_tsc(node_project):
+    """tsc --noEmit (strict, node16 resolution: the exports map's `types`) accepts a consumer
+    that uses the API as documented..."""
+    r = tsc(node_project["app"], TS_CONSUMER)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("misuse", sorted(TS_MISUSES))
+def test_node_package_types_refuse_misuse(node_project, misuse):
+    """...and refuses one that does not."""
+    r = tsc(node_project["app"], TS_CONSUMER + TS_MISUSES[misuse] + "\n")
+    line = TS_CONSUMER.count("\n") + 1
+    assert r.returncode != 0 and "consumer.ts(%d," % line in r.stdout, r.stdout + r.stderr
