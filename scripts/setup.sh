@@ -55,6 +55,7 @@ test_packages=(
 	python3-build python3-venv mypy  # sdist + wheel with Debian's setuptools; a venv; mypy --strict
 	python3-wheel-whl  # pip builds the sdist offline from /usr/share/python-wheels (bookworm's setuptools needs wheel)
 	node-typescript    # tsc --noEmit: a TypeScript consumer against the packed Node library's index.d.ts
+	composer           # composer validate --strict; the PHP library installed through a path repository
 	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
 )
 

@@ -9,6 +9,8 @@ as a consumer sees it, and used there to mint a token that logs in to the live P
 * Node: `npm pack` makes the tarball; a fresh npm project installs it (`npm install --offline`),
   imports it by name through its `exports` map, and `tsc --noEmit` checks a TypeScript consumer
   against the package's `index.d.ts`.
+* PHP: `composer validate --strict`; a fresh Composer project requires the package through a path
+  repository (mirrored, not symlinked; Packagist off) and its autoloader loads it.
 
 Every command runs outside the checkout, with an environment that cannot point back into it
 (no PYTHONPATH, no pip configuration, `python -I`)."""
@@ -28,6 +30,7 @@ from harness import REPO
 
 PYTHON_SRC = REPO / "clients" / "python"
 NODE_SRC = REPO / "clients" / "node"
+PHP_SRC = REPO / "clients" / "php"
 VERSION = "0.2.0"  # item 5's test holds every package's version to Cargo.toml's
 # setuptools and (for bookworm's setuptools) wheel, as Debian ships them: pip builds the sdist
 # with these, offline
@@ -321,3 +324,70 @@ def test_node_package_types_refuse_misuse(node_project, misuse):
     r = tsc(node_project["app"], TS_CONSUMER + TS_MISUSES[misuse] + "\n")
     line = TS_CONSUMER.count("\n") + 1
     assert r.returncode != 0 and "consumer.ts(%d," % line in r.stdout, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# PHP
+
+
+def composer_env(work):
+    """Composer with its own home and no network: Packagist is never asked."""
+    return clean_env(COMPOSER_HOME=str(work / "composer-home"), COMPOSER_DISABLE_NETWORK="1",
+                     COMPOSER_NO_INTERACTION="1", COMPOSER_ALLOW_SUPERUSER="1")
+
+
+@pytest.fixture(scope="module")
+def php_project(tmp_path_factory):
+    """A fresh Composer project that requires prosody-auth-hmac/token at this version from a path
+    repository pointing at clients/php, mirrored into its vendor/ (not a symlink to the checkout)."""
+    app = tmp_path_factory.mktemp("php-app")
+    env = composer_env(app)
+    (app / "composer.json").write_text(json.dumps({
+        "name": "example/consumer", "type": "project", "license": "proprietary",
+        "repositories": [{"packagist.org": False},
+                         {"type": "path", "url": str(PHP_SRC),
+                          "options": {"symlink": False, "versions": {"prosody-auth-hmac/token": VERSION}}}],
+        "require": {"php": ">=8.1", "prosody-auth-hmac/token": "^" + VERSION},
+    }))
+    run(["composer", "install", "--no-progress"], cwd=app, env=env)
+    return {"app": app, "env": env}
+
+
+def test_php_composer_json_validates_strictly(tmp_path):
+    out = run(["composer", "validate", "--strict", "--no-check-lock"], cwd=PHP_SRC, env=composer_env(tmp_path))
+    assert "is valid" in out
+
+
+def test_php_composer_json_metadata():
+    meta = json.loads((PHP_SRC / "composer.json").read_text())
+    assert (meta["name"], meta["type"], meta["license"]) == ("prosody-auth-hmac/token", "library", "MIT")
+    assert meta["autoload"] == {"psr-4": {"ProsodyHmacToken\\": "src/"}}
+    assert "phpunit/phpunit" in meta["require-dev"]
+    assert meta["homepage"].startswith("https://")
+    assert {"issues", "source"} <= set(meta["support"]), meta.get("support")
+    assert "version" not in meta  # Composer takes it from the repository (a tag, or the path repository's option)
+
+
+def test_php_package_is_installed_as_a_copy(php_project):
+    installed = php_project["app"] / "vendor" / "prosody-auth-hmac" / "token"
+    assert installed.is_dir() and not installed.is_symlink()
+    assert (installed / "src" / "Token.php").read_bytes() == (PHP_SRC / "src" / "Token.php").read_bytes()
+    lock = json.loads((php_project["app"] / "composer.lock").read_text())
+    assert [(p["name"], p["version"]) for p in lock["packages"]] == [("prosody-auth-hmac/token", VERSION)]
+
+
+MINT_PHP = """<?php
+require __DIR__ . '/vendor/autoload.php';
+use ProsodyHmacToken\\Token;
+echo json_encode(Token::credentials($argv[1], getenv('TOKEN_SECRET'), getenv('OTP_SEED')));
+"""
+
+
+def test_php_package_through_composer_logs_in(prosody, php_project):
+    app = php_project["app"]
+    (app / "mint.php").write_text(MINT_PHP)
+    user = "PhpPkg"
+    env = dict(php_project["env"], TOKEN_SECRET=prosody.token_secret, OTP_SEED=prosody.otp_seed)
+    body = json.loads(run(["php", "mint.php", "%s@%s" % (user, prosody.host)], cwd=app, env=env))
+    assert body["jid"] == "%s@%s" % (user.lower(), prosody.host)
+    assert logs_in_once(prosody, user, body["password"]) == ("success", ("failure", "not-authorized"))
