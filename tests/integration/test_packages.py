@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -31,7 +32,8 @@ from harness import REPO
 PYTHON_SRC = REPO / "clients" / "python"
 NODE_SRC = REPO / "clients" / "node"
 PHP_SRC = REPO / "clients" / "php"
-VERSION = "0.2.0"  # item 5's test holds every package's version to Cargo.toml's
+# the release's version: test_versions.py holds every package's to it
+VERSION = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]["version"]
 # setuptools and (for bookworm's setuptools) wheel, as Debian ships them: pip builds the sdist
 # with these, offline
 DEBIAN_WHEELS = "/usr/share/python-wheels"
