@@ -17,6 +17,7 @@ Every command runs outside the checkout, with an environment that cannot point b
 import email
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -343,19 +344,27 @@ def composer_env(work):
                      COMPOSER_NO_INTERACTION="1", COMPOSER_ALLOW_SUPERUSER="1")
 
 
+def readme_composer_json():
+    """The app's composer.json as clients/php/README.md shows it (the one ```json block)."""
+    blocks = re.findall(r"^```json\n(.*?)^```", (PHP_SRC / "README.md").read_text(), flags=re.M | re.S)
+    assert len(blocks) == 1, blocks
+    return json.loads(blocks[0])
+
+
 @pytest.fixture(scope="module")
 def php_project(tmp_path_factory):
-    """A fresh Composer project that requires prosody-auth-hmac/token at this version from a path
-    repository pointing at clients/php, mirrored into its vendor/ (not a symlink to the checkout)."""
+    """A fresh Composer project with the README's composer.json (its path repository pointed at
+    clients/php, Packagist off): the library at this version, mirrored into vendor/ (not a
+    symlink to the checkout)."""
     app = tmp_path_factory.mktemp("php-app")
     env = composer_env(app)
-    (app / "composer.json").write_text(json.dumps({
-        "name": "example/consumer", "type": "project", "license": "proprietary",
-        "repositories": [{"packagist.org": False},
-                         {"type": "path", "url": str(PHP_SRC),
-                          "options": {"symlink": False, "versions": {"prosody-auth-hmac/token": VERSION}}}],
-        "require": {"php": ">=8.1", "prosody-auth-hmac/token": "^" + VERSION},
-    }))
+    project = readme_composer_json()
+    (repository,) = project["repositories"]
+    assert repository["type"] == "path" and repository["options"]["symlink"] is False, repository
+    repository["url"] = str(PHP_SRC)
+    project.update(name="example/consumer", type="project", license="proprietary",
+                   repositories=[{"packagist.org": False}, repository])
+    (app / "composer.json").write_text(json.dumps(project))
     run(["composer", "install", "--no-progress"], cwd=app, env=env)
     return {"app": app, "env": env}
 
