@@ -9,11 +9,13 @@ as a consumer sees it, and used there to mint a token that logs in to the live P
 * Node: `npm pack` makes the tarball; a fresh npm project installs it (`npm install --offline`),
   imports it by name through its `exports` map, and `tsc --noEmit` checks a TypeScript consumer
   against the package's `index.d.ts`.
-* PHP: `composer validate --strict`; a fresh Composer project requires the package through a path
-  repository (mirrored, not symlinked; Packagist off) and its autoloader loads it.
+* PHP: `composer validate --strict`; a fresh Composer project with the composer.json of
+  clients/php/README.md requires the package through a path repository (mirrored, not symlinked;
+  Packagist off) and its autoloader loads it.
 
-Every command runs outside the checkout, with an environment that cannot point back into it
-(no PYTHONPATH, no pip configuration, `python -I`)."""
+Only the builds read the checkout (Python's from a copy, as setuptools writes into its source).
+Installs and uses run in new directories, with an environment that cannot point back into the
+checkout or out to a registry (no PYTHONPATH, no pip or npm user configuration, `python -I`)."""
 import email
 import json
 import os
