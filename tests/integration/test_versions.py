@@ -97,3 +97,15 @@ def test_version_matches_cargo_toml(source):
 
 def test_cargo_version_is_semver():
     assert re.fullmatch(r"\d+\.\d+\.\d+", CARGO), CARGO
+
+
+def test_the_packages_name_one_home():
+    """The three packages point at the same homepage, repository and issue tracker, so a move
+    (or the first publication) is changed everywhere or the test says where not."""
+    python = tomllib.loads((REPO / "clients" / "python" / "pyproject.toml").read_text())["project"]["urls"]
+    node = json.loads((REPO / "clients" / "node" / "package.json").read_text())
+    php = json.loads((REPO / "clients" / "php" / "composer.json").read_text())
+    homes = {python["Homepage"], node["homepage"], php["homepage"]}
+    repositories = {python["Repository"], node["repository"]["url"], php["support"]["source"]}
+    trackers = {python["Issues"], node["bugs"]["url"], php["support"]["issues"]}
+    assert len(homes) == len(repositories) == len(trackers) == 1, (homes, repositories, trackers)
