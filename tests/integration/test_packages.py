@@ -9,6 +9,9 @@ as a consumer sees it, and used there to mint a token that logs in to the live P
 * Node: `npm pack` makes the tarball; a fresh npm project installs it (`npm install --offline`),
   imports it by name through its `exports` map, and `tsc --noEmit` checks a TypeScript consumer
   against the package's `index.d.ts`.
+* converse.js plugins: `npm pack` of clients/converse; a fresh npm project installs the tarball
+  offline, imports the plugins by name (and by their two subpaths), and `tsc --noEmit` checks a
+  consumer. The browser tests (test_browser.py) load the same installed package into converse.js.
 * PHP: `composer validate --strict`; a fresh Composer project with the composer.json of
   clients/php/README.md requires the package through a path repository (mirrored, not symlinked;
   Packagist off) and its autoloader loads it.
@@ -34,6 +37,7 @@ from harness import REPO
 
 PYTHON_SRC = REPO / "clients" / "python"
 NODE_SRC = REPO / "clients" / "node"
+CONVERSE_SRC = REPO / "clients" / "converse"
 PHP_SRC = REPO / "clients" / "php"
 # the release's version: test_versions.py holds every package's to it
 VERSION = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]["version"]
@@ -333,6 +337,170 @@ def test_node_package_types_refuse_misuse(node_project, misuse):
     """...and refuses one that does not."""
     r = tsc(node_project["app"], TS_CONSUMER + TS_MISUSES[misuse] + "\n")
     line = TS_CONSUMER.count("\n") + 1
+    assert r.returncode != 0 and "consumer.ts(%d," % line in r.stdout, r.stdout + r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# converse.js plugins
+
+CONVERSE_PACKAGE = "prosody-auth-hmac-converse"
+CONVERSE_FILES = ["README.md", "index.d.ts", "index.js", "sasl-hmac.d.ts", "sasl-hmac.js",
+                  "token-reconnect.d.ts", "token-reconnect.js"]
+
+
+@pytest.fixture(scope="module")
+def converse_project(tmp_path_factory):
+    """`npm pack` of clients/converse, and a fresh npm project (a chat page's web root) with that
+    tarball installed, offline."""
+    work = tmp_path_factory.mktemp("converse-pack")
+    env = npm_env(work)
+    run(["npm", "pack", "--pack-destination", work], cwd=CONVERSE_SRC, env=env)
+    tarballs = sorted(work.glob("*.tgz"))
+    assert [t.name for t in tarballs] == ["%s-%s.tgz" % (CONVERSE_PACKAGE, VERSION)]
+    app = work / "app"
+    app.mkdir()
+    (app / "package.json").write_text(json.dumps({"name": "chat-page", "version": "1.0.0", "private": True,
+                                                  "type": "module"}))
+    run(["npm", "install", "--offline", "--ignore-scripts", tarballs[0]], cwd=app, env=env)
+    return {"tarball": tarballs[0], "app": app, "env": env}
+
+
+def test_converse_tarball_contents_and_metadata(converse_project):
+    with tarfile.open(converse_project["tarball"]) as tar:
+        names = sorted(tar.getnames())
+        meta = json.load(tar.extractfile("package/package.json"))
+    assert names == sorted("package/" + n for n in CONVERSE_FILES + ["package.json"])
+    assert (meta["name"], meta["version"], meta["type"], meta["license"]) == (CONVERSE_PACKAGE, VERSION, "module", "MIT")
+    assert "private" not in meta
+    exports = meta["exports"]
+    assert sorted(exports) == [".", "./package.json", "./sasl-hmac", "./token-reconnect"], exports
+    for subpath, module in ((".", "index"), ("./sasl-hmac", "sasl-hmac"), ("./token-reconnect", "token-reconnect")):
+        entry = exports[subpath]
+        assert list(entry)[0] == "types", entry  # TypeScript takes the first condition that matches
+        assert entry == {"types": "./%s.d.ts" % module, "default": "./%s.js" % module}, entry
+    assert sorted(meta["files"]) == CONVERSE_FILES
+    # importing token-reconnect.js registers it with a window.converse: a bundler must keep it
+    assert meta["sideEffects"] == ["./token-reconnect.js"]
+    for key in ("homepage", "description", "keywords"):
+        assert meta.get(key), key
+    assert meta["repository"]["url"].startswith("https://") and meta["bugs"]["url"].startswith("https://")
+    assert meta["repository"]["directory"] == "clients/converse"
+    # the page's converse.js is the deployer's: nothing installed beside the plugins
+    for key in ("dependencies", "peerDependencies", "optionalDependencies", "scripts"):
+        assert key not in meta, key
+
+
+def test_converse_package_installed_is_a_copy_of_the_tarball(converse_project):
+    installed = converse_project["app"] / "node_modules" / CONVERSE_PACKAGE
+    assert installed.is_dir() and not installed.is_symlink()
+    assert sorted(p.name for p in installed.iterdir()) == sorted(CONVERSE_FILES + ["package.json"])
+    for name in ("sasl-hmac.js", "token-reconnect.js"):
+        assert (installed / name).read_bytes() == (CONVERSE_SRC / name).read_bytes(), name
+
+
+# The plugins by name, in Node, with a minimal Strophe and converse standing in: what each entry
+# point exports, that the three are the same functions, and that the mechanism from the package
+# behaves (a token tried once, legacy login refused) and the plugin registers once.
+CONVERSE_JS = r"""
+import { webcrypto } from 'node:crypto';
+if (!globalThis.crypto) globalThis.crypto = webcrypto;
+globalThis.isSecureContext = true;
+const pkg = await import('prosody-auth-hmac-converse');
+const mech = await import('prosody-auth-hmac-converse/sasl-hmac');
+const plugin = await import('prosody-auth-hmac-converse/token-reconnect');
+class SASLMechanism { constructor(mechname, isClientFirst, priority) { Object.assign(this, { mechname, isClientFirst, priority }); }
+    onStart() {} onFailure() {} onSuccess() {} }
+class Connection { _attemptLegacyAuth() { this.legacy = true; } _changeConnectStatus(s) { this.status = s; }
+    _sasl_failure_cb() {} _attemptSASLAuth() { return true; } _connect_cb() {} }
+const Strophe = { SASLMechanism, Connection, Status: { AUTHFAIL: 4, CONNFAIL: 2 } };
+const Mech = pkg.makeSASLHMAC(Strophe);
+const m = new Mech();
+const conn = { authcid: 'alice', authzid: '', pass: '12345678' + '0'.repeat(32) + ' ' + Buffer.alloc(32, 1).toString('base64') };
+const fresh = m.test(conn);
+m.clientChallenge(conn);
+const pinned = new Connection(); pinned.mechanisms = { 'SASL-HMAC': m };
+pinned._attemptLegacyAuth();
+const added = [];
+const converse = { plugins: { add: (name) => added.push(name) }, env: { Strophe, log: console } };
+pkg.addTokenReconnect(converse);
+plugin.addTokenReconnect(converse);
+console.log(JSON.stringify({
+    exports: Object.keys(pkg).sort(), mechExports: Object.keys(mech), pluginExports: Object.keys(plugin).sort(),
+    same: pkg.makeSASLHMAC === mech.makeSASLHMAC && pkg.addTokenReconnect === plugin.addTokenReconnect,
+    name: new Mech().mechname, fresh, retried: m.test(conn), legacy: !!pinned.legacy, status: pinned.status, added,
+}));
+"""
+
+
+def test_converse_package_by_name(converse_project):
+    app = converse_project["app"]
+    (app / "plugins.js").write_text(CONVERSE_JS)
+    out = json.loads(run(["node", "plugins.js"], cwd=app, env=converse_project["env"]).strip().splitlines()[-1])
+    assert out == {
+        "exports": ["DEFAULTS", "MESSAGES", "PLUGIN_NAME", "WAITING", "addTokenReconnect", "backoffDelay", "makeSASLHMAC"],
+        "mechExports": ["makeSASLHMAC"],
+        "pluginExports": ["DEFAULTS", "MESSAGES", "PLUGIN_NAME", "WAITING", "addTokenReconnect", "backoffDelay"],
+        "same": True, "name": "SASL-HMAC", "fresh": True, "retried": False, "legacy": False, "status": 4,
+        "added": ["token-reconnect"],
+    }, out
+
+
+@pytest.mark.parametrize("path", ["sasl-hmac.js", "token-reconnect.js", "index.js", "README.md"])
+def test_converse_package_exports_only_its_entry_points(converse_project, path):
+    app = converse_project["app"]
+    (app / "deep.js").write_text('import "%s/%s";\n' % (CONVERSE_PACKAGE, path))
+    r = subprocess.run(["node", "deep.js"], cwd=app, env=converse_project["env"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0 and "ERR_PACKAGE_PATH_NOT_EXPORTED" in r.stderr, r.stderr
+
+
+CONVERSE_TS = """\
+import { addTokenReconnect, backoffDelay, DEFAULTS, makeSASLHMAC, MESSAGES, PLUGIN_NAME } from "prosody-auth-hmac-converse";
+import type { StopReason, TokenReconnectSettings } from "prosody-auth-hmac-converse";
+import { makeSASLHMAC as mechanismOnly } from "prosody-auth-hmac-converse/sasl-hmac";
+import { addTokenReconnect as pluginOnly } from "prosody-auth-hmac-converse/token-reconnect";
+
+class SASLMechanism {
+  constructor(public mechname: string, public isClientFirst: boolean, public priority: number) {}
+}
+const Strophe = { SASLMechanism, Status: { AUTHFAIL: 4 } };
+declare const converse: {
+  plugins: { add(name: string, plugin: object): void };
+  env: { Strophe: typeof Strophe; log: object };
+  initialize(settings: object): Promise<void>;
+};
+addTokenReconnect(converse);
+pluginOnly(converse);
+const settings: TokenReconnectSettings = { token_reconnect_max_refusals: 3, token_reconnect_delay: 500 };
+export const mechanisms = [makeSASLHMAC(Strophe), mechanismOnly(Strophe)];
+export const started: Promise<void> = converse.initialize({
+  whitelisted_plugins: [PLUGIN_NAME], auto_reconnect: true, connection_options: { mechanisms }, ...settings,
+});
+const reason: StopReason = "otp-mismatch";
+export const why: string = MESSAGES[reason];
+export const ms: number = backoffDelay(2, DEFAULTS.token_reconnect_delay, DEFAULTS.token_reconnect_max_delay);
+"""
+
+# what tsc must refuse: proof that it reads the package's declarations rather than any
+CONVERSE_TS_MISUSES = {
+    "a setting is a number": 'export const s: TokenReconnectSettings = { token_reconnect_delay: "500" };',
+    "no such setting": "export const s: TokenReconnectSettings = { token_reconnect_maxdelay: 1000 };",
+    "no such stop reason": 'export const m: string = MESSAGES["expired"];',
+    "the mechanism needs Strophe": "makeSASLHMAC(converse);",
+    "the plugin needs converse": "addTokenReconnect(Strophe);",
+    "the defaults are read-only": "DEFAULTS.token_reconnect_delay = 1;",
+}
+
+
+def test_converse_package_types_check_with_tsc(converse_project):
+    r = tsc(converse_project["app"], CONVERSE_TS)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("misuse", sorted(CONVERSE_TS_MISUSES))
+def test_converse_package_types_refuse_misuse(converse_project, misuse):
+    r = tsc(converse_project["app"], CONVERSE_TS + CONVERSE_TS_MISUSES[misuse] + "\n")
+    line = CONVERSE_TS.count("\n") + 1
     assert r.returncode != 0 and "consumer.ts(%d," % line in r.stdout, r.stdout + r.stderr
 
 

@@ -62,12 +62,14 @@ def documented():
     patterns = [
         r"prosody-auth-hmac-(\d+\.\d+\.\d+)(?:-\d+)?(?:\.tar\.gz|\.src\.rock|\.linux-x86_64\.rock)",
         r"prosody[-_]hmac[-_]token-(\d+\.\d+\.\d+)(?:-py3-none-any\.whl|\.tgz|\.tar\.gz)",
+        r"prosody-auth-hmac-converse-(\d+\.\d+\.\d+)\.tgz",
         r'"prosody-auth-hmac/token": "\^?(\d+\.\d+\.\d+)"',
         r"^Version (\d+\.\d+\.\d+), ",
         r"Ready on [a-z.]+: prosody-auth-hmac (\d+\.\d+\.\d+),",
     ]
     found = []
-    for doc in ("README.md", "clients/python/README.md", "clients/node/README.md", "clients/php/README.md"):
+    for doc in ("README.md", "clients/python/README.md", "clients/node/README.md", "clients/php/README.md",
+                "clients/converse/README.md"):
         text = (REPO / doc).read_text()
         for pattern in patterns:
             found += re.findall(pattern, text, re.M)
@@ -100,12 +102,14 @@ def test_cargo_version_is_semver():
 
 
 def test_the_packages_name_one_home():
-    """The three packages point at the same homepage, repository and issue tracker, so a move
+    """The four packages point at the same homepage, repository and issue tracker, so a move
     (or the first publication) is changed everywhere or the test says where not."""
     python = tomllib.loads((REPO / "clients" / "python" / "pyproject.toml").read_text())["project"]["urls"]
     node = json.loads((REPO / "clients" / "node" / "package.json").read_text())
+    converse = json.loads((REPO / "clients" / "converse" / "package.json").read_text())
     php = json.loads((REPO / "clients" / "php" / "composer.json").read_text())
-    homes = {python["Homepage"], node["homepage"], php["homepage"]}
-    repositories = {python["Repository"], node["repository"]["url"], php["support"]["source"]}
-    trackers = {python["Issues"], node["bugs"]["url"], php["support"]["issues"]}
+    homes = {python["Homepage"], node["homepage"], converse["homepage"], php["homepage"]}
+    repositories = {python["Repository"], node["repository"]["url"], converse["repository"]["url"],
+                    php["support"]["source"]}
+    trackers = {python["Issues"], node["bugs"]["url"], converse["bugs"]["url"], php["support"]["issues"]}
     assert len(homes) == len(repositories) == len(trackers) == 1, (homes, repositories, trackers)
