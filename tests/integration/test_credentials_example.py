@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,9 @@ import rawxmpp
 from browser import Browser
 from harness import REPO, free_port, listening, stop_process
 from test_live import plain
+
+sys.path.insert(0, str(REPO / "examples" / "webapp"))
+from app import installed_converse_plugins  # noqa: E402
 
 LIBRARY_README = REPO / "clients" / "python" / "README.md"
 README = REPO / "README.md"
@@ -54,9 +58,9 @@ def dist(name):
     return send_from_directory(REPO / ".converse" / "dist", name)
 
 
-@app.get("/<any('sasl-hmac.js', 'token-reconnect.js'):name>")
-def plugin(name):
-    return send_from_directory(REPO / "clients" / "converse", name)
+@app.get("/node_modules/<path:name>")
+def plugins(name):  # the plugins' package, installed from its tarball (README "converse.js in five minutes")
+    return send_from_directory(Path(sys.argv[3]) / "node_modules", name)
 
 
 app.run(host="127.0.0.1", port=int(sys.argv[1]))
@@ -94,8 +98,8 @@ def site(prosody, tmp_path_factory):
                FLASK_SECRET_KEY=secrets.token_hex(32))
     port = free_port()
     log = open(work / "flask.log", "wb")
-    proc = subprocess.Popen(["/usr/bin/python3", "serve.py", str(port), str(REPO)], cwd=work, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(["/usr/bin/python3", "serve.py", str(port), str(REPO), str(installed_converse_plugins())],
+                            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
     while not listening(port):
         assert proc.poll() is None and time.monotonic() < deadline, (work / "flask.log").read_text()
