@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "clients" / "python" / "src"))
 import storm_bench as sb  # noqa: E402
 import rawxmpp  # noqa: E402
 from prosody_hmac_token import mint  # noqa: E402

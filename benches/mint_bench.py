@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "clients" / "python"))
+sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
 import prosody_hmac_token  # noqa: E402
 
 CLI = REPO / "target" / "release" / "hmac-token"

@@ -53,7 +53,13 @@ test_packages=(
 	valgrind           # make bench: server instructions per login (callgrind)
 	g++                # the fuzz targets: libfuzzer-sys compiles libFuzzer (C++); a minimal Debian has only gcc
 	chromium           # converse.js browser tests (driven by playwright-core; no browser download)
-	php-cli            # the PHP minting library's tests (clients/php; Node and Python are here anyway)
+	php-cli            # the PHP minting library (clients/php; Node and Python are here anyway)
+	# the minting libraries as packages, built and installed offline (tests/integration/test_packages.py):
+	python3-build python3-venv mypy  # sdist + wheel with Debian's setuptools; a venv; mypy --strict
+	python3-wheel-whl  # pip builds the sdist offline from /usr/share/python-wheels (bookworm's setuptools needs wheel)
+	node-typescript    # tsc --noEmit: a TypeScript consumer against the packed Node library's index.d.ts
+	composer           # composer validate --strict; the PHP library installed through a path repository
+	phpunit            # the PHP minting library's tests (clients/php/phpunit.xml.dist)
 	nginx apache2      # the reverse-proxy tests run examples/nginx/ and examples/apache/ (started by the harness, never as services)
 )
 

@@ -56,9 +56,13 @@ node --test clients/node/test/ 2>&1 | tee "$logs/mint-node"; rc=${PIPESTATUS[0]}
 p=$(grep -oE '^# pass [0-9]+' "$logs/mint-node" | grep -oE '[0-9]+'); p=${p:-0}
 f=$(grep -oE '^# fail [0-9]+' "$logs/mint-node" | grep -oE '[0-9]+'); f=${f:-1}
 tally "node minting library" "$p" "$f" "$rc"
-php clients/php/tests/run.php 2>&1 | tee "$logs/mint-php"; rc=${PIPESTATUS[0]}
-p=$(grep -oE '^[0-9]+ passed' "$logs/mint-php" | grep -oE '[0-9]+'); p=${p:-0}
-f=$(grep -oE '[0-9]+ failed' "$logs/mint-php" | tail -1 | grep -oE '[0-9]+'); f=${f:-1}
+phpunit -c clients/php/phpunit.xml.dist 2>&1 | tee "$logs/mint-php"; rc=${PIPESTATUS[0]}
+# PHPUnit closes with "OK (N tests, M assertions)" or "Tests: N, Assertions: M, Failures: F, ..."
+line=$(grep -E '^(OK \(|Tests: )' "$logs/mint-php" | tail -1)
+count() { grep -oE "$1[0-9]+" <<<"$line" | grep -oE '[0-9]+' || echo 0; }
+n=$(grep -oE '^OK \([0-9]+|^Tests: [0-9]+' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+f=$(( $(count 'Failures: ') + $(count 'Errors: ') )); [ -n "$line" ] || f=1
+p=$(( n - f - $(count 'Skipped: ') - $(count 'Incomplete: ') ))
 tally "php minting library" "$p" "$f" "$rc"
 
 # Each live pass leaves a JUnit XML report in test-artifacts/ and prints its 25 slowest tests; the

@@ -2,7 +2,7 @@
  * SASL-HMAC for Strophe.js / converse.js (docs/sasl-hmac.md).
  *
  *   import converse from 'converse.js';
- *   import { makeSASLHMAC } from './sasl-hmac.js';
+ *   import { makeSASLHMAC } from 'prosody-auth-hmac-converse';   // this package (README.md)
  *   const { Strophe } = converse.env;
  *   converse.initialize({
  *     credentials_url: '/chat/credentials',        // returns {"jid": ..., "password": <token>}

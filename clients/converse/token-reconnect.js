@@ -4,7 +4,7 @@
  * `auto_reconnect: true` (docs: README, "converse.js").
  *
  *   import converse from 'converse.js';               // the stock converse.js 14 bundle
- *   import { addTokenReconnect } from './token-reconnect.js';
+ *   import { addTokenReconnect } from 'prosody-auth-hmac-converse'; // this package (README.md)
  *   addTokenReconnect(converse);                      // before converse.initialize
  *   converse.initialize({
  *     whitelisted_plugins: ['token-reconnect'],

@@ -19,13 +19,18 @@ It can hand out deliberately bad, replayed or expired tokens, tokens of another 
     app = WebApp(port, prosody_domain, bosh_url, websocket_url, token_secret, otp_seed); app.start()
     app.page_url("alice", transport="bosh")  # logs the browser in as alice, then opens the page
 """
+import atexit
 import base64
+import functools
 import json
 import mimetypes
 import os
 import re
 import secrets
+import shutil
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -36,15 +41,46 @@ from pathlib import Path
 from prebind import PrebindError, prebind
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "clients" / "python"))
-import prosody_hmac_token  # noqa: E402  (pip install ./clients/python, in a real web app)
-STATIC = {
-    "/converse/": REPO / ".converse",  # converse.js's browser build, as scripts/get-converse.sh fetched it
-    "/clients/": REPO / "clients",
-}
+sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
+import prosody_hmac_token  # noqa: E402  (in a real web app: its built wheel, pip-installed into the venv)
+CONVERSE_PLUGINS = "prosody-auth-hmac-converse"  # clients/converse, as an npm package
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/wasm", ".wasm")
+
+
+_install_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=None)
+def _install_converse_plugins():
+    root = Path(tempfile.mkdtemp(prefix="webapp-root-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    (root / "npmrc").write_text("")
+    # npm with an empty user configuration and its own cache: no ~/.npmrc, no registry
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith(("npm_", "node_"))}
+    env.update(npm_config_userconfig=str(root / "npmrc"), npm_config_cache=str(root / "npm-cache"),
+               npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
+
+    def npm(cwd, *args):
+        r = subprocess.run(["npm", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError("npm %s: exit %d\n%s" % (" ".join(args), r.returncode, r.stderr[-2000:]))
+
+    npm(REPO / "clients" / "converse", "pack", "--pack-destination", str(root))
+    (tarball,) = root.glob(CONVERSE_PLUGINS + "-*.tgz")
+    (root / "package.json").write_text(json.dumps({"name": "chat-page", "version": "1.0.0", "private": True}))
+    npm(root, "install", "--offline", "--ignore-scripts", str(tarball))
+    return root
+
+
+def installed_converse_plugins():
+    """A web root where the converse.js plugins are installed the way a deployer installs them
+    (clients/converse/README.md): `npm pack` of clients/converse, then `npm install --offline` of
+    that tarball, so the page runs the packed files (`files`, `exports`), not the checkout's. Once
+    per process; removed at exit. Returns the root; the web app serves its node_modules/."""
+    with _install_lock:
+        return _install_converse_plugins()
 
 
 class WebApp:
@@ -72,6 +108,8 @@ class WebApp:
         self.clock = time.monotonic  # the rate limit's clock (tests replace it)
         self._minted = {}  # user -> clock() of the tokens minted within the window
         self._lock = threading.Lock()
+        self.static = {"/converse/": REPO / ".converse"}  # converse.js's browser build, as scripts/get-converse.sh fetched it
+        self.served = []  # the paths of the static files served, in order
         app = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -98,6 +136,7 @@ class WebApp:
         return (base or self.url) + "login?" + urllib.parse.urlencode({"user": user, "next": page})
 
     def start(self):
+        self.static["/node_modules/"] = installed_converse_plugins() / "node_modules"
         self.thread.start()
         return self
 
@@ -167,10 +206,11 @@ class WebApp:
             self.log(user, scenario, "ok")
             return self.send(req, 200, json.dumps(body).encode(), "application/json",
                              extra={"Cache-Control": "no-store"})
-        for prefix, root in STATIC.items():
+        for prefix, root in self.static.items():
             if url.path.startswith(prefix):
                 path = (root / url.path[len(prefix):]).resolve()
                 if root.resolve() in path.parents and path.is_file():
+                    self.served.append(url.path)
                     ctype = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
                     return self.send(req, 200, path.read_bytes(), ctype)
         return self.send(req, 404, b"not found", "text/plain")

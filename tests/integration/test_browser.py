@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -52,6 +55,31 @@ def test_good_token_shows_the_roster(prosody, webapp, transport, mech):
     assert "%s@%s (me)" % (user, prosody.host) in r["detail"]
     line = "probe: authentication-success user=%s mechanism=%s" % (user, mech)
     assert line in prosody.wait_log(mark, line)
+
+
+def test_the_page_runs_the_installed_package(prosody, webapp):
+    """The chat page imports the plugins by name from prosody-auth-hmac-converse, installed from
+    its `npm pack` tarball into the web root's node_modules/ (as clients/converse/README.md tells a
+    deployer), logs in with SASL-HMAC and token-reconnect, and loads nothing from the checkout."""
+    installed = webapp.static["/node_modules/"] / "prosody-auth-hmac-converse"
+    assert installed.is_dir() and not installed.is_symlink() and REPO not in installed.resolve().parents
+    meta = json.loads((installed / "package.json").read_text())
+    assert meta["version"] == tomllib.loads((REPO / "Cargo.toml").read_text())["package"]["version"]
+    assert sorted(p.name for p in installed.iterdir()) == sorted(meta["files"] + ["package.json"])
+    webapp.served.clear()
+    user = "pkgpage"
+    mark = prosody.log_mark()
+    r = browse(webapp, "websocket-SASL-HMAC-package", transport="websocket", mech="SASL-HMAC", user=user)
+    assert r["outcome"] == "roster", r
+    package = "/node_modules/prosody-auth-hmac-converse/"
+    for name in ("index.js", "sasl-hmac.js", "token-reconnect.js"):
+        assert package + name in webapp.served, webapp.served
+    assert all(path.startswith(("/converse/", package)) for path in webapp.served), webapp.served
+    line = "probe: authentication-success user=%s mechanism=SASL-HMAC" % user
+    assert line in prosody.wait_log(mark, line)
+    with pytest.raises(urllib.error.HTTPError) as e:  # the checkout's copies are not on the web
+        urllib.request.urlopen(webapp.url + "clients/converse/sasl-hmac.js", timeout=10)
+    assert e.value.code == 404
 
 
 def test_browser_refuses_a_server_that_cannot_prove_the_secret(webapp):

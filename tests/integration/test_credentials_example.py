@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,9 @@ import rawxmpp
 from browser import Browser
 from harness import REPO, free_port, listening, stop_process
 from logins import plain
+
+sys.path.insert(0, str(REPO / "examples" / "webapp"))
+from app import installed_converse_plugins  # noqa: E402
 
 LIBRARY_README = REPO / "clients" / "python" / "README.md"
 README = REPO / "README.md"
@@ -54,9 +58,9 @@ def dist(name):
     return send_from_directory(REPO / ".converse" / "dist", name)
 
 
-@app.get("/<any('sasl-hmac.js', 'token-reconnect.js'):name>")
-def plugin(name):
-    return send_from_directory(REPO / "clients" / "converse", name)
+@app.get("/node_modules/<path:name>")
+def plugins(name):  # the plugins' package, installed from its tarball (README "converse.js in five minutes")
+    return send_from_directory(Path(sys.argv[3]) / "node_modules", name)
 
 
 app.run(host="127.0.0.1", port=int(sys.argv[1]))
@@ -89,13 +93,13 @@ def site(prosody, tmp_path_factory):
     for name, value in (("token_secret", prosody.token_secret), ("otp_seed", prosody.otp_seed)):
         (work / name).write_text(value + "\n")
         os.chmod(work / name, 0o600)
-    env = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python"), XMPP_HOST=prosody.host,
+    env = dict(os.environ, PYTHONPATH=str(REPO / "clients" / "python" / "src"), XMPP_HOST=prosody.host,
                TOKEN_SECRET_FILE=str(work / "token_secret"), OTP_SEED_FILE=str(work / "otp_seed"),
                FLASK_SECRET_KEY=secrets.token_hex(32))
     port = free_port()
     log = open(work / "flask.log", "wb")
-    proc = subprocess.Popen(["/usr/bin/python3", "serve.py", str(port), str(REPO)], cwd=work, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(["/usr/bin/python3", "serve.py", str(port), str(REPO), str(installed_converse_plugins())],
+                            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 20
     while not listening(port):
         assert proc.poll() is None and time.monotonic() < deadline, (work / "flask.log").read_text()

@@ -15,7 +15,7 @@ from logins import plain
 
 RUNNERS = {
     "python": [sys.executable, "-c",
-               "import json, os, sys; sys.path.insert(0, 'clients/python'); import prosody_hmac_token as t; "
+               "import json, os, sys; sys.path.insert(0, 'clients/python/src'); import prosody_hmac_token as t; "
                "print(json.dumps(t.credentials(sys.argv[1], os.environ['TOKEN_SECRET'], os.environ['OTP_SEED'])))"],
     "node": ["node", "--input-type=module", "-e",
              "import { credentials } from './clients/node/index.js'; "

@@ -17,7 +17,7 @@ from harness import Prosody
 from logins import begin, connect, plain
 import sasl_hmac as sh  # clients/slixmpp, on the path by conftest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src"))
 from prosody_hmac_token import mint as mint_token  # noqa: E402
 
 QUARANTINE = re.compile(r"token logins are refused \(unclean-restart\) until (\d\d):(\d\d):(\d\d) UTC")

@@ -24,6 +24,7 @@ datetime objects anywhere. Errors in the caller's input are raised as :class:`To
 
 import base64
 import binascii
+import collections.abc
 import hashlib
 import hmac
 import secrets
@@ -98,9 +99,9 @@ def _is_int(value: object) -> bool:
 
 def _check_range(name: str, value: object, bounds: Tuple[int, int]) -> int:
     lo, hi = bounds
-    if not _is_int(value) or not lo <= value <= hi:  # type: ignore[operator]
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
         raise TokenError("settings", "%s must be an integer from %d to %d" % (name, lo, hi))
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _check_settings(digits: object, step: object, nonce_digits: object) -> None:
@@ -364,10 +365,9 @@ def credentials(
 def _secret_keys(token_secrets: object) -> List[bytes]:
     if isinstance(token_secrets, (str, bytes)):
         return [_secret_key(token_secrets)]
-    try:
-        keys = [_secret_key(s) for s in token_secrets]  # type: ignore[union-attr]
-    except TypeError:
-        raise TokenError("settings", "token_secrets must be a str or a list of str") from None
+    if not isinstance(token_secrets, collections.abc.Iterable):
+        raise TokenError("settings", "token_secrets must be a str or a list of str")
+    keys = [_secret_key(s) for s in token_secrets]
     if not keys:
         raise TokenError("settings", "token_secrets is empty")
     return keys
