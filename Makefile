@@ -4,6 +4,8 @@
 # make serve - the demo, then keeps Prosody and the converse.js page running for a person
 #              (make serve PROXY=nginx / PROXY=apache: behind that proxy, over HTTPS)
 # make deb   - the Debian package, dist/prosody-auth-hmac_<version>_<arch>.deb (debhelper, lintian)
+# make dist  - every release artifact (the package, the rocks, the four client packages) in dist/,
+#              with SHA256SUMS; nothing is published (docs/development.md, "Cutting a release")
 # make build - the native Lua module (build/lua5.4/prosody_auth_hmac.so) and the hmac-token CLI;
 #              installs only the build packages (scripts/setup.sh build), never the test set-up
 
@@ -20,7 +22,7 @@ ROCK_TARGETS ?= $(sort $(LUA_VERSION) luajit)
 CLI := target/release/hmac-token
 PY := /usr/bin/python3
 
-.PHONY: all setup setup-build setup-rocks setup-deb deb build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
+.PHONY: all setup setup-build setup-rocks setup-deb setup-dist deb dist build fuzz build-all-lua check test test-rust test-lua test-integration demo serve clean
 
 all: build
 
@@ -42,6 +44,12 @@ setup-deb:
 
 deb: setup-deb
 	bash scripts/deb.sh
+
+setup-dist:
+	@bash scripts/setup.sh dist
+
+dist: setup-dist build
+	bash scripts/dist.sh
 
 build: setup-build
 	cargo build --release --locked --bin hmac-token

@@ -55,6 +55,7 @@ lint "rustfmt (loadgen)" cargo fmt --check --manifest-path tools/loadgen/Cargo.t
 lint "luacheck" luacheck --no-color lua spec tests/integration/plugins benches/lua
 # shared test helpers live in modules (harness, logins, rawxmpp, ...), never in another test file
 lint "no test file imports another" bash -c "! grep -rnE --include='*.py' '^\s*(from|import) test_' tests clients"
+lint "every package's LICENSE is the project's" bash -c 'for d in clients/python clients/node clients/php clients/converse; do cmp -s LICENSE $d/LICENSE || { echo "$d/LICENSE is not LICENSE"; exit 1; }; done'
 lint "pyflakes" pyflakes3 tests/integration tests/interop tests/vectors examples/webapp clients/slixmpp clients/python scripts/demo.py benches
 
 rm -f "$log"

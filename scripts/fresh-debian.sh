@@ -16,6 +16,9 @@
 #   FRESH_WORKTREE=1 then copy the working tree's uncommitted changes over it (files changed or
 #                    added since REV): for trying a fix inside the root, never for a recorded run.
 #   FRESH_MIRROR=URL Debian mirror (default: the host's, else http://deb.debian.org/debian).
+#   FRESH_DEB=FILE   after the targets pass, install this Debian package with apt in the root and
+#                    log in with it (scripts/deb-install-check.sh): a package built elsewhere (a
+#                    bookworm build on trixie) checked on a stock system.
 #
 # The root gets nothing from this machine but the checkout and, where the host has any, its extra
 # CA certificates (/usr/local/share/ca-certificates): a machine behind a TLS-inspecting proxy needs
@@ -34,6 +37,11 @@ targets=("$@")
 [ "$(id -u)" = 0 ] || { echo "fresh-debian: run as root (debootstrap, chroot, mounts)" >&2; exit 1; }
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+deb=
+if [ -n "${FRESH_DEB:-}" ]; then
+	[ -f "$FRESH_DEB" ] || { echo "fresh-debian: FRESH_DEB=$FRESH_DEB is not a file" >&2; exit 2; }
+	deb=$(cd "$(dirname "$FRESH_DEB")" && pwd)/$(basename "$FRESH_DEB")
+fi
 rev=$(git -C "$repo" rev-parse "${FRESH_REV:-HEAD}")
 command -v debootstrap >/dev/null || {
 	echo "fresh-debian: installing debootstrap"
@@ -179,6 +187,16 @@ for t in "${targets[@]}"; do
 	say "make $t: exit $rc in $(( $(date +%s) - start )) s"
 	[ "$rc" = 0 ] || { status=$rc; break; }
 done
+if [ -n "$deb" ] && [ "$status" = 0 ]; then
+	say "the package $(basename "$deb") ($(sha256sum "$deb" | cut -c1-16)…) installed with apt: scripts/deb-install-check.sh"
+	start=$(date +%s)
+	set +e
+	bash "$repo/scripts/deb-install-check.sh" "$root" "$deb" 2>&1 | tee -a "$log" | sed -u "s/^/[$suite deb-install] /"
+	rc=${PIPESTATUS[0]}
+	set -e
+	say "deb-install-check: exit $rc in $(( $(date +%s) - start )) s"
+	[ "$rc" = 0 ] || status=$rc
+fi
 summary=$(grep -E '^(total: |=+ .*(passed|failed))' "$log" | tail -5 || true)
 [ -n "$summary" ] && say "summary: $(tr '\n' ';' <<<"$summary")"
 exit "$status"

@@ -5,8 +5,10 @@
 #   setup.sh rocks   what `make rocks` needs besides: luarocks, zip, git and the Lua it targets
 #                    (LUA_VERSION, default 5.4) with its headers (luarocks checks for them).
 #   setup.sh deb     what `make deb` needs besides: Debian's packaging tools.
+#   setup.sh dist    what `make dist` needs besides: rocks (Lua 5.4 and LuaJIT), deb, and each client
+#                    ecosystem's own packer (python3-build, npm, composer).
 #   setup.sh         that, and everything `make test`, `make demo` and `make serve` need.
-#   setup.sh --list build|rocks|deb|all   print the apt packages of that profile, one per line, and exit
+#   setup.sh --list build|rocks|deb|dist|all   print the apt packages of that profile, one per line, and exit
 #                    (Rust and Node only when no toolchain is found, as an install would).
 # Idempotent: installs only what is missing, so it is quick on a machine that has run it before.
 set -euo pipefail
@@ -18,8 +20,8 @@ case "${1:-}" in
 	*) profile=$1 ;;
 esac
 case "$profile" in
-	build|rocks|deb|all) ;;
-	*) echo "usage: setup.sh [build|rocks|deb] | setup.sh --list build|rocks|deb|all" >&2; exit 2 ;;
+	build|rocks|deb|dist|all) ;;
+	*) echo "usage: setup.sh [build|rocks|deb|dist] | setup.sh --list build|rocks|deb|dist|all" >&2; exit 2 ;;
 esac
 
 # the native module needs no Lua headers (mlua's module mode links nothing); cargo needs a C linker
@@ -35,6 +37,10 @@ esac
 rock_packages=(luarocks zip unzip git "${rock_lua[@]}")
 # make deb: debhelper builds the package, lintian checks it
 deb_packages=(dpkg-dev debhelper lintian)
+# make dist: both binary rocks, the package, and the clients packed by their ecosystems' tools
+# (python3 -m build with Debian's setuptools and wheel, npm pack, composer archive)
+dist_packages=(luarocks zip unzip git lua5.4 liblua5.4-dev luajit libluajit-5.1-dev "${deb_packages[@]}"
+	python3-build python3-setuptools python3-wheel composer)
 
 test_packages=(
 	prosody            # the server under test (0.12.3 on bookworm), runs on Lua 5.4
@@ -66,6 +72,7 @@ test_packages=(
 apt_packages=("${build_packages[@]}")
 [ "$profile" = rocks ] && apt_packages+=("${rock_packages[@]}")
 [ "$profile" = deb ] && apt_packages+=("${deb_packages[@]}")
+[ "$profile" = dist ] && apt_packages+=("${dist_packages[@]}")
 [ "$profile" = all ] && apt_packages+=("${test_packages[@]}" "${deb_packages[@]}")  # test_deb.py builds the package
 
 missing=()
@@ -83,14 +90,14 @@ if ! command -v cargo >/dev/null 2>&1; then
 	missing+=(rustc-web cargo-web)
 fi
 
-if [ "$profile" = all ] && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
+if { [ "$profile" = all ] || [ "$profile" = dist ]; } && { ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; }; then
 	missing+=(nodejs npm)
 fi
 
 if $list; then
 	for p in "${apt_packages[@]}"; do [[ "$p" == \#* ]] || echo "$p"; done
 	command -v cargo >/dev/null 2>&1 || printf '%s\n' rustc-web cargo-web
-	[ "$profile" = all ] && { command -v npm >/dev/null 2>&1 || printf '%s\n' nodejs npm; }
+	{ [ "$profile" = all ] || [ "$profile" = dist ]; } && { command -v npm >/dev/null 2>&1 || printf '%s\n' nodejs npm; }
 	exit 0
 fi
 

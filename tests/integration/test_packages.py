@@ -41,6 +41,8 @@ CONVERSE_SRC = REPO / "clients" / "converse"
 PHP_SRC = REPO / "clients" / "php"
 # the release's version: test_versions.py holds every package's to it
 VERSION = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]["version"]
+# the project's licence text, which every package must carry (check.sh keeps the copies equal)
+LICENSE = (REPO / "LICENSE").read_bytes()
 # setuptools and (for bookworm's setuptools) wheel, as Debian ships them: pip builds the sdist
 # with these, offline
 DEBIAN_WHEELS = "/usr/share/python-wheels"
@@ -117,6 +119,11 @@ def test_python_wheel_metadata(python_dist):
     # the module and PEP 561's marker (type checkers read the package's own hints), nothing else
     assert sorted(n for n in names if ".dist-info/" not in n) == [
         "prosody_hmac_token/__init__.py", "prosody_hmac_token/py.typed"], names
+    # MIT asks for its notice in every copy: setuptools puts LICENSE in the dist-info
+    licenses = [n for n in names if ".dist-info/" in n and n.endswith("/LICENSE")]
+    assert len(licenses) == 1, names
+    with zipfile.ZipFile(python_dist["wheel"]) as whl:
+        assert whl.read(licenses[0]) == LICENSE
     assert (meta["Name"], meta["Version"], meta["Requires-Python"]) == ("prosody-hmac-token", VERSION, ">=3.9")
     assert meta["License"] == "MIT"
     assert meta.get_all("Requires-Dist") is None  # the standard library only
@@ -133,7 +140,7 @@ def test_python_wheel_metadata(python_dist):
 def test_python_sdist_contents(python_dist):
     with tarfile.open(python_dist["sdist"]) as tar:
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
-    for name in ("pyproject.toml", "README.md", "PKG-INFO", "src/prosody_hmac_token/__init__.py",
+    for name in ("pyproject.toml", "README.md", "LICENSE", "PKG-INFO", "src/prosody_hmac_token/__init__.py",
                  "src/prosody_hmac_token/py.typed"):
         assert name in names, sorted(names)
 
@@ -241,13 +248,14 @@ def test_node_tarball_contents_and_metadata(node_project):
     with tarfile.open(node_project["tarball"]) as tar:
         names = sorted(tar.getnames())
         meta = json.load(tar.extractfile("package/package.json"))
-    assert names == ["package/README.md", "package/index.d.ts", "package/index.js", "package/package.json"]
+    assert names == ["package/LICENSE", "package/README.md", "package/index.d.ts", "package/index.js",
+                     "package/package.json"]
     assert (meta["name"], meta["version"], meta["type"], meta["license"]) == (
         "prosody-hmac-token", VERSION, "module", "MIT")
     entry = meta["exports"]["."]
     assert list(entry)[0] == "types", entry  # TypeScript takes the first condition that matches
     assert (entry["types"], entry["default"]) == ("./index.d.ts", "./index.js")
-    assert meta["files"] == ["index.js", "index.d.ts", "README.md"]
+    assert meta["files"] == ["index.js", "index.d.ts", "README.md", "LICENSE"]
     for key in ("homepage", "description", "keywords", "engines"):
         assert meta.get(key), key
     assert meta["repository"]["url"].startswith("https://") and meta["bugs"]["url"].startswith("https://")
@@ -257,8 +265,10 @@ def test_node_tarball_contents_and_metadata(node_project):
 def test_node_package_installed_is_a_copy_of_the_tarball(node_project):
     installed = node_project["app"] / "node_modules" / "prosody-hmac-token"
     assert installed.is_dir() and not installed.is_symlink()
-    assert sorted(p.name for p in installed.iterdir()) == ["README.md", "index.d.ts", "index.js", "package.json"]
+    assert sorted(p.name for p in installed.iterdir()) == ["LICENSE", "README.md", "index.d.ts", "index.js",
+                                                           "package.json"]
     assert (installed / "index.js").read_bytes() == (NODE_SRC / "index.js").read_bytes()
+    assert (installed / "LICENSE").read_bytes() == LICENSE
 
 
 MINT_JS = """
@@ -344,7 +354,7 @@ def test_node_package_types_refuse_misuse(node_project, misuse):
 # converse.js plugins
 
 CONVERSE_PACKAGE = "prosody-auth-hmac-converse"
-CONVERSE_FILES = ["README.md", "index.d.ts", "index.js", "sasl-hmac.d.ts", "sasl-hmac.js",
+CONVERSE_FILES = ["LICENSE", "README.md", "index.d.ts", "index.js", "sasl-hmac.d.ts", "sasl-hmac.js",
                   "token-reconnect.d.ts", "token-reconnect.js"]
 
 
@@ -558,6 +568,7 @@ def test_php_package_is_installed_as_a_copy(php_project):
     installed = php_project["app"] / "vendor" / "prosody-auth-hmac" / "token"
     assert installed.is_dir() and not installed.is_symlink()
     assert (installed / "src" / "Token.php").read_bytes() == (PHP_SRC / "src" / "Token.php").read_bytes()
+    assert (installed / "LICENSE").read_bytes() == LICENSE
     lock = json.loads((php_project["app"] / "composer.lock").read_text())
     assert [(p["name"], p["version"]) for p in lock["packages"]] == [("prosody-auth-hmac/token", VERSION)]
 
