@@ -113,13 +113,16 @@ ROCK_FEATURE = $(shell $(LUA) -e 'io.write(jit and "luajit" or ("lua" .. _VERSIO
 rocks: setup-rocks build
 	ROCK_TARGETS="$(ROCK_TARGETS)" bash scripts/rocks.sh
 
+# where rock-build builds: target/<feature>, unless the caller names a directory (make test's spec
+# builds for the other interpreters share one, so the dependencies are compiled once)
+ROCK_TARGET_DIR ?= target/$(ROCK_FEATURE)
 rock-build:
 	@command -v cargo >/dev/null || { echo "prosody-auth-hmac: cargo not found (HOME=$(HOME)). Building this rock needs Rust's cargo on the PATH (Debian: apt-get install rustc-web cargo-web); for rustup's through prosodyctl, which resets HOME, run: CARGO_HOME=/root/.cargo RUSTUP_HOME=/root/.rustup prosodyctl install <rock> (your own paths), or install the binary rock." >&2; exit 1; }
-	CARGO_TARGET_DIR=target/$(ROCK_FEATURE) cargo build --release --locked --lib --no-default-features --features $(ROCK_FEATURE)
+	CARGO_TARGET_DIR=$(ROCK_TARGET_DIR) cargo build --release --locked --lib --no-default-features --features $(ROCK_FEATURE)
 
 rock-install:
 	install -d "$(LIBDIR)" "$(LUADIR)"
-	install -m 0755 target/$(ROCK_FEATURE)/release/libprosody_auth_hmac.so "$(LIBDIR)/prosody_auth_hmac.so"
+	install -m 0755 $(ROCK_TARGET_DIR)/release/libprosody_auth_hmac.so "$(LIBDIR)/prosody_auth_hmac.so"
 	install -m 0644 lua/mod_auth_hmac.lua lua/mod_sasl_hmac.lua "$(LUADIR)/"
 
 # --- benchmarks (figures, not tests; recorded in docs/benchmarks.md) ---
