@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness import HMAC_TOKEN, prosody_lib
 
-from converse_auth import create_token  # tests/interop, on the path by conftest
+from converse_auth import create_token  # tests/interop, on the path by pytest.ini
 
 
 def run(*args, env=None, stdin=None):
