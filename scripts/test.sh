@@ -67,9 +67,9 @@ tally "php minting library" "$p" "$f" "$rc"
 
 # Each live pass leaves a JUnit XML report in test-artifacts/ and prints its 25 slowest tests; the
 # tally is read from the report.
-live_suite() { # name report-name PROSODY_BIN [pytest arguments...]
-	local name="$1" report="test-artifacts/junit-live-$2.xml" prosody="$3"
-	shift 3
+live_suite() { # name report-name [PROSODY_BIN [pytest arguments...]]
+	local name="$1" report="test-artifacts/junit-live-$2.xml" prosody="${3:-/usr/bin/prosody}"
+	shift $(($# < 3 ? $# : 3))
 	echo "== pytest (live $name)"
 	PROSODY_BIN="$prosody" /usr/bin/python3 -m pytest -q -p no:cacheprovider --durations=25 \
 		--junitxml="$report" "$@" tests/integration 2>&1 \
