@@ -294,8 +294,8 @@ function provider.test_password(username, password)
 		return nil, "bearer-disabled";
 	end
 	-- the mechanisms' identity rule: the signature covers the nodeprep'd JID (and, only under
-	-- token_jid_as_sent, the username as given)
-	local user, reason, detail = verifier:verify_user(password, username, nodeprep);
+	-- token_jid_as_sent, the username as given), at their clock
+	local user, reason, detail = verifier:verify_user(password, username, nodeprep, sasl_hmac.token_clock());
 	if not user then
 		sasl_hmac.failed("test_password", shown, session, reason, detail);
 		return nil, reason;

@@ -282,7 +282,8 @@ end
 local budget = native.address_budget(per_minute);
 -- The clock of failure accounting (the address budget, the cache-full warning); specs set it.
 function failure_clock() return os.time(); end
--- nil: the library reads the system clock. Specs, and live tests through the admin shell, pin it.
+-- The clock token logins are verified at (the mechanisms here, mod_auth_hmac's test_password); nil:
+-- the library reads the system clock. Specs, and live tests through the admin shell, pin it.
 function token_clock() return nil; end
 local function write_summaries()
 	for _, s in ipairs(budget:summaries(failure_clock())) do

@@ -181,6 +181,22 @@ describe("mod_auth_hmac #prosody", function()
 		assert.is_true(allowed.test_password("tom", allowed.get_verifier():mint("tom@" .. HOST)));
 	end);
 
+	-- One clock for every login path (token_clock, which live tests pin through the admin shell):
+	-- test_password verifies at the time the mechanisms do, not at the system clock.
+	it("verifies test_password and the mechanisms at the token clock", function()
+		local provider, _, auth_seen = load(base_options());
+		local v = provider.get_verifier();
+		local pinned = os.time() + 3600; -- outside every window of the system clock, within the day searched
+		auth_seen.sasl_env.token_clock = function() return pinned; end
+		assert.is_true(provider.test_password("tom", v:mint("tom@" .. HOST, pinned)));
+		local h = provider.get_sasl_handler({ secure = true });
+		assert.are.equal("success", (exchange(h, "PLAIN", "ann", v:mint("ann@" .. HOST, pinned))));
+		assert.same({ nil, "expired" }, { provider.test_password("una", v:mint("una@" .. HOST)) });
+		h = provider.get_sasl_handler({ secure = true });
+		local status, condition = exchange(h, "PLAIN", "una", v:mint("una@" .. HOST));
+		assert.same({ "failure", "credentials-expired" }, { status, condition });
+	end);
+
 	-- A FAST token (mod_sasl2_fast) obtained with one token login stays valid for weeks.
 	it("warns once when mod_sasl2_fast is enabled on its host", function()
 		local function warnings(seen)

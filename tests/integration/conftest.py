@@ -1,12 +1,6 @@
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "slixmpp"))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "interop"))  # converse_auth
-from harness import Prosody  # noqa: E402
+from harness import Prosody  # on the path by pytest.ini
 
 
 @pytest.fixture(scope="session")

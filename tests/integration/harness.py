@@ -333,17 +333,27 @@ class Prosody:
         return subprocess.run([str(Path(self.binary).with_name("prosodyctl")), "--config", str(self.config), "shell",
                                *args], capture_output=True, text=True, timeout=30, cwd=self.dir)
 
-    def pin_token_clock(self, now, hosts=None):
-        """Sets the clock the token SASL mechanisms verify with (mod_sasl_hmac's token_clock) on
-        each host, through the admin shell: a whole number of seconds, or None for the system clock
-        again. Tests that must not depend on how fast the machine is pin it instead of racing the
-        real one."""
-        value = "nil" if now is None else str(int(now))
+    def _pin_clock(self, name, value, hosts):
+        """Makes mod_sasl_hmac's clock `name` return the Lua expression `value` on each host."""
         hosts = ", ".join("'%s'" % h for h in hosts or (self.host, self.other_host))
-        r = self.shell(">local t = %s; for _, h in ipairs({ %s }) do "
-                       "require'core.modulemanager'.get_module(h, 'sasl_hmac').token_clock = function() return t; end; "
-                       "end; return 'pinned'" % (value, hosts))
+        r = self.shell(">for _, h in ipairs({ %s }) do "
+                       "require'core.modulemanager'.get_module(h, 'sasl_hmac').%s = function() return %s; end; "
+                       "end; return 'pinned'" % (hosts, name, value))
         assert r.returncode == 0 and "pinned" in r.stdout, (r.stdout, r.stderr)
+
+    def pin_token_clock(self, now, hosts=None):
+        """Sets the clock token logins are verified with (mod_sasl_hmac's token_clock: the OTP
+        window, the replay cache's steps) on each host, through the admin shell: a whole number of
+        seconds, or None for the system clock again. Tests that must not depend on how fast the
+        machine is pin it instead of racing the real one. Move it forward only: the replay cache
+        refuses tokens far behind the newest step it has seen."""
+        self._pin_clock("token_clock", "nil" if now is None else str(int(now)), hosts)
+
+    def pin_failure_clock(self, now, hosts=None):
+        """Sets the clock of failure accounting (mod_sasl_hmac's failure_clock: the per-address
+        budget and its summaries, the once-a-minute cache-full warning) on each host, as
+        pin_token_clock does; None: os.time() again, the module's own."""
+        self._pin_clock("failure_clock", "os.time()" if now is None else str(int(now)), hosts)
 
     def mint(self, jid, now=None, secret=None, seed=None):
         """A token from the project's CLI (for the web-app side of a login)."""

@@ -5,7 +5,7 @@ from each other."""
 import base64
 
 import rawxmpp
-import sasl_hmac as sh  # clients/slixmpp, put on the path by conftest
+import sasl_hmac as sh  # clients/slixmpp, put on the path by pytest.ini
 from harness import STANZA_SIZE_LIMIT, bosh_limits_stanzas_before_login, prosody_version
 
 TRANSPORTS = ["c2s", "bosh", "websocket"]

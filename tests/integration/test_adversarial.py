@@ -16,7 +16,7 @@ from harness import Prosody
 from logins import assert_refused_for_size_over_bosh, begin, connect, refused_for_size_over_bosh
 
 import sasl_hmac as sh  # clients/slixmpp, on the path via conftest
-from converse_auth import create_token  # tests/interop, on the path by conftest
+from converse_auth import create_token  # tests/interop, on the path by pytest.ini
 
 MEMORY_BOUND_KIB = 24 * 1024  # Prosody's RSS may grow at most this much over the whole battery
 

@@ -23,6 +23,9 @@ import pytest
 import no_rust
 from harness import HMAC_TOKEN, REPO, keygen
 
+# version_independent (pytest.ini): luarocks and the bare lua5.4/luajit interpreters; no Prosody
+pytestmark = pytest.mark.version_independent
+
 HERE = Path(__file__).parent
 LUAJIT_CONFIG = 'lua_interpreter = "luajit"\n'  # a 5.1 luarocks whose interpreter is LuaJIT
 # target: (luarocks' --lua-version, the interpreter that loads it, dist/ subdirectory)

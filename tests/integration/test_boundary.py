@@ -16,7 +16,7 @@ import sasl_hmac as sh  # clients/slixmpp
 from harness import HMAC_TOKEN, REPO, Prosody, prosody_modules_dir
 from logins import TRANSPORTS, connect, mint, plain
 
-from converse_auth import create_token  # tests/interop, on the path by conftest
+from converse_auth import create_token  # tests/interop, on the path by pytest.ini
 
 MECHS = ["PLAIN", "X-TOKEN", "SASL-HMAC"]
 

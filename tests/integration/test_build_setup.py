@@ -4,7 +4,12 @@ import os
 import re
 import subprocess
 
+import pytest
+
 from harness import REPO
+
+# version_independent (pytest.ini): setup.sh's lists, make's dry runs, a cargo install; no Prosody
+pytestmark = pytest.mark.version_independent
 
 RUST = {"rustc-web", "cargo-web"}  # installed only when no rustup toolchain is found
 

@@ -4,10 +4,11 @@ import os
 import re
 import subprocess
 import tempfile
+from pathlib import Path
 
-from harness import HMAC_TOKEN
+from harness import HMAC_TOKEN, prosody_lib
 
-from converse_auth import create_token  # tests/interop, on the path by conftest
+from converse_auth import create_token  # tests/interop, on the path by pytest.ini
 
 
 def run(*args, env=None, stdin=None):
@@ -160,8 +161,11 @@ def test_keygen_writes_the_secret_files_as_debian_does():
         assert open(sf).read() == before
 
 
+# The nodeprep of the Prosody under test (PROSODY_BIN): its own util.encodings and nothing else on
+# the C path, so a pass against 13 compares with 13's build. The first line out names the file.
 PROSODY_NODEPREP = r"""
-package.cpath = "/usr/lib/prosody/?.so;" .. package.cpath
+package.cpath = os.getenv("PROSODY_LIB") .. "/?.so"
+io.write(assert(package.searchpath("util.encodings", package.cpath)), "\n")
 local nodeprep = require "util.encodings".stringprep.nodeprep
 for line in io.lines() do
     local prepped = nodeprep(line)
@@ -171,10 +175,12 @@ end
 
 
 def _prosody_nodeprep(names):
+    """(the util.encodings file loaded, Prosody's nodeprep of each name or "!")."""
     r = subprocess.run(["lua5.4", "-e", PROSODY_NODEPREP], input="\n".join(names) + "\n", capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, env=dict(os.environ, PROSODY_LIB=str(prosody_lib())))
     assert r.returncode == 0, r.stderr
-    return r.stdout.split("\n")[:len(names)]
+    loaded, *out = r.stdout.split("\n")
+    return loaded, out[:len(names)]
 
 
 def _cli_accounts(names):
@@ -203,7 +209,10 @@ def test_cli_nodeprep_never_joins_what_prosody_keeps_apart():
     it cannot be sure (characters unassigned in Unicode 3.2, which Prosody passes through and the
     stringprep crate would map with later data) it refuses."""
     names = [n for n in _names() if "@" not in n]
-    ours, theirs = _cli_accounts(names), _prosody_nodeprep(names)
+    loaded, theirs = _prosody_nodeprep(names)
+    assert Path(loaded) == prosody_lib() / "util" / "encodings.so", loaded
+    print("Prosody's nodeprep from", loaded)
+    ours = _cli_accounts(names)
     assert len(ours) == len(theirs) == len(names)
     agreed = refused_here_only = 0
     for name, a, b in zip(names, ours, theirs):

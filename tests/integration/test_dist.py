@@ -16,6 +16,9 @@ import pytest
 
 from harness import REPO
 
+# version_independent (pytest.ini): builds and sums the release files; no Prosody
+pytestmark = pytest.mark.version_independent
+
 VERSION = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]["version"]
 ARTIFACTS = {  # each with the names of two files it must carry (the licence, and its code)
     "prosody-auth-hmac_%s-1_amd64.deb" % VERSION: None,

@@ -5,7 +5,12 @@ a minimal stand-in exposing the three members the module uses (SASLMechanism,
 Connection.prototype._attemptLegacyAuth, Status)."""
 import subprocess
 
+import pytest
+
 from harness import REPO
+
+# version_independent (pytest.ini): the converse.js mechanism in Node; no Prosody
+pytestmark = pytest.mark.version_independent
 
 SCRIPT = r"""
 import { webcrypto } from 'node:crypto';

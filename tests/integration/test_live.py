@@ -8,7 +8,7 @@ import rawxmpp
 import xmpp_clients
 from logins import TRANSPORTS, assert_refused_for_size_over_bosh, connect, flip_mac, mint, plain, refused_for_size_over_bosh
 
-from converse_auth import create_token  # tests/interop, on the path by conftest
+from converse_auth import create_token  # tests/interop, on the path by pytest.ini
 
 MECHS = ["PLAIN", "X-TOKEN"]
 

@@ -35,6 +35,10 @@ import pytest
 import rawxmpp
 from harness import REPO
 
+# version_independent (pytest.ini): builds, installs and type-checks the packages; each logs in once with
+# what its library's source mints, which test_minting_libs logs in with on every Prosody version
+pytestmark = pytest.mark.version_independent
+
 PYTHON_SRC = REPO / "clients" / "python"
 NODE_SRC = REPO / "clients" / "node"
 CONVERSE_SRC = REPO / "clients" / "converse"

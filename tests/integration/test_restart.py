@@ -15,7 +15,7 @@ import pytest
 
 from harness import Prosody
 from logins import begin, connect, plain
-import sasl_hmac as sh  # clients/slixmpp, on the path by conftest
+import sasl_hmac as sh  # clients/slixmpp, on the path by pytest.ini
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src"))
 from prosody_hmac_token import mint as mint_token  # noqa: E402

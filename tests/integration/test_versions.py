@@ -12,6 +12,9 @@ import pytest
 
 from harness import REPO
 
+# version_independent (pytest.ini): reads the tree's files; no Prosody
+pytestmark = pytest.mark.version_independent
+
 CARGO = tomllib.loads((REPO / "Cargo.toml").read_text())["package"]["version"]
 
 
