@@ -80,8 +80,9 @@ test: setup build
 test-rust: setup build
 	cargo test --release --locked
 
-# every fuzz target for FUZZ_SECONDS each (make test runs 60 s each; a long run: FUZZ_SECONDS=1800)
-FUZZ_SECONDS ?= 60
+# every fuzz target for FUZZ_SECONDS each, from the committed seeds (fuzz/seeds/); make test runs
+# 15 s each. Afterwards `scripts/fuzz.sh --update-seeds` folds what the run found into the seeds.
+FUZZ_SECONDS ?= 600
 fuzz: setup build
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 

@@ -132,6 +132,12 @@ if [ ! -s "$root/etc/hosts" ]; then
 		> "$root/etc/hosts"
 fi
 
+# On an installed Debian / is a mount point; a bare chroot directory is not, and then
+# `unshare --propagation private` (test_deb.py's private module directory, deb-install-check.sh)
+# fails with "cannot change root filesystem propagation". A private bind of the root onto itself
+# makes it one, and keeps every mount made inside from propagating back to this machine.
+mount --bind "$root" "$root"
+mount --make-private "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"

@@ -62,6 +62,7 @@ test_packages=(
 	php-cli            # the PHP minting library (clients/php; Node and Python are here anyway)
 	# the minting libraries as packages, built and installed offline (tests/integration/test_packages.py):
 	python3-build python3-venv mypy  # sdist + wheel with Debian's setuptools; a venv; mypy --strict
+	python3-setuptools # the build backend python3 -m build --no-isolation imports (trixie's python3-build does not pull it in)
 	python3-wheel-whl  # pip builds the sdist offline from /usr/share/python-wheels (bookworm's setuptools needs wheel)
 	node-typescript    # tsc --noEmit: a TypeScript consumer against the packed Node library's index.d.ts
 	composer           # composer validate --strict; the PHP library installed through a path repository
