@@ -100,6 +100,7 @@ class WebApp:
         self.other_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # the "seed" scenario: a web app with another otp_seed
         self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
         self.slow = 0  # seconds credentials_url takes to answer
+        self.answering = Counter()  # user -> credentials_url requests being answered now (slow)
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
         self.impostor_sessions = Counter()  # impostor path -> BOSH sessions opened on it
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
@@ -197,7 +198,11 @@ class WebApp:
                 self.log(user, scenario, "rate-limited")
                 return self.send(req, 429, b"too many chat sign-ins; try again later", "text/plain",
                                  extra={"Retry-After": str(int(self.rate_window))})
-            time.sleep(self.slow)
+            self.answering[user] += 1
+            try:
+                time.sleep(self.slow)
+            finally:
+                self.answering[user] -= 1
             body = self.credentials(user, scenario)
             if url.path == "/prebind":
                 try:

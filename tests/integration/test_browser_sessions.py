@@ -531,10 +531,11 @@ def test_logout_while_a_reconnect_waits_for_credentials(server, app):
             restart(server)
             wait_for(lambda: len([r for r in app.requests if r[0] == user]) >= 1 and b.state(user)["jid"] is None,
                      10, "the page to notice the restart")
-            time.sleep(1)  # its credentials request is now pending
+            wait_for(lambda: app.answering[user] >= 1, 10, "the page's credentials request")
             mark = server.log_mark()
             b.cmd("logout", tab=user)
-            # the pending request is answered within 2 s of the logout: QUIET covers that and a login
+            # the token arrives after the logout; then the page must do nothing with it
+            wait_for(lambda: app.answering[user] == 0, 10, "the pending credentials request to be answered")
             stays(lambda: "token login for %s@" % user not in server.log_since(mark)
                   and "Authenticated as %s@" % user not in server.log_since(mark), QUIET,
                   "the page logged in after the user logged out")
