@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make check: the fast tier (about a minute once built): the Rust tests, the busted specs on Lua 5.4,
-# clippy with the Lua binding compiled (lua54 and luajit), rustfmt, luacheck and pyflakes. `make test` runs it
-# first. Prints one line per step and a tally: "check: N passed, M failed".
+# clippy with the Lua binding compiled (lua54 and luajit), rustfmt, luacheck, token-reconnect's rules
+# in Node and pyflakes. `make test` runs it first. Prints one line per step and a tally:
+# "check: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export REPO_ROOT="$PWD"
@@ -53,6 +54,8 @@ lint "rustfmt" cargo fmt --check
 lint "rustfmt (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml
 lint "rustfmt (loadgen)" cargo fmt --check --manifest-path tools/loadgen/Cargo.toml
 lint "luacheck" luacheck --no-color lua spec tests/integration/plugins benches/lua
+# token-reconnect's rules (clients/converse/reconnect-rules.js) in Node, with time as an input: milliseconds
+lint "node --test clients/converse" node --test clients/converse/test/
 # shared test helpers live in modules (harness, logins, rawxmpp, ...), never in another test file
 lint "no test file imports another" bash -c "! grep -rnE --include='*.py' '^\s*(from|import) test_' tests clients"
 lint "every package's LICENSE is the project's" bash -c 'for d in clients/python clients/node clients/php clients/converse; do cmp -s LICENSE $d/LICENSE || { echo "$d/LICENSE is not LICENSE"; exit 1; }; done'

@@ -56,69 +56,34 @@
  * - After a logout nothing is fetched or reconnected, also when the logout came during a wait.
  *
  * It works with or without the SASL-HMAC mechanism (sasl-hmac.js): it does not look at tokens.
+ *
+ * The rules above are reconnect-rules.js, a pure state machine with its tests in test/; this file
+ * only translates converse's and Strophe's events for it, reads the clock and Math.random() for it,
+ * and carries out what it decides.
  */
+
+import * as rules from './reconnect-rules.js';
+import { DEFAULTS, MESSAGES, saslCondition, WAITING } from './reconnect-rules.js';
 
 export const PLUGIN_NAME = 'token-reconnect';
 
-/** What the user is shown when the plugin stops, by cause. */
-export const MESSAGES = {
-    'credentials-expired': 'Chat sign-in failed: the chat server and this web site disagree on the time. '
-        + 'Please tell the site administrator (the web site\'s clock or time zone is probably wrong).',
-    'not-authorized': 'Chat sign-in failed: the chat server refused the sign-in from this web site. '
-        + 'Please reload the page later, or tell the site administrator.',
-    'otp-mismatch': 'Chat sign-in failed: this web site and the chat server are set up with different OTP seeds '
-        + '(otp_seed), so the chat server does not accept the site\'s one-time codes. Please tell the site administrator.',
-    'client-refused': 'Chat sign-in stopped: the chat server did not offer a sign-in method this page '
-        + 'trusts, or could not prove it is the genuine server.',
-    'credentials-refused': 'Chat sign-in failed: this web site did not issue a chat sign-in (HTTP %s). '
-        + 'Are you still logged in to the site?',
-    'credentials-reused': 'Chat sign-in stopped: this web site handed out a sign-in that was already used. '
-        + 'Please tell the site administrator (is the credentials URL cached?).',
-    'insecure-connection': 'Chat sign-in stopped: the chat server offers no sign-in on an insecure connection. '
-        + 'Use wss:// (or https:// for BOSH) to reach it.',
-    'insecure-page': 'Chat sign-in stopped: this page was not loaded over HTTPS, so a chat sign-in would cross '
-        + 'the network in clear. Please open the site with https://.',
-    other: 'Chat sign-in failed: the chat server refused the sign-in (%s). Please tell the site administrator.',
-    attempts: 'Chat sign-in stopped: %s sign-ins in a row got no answer from the chat server. '
-        + 'Please reload the page later.',
-    prebind: 'Chat sign-in stopped: this web site could not open a chat session (%s attempts). '
-        + 'Please reload the page later.',
-};
+export { DEFAULTS, MESSAGES, WAITING };
 
-/** Shown (as converse's "reconnecting" status) while the plugin waits. */
-export const WAITING = {
-    drop: 'The connection to the chat server was lost; reconnecting in %s s.',
-    credentials: 'Could not get a chat sign-in from this web site (%s); trying again in %s s.',
-    temporary: 'The chat server is busy; trying again in %s s.',
-    refused: 'The chat server refused the sign-in; trying again with a new one in %s s.',
-};
-
-export const DEFAULTS = {
-    token_reconnect_max_refusals: 3,
-    token_reconnect_max_attempts: 10,
-    token_reconnect_delay: 1000,
-    token_reconnect_max_delay: 60000,
-    token_reconnect_stable_after: 60000,
-    token_credentials_timeout: 10000,
-};
-
-function format(template, ...args) {
-    let i = 0;
-    return template.replace(/%s/g, () => String(args[i++]));
+/** Upper half of min(max, base * 2^(n-1)): n = 1, 2, 3, ... */
+export function backoffDelay(n, base, max) {
+    return rules.backoffDelay(n, base, max, Math.random());
 }
 
 /**
- * The SASL condition of a <failure/> element, or 'client-refused' when the client failed the
- * exchange itself (Strophe passes no element then), or 'otp-mismatch' for a `not-authorized` whose
- * text names otp_seed (the server's own wording for a genuine token with another seed's code).
+ * The SASL condition of a <failure/> element (saslCondition), or 'client-refused' when the client
+ * failed the exchange itself (Strophe passes no element then).
  */
 function conditionOf(elem) {
     if (!elem) return 'client-refused';
     const children = Array.from(elem.children || []);
-    const condition = children.find((child) => child.localName !== 'text')?.localName || 'not-authorized';
+    const name = children.find((child) => child.localName !== 'text')?.localName;
     const text = children.find((child) => child.localName === 'text')?.textContent || '';
-    if (condition === 'not-authorized' && /\botp_seed\b/.test(text)) return 'otp-mismatch';
-    return condition;
+    return saslCondition(name, text);
 }
 
 const NS_STREAM = 'http://etherx.jabber.org/streams';
@@ -175,13 +140,6 @@ function nameInsecureConnections(Strophe) {
     proto._tokenReconnectNamesInsecure = true;
 }
 
-/** Upper half of min(max, base * 2^(n-1)): n = 1, 2, 3, ... */
-export function backoffDelay(n, base, max) {
-    const exp = Math.min(Math.max(n - 1, 0), 30);
-    const ceiling = Math.min(max, base * 2 ** exp);
-    return Math.round(ceiling * (0.5 + Math.random() / 2));
-}
-
 /**
  * Records, per connection, whether a token went out and how the attempt failed (the SASL condition
  * of the server's <failure/>, or 'client-refused'), for the reconnect decision. Strophe binds its
@@ -225,38 +183,33 @@ export function addTokenReconnect(converse) {
             const { api } = _converse;
             api.settings.extend(DEFAULTS);
             const setting = (name) => Number(api.settings.get(name));
-            const state = {
-                refusals: 0, // tokens the server refused, in a row
-                attempts: 0, // connections that sent a token and got no session, in a row
-                drops: 0, // connections that failed before a token was sent (back-off only)
-                credentialFailures: 0, // credentials_url / prebind_url failures (back-off)
-                prebindFailures: 0, // prebind_url failures, in a row
-                upSince: null,
-                timer: null,
-                wake: null,
-                stopped: false,
-                message: null,
-                generation: 0, // bumped by stop and logout: async work of an older generation gives up
-                seen: [], // public parts of the last tokens fetched (no secret halves kept)
+            // the rules' state (reconnect-rules.js); the clock and randomness are read here, once per event
+            let state = rules.initialState();
+            const dispatch = (event) => {
+                const settings = Object.fromEntries(Object.keys(DEFAULTS).map((name) => [name, setting(name)]));
+                const next = rules.step(state, event, { settings, now: Date.now(), random: Math.random() });
+                state = next.state;
+                return next.actions;
             };
-            const SEEN_MAX = 64;
-            const delay = (n) => backoffDelay(n, setting('token_reconnect_delay'), setting('token_reconnect_max_delay'));
-            const seconds = (ms) => Math.max(1, Math.round(ms / 1000));
+            let timer = null;
+            let wake = null;
+            let watched = null;
 
             function cancelTimer() {
-                if (state.timer) clearTimeout(state.timer);
-                state.timer = null;
-                const wake = state.wake;
-                state.wake = null;
-                wake?.();
+                if (timer) clearTimeout(timer);
+                timer = null;
+                const resolve = wake;
+                wake = null;
+                resolve?.();
             }
 
+            /** Resolves after ms, or at once when the wait is cancelled (a stop, a logout). */
             function sleep(ms) {
                 return new Promise((resolve) => {
-                    state.wake = resolve;
-                    state.timer = setTimeout(() => {
-                        state.timer = null;
-                        state.wake = null;
+                    wake = resolve;
+                    timer = setTimeout(() => {
+                        timer = null;
+                        wake = null;
                         resolve();
                     }, ms);
                 });
@@ -275,15 +228,12 @@ export function addTokenReconnect(converse) {
             }
 
             function stop(conn, message) {
-                state.stopped = true;
-                state.generation += 1;
-                state.message = message;
                 cancelTimer();
                 log.error(`${PLUGIN_NAME}: ${message}`);
                 const feedback = _converse.state.connfeedback;
-                if (feedback && feedback !== state.watched) {
+                if (feedback && feedback !== watched) {
                     feedback.on('change', showStopped);
-                    state.watched = feedback;
+                    watched = feedback;
                 }
                 if (conn) {
                     conn.disconnection_reason = message;
@@ -292,96 +242,111 @@ export function addTokenReconnect(converse) {
                 showStopped();
             }
 
-            /** GET credentials_url once; resolves {jid, password} or rejects with {retry, why}. */
+            /**
+             * Carries out the rules' actions. A wait's end is dispatched back here, except when the
+             * caller awaits it itself (the credentials loop): then the wait is returned to it.
+             */
+            function perform(actions, { awaitWaits = false } = {}) {
+                let result = null;
+                for (const action of actions) {
+                    switch (action.type) {
+                    case 'forget-outcome': {
+                        const conn = api.connection.get();
+                        delete conn._tokenReconnectCondition;
+                        conn._tokenReconnectSent = false;
+                        // converse keeps an AUTHFAIL cause until the next CONNECTED: a later drop
+                        // must not read as a refusal
+                        conn.setDisconnectionCause?.();
+                        break;
+                    }
+                    case 'warn':
+                        log.warn(`${PLUGIN_NAME}: ${action.text}`);
+                        break;
+                    case 'stop':
+                        if (action.reason === 'insecure-page') {
+                            console.error(`${PLUGIN_NAME}: this page is not a secure context (https://, or http://localhost), `
+                                + 'so credentials_url is not fetched: the token would cross the network in clear.');
+                        }
+                        stop(action.disconnect ? api.connection.get() : null, action.message);
+                        break;
+                    case 'cancel':
+                        cancelTimer();
+                        break;
+                    case 'wait': {
+                        waiting(action.status);
+                        const over = sleep(action.ms).then(() => dispatch({ type: 'timer', id: action.id }));
+                        if (awaitWaits) result = over;
+                        else over.then((next) => perform(next));
+                        break;
+                    }
+                    case 'reconnect': {
+                        const current = api.connection.get();
+                        if (!current) break;
+                        // Start from a clean transport: over BOSH a request of the old session (still
+                        // open after a refused login, or in flight to a restarted server) would otherwise
+                        // hold back the new session's first request, or carry the old sid.
+                        current._proto?._abortAllRequests?.();
+                        current.reset();
+                        current.reconnect();
+                        break;
+                    }
+                    case 'prebind':
+                        api.user.login();
+                        break;
+                    case 'fetch':
+                    case 'sign-in':
+                        result = action;
+                        break;
+                    default:
+                        throw new TypeError(`${PLUGIN_NAME}: unknown action ${action.type}`);
+                    }
+                }
+                return result;
+            }
+
+            /** GET credentials_url once; resolves a 'credentials' event's response (never rejects). */
             function fetchOnce() {
-                return new Promise((resolve, reject) => {
+                return new Promise((resolve) => {
                     const url = api.settings.get('credentials_url');
                     let xhr = new XMLHttpRequest();
                     xhr.open('GET', url, true);
                     xhr.setRequestHeader('Accept', 'application/json, text/javascript');
                     xhr.timeout = setting('token_credentials_timeout');
-                    xhr.onload = () => {
-                        if (xhr.status === 429) return reject({ retry: true, why: 'HTTP 429, rate limited' });
-                        if (xhr.status >= 400 && xhr.status < 500) {
-                            return reject({ retry: false, why: String(xhr.status) });
-                        }
-                        if (xhr.responseURL && xhr.responseURL !== new URL(url, location.href).href) {
-                            // typically the web site's login page: the user's web session is gone
-                            return reject({ retry: false, why: 'a redirect' });
-                        }
-                        if (xhr.status < 200 || xhr.status >= 300) {
-                            return reject({ retry: true, why: `HTTP ${xhr.status}` });
-                        }
-                        let data;
-                        try {
-                            data = JSON.parse(xhr.responseText);
-                        } catch {
-                            return reject({ retry: true, why: 'not JSON' });
-                        }
-                        if (typeof data?.jid !== 'string' || typeof data?.password !== 'string') {
-                            return reject({ retry: true, why: 'no jid and password' });
-                        }
-                        resolve({ jid: data.jid, password: data.password });
-                    };
-                    xhr.onerror = () => reject({ retry: true, why: 'network error' });
-                    xhr.ontimeout = () => reject({ retry: true, why: 'timed out' });
+                    xhr.onload = () => resolve({
+                        status: xhr.status,
+                        // typically the web site's login page: the user's web session is gone
+                        redirected: !!xhr.responseURL && xhr.responseURL !== new URL(url, location.href).href,
+                        body: xhr.responseText,
+                    });
+                    xhr.onerror = () => resolve({ error: 'network error' });
+                    xhr.ontimeout = () => resolve({ error: 'timed out' });
                     // the hook converse.js offers for its own request (e.g. to add a header)
                     Promise.resolve(api.hook('beforeFetchLoginCredentials', api.connection.get(), xhr)).then((x) => {
                         xhr = x || xhr;
                         xhr.send();
-                    }, reject);
+                    }, (error) => resolve({ error }));
                 });
             }
 
-            /** Fresh credentials, retried with back-off; null once stopped or logged out meanwhile. */
+            /** Fresh credentials, retried as the rules say; null once stopped or logged out meanwhile. */
             async function fetchCredentials(generation) {
-                while (generation === state.generation) {
-                    let credentials;
-                    try {
-                        credentials = await fetchOnce();
-                    } catch (e) {
-                        if (generation !== state.generation) return null;
-                        if (e?.retry === false) {
-                            stop(api.connection.get(), format(MESSAGES['credentials-refused'], e.why));
-                            return null;
-                        }
-                        const ms = delay(++state.credentialFailures);
-                        waiting(format(WAITING.credentials, e?.why || e, seconds(ms)));
-                        await sleep(ms);
-                        continue;
-                    }
-                    if (generation !== state.generation) return null;
-                    state.credentialFailures = 0;
-                    const pub = credentials.password.split(' ')[0];
-                    if (state.seen.includes(pub)) {
-                        stop(api.connection.get(), MESSAGES['credentials-reused']);
-                        return null;
-                    }
-                    state.seen.push(pub);
-                    if (state.seen.length > SEEN_MAX) state.seen.shift();
-                    return credentials;
+                let next = { type: 'fetch', generation };
+                while (next?.type === 'fetch') {
+                    const response = await fetchOnce();
+                    next = perform(dispatch({ type: 'credentials', generation: next.generation, response }),
+                        { awaitWaits: true });
+                    while (next instanceof Promise) next = perform(await next, { awaitWaits: true });
                 }
-                return null;
+                return next?.type === 'sign-in' ? next : null;
             }
 
             // converse's login, when it has no password: fetch one token per connection attempt
             api.listen.on('login', async (_, payload) => {
-                if (state.stopped) { // a login after a stop (the form, or api.user.login) starts over
-                    state.stopped = false;
-                    state.message = null;
-                    state.refusals = state.attempts = state.prebindFailures = 0;
-                }
-                if (payload.success || payload.password || api.settings.get('authentication') !== 'login'
-                    || !api.settings.get('credentials_url')) {
-                    return payload;
-                }
-                if (!globalThis.isSecureContext) {
-                    // the token would come over the network in clear: not fetched at all
-                    console.error(`${PLUGIN_NAME}: this page is not a secure context (https://, or http://localhost), `
-                        + 'so credentials_url is not fetched: the token would cross the network in clear.');
-                    stop(api.connection.get(), MESSAGES['insecure-page']);
-                    return { ...payload, success: true };
-                }
+                const wanted = !(payload.success || payload.password || api.settings.get('authentication') !== 'login'
+                    || !api.settings.get('credentials_url'));
+                const start = perform(dispatch({ type: 'login', wanted, secure: !!globalThis.isSecureContext }));
+                if (!wanted) return payload;
+                if (start?.type !== 'fetch') return { ...payload, success: true };
                 const generation = state.generation;
                 const credentials = await fetchCredentials(generation);
                 if (credentials && generation === state.generation) {
@@ -395,72 +360,14 @@ export function addTokenReconnect(converse) {
                 return { ...payload, success: true };
             });
 
-            /** What ended the last connection attempt: its SASL condition, or whether a token was sent. */
-            function outcome(conn) {
-                const condition = conn._tokenReconnectCondition;
-                const sent = !!conn._tokenReconnectSent;
-                delete conn._tokenReconnectCondition;
-                conn._tokenReconnectSent = false;
-                // converse keeps an AUTHFAIL cause until the next CONNECTED: a later drop must not
-                // read as a refusal
-                conn.setDisconnectionCause?.();
-                return { condition, sent };
-            }
-
-            function tooMany(conn, count, limit, message) {
-                if (count < limit) return false;
-                stop(conn, message);
-                return true;
-            }
-
             // converse calls this once or twice per drop (for the failure, then for the closed stream).
             // The delay replaces converse's own (a 3 s debounce once it is reconnecting).
             api.connection.reconnect = function () {
                 const conn = api.connection.get();
-                if (!conn || state.stopped || state.timer) return;
-                const { condition, sent } = outcome(conn);
-                const maxAttempts = setting('token_reconnect_max_attempts');
-                const attemptsMessage = format(MESSAGES.attempts, maxAttempts);
-                let ms;
-                if (condition === 'client-refused' || condition === 'insecure-connection') {
-                    return stop(conn, MESSAGES[condition]);
-                } else if (condition === 'temporary-auth-failure') {
-                    if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
-                    ms = delay(state.attempts);
-                    waiting(format(WAITING.temporary, seconds(ms)));
-                } else if (condition) {
-                    state.refusals += 1;
-                    log.warn(`${PLUGIN_NAME}: the server refused a fresh token (${condition}), `
-                        + `${state.refusals} of ${setting('token_reconnect_max_refusals')}`);
-                    if (tooMany(conn, state.refusals, setting('token_reconnect_max_refusals'),
-                        format(MESSAGES[condition] || MESSAGES.other, condition))) return;
-                    if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
-                    ms = delay(state.refusals);
-                    waiting(format(WAITING.refused, seconds(ms)));
-                } else if (sent) { // a token went out and the connection ended without an answer
-                    if (tooMany(conn, ++state.attempts, maxAttempts, attemptsMessage)) return;
-                    ms = delay(state.attempts);
-                    waiting(format(WAITING.drop, seconds(ms)));
-                } else {
-                    if (state.upSince !== null && Date.now() - state.upSince >= setting('token_reconnect_stable_after')) {
-                        state.drops = 0;
-                    }
-                    state.upSince = null;
-                    ms = delay(++state.drops);
-                    waiting(format(WAITING.drop, seconds(ms)));
-                }
-                const generation = state.generation;
-                state.timer = setTimeout(() => {
-                    state.timer = null;
-                    const current = api.connection.get();
-                    if (generation !== state.generation || state.stopped || !current) return;
-                    // Start from a clean transport: over BOSH a request of the old session (still
-                    // open after a refused login, or in flight to a restarted server) would otherwise
-                    // hold back the new session's first request, or carry the old sid.
-                    current._proto?._abortAllRequests?.();
-                    current.reset();
-                    current.reconnect();
-                }, ms);
+                if (!conn) return;
+                // what ended the last connection attempt: its SASL condition, or whether a token was sent
+                perform(dispatch({ type: 'disconnected', condition: conn._tokenReconnectCondition || null,
+                    sent: !!conn._tokenReconnectSent }));
             };
 
             // converse gives up for good when a connection fails before it was established (to
@@ -481,35 +388,19 @@ export function addTokenReconnect(converse) {
                 conn._tokenReconnectPatched = true;
             });
 
-            // prebind: converse gives up when prebind_url fails once; the web app may also be
-            // refusing its token for good, so this stops after token_reconnect_max_attempts
             api.listen.on('noResumeableBOSHSession', () => {
-                if (api.settings.get('authentication') !== 'prebind' || state.stopped || state.timer) return;
-                if (tooMany(null, ++state.prebindFailures, setting('token_reconnect_max_attempts'),
-                    format(MESSAGES.prebind, setting('token_reconnect_max_attempts')))) return;
-                const ms = delay(state.prebindFailures);
-                waiting(format(WAITING.credentials, 'prebind_url failed', seconds(ms)));
-                const generation = state.generation;
-                state.timer = setTimeout(() => {
-                    state.timer = null;
-                    if (generation === state.generation && !state.stopped) api.user.login();
-                }, ms);
+                if (api.settings.get('authentication') !== 'prebind') return;
+                perform(dispatch({ type: 'prebind-failed' }));
             });
 
             const established = () => {
-                state.refusals = state.attempts = state.credentialFailures = state.prebindFailures = 0;
-                state.upSince = Date.now();
-                state.stopped = false;
+                perform(dispatch({ type: 'connected' }));
                 const conn = api.connection.get();
                 if (conn) conn._tokenReconnectSent = false;
             };
             api.listen.on('connected', established);
             api.listen.on('reconnected', established);
-            api.listen.on('logout', () => {
-                state.stopped = true;
-                state.generation += 1;
-                cancelTimer();
-            });
+            api.listen.on('logout', () => perform(dispatch({ type: 'logout' })));
         },
     });
     converse.plugins._tokenReconnectAdded = true;

@@ -34,6 +34,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from itertools import count
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,7 +100,9 @@ class WebApp:
         self.other_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # the "seed" scenario: a web app with another otp_seed
         self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
         self.slow = 0  # seconds credentials_url takes to answer
+        self.answering = Counter()  # user -> credentials_url requests being answered now (slow)
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
+        self.impostor_sessions = Counter()  # impostor path -> BOSH sessions opened on it
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         self.sessions = {}  # session cookie -> user
         # Tokens per user per window: 20 a minute is at most 60 in the 150 s a quota entry can live,
@@ -195,7 +198,11 @@ class WebApp:
                 self.log(user, scenario, "rate-limited")
                 return self.send(req, 429, b"too many chat sign-ins; try again later", "text/plain",
                                  extra={"Retry-After": str(int(self.rate_window))})
-            time.sleep(self.slow)
+            self.answering[user] += 1
+            try:
+                time.sleep(self.slow)
+            finally:
+                self.answering[user] -= 1
             body = self.credentials(user, scenario)
             if url.path == "/prebind":
                 try:
@@ -290,6 +297,7 @@ class WebApp:
         sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
         if "sid=" not in body:
             self.impostor_log.append("session")
+            self.impostor_sessions[path] += 1
             inner = features
         elif "<auth" in body:
             self.impostor_log.append("auth")
@@ -312,6 +320,7 @@ class WebApp:
         self.impostor_log.append("auth" if "<auth" in body else "session" if "sid=" not in body else "other")
         sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
         if "sid=" not in body:
+            self.impostor_sessions[urllib.parse.urlsplit(req.path).path] += 1
             inner = ("<stream:features><mechanisms xmlns='%s'><mechanism>SASL-HMAC</mechanism>"
                      "<mechanism>PLAIN</mechanism></mechanisms></stream:features>" % sasl)
         elif "<auth" in body and drop:

@@ -72,7 +72,7 @@ def test_the_page_runs_the_installed_package(prosody, webapp):
     r = browse(webapp, "websocket-SASL-HMAC-package", transport="websocket", mech="SASL-HMAC", user=user)
     assert r["outcome"] == "roster", r
     package = "/node_modules/prosody-auth-hmac-converse/"
-    for name in ("index.js", "sasl-hmac.js", "token-reconnect.js"):
+    for name in ("index.js", "sasl-hmac.js", "token-reconnect.js", "reconnect-rules.js"):
         assert package + name in webapp.served, webapp.served
     assert all(path.startswith(("/converse/", package)) for path in webapp.served), webapp.served
     line = "probe: authentication-success user=%s mechanism=SASL-HMAC" % user

@@ -358,8 +358,9 @@ def test_node_package_types_refuse_misuse(node_project, misuse):
 # converse.js plugins
 
 CONVERSE_PACKAGE = "prosody-auth-hmac-converse"
-CONVERSE_FILES = ["LICENSE", "README.md", "index.d.ts", "index.js", "sasl-hmac.d.ts", "sasl-hmac.js",
-                  "token-reconnect.d.ts", "token-reconnect.js"]
+# reconnect-rules.js: token-reconnect's rules, imported by token-reconnect.js, not an entry point
+CONVERSE_FILES = ["LICENSE", "README.md", "index.d.ts", "index.js", "reconnect-rules.js", "sasl-hmac.d.ts",
+                  "sasl-hmac.js", "token-reconnect.d.ts", "token-reconnect.js"]
 
 
 @pytest.fixture(scope="module")
@@ -408,7 +409,7 @@ def test_converse_package_installed_is_a_copy_of_the_tarball(converse_project):
     installed = converse_project["app"] / "node_modules" / CONVERSE_PACKAGE
     assert installed.is_dir() and not installed.is_symlink()
     assert sorted(p.name for p in installed.iterdir()) == sorted(CONVERSE_FILES + ["package.json"])
-    for name in ("sasl-hmac.js", "token-reconnect.js"):
+    for name in ("sasl-hmac.js", "token-reconnect.js", "reconnect-rules.js"):
         assert (installed / name).read_bytes() == (CONVERSE_SRC / name).read_bytes(), name
 
 
@@ -459,7 +460,7 @@ def test_converse_package_by_name(converse_project):
     }, out
 
 
-@pytest.mark.parametrize("path", ["sasl-hmac.js", "token-reconnect.js", "index.js", "README.md"])
+@pytest.mark.parametrize("path", ["sasl-hmac.js", "token-reconnect.js", "reconnect-rules.js", "index.js", "README.md"])
 def test_converse_package_exports_only_its_entry_points(converse_project, path):
     app = converse_project["app"]
     (app / "deep.js").write_text('import "%s/%s";\n' % (CONVERSE_PACKAGE, path))
