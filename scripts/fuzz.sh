@@ -35,7 +35,7 @@ for target in $(cargo fuzz list); do
 		cargo fuzz run -O "${sanitizer[@]}" "$target" "$new" "seeds/$target" "corpus/$target" -- -merge=1 \
 			> "artifacts/$target/merge.log" 2>&1 || { tail -20 "artifacts/$target/merge.log"; rm -rf "$new"; exit 1; }
 		rm -rf "seeds/$target" && mv "$new" "seeds/$target"
-		echo "fuzz $target: $(find "seeds/$target" -type f | wc -l) seeds ($(du -sk "seeds/$target" | cut -f1) KiB)"
+		echo "fuzz $target: $(find "seeds/$target" -type f | wc -l) seeds ($(du -s --apparent-size --block-size=1K "seeds/$target" | cut -f1) KiB)"
 		continue
 	fi
 	echo "== fuzz $target for ${budget}s from $(find "seeds/$target" -type f | wc -l) seeds"
