@@ -9,18 +9,16 @@ Waits are shortened with the plugin's settings (FAST: the first reconnect after 
 themselves (each back-off delay, every limit, what stops it, time crossing stable_after) are tested
 in Node (clients/converse/test/, in milliseconds); here each family of scenarios runs once per
 transport and mechanism where those take different paths through converse and Strophe."""
-import sys
 import time
 
 import pytest
 
 import rawxmpp
 from browser import Browser
-from harness import REPO, Prosody, free_port, stays
+from fake_webapp import FakeWebApp
+from harness import Prosody, free_port, stays
 from logins import plain
 
-sys.path.insert(0, str(REPO / "examples" / "webapp"))
-from app import WebApp  # noqa: E402
 
 COMBOS = [("websocket", "PLAIN"), ("websocket", "SASL-HMAC"), ("bosh", "PLAIN"), ("bosh", "SASL-HMAC")]
 FAST = {"delay": 500, "maxdelay": 4000}
@@ -45,7 +43,7 @@ def server():
 
 @pytest.fixture
 def app(server):
-    a = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed).start()
+    a = FakeWebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed).start()
     yield a
     a.stop()
 
@@ -283,7 +281,7 @@ def _refused_tokens(server, app, now):
                 for token in app.used[user]:
                     use_token(server, user, token)
             if scenario == "reused":
-                use_token(server, user, app.credentials(user, "good")["password"])
+                use_token(server, user, app.scenario_credentials(user, "good")["password"])
     assert len(tabs) == len(REASONS) * len(COMBOS) + 1  # a tab per scenario and combination, none overwritten
     with Browser() as b:
         mark = server.log_mark()
