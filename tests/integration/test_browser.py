@@ -1,7 +1,7 @@
 """converse.js 14 in Debian's headless Chromium (driven by playwright-core), logging in to the live
-Prosody with tokens from the demo web app's credentials_url, over WebSocket and BOSH, with
-PLAIN and with SASL-HMAC, and straight to Prosody without a proxy (ws:// and http:// named as
-insecure, wss:// on Prosody's own HTTPS port). Screenshots of every outcome go to
+Prosody with tokens from the credentials_url of the tests' fake web app (fake_webapp.py), over
+WebSocket and BOSH, with PLAIN and with SASL-HMAC, and straight to Prosody without a proxy (ws://
+and http:// named as insecure, wss:// on Prosody's own HTTPS port). Screenshots of every outcome go to
 test-artifacts/browser/. Refused tokens, reconnects, prebind: test_browser_sessions.py."""
 import json
 import os

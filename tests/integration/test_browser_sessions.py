@@ -1,8 +1,8 @@
 """converse.js 14 with the token-reconnect plugin (clients/converse/token-reconnect.js) in Debian's
 headless Chromium, pages kept open while the tests act on the server: Prosody restarted, sessions
 closed by the server, credentials_url down, refused tokens, many page loads, two tabs, prebind.
-Over WebSocket and BOSH, with PLAIN (token as password) and SASL-HMAC. Counts come from the web
-app's request log and Prosody's log; a screenshot of every outcome goes to test-artifacts/browser/.
+Over WebSocket and BOSH, with PLAIN (token as password) and SASL-HMAC. Counts come from the fake web
+app's request log (fake_webapp.py) and Prosody's log; a screenshot of every outcome goes to test-artifacts/browser/.
 
 Waits are shortened with the plugin's settings (FAST: the first reconnect after 0.25-0.5 s, at most
 4 s apart), and refusals=2 (the default is 3) so a changed default would show. The plugin's rules
