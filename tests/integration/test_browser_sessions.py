@@ -404,7 +404,7 @@ def test_prebind_attach_reload_and_restart(server, app):
 
 
 def test_prebind_refuses_servers_that_cannot_prove_the_secret(app):
-    """prebind.py against the example web app's impostor endpoints: one that offers SASL-HMAC and
+    """prebind.py against the fake web app's impostor endpoints: one that offers SASL-HMAC and
     answers with a made-up server proof, one that offers only PLAIN and legacy login. No session is
     handed out, and the PLAIN-only one is sent nothing of the token."""
     from prebind import PrebindError, prebind
