@@ -135,7 +135,7 @@ def main():
             step("Serving until Ctrl-C")
             print("    open %s" % app.page_url("carol", base, transport="websocket", mech="SASL-HMAC"))
             print("    (it logs the browser in to the web app as carol; in the page's address, &transport=bosh,")
-            print("    &mech=PLAIN, &scenario=bad|replay show the failures)")
+            print("    &mech=PLAIN and &auth=prebind choose how the page connects)")
             if proxy:
                 print("    the certificate is self-signed: accept the browser's warning once, or start Chromium with")
                 print("    --ignore-certificate-errors-spki-list=%s" % spki)

@@ -8,21 +8,22 @@ and prebind_url mint only for the user of the web session (a cookie set at /logi
 HttpOnly), refuse requests another site started (`Sec-Fetch-Site` other than same-origin), and
 mint at most `rate_limit` tokens per user in `rate_window` seconds (HTTP 429 beyond), well under
 Prosody's per-account quota (token_replay_user_quota = 100 within a token's 60-150 s life), so
-neither a script nor another site's page can spend a user's quota and lock the user out. Unlike a
-real app, /login?user=NAME&next=/PATH signs anybody in by name, without a password: it is a demo.
+neither a script nor another site's page can spend a user's quota and lock the user out. Both
+answer GET only, with `Cache-Control: no-store`. Unlike a real app, /login?user=NAME&next=/PATH
+signs anybody in by name, without a password: it is a demo.
 
-It can hand out deliberately bad, replayed or expired tokens, tokens of another otp_seed (and go
-"down") so the browser tests can see how converse.js and the token-reconnect plugin handle them.
 /prebind opens a BOSH session with a token over SASL-HMAC (prebind.py) for converse's
-`authentication: 'prebind'`.
+`authentication: 'prebind'`. Nothing here is for tests only: the browser tests' fake web app
+(bad, replayed and expired tokens, an endpoint that goes down, impostor BOSH servers) is a
+subclass of this one in tests/integration/fake_webapp.py.
 
     app = WebApp(port, prosody_domain, bosh_url, websocket_url, token_secret, otp_seed); app.start()
     app.page_url("alice", transport="bosh")  # logs the browser in as alice, then opens the page
 """
 import atexit
-import base64
 import functools
 import json
+import logging
 import mimetypes
 import os
 import re
@@ -34,8 +35,6 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections import Counter
-from itertools import count
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -48,6 +47,7 @@ CONVERSE_PLUGINS = "prosody-auth-hmac-converse"  # clients/converse, as an npm p
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/wasm", ".wasm")
+logger = logging.getLogger("webapp")
 
 
 _install_lock = threading.Lock()
@@ -90,20 +90,6 @@ class WebApp:
         self.prebind_bosh_url = prebind_bosh_url or bosh_url  # Prosody's own endpoint, not the public one
         self.config = {"domain": domain, "bosh_url": bosh_url, "websocket_url": websocket_url}
         self.token_secret, self.otp_seed = token_secret, otp_seed
-        self.issued = {}  # user -> last token (for the "replay" scenario)
-        self.issued_log = {}  # user -> every token handed out, in order
-        self.used = {}  # user -> tokens used elsewhere already, for the "replay" scenario to hand out
-        self.requests = []  # credentials and prebind requests: (user, scenario, time.monotonic(), outcome)
-        self.down = False  # True: credentials_url fails (HTTP 503, a body that is not JSON, a dropped connection)
-        self._down_kinds = count()
-        self.clock_offset = -3600  # the "expired" scenario: a web app whose clock is an hour behind
-        self.other_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # the "seed" scenario: a web app with another otp_seed
-        self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
-        self.slow = 0  # seconds credentials_url takes to answer
-        self.answering = Counter()  # user -> credentials_url requests being answered now (slow)
-        self.impostor_log = []  # what the impostor BOSH endpoint was sent
-        self.impostor_sessions = Counter()  # impostor path -> BOSH sessions opened on it
-        self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         self.sessions = {}  # session cookie -> user
         # Tokens per user per window: 20 a minute is at most 60 in the 150 s a quota entry can live,
         # under the server's quota of 100, and far above a person's logins with reloads and drops
@@ -112,7 +98,6 @@ class WebApp:
         self._minted = {}  # user -> clock() of the tokens minted within the window
         self._lock = threading.Lock()
         self.static = {"/converse/": REPO / ".converse"}  # converse.js's browser build, as scripts/get-converse.sh fetched it
-        self.served = []  # the paths of the static files served, in order
         app = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -147,33 +132,9 @@ class WebApp:
         self.server.shutdown()
         self.server.server_close()
 
-    def mint(self, user, offset=0):
-        now = int(self.fixed_now or time.time()) + offset
-        return prosody_hmac_token.credentials("%s@%s" % (user, self.domain), self.token_secret, self.otp_seed, now=now)
-
-    def credentials(self, user, scenario):
-        if scenario == "replay" and self.used.get(user):
-            body = {"jid": "%s@%s" % (user, self.domain), "password": self.used[user].pop(0)}
-        elif scenario in ("replay", "reused") and user in self.issued:  # the same token again
-            body = self.issued[user]
-        else:
-            body = self.mint(user)
-            if scenario == "bad" or (scenario == "badonce" and user not in self.issued):
-                # a forged token: right shape, wrong signature
-                public, mac = body["password"].split(" ")
-                body["password"] = public + " " + ("A" if mac[0] != "A" else "B") + mac[1:]
-            elif scenario == "expired":
-                body = self.mint(user, self.clock_offset)
-            elif scenario == "seed":
-                now = int(self.fixed_now or time.time())
-                body = prosody_hmac_token.credentials("%s@%s" % (user, self.domain), self.token_secret, self.other_seed,
-                                                      now=now)
-        self.issued[user] = body
-        self.issued_log.setdefault(user, []).append(body["password"])
-        return body
-
-    def log(self, user, scenario, outcome):
-        self.requests.append((user, scenario, time.monotonic(), outcome))
+    def mint(self, user):
+        """The login for `user`: {"jid", "password"}, the token signed for the bare JID."""
+        return prosody_hmac_token.credentials("%s@%s" % (user, self.domain), self.token_secret, self.otp_seed)
 
     def handle(self, req):
         url = urllib.parse.urlsplit(req.path)
@@ -189,38 +150,54 @@ class WebApp:
             # Sec-Fetch-Site; converse's XHR is same-origin) and only for the web session's user
             if req.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
                 return self.send(req, 403, b"cross-site request", "text/plain")
-            user, scenario = self.session_user(req), query.get("scenario", "good")
+            user = self.session_user(req)
             if user is None:
                 return self.send(req, 401, b"not logged in", "text/plain")
-            if self.down:
-                return self.fail(req, user, scenario)
-            if not self.allow(user):
-                self.log(user, scenario, "rate-limited")
-                return self.send(req, 429, b"too many chat sign-ins; try again later", "text/plain",
-                                 extra={"Retry-After": str(int(self.rate_window))})
-            self.answering[user] += 1
-            try:
-                time.sleep(self.slow)
-            finally:
-                self.answering[user] -= 1
-            body = self.credentials(user, scenario)
-            if url.path == "/prebind":
-                try:
-                    body = prebind(self.prebind_bosh_url, body["jid"], body["password"])
-                except (OSError, PrebindError) as e:
-                    self.log(user, scenario, "prebind failed: %s" % e)
-                    return self.send(req, 502, b"could not open a chat session", "text/plain")
-            self.log(user, scenario, "ok")
-            return self.send(req, 200, json.dumps(body).encode(), "application/json",
-                             extra={"Cache-Control": "no-store"})
-        for prefix, root in self.static.items():
-            if url.path.startswith(prefix):
-                path = (root / url.path[len(prefix):]).resolve()
-                if root.resolve() in path.parents and path.is_file():
-                    self.served.append(url.path)
-                    ctype = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
-                    return self.send(req, 200, path.read_bytes(), ctype)
+            return self.hand_out(req, url.path, user, query)
+        path = self.static_file(url.path)
+        if path is not None:
+            ctype = mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+            return self.send(req, 200, path.read_bytes(), ctype)
         return self.send(req, 404, b"not found", "text/plain")
+
+    def handle_post(self, req):
+        """Nothing here takes a POST (credentials_url and prebind_url are GETs: converse fetches them so)."""
+        req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        return self.send(req, 404, b"not found", "text/plain")
+
+    def hand_out(self, req, path, user, query):
+        """/credentials or /prebind for `user`, the web session's: a token, within the rate limit."""
+        if not self.allow(user):
+            self.log(user, query, "rate-limited")
+            return self.send(req, 429, b"too many chat sign-ins; try again later", "text/plain",
+                             extra={"Retry-After": str(int(self.rate_window))})
+        body = self.credentials(user, query)
+        if path == "/prebind":
+            try:
+                body = prebind(self.prebind_bosh_url, body["jid"], body["password"])
+            except (OSError, PrebindError) as e:
+                self.log(user, query, "prebind failed: %s" % e)
+                return self.send(req, 502, b"could not open a chat session", "text/plain")
+        self.log(user, query, "ok")
+        # no-store: a token (or a session's rid) kept by a cache could be handed out again
+        return self.send(req, 200, json.dumps(body).encode(), "application/json", extra={"Cache-Control": "no-store"})
+
+    def credentials(self, user, query):
+        """What credentials_url answers for `user` (the request's query plays no part here)."""
+        return self.mint(user)
+
+    def log(self, user, query, outcome):
+        """One line per credentials or prebind request; never the token."""
+        logger.info("chat sign-in for %s: %s", user, outcome)
+
+    def static_file(self, url_path):
+        """The file under a static root that `url_path` names, or None (nothing outside the roots)."""
+        for prefix, root in self.static.items():
+            if url_path.startswith(prefix):
+                path = (root / url_path[len(prefix):]).resolve()
+                if root.resolve() in path.parents and path.is_file():
+                    return path
+        return None
 
     def login(self, req, query):
         """/login?user=NAME&next=/PATH: the demo's login view (a real one checks a password). Not
@@ -263,97 +240,6 @@ class WebApp:
                 return False
             self._minted[user] = recent + [now]
             return True
-
-    def fail(self, req, user, scenario):
-        """The web app is down: in turn a 503, a 200 with an HTML error page, a dropped connection."""
-        kind = next(self._down_kinds) % 3
-        self.log(user, scenario, ("503", "html", "dropped")[kind])
-        if kind == 0:
-            return self.send(req, 503, b"Service Unavailable", "text/plain")
-        if kind == 1:
-            return self.send(req, 200, b"<html><body>Maintenance</body></html>", "text/html")
-        req.close_connection = True
-        req.connection.shutdown(2)
-
-    IMPOSTOR_BODY = ("<body xmlns='http://jabber.org/protocol/httpbind' xmlns:xmpp='urn:xmpp:xbosh' "
-                     "xmlns:stream='http://etherx.jabber.org/streams' sid='impostor' wait='10' requests='2' "
-                     "hold='1' xmpp:version='1.0' from='%s'>%s</body>")
-
-    def handle_post(self, req):
-        """/impostor-bosh: a BOSH endpoint that does not hold the token secret. It offers
-        SASL-HMAC, accepts any proof and answers success with a server proof it made up, for the
-        test that the browser client refuses such a server."""
-        length = int(req.headers.get("Content-Length") or 0)
-        body = req.rfile.read(length).decode("utf-8", "replace")
-        path = urllib.parse.urlsplit(req.path).path
-        if path in ("/impostor-plain-bosh", "/impostor-iqauth-bosh"):
-            return self.plain_impostor(req, body, offer_plain=path == "/impostor-plain-bosh")
-        if path in ("/impostor-tempfail-bosh", "/impostor-drop-bosh"):
-            return self.stalling_impostor(req, body, drop=path == "/impostor-drop-bosh")
-        if path != "/impostor-bosh":
-            return self.send(req, 404, b"not found", "text/plain")
-        features = ("<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
-                    "<mechanism>SASL-HMAC</mechanism></mechanisms></stream:features>")
-        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
-        if "sid=" not in body:
-            self.impostor_log.append("session")
-            self.impostor_sessions[path] += 1
-            inner = features
-        elif "<auth" in body:
-            self.impostor_log.append("auth")
-            inner = "<challenge xmlns='%s'>%s</challenge>" % (sasl, base64.b64encode(os.urandom(24)).decode())
-        elif "<response" in body:
-            self.impostor_log.append("response")
-            inner = "<success xmlns='%s'>%s</success>" % (sasl, base64.b64encode(os.urandom(32)).decode())
-        elif "restart" in body:
-            self.impostor_log.append("restart")  # a client that got here believed the impostor
-            inner = "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"
-        else:
-            time.sleep(0.5)
-            inner = ""
-        return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
-
-    def stalling_impostor(self, req, body, drop):
-        """/impostor-tempfail-bosh answers every <auth/> with temporary-auth-failure;
-        /impostor-drop-bosh ends the session when it gets one. Neither ever lets a client in: the
-        tests check how many tokens a page spends on them."""
-        self.impostor_log.append("auth" if "<auth" in body else "session" if "sid=" not in body else "other")
-        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
-        if "sid=" not in body:
-            self.impostor_sessions[urllib.parse.urlsplit(req.path).path] += 1
-            inner = ("<stream:features><mechanisms xmlns='%s'><mechanism>SASL-HMAC</mechanism>"
-                     "<mechanism>PLAIN</mechanism></mechanisms></stream:features>" % sasl)
-        elif "<auth" in body and drop:
-            body = ("<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' "
-                    "condition='remote-stream-error'/>")
-            return self.send(req, 200, body.encode(), "text/xml; charset=utf-8")
-        elif "<auth" in body:
-            inner = "<failure xmlns='%s'><temporary-auth-failure/></failure>" % sasl
-        else:
-            time.sleep(0.5)
-            inner = ""
-        return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
-
-    def plain_impostor(self, req, body, offer_plain):
-        """/impostor-plain-bosh: offers only PLAIN and XEP-0078 legacy login; /impostor-iqauth-bosh:
-        only legacy login. Either takes any password and records every body: the tests check the
-        token never arrives."""
-        self.impostor_bodies.append(body)
-        sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
-        if "sid=" not in body:
-            plain = "<mechanisms xmlns='%s'><mechanism>PLAIN</mechanism></mechanisms>" % sasl if offer_plain else ""
-            inner = ("<stream:features>%s<auth xmlns='http://jabber.org/features/iq-auth'/></stream:features>" % plain)
-        elif "<auth" in body:
-            inner = "<success xmlns='%s'/>" % sasl
-        elif "jabber:iq:auth" in body and "type='get'" in body.replace('"', "'"):
-            inner = ("<iq xmlns='jabber:client' type='result' id='_auth_1'><query xmlns='jabber:iq:auth'>"
-                     "<username/><password/><resource/></query></iq>")
-        elif "jabber:iq:auth" in body:
-            inner = "<iq xmlns='jabber:client' type='result' id='_auth_2'/>"
-        else:
-            time.sleep(0.5)
-            inner = ""
-        return self.send(req, 200, (self.IMPOSTOR_BODY % (self.domain, inner)).encode(), "text/xml; charset=utf-8")
 
     @staticmethod
     def send(req, status, body, ctype, extra=None):

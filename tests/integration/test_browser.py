@@ -1,12 +1,11 @@
 """converse.js 14 in Debian's headless Chromium (driven by playwright-core), logging in to the live
-Prosody with tokens from the demo web app's credentials_url, over WebSocket and BOSH, with
-PLAIN and with SASL-HMAC, and straight to Prosody without a proxy (ws:// and http:// named as
-insecure, wss:// on Prosody's own HTTPS port). Screenshots of every outcome go to
+Prosody with tokens from the credentials_url of the tests' fake web app (fake_webapp.py), over
+WebSocket and BOSH, with PLAIN and with SASL-HMAC, and straight to Prosody without a proxy (ws://
+and http:// named as insecure, wss:// on Prosody's own HTTPS port). Screenshots of every outcome go to
 test-artifacts/browser/. Refused tokens, reconnects, prebind: test_browser_sessions.py."""
 import json
 import os
 import subprocess
-import sys
 import tomllib
 import urllib.error
 import urllib.request
@@ -15,18 +14,17 @@ import pytest
 
 import rawxmpp
 from browser import Browser
+from fake_webapp import FakeWebApp
 from harness import REPO, Prosody, free_port, make_cert, stays
 from proxies import NAME, spki_sha256
 
-sys.path.insert(0, str(REPO / "examples" / "webapp"))
-from app import WebApp  # noqa: E402
 
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 
 
 @pytest.fixture(scope="module")
 def webapp(prosody):
-    app = WebApp(free_port(), prosody.host, prosody.bosh_url, prosody.ws_url, prosody.token_secret,
+    app = FakeWebApp(free_port(), prosody.host, prosody.bosh_url, prosody.ws_url, prosody.token_secret,
                  prosody.otp_seed).start()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield app
@@ -162,10 +160,10 @@ def test_straight_to_prosody_without_a_proxy():
         lax.start()
         offered = rawxmpp.WebSocket(lax.ws_url, lax.host).mechanisms()
         assert "SASL-HMAC" in offered and "PLAIN" not in offered, offered
-        plain_app = WebApp(free_port(), direct.host, direct.bosh_url, direct.ws_url, direct.token_secret, direct.otp_seed)
-        tls_app = WebApp(free_port(), direct.host, "https://%s:%d/http-bind" % (NAME, https_port),
+        plain_app = FakeWebApp(free_port(), direct.host, direct.bosh_url, direct.ws_url, direct.token_secret, direct.otp_seed)
+        tls_app = FakeWebApp(free_port(), direct.host, "https://%s:%d/http-bind" % (NAME, https_port),
                          "wss://%s:%d/xmpp-websocket" % (NAME, https_port), direct.token_secret, direct.otp_seed)
-        lax_app = WebApp(free_port(), lax.host, lax.bosh_url, lax.ws_url, lax.token_secret, lax.otp_seed)
+        lax_app = FakeWebApp(free_port(), lax.host, lax.bosh_url, lax.ws_url, lax.token_secret, lax.otp_seed)
         apps = [a.start() for a in (plain_app, tls_app, lax_app)]
         pages = {
             "nows": (plain_app, "websocket", "SASL-HMAC"),

@@ -1,26 +1,24 @@
 """converse.js 14 with the token-reconnect plugin (clients/converse/token-reconnect.js) in Debian's
 headless Chromium, pages kept open while the tests act on the server: Prosody restarted, sessions
 closed by the server, credentials_url down, refused tokens, many page loads, two tabs, prebind.
-Over WebSocket and BOSH, with PLAIN (token as password) and SASL-HMAC. Counts come from the web
-app's request log and Prosody's log; a screenshot of every outcome goes to test-artifacts/browser/.
+Over WebSocket and BOSH, with PLAIN (token as password) and SASL-HMAC. Counts come from the fake web
+app's request log (fake_webapp.py) and Prosody's log; a screenshot of every outcome goes to test-artifacts/browser/.
 
 Waits are shortened with the plugin's settings (FAST: the first reconnect after 0.25-0.5 s, at most
 4 s apart), and refusals=2 (the default is 3) so a changed default would show. The plugin's rules
 themselves (each back-off delay, every limit, what stops it, time crossing stable_after) are tested
 in Node (clients/converse/test/, in milliseconds); here each family of scenarios runs once per
 transport and mechanism where those take different paths through converse and Strophe."""
-import sys
 import time
 
 import pytest
 
 import rawxmpp
 from browser import Browser
-from harness import REPO, Prosody, free_port, stays
+from fake_webapp import FakeWebApp
+from harness import Prosody, free_port, stays
 from logins import plain
 
-sys.path.insert(0, str(REPO / "examples" / "webapp"))
-from app import WebApp  # noqa: E402
 
 COMBOS = [("websocket", "PLAIN"), ("websocket", "SASL-HMAC"), ("bosh", "PLAIN"), ("bosh", "SASL-HMAC")]
 FAST = {"delay": 500, "maxdelay": 4000}
@@ -45,7 +43,7 @@ def server():
 
 @pytest.fixture
 def app(server):
-    a = WebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed).start()
+    a = FakeWebApp(free_port(), server.host, server.bosh_url, server.ws_url, server.token_secret, server.otp_seed).start()
     yield a
     a.stop()
 
@@ -283,7 +281,7 @@ def _refused_tokens(server, app, now):
                 for token in app.used[user]:
                     use_token(server, user, token)
             if scenario == "reused":
-                use_token(server, user, app.credentials(user, "good")["password"])
+                use_token(server, user, app.scenario_credentials(user, "good")["password"])
     assert len(tabs) == len(REASONS) * len(COMBOS) + 1  # a tab per scenario and combination, none overwritten
     with Browser() as b:
         mark = server.log_mark()
@@ -406,7 +404,7 @@ def test_prebind_attach_reload_and_restart(server, app):
 
 
 def test_prebind_refuses_servers_that_cannot_prove_the_secret(app):
-    """prebind.py against the example web app's impostor endpoints: one that offers SASL-HMAC and
+    """prebind.py against the fake web app's impostor endpoints: one that offers SASL-HMAC and
     answers with a made-up server proof, one that offers only PLAIN and legacy login. No session is
     handed out, and the PLAIN-only one is sent nothing of the token."""
     from prebind import PrebindError, prebind

@@ -11,7 +11,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,12 +18,11 @@ import urllib.request
 import pytest
 
 import rawxmpp
+from app import installed_converse_plugins
 from browser import Browser
 from harness import REPO, free_port, listening, stop_process
 from logins import plain
 
-sys.path.insert(0, str(REPO / "examples" / "webapp"))
-from app import installed_converse_plugins  # noqa: E402
 
 LIBRARY_README = REPO / "clients" / "python" / "README.md"
 README = REPO / "README.md"

@@ -10,18 +10,16 @@ timeout 90 s -> 3 s, its WebSocket timeout 900 s -> 30 s, nginx's and Apache's d
 The ratios are the shipped ones."""
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 
 from browser import Browser
+from app import WebApp
 from harness import REPO, Prosody, free_port, make_cert, prosody_version
 from proxies import NAME, bosh_client, make_proxy, spki_sha256, websocket_client
 from logins import flip_mac, plain
 
-sys.path.insert(0, str(REPO / "examples" / "webapp"))
-from app import WebApp  # noqa: E402
 
 SCALE = 30
 BOSH_MAX_WAIT = 60 // SCALE

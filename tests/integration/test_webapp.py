@@ -5,19 +5,18 @@ site's page can spend the user's per-account quota on the server (token_replay_u
 lock the user out. The rate limit's clock is the app's `clock`, replaced here: nothing waits."""
 import http.cookiejar
 import json
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections import Counter
 
 import pytest
 
 import rawxmpp
-from harness import REPO, free_port
+from app import WebApp
+from harness import free_port
 from logins import plain
 
-sys.path.insert(0, str(REPO / "examples" / "webapp"))
-from app import WebApp  # noqa: E402
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -25,9 +24,21 @@ class NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class CountingWebApp(WebApp):
+    """The example, counting the tokens it mints per user (its behaviour unchanged)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.minted = Counter()
+
+    def credentials(self, user, query):
+        self.minted[user] += 1
+        return super().credentials(user, query)
+
+
 @pytest.fixture
 def app(prosody):
-    a = WebApp(free_port(), prosody.host, prosody.bosh_url, prosody.ws_url, prosody.token_secret,
+    a = CountingWebApp(free_port(), prosody.host, prosody.bosh_url, prosody.ws_url, prosody.token_secret,
                prosody.otp_seed).start()
     yield a
     a.stop()
@@ -59,7 +70,7 @@ def test_no_token_without_the_web_session(app):
         for query in ("", "?user=alice"):
             status, _, body = request(anonymous, app.url + path + query)
             assert status == 401, (path, query, status, body[:200])
-    assert not app.issued
+    assert not app.minted
     forged = urllib.request.build_opener()
     forged.addheaders = [("Cookie", "chat_session=" + "A" * 43)]
     assert request(forged, app.url + "credentials")[0] == 401
@@ -69,7 +80,7 @@ def test_the_session_not_the_query_names_the_user(app, prosody):
     status, _, body = request(browser(app, "carla"), app.url + "credentials?user=alice")
     assert status == 200, body[:200]
     assert json.loads(body)["jid"] == "carla@%s" % prosody.host
-    assert "alice" not in app.issued
+    assert "alice" not in app.minted
 
 
 def test_no_token_for_a_request_another_site_started(app):
@@ -78,7 +89,7 @@ def test_no_token_for_a_request_another_site_started(app):
         status, _, body = request(opener, app.url + "credentials", fetch_site)
         assert status == 403, (fetch_site, status, body[:200])
         assert request(opener, app.url + "prebind", fetch_site)[0] == 403
-    assert "dora" not in app.issued
+    assert "dora" not in app.minted
     # converse's XHR from the page itself; a client that sends no Sec-Fetch-Site has no cookie jar
     # another site could use
     assert request(opener, app.url + "credentials", "same-origin")[0] == 200
@@ -112,7 +123,7 @@ def test_rate_limit_per_user(app):
     assert statuses == [200] * 5 + [429], statuses
     status, headers, _ = request(frank, app.url + "credentials")
     assert status == 429 and headers["Retry-After"] == "60"
-    assert len(app.issued_log["frank"]) == 5  # refused requests mint nothing
+    assert app.minted["frank"] == 5  # refused requests mint nothing
     assert request(grace, app.url + "credentials")[0] == 200  # another user is not held back
     # nor is the limit a session's: a new login shares it, also under another spelling of the name
     for spelling in ("frank", "FRANK", "Frank"):
@@ -137,3 +148,32 @@ def test_a_burst_of_prebind_gets_cannot_lock_the_user_out(app, prosody):
     assert (r.status, r.condition) == ("success", None), (r.status, r.condition, statuses)
     assert statuses.count(200) == app.rate_limit and statuses.count(429) == 100 - app.rate_limit, statuses
     assert app.rate_limit * (150 // app.rate_window + 1) < 100  # the most one window lets through in 150 s
+
+
+def test_the_example_serves_nothing_only_tests_need(app, prosody):
+    """The fake web app's scenarios and impostor BOSH endpoints (tests/integration/fake_webapp.py)
+    stay out of the example deployers copy: every token it hands out is a good one, a fresh one
+    per request, whatever the page asks for, and it has no impostor endpoint."""
+    opener = browser(app, "quinn")
+    tokens = {}
+    for scenario in ("bad", "badonce", "replay", "reused", "expired", "seed", "down", "good"):
+        status, headers, body = request(opener, app.url + "credentials?scenario=" + scenario)
+        assert status == 200 and headers["Cache-Control"] == "no-store", (scenario, status, body[:200])
+        tokens[scenario] = json.loads(body)["password"]
+    assert len(set(tokens.values())) == len(tokens), "a token handed out twice"
+    for scenario in ("bad", "replay", "expired", "seed"):
+        token = tokens[scenario]
+        r = rawxmpp.C2S(prosody.c2s_port, prosody.host).auth("PLAIN", plain("quinn", token))
+        assert (r.status, r.condition) == ("success", None), (scenario, r.status, r.condition)
+    for path in ("impostor-bosh", "impostor-plain-bosh", "impostor-iqauth-bosh", "impostor-tempfail-bosh",
+                 "impostor-drop-bosh"):
+        body = b"<body rid='1' xmlns='http://jabber.org/protocol/httpbind' to='%s'/>" % prosody.host.encode()
+        post = urllib.request.Request(app.url + path, data=body, headers={"Content-Type": "text/xml"})
+        try:
+            status = opener.open(post, timeout=30).status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert status == 404, (path, status)
+        assert request(opener, app.url + path)[0] == 404, path
+    for name in ("down", "slow", "fixed_now", "impostor_log", "issued_log", "requests", "served"):
+        assert not hasattr(app, name), name
