@@ -29,14 +29,26 @@ ARTIFACTS = {  # each with the names of two files it must carry (the licence, an
                                                                   "lua/mod_auth_hmac.lua"],
     "luajit/prosody-auth-hmac-%s-1.linux-x86_64.rock" % VERSION: ["lib/prosody_auth_hmac.so",
                                                                   "lua/mod_auth_hmac.lua"],
-    "python/prosody_hmac_token-%s-py3-none-any.whl" % VERSION: [
-        "prosody_hmac_token-%s.dist-info/LICENSE" % VERSION, "prosody_hmac_token/__init__.py"],
-    "python/prosody-hmac-token-%s.tar.gz" % VERSION: ["prosody-hmac-token-%s/LICENSE" % VERSION,
-                                                      "prosody-hmac-token-%s/pyproject.toml" % VERSION],
+    "python/prosody_hmac_token-%s-py3-none-any.whl" % VERSION: ["prosody_hmac_token/__init__.py"],
     "node/prosody-hmac-token-%s.tgz" % VERSION: ["package/LICENSE", "package/index.js"],
     "php/prosody-auth-hmac-token-%s.zip" % VERSION: ["LICENSE", "src/Token.php"],
     "converse/prosody-auth-hmac-converse-%s.tgz" % VERSION: ["package/LICENSE", "package/token-reconnect.js"],
 }
+
+
+# The sdist's name: PEP 625's normalised one from setuptools >= 69.3 (trixie), the project name as
+# written from older ones (bookworm's 66). The wheel's licence is in dist-info/ or, with metadata 2.4
+# (trixie), in dist-info/licenses/.
+SDIST_NAMES = ["prosody_hmac_token-%s" % VERSION, "prosody-hmac-token-%s" % VERSION]
+WHEEL_LICENSES = ["prosody_hmac_token-%s.dist-info/%sLICENSE" % (VERSION, d) for d in ("", "licenses/")]
+
+
+def artifacts(dist):
+    """ARTIFACTS with the sdist this setuptools names, and the files each must carry."""
+    (sdist,) = [n for n in SDIST_NAMES if (dist / "python" / (n + ".tar.gz")).exists()] or [SDIST_NAMES[0]]
+    found = dict(ARTIFACTS)
+    found["python/%s.tar.gz" % sdist] = [sdist + "/LICENSE", sdist + "/pyproject.toml"]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +74,19 @@ def members(path):
 
 def test_dist_builds_every_artifact_named_for_the_version(dist):
     files = sorted(str(p.relative_to(dist)) for p in dist.rglob("*") if p.is_file())
-    assert files == sorted(list(ARTIFACTS) + ["SHA256SUMS"])
-    for name, wanted in ARTIFACTS.items():
+    expected = artifacts(dist)
+    assert files == sorted(list(expected) + ["SHA256SUMS"])
+    for name, wanted in expected.items():
         if wanted:
             assert set(wanted) <= members(dist / name), (name, sorted(members(dist / name))[:40])
+    wheel = members(dist / ("python/prosody_hmac_token-%s-py3-none-any.whl" % VERSION))
+    assert len(wheel & set(WHEEL_LICENSES)) == 1, sorted(wheel)
 
 
 def test_sha256sums_covers_exactly_the_artifacts(dist):
     lines = (dist / "SHA256SUMS").read_text().splitlines()
     sums = dict(reversed(line.split("  ", 1)) for line in lines)
-    assert sorted(sums) == sorted(ARTIFACTS)
+    assert sorted(sums) == sorted(artifacts(dist))
     for name, digest in sums.items():
         assert hashlib.sha256((dist / name).read_bytes()).hexdigest() == digest, name
     ok = subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=dist, capture_output=True, text=True)
