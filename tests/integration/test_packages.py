@@ -232,20 +232,25 @@ def npm_env(work):
                      npm_config_update_notifier="false", npm_config_fund="false", npm_config_audit="false")
 
 
-@pytest.fixture(scope="module")
-def node_project(tmp_path_factory):
-    """`npm pack` of clients/node, and a fresh ES-module npm project with that tarball installed."""
-    work = tmp_path_factory.mktemp("node-pack")
+def npm_pack_and_install(work, src, package, app_name):
+    """`npm pack` of src, which must write exactly PACKAGE-VERSION.tgz, and a fresh ES-module npm
+    project named app_name with that tarball installed, offline."""
     env = npm_env(work)
-    run(["npm", "pack", "--pack-destination", work], cwd=NODE_SRC, env=env)
+    run(["npm", "pack", "--pack-destination", work], cwd=src, env=env)
     tarballs = sorted(work.glob("*.tgz"))
-    assert [t.name for t in tarballs] == ["prosody-hmac-token-%s.tgz" % VERSION]
+    assert [t.name for t in tarballs] == ["%s-%s.tgz" % (package, VERSION)]
     app = work / "app"
     app.mkdir()
-    (app / "package.json").write_text(json.dumps({"name": "consumer", "version": "1.0.0", "private": True,
+    (app / "package.json").write_text(json.dumps({"name": app_name, "version": "1.0.0", "private": True,
                                                   "type": "module"}))
     run(["npm", "install", "--offline", "--ignore-scripts", tarballs[0]], cwd=app, env=env)
     return {"tarball": tarballs[0], "app": app, "env": env}
+
+
+@pytest.fixture(scope="module")
+def node_project(tmp_path_factory):
+    """`npm pack` of clients/node, and a fresh ES-module npm project with that tarball installed."""
+    return npm_pack_and_install(tmp_path_factory.mktemp("node-pack"), NODE_SRC, "prosody-hmac-token", "consumer")
 
 
 def test_node_tarball_contents_and_metadata(node_project):
@@ -367,17 +372,7 @@ CONVERSE_FILES = ["LICENSE", "README.md", "index.d.ts", "index.js", "reconnect-r
 def converse_project(tmp_path_factory):
     """`npm pack` of clients/converse, and a fresh npm project (a chat page's web root) with that
     tarball installed, offline."""
-    work = tmp_path_factory.mktemp("converse-pack")
-    env = npm_env(work)
-    run(["npm", "pack", "--pack-destination", work], cwd=CONVERSE_SRC, env=env)
-    tarballs = sorted(work.glob("*.tgz"))
-    assert [t.name for t in tarballs] == ["%s-%s.tgz" % (CONVERSE_PACKAGE, VERSION)]
-    app = work / "app"
-    app.mkdir()
-    (app / "package.json").write_text(json.dumps({"name": "chat-page", "version": "1.0.0", "private": True,
-                                                  "type": "module"}))
-    run(["npm", "install", "--offline", "--ignore-scripts", tarballs[0]], cwd=app, env=env)
-    return {"tarball": tarballs[0], "app": app, "env": env}
+    return npm_pack_and_install(tmp_path_factory.mktemp("converse-pack"), CONVERSE_SRC, CONVERSE_PACKAGE, "chat-page")
 
 
 def test_converse_tarball_contents_and_metadata(converse_project):
