@@ -47,8 +47,9 @@ lint() {
 	if step "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 }
 # the binding only compiles with a Lua feature: clippy sees it under the one Prosody uses and LuaJIT's
+# (one target directory: the dependencies other than mlua are checked once for both)
 lint "clippy (lua54)" env CARGO_TARGET_DIR=target/clippy cargo clippy --locked --all-targets --features lua54 -- -D warnings
-lint "clippy (luajit)" env CARGO_TARGET_DIR=target/clippy-luajit cargo clippy --locked --all-targets \
+lint "clippy (luajit)" env CARGO_TARGET_DIR=target/clippy cargo clippy --locked --all-targets \
 	--no-default-features --features luajit -- -D warnings
 lint "rustfmt" cargo fmt --check
 lint "rustfmt (fuzz)" cargo fmt --check --manifest-path fuzz/Cargo.toml

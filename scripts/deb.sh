@@ -12,6 +12,12 @@ upstream=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 [ "${version%-*}" = "$upstream" ] || { echo "deb: debian/changelog is at $version, Cargo.toml at $upstream" >&2; exit 1; }
 deb="$dist/prosody-auth-hmac_${version}_$(dpkg-architecture -qDEB_HOST_ARCH).deb"
 rm -f "$deb"
+# One build at a time in a checkout: debhelper stages the package in debian/ (which the clean below
+# and the one at exit remove), so a second make deb beside this one (make test runs the package's
+# tests side by side) would pack or delete this one's files. The lock goes with the process.
+mkdir -p target
+exec 9>target/.deb-build.lock
+flock 9
 # debhelper's own state (debian/prosody-auth-hmac/, debian/.debhelper, ...), not the builds
 debian/rules clean >/dev/null
 trap 'debian/rules clean >/dev/null' EXIT

@@ -53,6 +53,7 @@ test_packages=(
 	python3-slixmpp    # the real XMPP client in the integration tests
 	python3-pyotp      # the Python port of collective.converse's token minting
 	python3-pytest python3-websocket
+	python3-pytest-xdist  # make test spreads each live pass over TEST_WORKERS processes (a module per process)
 	python3-flask      # clients/python/README.md's Flask credentials example, run as written (test_credentials_example.py)
 	fail2ban           # the shipped filter is checked with fail2ban-regex
 	openssl pkg-config

@@ -159,7 +159,9 @@ def test_garbage_client_first(prosody, first):
     refused(prosody, "c2s", lambda s: s.auth("SASL-HMAC", first), "malformed-request", None)
 
 
-@pytest.mark.parametrize("second", [b"", b"\0" * 31, b"\0" * 33, os.urandom(200)])
+# named cases: the random one is drawn afresh in each pytest process (xdist workers must collect the same ids)
+@pytest.mark.parametrize("second", [b"", b"\0" * 31, b"\0" * 33, os.urandom(200)],
+                         ids=["empty", "31-zero-bytes", "33-zero-bytes", "200-random-bytes"])
 def test_garbage_proof(prosody, second):
     def build(s):
         begin(s, "carol", mint(prosody, "carol@" + prosody.host))
