@@ -1,6 +1,6 @@
 """The browser tests' web app: the example (examples/webapp/app.py) and what only tests need. It
 can hand out deliberately bad, replayed or expired tokens and tokens of another otp_seed (the
-page's `scenario` parameter), go "down", answer slowly, and serve impostor BOSH endpoints that do
+page's `scenario` parameter), go "down", hold an answer back, and serve impostor BOSH endpoints that do
 not hold the token secret, so the tests can see how converse.js and the token-reconnect plugin
 handle each; it records what it handed out, served and was sent. Never for a deployment."""
 import base64
@@ -29,7 +29,9 @@ class FakeWebApp(WebApp):
         self.clock_offset = -3600  # the "expired" scenario: a web app whose clock is an hour behind
         self.other_seed = "MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U"  # the "seed" scenario: a web app with another otp_seed
         self.fixed_now = None  # a Unix time to mint every token at (tests: many tokens in one OTP step)
-        self.slow = 0  # seconds credentials_url takes to answer
+        # None, or an Event credentials_url waits for before it answers (at most a minute): a request the
+        # test holds open until it has acted, however slow the machine
+        self.hold = None
         self.answering = Counter()  # user -> credentials_url requests being answered now (slow)
         self.impostor_log = []  # what the impostor BOSH endpoint was sent
         self.impostor_sessions = Counter()  # impostor path -> BOSH sessions opened on it
@@ -46,10 +48,13 @@ class FakeWebApp(WebApp):
         return super().hand_out(req, path, user, query)
 
     def credentials(self, user, query):
-        """credentials_url's answer (after the rate limit): `slow` seconds late, for the page's `scenario`."""
+        """credentials_url's answer (after the rate limit), once `hold` (if any) is set, for the page's
+        `scenario`."""
         self.answering[user] += 1
         try:
-            time.sleep(self.slow)
+            hold = self.hold
+            if hold is not None:
+                hold.wait(60)
         finally:
             self.answering[user] -= 1
         return self.scenario_credentials(user, query.get("scenario", "good"))

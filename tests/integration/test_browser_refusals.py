@@ -2,6 +2,7 @@
 stop after the configured number of attempts, a server that never lets the page in gets a bounded
 number of tokens, a refusal followed by a restart still reconnects, a rate-limited credentials_url
 is asked again, and a logout while a reconnect waits for credentials does nothing more."""
+import threading
 import time
 
 import pytest
@@ -158,25 +159,28 @@ def test_a_rate_limited_credentials_url_is_asked_again(server, app):
 
 
 def test_logout_while_a_reconnect_waits_for_credentials(server, app):
+    """The user logs out while the page's credentials request (after a restart) is still open; the
+    token then arrives, and the page does nothing with it. The web app holds the request until the
+    test has logged out, not for a set time."""
     user = "leaver"
     with Browser() as b:
         b.open(user, page(app, user, "websocket", "SASL-HMAC"))
         assert b.wait(user, "roster")["reached"]
-        app.slow = 3
+        app.hold = threading.Event()
         try:
             restart(server)
-            wait_for(lambda: len([r for r in app.requests if r[0] == user]) >= 1 and b.state(user)["jid"] is None,
-                     10, "the page to notice the restart")
-            wait_for(lambda: app.answering[user] >= 1, 10, "the page's credentials request")
+            wait_for(lambda: app.answering[user] >= 1 and b.state(user)["jid"] is None, RECONNECT_BOUND,
+                     "the page to notice the restart and ask for credentials")
             mark = server.log_mark()
             b.cmd("logout", tab=user)
-            # the token arrives after the logout; then the page must do nothing with it
-            wait_for(lambda: app.answering[user] == 0, 10, "the pending credentials request to be answered")
+            app.hold.set()  # the token arrives after the logout; then the page must do nothing with it
+            wait_for(lambda: app.answering[user] == 0, 10, "the held credentials request to be answered")
             stays(lambda: "token login for %s@" % user not in server.log_since(mark)
                   and "Authenticated as %s@" % user not in server.log_since(mark), QUIET,
                   "the page logged in after the user logged out")
         finally:
-            app.slow = 0
+            app.hold.set()
+            app.hold = None
         assert b.state(user)["jid"] is None
         assert logins(server.log_since(mark), user, "SASL-HMAC") == 0
         b.screenshot(user, "logout-while-reconnecting")

@@ -138,7 +138,11 @@ def test_sigterm_stops_everything(when):
     ports = [int(p) for p in re.findall(r"127\.0\.0\.1:(\d+)", out)]
     assert ports and not [p for p in ports if listening(p)], (ports, out)
     assert not leftovers(out), leftovers(out)
-    # this checkout's login script only: another checkout's tests may run a demo beside this one
+    # this demo's login script only (its command line names this demo's origin): another demo, of
+    # this checkout's other live pass or of another checkout, may be running beside this one
+    origins = set(re.findall(r"https://localhost:\d+", out))
+    assert origins, out
     login_script = str(REPO / "tests" / "web" / "converse-login.mjs")
     left = subprocess.run(["pgrep", "-af", login_script], capture_output=True, text=True).stdout
-    assert "node" not in left, left
+    ours = [line for line in left.splitlines() if any(o + "/" in line for o in origins)]
+    assert not ours, ours
