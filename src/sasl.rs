@@ -4,10 +4,12 @@
 //! of Lua and of a second, possibly different, stringprep implementation. (`hmac-token` has one,
 //! which refuses whatever it cannot reproduce exactly.)
 
+use crate::check::{Authentic, Candidates, TokenChecker};
 use crate::error::Reject;
+use crate::guard::Accepted;
 use crate::jid;
 use crate::token::{UntrustedToken, MAX_TOKEN_LEN};
-use crate::verifier::{Accepted, ClockDiagnosis, Verifier};
+use crate::verifier::{ClockDiagnosis, Verifier};
 
 /// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
 pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
@@ -100,15 +102,24 @@ pub fn parse_plain(msg: &[u8]) -> Result<PlainMessage<'_>, Reject> {
 }
 
 /// Who is logging in: the session's username (nodeprep'd localpart) and the bare JIDs a
-/// signature may cover. By default that is only `username@host`, the account Prosody will log the
-/// session in as; with `jid_as_sent` the localpart as the client sent it comes first (one entry
-/// when the two are equal).
+/// signature may cover. By default that is only `account`, `username@host`, the account Prosody
+/// will log the session in as; with `jid_as_sent` the localpart as the client sent it is tried
+/// first (`as_sent`, none when the two are equal).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     /// The nodeprep'd localpart: the session's username on success.
     pub username: String,
-    /// Candidate bare JIDs for the signature.
-    pub jids: Vec<String>,
+    /// The account's canonical bare JID, `username@host`: its quota counts the login.
+    pub account: String,
+    /// The bare JID as the client sent it, when `jid_as_sent` is on and it differs from `account`.
+    pub as_sent: Option<String>,
+}
+
+impl Identity {
+    /// The candidate bare JIDs in the order tried: `as_sent`, then `account`.
+    pub fn jids(&self) -> Vec<&str> {
+        self.as_sent.iter().map(String::as_str).chain(core::iter::once(self.account.as_str())).collect()
+    }
 }
 
 /// The identity of a localpart of `host`: nodeprep'd, and under `jid_as_sent` also as given.
@@ -124,12 +135,9 @@ pub fn localpart_identity(
     }
     let prepped = nodeprep(local).ok_or(Reject::Malformed)?;
     jid::check_part(&prepped)?;
-    let mut jids = Vec::with_capacity(2);
-    if jid_as_sent && prepped != local {
-        jids.push(format!("{local}@{host}"));
-    }
-    jids.push(format!("{prepped}@{host}"));
-    Ok(Identity { username: prepped, jids })
+    let as_sent = (jid_as_sent && prepped != local).then(|| format!("{local}@{host}"));
+    let account = format!("{prepped}@{host}");
+    Ok(Identity { username: prepped, account, as_sent })
 }
 
 /// Resolves authcid (and checks authzid) against `host`. The authcid is a localpart or a bare
@@ -162,7 +170,7 @@ pub fn resolve_identity(
 }
 
 /// Verifies `token` for the account `username` of the verifier's host under the same identity
-/// rule as the SASL mechanisms (the auth provider's `test_password`, `hmac-token verify`).
+/// rule as the SASL mechanisms (the auth provider's `test_password`), and accepts it once.
 /// Returns the nodeprep'd username and what the verifier accepted.
 pub fn verify_username(
     verifier: &Verifier,
@@ -171,11 +179,24 @@ pub fn verify_username(
     nodeprep: &dyn Fn(&str) -> Option<String>,
     now: u64,
 ) -> Result<(String, Accepted), Reject> {
-    let host = verifier.host().ok_or(Reject::Internal)?;
-    let identity = localpart_identity(host, username, nodeprep, verifier.jid_as_sent())?;
-    let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
-    let accepted = verifier.verify(token, &jids, now)?;
-    Ok((identity.username, accepted))
+    let (username, authentic) = check_username(verifier.checker(), token, username, nodeprep, now)?;
+    Ok((username, verifier.accept(authentic, now)?))
+}
+
+/// Whether `token` is authentic for the account `username` of the checker's host under the same
+/// identity rule (`hmac-token verify`): [`verify_username`] without the replay store.
+pub fn check_username(
+    checker: &TokenChecker,
+    token: &[u8],
+    username: &str,
+    nodeprep: &dyn Fn(&str) -> Option<String>,
+    now: u64,
+) -> Result<(String, Authentic), Reject> {
+    let host = checker.host().ok_or(Reject::Internal)?;
+    let identity = localpart_identity(host, username, nodeprep, checker.jid_as_sent())?;
+    let sent = identity.as_sent.as_deref();
+    let authentic = checker.check(token, Candidates { account: &identity.account, also: sent.as_slice() }, now)?;
+    Ok((identity.username, authentic))
 }
 
 /// Longest identity written to a log line, in bytes (escapes included).
@@ -406,8 +427,9 @@ impl Exchange {
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, Reject> {
         let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), message, nodeprep)?;
-        let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
-        if let Err(reason) = verifier.verify(msg.secret, &jids, now) {
+        let sent = identity.as_sent.as_deref();
+        let candidates = Candidates { account: &identity.account, also: sent.as_slice() };
+        if let Err(reason) = verifier.verify_for(msg.secret, candidates, now) {
             self.diagnosis = verifier.explain(reason, msg.secret, now);
             return Err(reason);
         }
@@ -465,16 +487,19 @@ impl Exchange {
     ) -> Result<Outcome, Reject> {
         let received = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
         let public = &p.client_first[p.client_first.len() - p.public_len..];
-        let (s, _) = verifier
-            .find_secret_half(public, &p.identity.jids, |s| {
+        let sent = p.identity.as_sent.as_deref();
+        let candidates = Candidates { account: &p.identity.account, also: sent.as_slice() };
+        let checker = verifier.checker();
+        let (s, jid_index) = checker
+            .find_secret_half(public, candidates, |s| {
                 let expected = proof(s, true, p.client_first, p.server_nonce, p.cb_data);
                 bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], received))
             })
             .ok_or(Reject::BadSignature)?;
         let mut key = [0u8; 16];
         key.copy_from_slice(&s[..16]);
-        let account = p.identity.jids.last().ok_or(Reject::Internal)?;
-        verifier.accept_fresh(&public[..verifier.otp().digits()], key, account, now)?;
+        let otp = public.get(..checker.otp().digits()).ok_or(Reject::Malformed)?;
+        verifier.accept(checker.authentic(otp, key, jid_index, candidates.account, now)?, now)?;
         let server_proof = proof(&s, false, p.client_first, p.server_nonce, p.cb_data);
         Ok(Outcome::Success { username: p.identity.username.clone(), additional: Some(server_proof.to_vec()) })
     }
@@ -541,13 +566,13 @@ mod tests {
     fn identities() {
         let id = resolve_identity("example.org", "", "Alice", &lower, false).unwrap();
         assert_eq!(id.username, "alice");
-        assert_eq!(id.jids, ["alice@example.org"], "only the nodeprep'd JID by default");
+        assert_eq!(id.jids(), ["alice@example.org"], "only the nodeprep'd JID by default");
         let id = resolve_identity("example.org", "", "Alice", &lower, true).unwrap();
-        assert_eq!(id.jids, ["Alice@example.org", "alice@example.org"]);
+        assert_eq!(id.jids(), ["Alice@example.org", "alice@example.org"]);
         let id = resolve_identity("example.org", "", "alice", &lower, true).unwrap();
-        assert_eq!(id.jids, ["alice@example.org"]);
+        assert_eq!(id.jids(), ["alice@example.org"]);
         let id = resolve_identity("example.org", "alice@Example.org", "alice@EXAMPLE.org", &lower, false).unwrap();
-        assert_eq!(id.jids, ["alice@example.org"]);
+        assert_eq!(id.jids(), ["alice@example.org"]);
         assert_eq!(resolve_identity("example.org", "", "alice@other.org", &lower, false), Err(Reject::WrongHost));
         assert_eq!(resolve_identity("example.org", "bob@example.org", "alice", &lower, false), Err(Reject::InvalidAuthzid));
         assert_eq!(resolve_identity("example.org", "alice@other.org", "alice", &lower, false), Err(Reject::InvalidAuthzid));

@@ -18,10 +18,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::random::random_bytes;
-use prosody_auth_hmac::sasl::verify_username;
+use prosody_auth_hmac::sasl::check_username;
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
-use prosody_auth_hmac::verifier::Settings;
-use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, Verifier};
+use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, TokenChecker, TokenSettings};
 
 #[derive(Parser)]
 #[command(name = "hmac-token", version, about = "Mint and verify Prosody HMAC login tokens (collective.converse format)")]
@@ -255,7 +254,8 @@ fn cli_error(e: ConfigError) -> String {
 }
 
 impl Keys {
-    fn verifier(&self, host: &str, jid_as_sent: bool) -> Result<Verifier, String> {
+    /// The token half of the server's verifier: no replay store (a verify here accepts nothing).
+    fn checker(&self, host: &str, jid_as_sent: bool) -> Result<TokenChecker, String> {
         let mut secrets: Vec<SecretBytes> = self.secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
         if let Some(f) = &self.secret_file {
             secrets.push(SecretBytes::from_config_str(&read_secret_file("token_secret_file", f)?));
@@ -266,18 +266,16 @@ impl Keys {
             (None, None) => String::new(),
         };
         let seed = decode_seed(&seed).map_err(cli_error)?;
-        let settings = Settings {
+        let settings = TokenSettings {
             digits: self.digits,
             step: self.step,
             skew: self.skew,
-            replay_cache_size: 1,
-            replay_user_quota: 1,
             allow_weak_secrets: self.allow_weak_secrets,
             allow_long_lifetime: self.allow_long_lifetime,
             nonce_digits: self.nonce_digits,
             jid_as_sent,
         };
-        Verifier::new(secrets, seed, settings, Some(host)).map_err(cli_error)
+        TokenChecker::new(secrets, seed, settings, Some(host)).map_err(cli_error)
     }
 
     fn now(&self) -> Result<u64, String> {
@@ -324,7 +322,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if jid != given {
                 eprintln!("hmac-token: minting for {jid} (the form the server verifies), not {given}");
             }
-            let v = keys.verifier(&domain, false)?;
+            let v = keys.checker(&domain, false)?;
             let token = v.mint(&jid, keys.now()?).map_err(|e| format!("cannot mint for {jid:?}: {e}"))?;
             if json {
                 println!("{}", serde_json::json!({ "jid": jid, "password": token }));
@@ -367,7 +365,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let v = keys.verifier(&domain, jid_as_sent)?;
+            let v = keys.checker(&domain, jid_as_sent)?;
             let token = match token {
                 Some(t) => t,
                 None => {
@@ -376,7 +374,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     s.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            match verify_username(&v, token.as_bytes(), local, &nodeprep, keys.now()?) {
+            match check_username(&v, token.as_bytes(), local, &nodeprep, keys.now()?) {
                 Ok((username, acc)) => {
                     println!("valid: {username}@{domain}, OTP step {}", acc.step());
                     Ok(ExitCode::SUCCESS)
