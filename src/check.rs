@@ -6,7 +6,7 @@
 use core::fmt;
 use std::sync::Mutex;
 
-use hmac::{KeyInit, Mac};
+use hmac::KeyInit;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ConfigError, Reject};
@@ -15,7 +15,7 @@ use crate::options::{DEFAULT_NONCE_DIGITS, MAX_LIFETIME, NONCE_DIGITS};
 use crate::random::random_digits;
 use crate::replay::Key;
 use crate::secret::SecretBytes;
-use crate::token::{HmacSha256, Layout, UntrustedToken, MAC_LEN};
+use crate::token::{self, HmacSha256, Layout, UntrustedToken, MAC_LEN};
 use crate::totp::Otp;
 use crate::verifier::{search_plan, ClockDiagnosis, DIAGNOSIS_STEPS_PER_SECOND, LATE_MARGIN};
 
@@ -303,10 +303,7 @@ impl TokenChecker {
     /// for the crate's own minting and SASL-HMAC. Tests and benchmarks reach it through the
     /// `internals` feature ([`crate::Verifier::signature`]).
     pub(crate) fn signature_of(&self, key_index: usize, public: &[u8], jid: &str) -> Option<[u8; MAC_LEN]> {
-        let mut mac = self.keys.get(key_index)?.clone();
-        mac.update(public);
-        mac.update(jid.as_bytes());
-        Some(mac.finalize().into_bytes().into())
+        Some(token::sign(self.keys.get(key_index)?, public, jid))
     }
 
     /// The first secret half `S = HMAC(secret, public ‖ jid)` over `candidates` × secrets that
@@ -331,10 +328,7 @@ impl TokenChecker {
     fn find_signer(&self, token: &UntrustedToken<'_>, candidates: Candidates<'_>) -> Option<(usize, Key)> {
         for (jid_index, j) in candidates.iter().enumerate() {
             for key in &self.keys {
-                let mut mac = key.clone();
-                mac.update(token.unverified_public());
-                mac.update(j.as_bytes());
-                if mac.verify_slice(token.unverified_mac()).is_ok() {
+                if token::signed_for(key, token, j) {
                     let mut k: Key = [0; 16];
                     k.copy_from_slice(&token.unverified_mac()[..16]);
                     return Some((jid_index, k));
@@ -462,13 +456,7 @@ impl TokenChecker {
             return Err(MintError::BadNonce);
         }
         let code = self.otp.code(self.otp.step_of(now)).ok_or(MintError::Internal)?;
-        let mut public = Vec::with_capacity(code.as_bytes().len() + nonce.len());
-        public.extend_from_slice(code.as_bytes());
-        public.extend_from_slice(nonce.as_bytes());
-        let mac = self.signature_of(0, &public, jid).ok_or(MintError::Internal)?;
-        let mut token = String::from_utf8(public).map_err(|_| MintError::Internal)?;
-        token.push(' ');
-        token.push_str(&data_encoding::BASE64.encode(&mac));
-        Ok(token)
+        let key = self.keys.first().ok_or(MintError::Internal)?;
+        token::encode(key, self.layout, code.as_bytes(), nonce.as_bytes(), jid).ok_or(MintError::Internal)
     }
 }
