@@ -4,11 +4,10 @@
 //! ([`crate::guard::ReplayGuard`]). Minting lives here too: it needs the same keys and OTP.
 
 use core::fmt;
-use std::sync::Mutex;
 
 use hmac::KeyInit;
-use subtle::ConstantTimeEq;
 
+use crate::diagnosis::{ClockDiagnosis, ClockSearch};
 use crate::error::{ConfigError, Reject};
 use crate::jid;
 use crate::options::{DEFAULT_NONCE_DIGITS, MAX_LIFETIME, NONCE_DIGITS};
@@ -17,7 +16,6 @@ use crate::replay::Key;
 use crate::secret::SecretBytes;
 use crate::token::{self, HmacSha256, Layout, UntrustedToken, MAC_LEN};
 use crate::totp::Otp;
-use crate::verifier::{search_plan, ClockDiagnosis, DIAGNOSIS_STEPS_PER_SECOND, LATE_MARGIN};
 
 /// What decides whether a token is authentic: the OTP parameters, the nonce length, the identity
 /// rule and the safety switches. Nothing about remembering used tokens (that is
@@ -162,21 +160,15 @@ impl std::error::Error for MintError {}
 
 /// Checks and mints tokens for one host. Keyed HMAC states and the decoded seed are prepared once,
 /// here. It holds nothing about earlier logins; its only state is the budget of clock searches
-/// (and their OTP code cache), which decide `otp-mismatch` against `expired`.
+/// ([`ClockSearch`]), which decide `otp-mismatch` against `expired`, and the OTP code cache.
 pub struct TokenChecker {
     host: Option<String>,
     keys: Vec<HmacSha256>,
     otp: Otp,
     layout: Layout,
     jid_as_sent: bool,
-    /// (the `now` of the last search asked for, codes the searches may still compute): refilled by
-    /// [`DIAGNOSIS_STEPS_PER_SECOND`] per second `now` moves forward, up to a second's worth or one
-    /// search, whichever is more
-    diagnoses: Mutex<Option<(u64, u64)>>,
-    /// The last search: (current step, OTP code as in `Otp::offset_of`, its result in steps)
-    last_search: Mutex<Option<(u64, u64, Option<i64>)>>,
-    /// The step distances one search covers (fixed by `otp_step`), and what it costs in codes
-    search_plan: (Vec<core::ops::RangeInclusive<u64>>, u64),
+    /// Where an expired token's OTP matches, within a budget: decides `otp-mismatch` against `expired`
+    search: ClockSearch,
 }
 
 impl fmt::Debug for TokenChecker {
@@ -242,9 +234,7 @@ impl TokenChecker {
             layout: Layout { otp_digits: otp.digits(), nonce_digits: settings.nonce_digits },
             otp,
             jid_as_sent: settings.jid_as_sent,
-            diagnoses: Mutex::new(None),
-            last_search: Mutex::new(None),
-            search_plan: search_plan(settings.step),
+            search: ClockSearch::new(settings.step),
         })
     }
 
@@ -360,7 +350,7 @@ impl TokenChecker {
     }
 
     /// For a token refused as `expired` (its signature verified): how far off the minting clock
-    /// was, judged from its public part. Searches are limited by [`DIAGNOSIS_STEPS_PER_SECOND`].
+    /// was, judged from its public part. Searches are limited by [`crate::diagnosis::DIAGNOSIS_STEPS_PER_SECOND`].
     /// The replay guard's view of the server's clock is [`crate::Verifier::diagnose_expired`]'s.
     pub fn diagnose_expired(&self, public: &[u8], now: u64) -> ClockDiagnosis {
         match public.get(..self.layout.otp_digits) {
@@ -381,60 +371,7 @@ impl TokenChecker {
     }
 
     pub(crate) fn diagnose_otp(&self, otp: &[u8], now: u64) -> ClockDiagnosis {
-        let current = self.otp.step_of(now);
-        let mut padded = [0u8; 8];
-        let Some(dst) = padded.get_mut(..otp.len()) else { return ClockDiagnosis::NoMatch };
-        dst.copy_from_slice(otp);
-        let code = u64::from_le_bytes(padded);
-        // the search that decided a refusal is asked for again by the log line: answer from it
-        let last = self.last_search.lock().ok().and_then(|l| *l);
-        let steps = match last {
-            Some((step, c, steps)) if step == current && bool::from(c.ct_eq(&code)) => steps,
-            _ => {
-                let (distances, cost) = &self.search_plan;
-                if !self.take_diagnosis_budget(now, *cost) {
-                    return ClockDiagnosis::NotMeasured;
-                }
-                let steps = self.otp.offset_of(otp, now, distances);
-                if let Ok(mut l) = self.last_search.lock() {
-                    *l = Some((current, code, steps));
-                }
-                steps
-            }
-        };
-        let Some(steps) = steps else { return ClockDiagnosis::NoMatch };
-        let step = self.otp.step_seconds();
-        let offset = steps.saturating_mul(i64::try_from(step).unwrap_or(i64::MAX));
-        let ago = offset.unsigned_abs();
-        let accepted_for = step.saturating_mul(self.otp.skew().saturating_add(1));
-        let whole_hours = ago >= 3600 && ago % 3600 == 0;
-        if offset < 0 && ago <= accepted_for.saturating_add(LATE_MARGIN) && !whole_hours {
-            ClockDiagnosis::Late { ago, accepted_for }
-        } else {
-            ClockDiagnosis::Offset(offset)
-        }
-    }
-
-    /// Whether a search computing `cost` codes fits the budget at `now` ([`DIAGNOSIS_STEPS_PER_SECOND`]),
-    /// and if so takes it. A clock that goes back adds nothing.
-    fn take_diagnosis_budget(&self, now: u64, cost: u64) -> bool {
-        let Ok(mut budget) = self.diagnoses.lock() else { return false };
-        let cap = DIAGNOSIS_STEPS_PER_SECOND.max(cost);
-        let (seen, credit) = match *budget {
-            Some((seen, credit)) if now > seen => {
-                (now, credit.saturating_add((now - seen).saturating_mul(DIAGNOSIS_STEPS_PER_SECOND)).min(cap))
-            }
-            // back (or still): nothing added, and counted on from `now` (an hour back is not an hour
-            // without searches)
-            Some((_, credit)) => (now, credit),
-            None => (now, cap),
-        };
-        let Some(left) = credit.checked_sub(cost) else {
-            *budget = Some((seen, credit));
-            return false;
-        };
-        *budget = Some((seen, left));
-        true
+        self.search.diagnose(&self.otp, otp, now)
     }
 
     /// Mints a token for `jid` at unix time `now` with the first secret and a random nonce of the
