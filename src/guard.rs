@@ -48,6 +48,17 @@ impl Accepted {
     }
 }
 
+/// The guard's state as a stop saves it ([`ReplayGuard::snapshot`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The store's high-water step.
+    pub high_water: u64,
+    /// Live entries: (key, expiry step).
+    pub entries: Vec<(Key, u64)>,
+    /// The last OTP step of the running quarantine (0: none).
+    pub quarantine: u64,
+}
+
 /// Remembers accepted tokens while they are valid, and refuses a second use.
 pub struct ReplayGuard {
     store: Mutex<Box<dyn ReplayStore>>,
@@ -132,17 +143,17 @@ impl ReplayGuard {
         Ok(self.store.lock().map_err(|_| Reject::Internal)?.export())
     }
 
-    /// What a clean stop saves: the export and the quarantine still running, after which no token
-    /// is accepted (`UncleanRestart`): one accepted between the save and the end of the process
-    /// would be missing from the saved state. With `seal` false, changes nothing.
-    pub fn snapshot(&self, seal: bool) -> Result<(u64, Vec<(Key, u64)>, u64), Reject> {
+    /// What a clean stop saves, after which no token is accepted (`UncleanRestart`): one accepted
+    /// between the save and the end of the process would be missing from the saved state. With
+    /// `seal` false, changes nothing.
+    pub fn snapshot(&self, seal: bool) -> Result<Snapshot, Reject> {
         let store = self.store.lock().map_err(|_| Reject::Internal)?;
         if seal {
             // under the lock: no token is recorded between the export and the seal
             self.sealed.store(true, Ordering::SeqCst);
         }
         let (high_water, entries) = store.export();
-        Ok((high_water, entries, self.quarantine.load(Ordering::SeqCst)))
+        Ok(Snapshot { high_water, entries, quarantine: self.quarantine.load(Ordering::SeqCst) })
     }
 
     /// Takes back a clean stop's entries and quarantine; returns how many entries were live.

@@ -230,7 +230,7 @@ impl Verifier {
     }
 
     fn state_of(&self, seal: bool) -> Result<(SavedState, [u8; MAC_LEN]), Reject> {
-        let (high_water, entries, quarantine) = self.guard.snapshot(seal)?;
+        let crate::guard::Snapshot { high_water, entries, quarantine } = self.guard.snapshot(seal)?;
         let otp = self.checker.otp();
         let state = SavedState { otp_step: otp.step_seconds(), otp_skew: otp.skew(), high_water, quarantine, entries };
         let secret = self.checker.keys().first().ok_or(Reject::Internal)?;
