@@ -40,8 +40,9 @@ use mlua::prelude::*;
 use mlua::{UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
+use crate::identity::verify_username;
 use crate::replay_state::{self, Refusal, SavedState, Start, Stored};
-use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
+use crate::sasl::{Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
 use crate::verifier::{Settings, Verifier};
@@ -513,7 +514,7 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
 fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>, Option<LuaString>)) -> LuaResult<LuaMultiValue> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_bytes();
-    match crate::secret::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
+    match crate::secret_file::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
         Ok((data, exposure)) => {
             let data = crate::secret::SecretBytes::new(data);
             (lua.create_string(data.expose())?, exposure.map(|e| e.to_string())).into_lua_multi(lua)
@@ -522,7 +523,7 @@ fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>,
             let configured = configured.map(|c| String::from_utf8_lossy(&c.as_bytes()).into_owned());
             let resolved = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
             let shown = configured.unwrap_or_else(|| resolved.display().to_string());
-            fail(lua, &crate::secret::read_error(resolved, &shown, &e))
+            fail(lua, &crate::secret_file::read_error(resolved, &shown, &e))
         }
     }
 }
@@ -569,7 +570,7 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set(
         "printable",
-        lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
+        lua.create_function(|_, s: LuaString| Ok(crate::log_safe::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
     )?;
     Ok(exports)
 }

@@ -16,9 +16,10 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use prosody_auth_hmac::identity::verify_username;
 use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::random::random_bytes;
-use prosody_auth_hmac::sasl::verify_username;
+use prosody_auth_hmac::secret_file;
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
 use prosody_auth_hmac::verifier::Settings;
 use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, Verifier};
@@ -165,10 +166,8 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
 /// module's own rule (trailing line ends dropped; a warning when anyone but its owner and the
 /// `prosody` group can read it).
 fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
-    let (data, exposure) =
-        prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody")).map_err(|e| {
-            format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), path, &e))
-        })?;
+    let (data, exposure) = secret_file::read_secret_file(std::path::Path::new(path), group_id("prosody"))
+        .map_err(|e| format!("{}: {}", CliNames.name(option), secret_file::read_error(std::path::Path::new(path), path, &e)))?;
     if let Some(exposure) = exposure {
         eprintln!("hmac-token: warning: {path} {exposure}");
     }
