@@ -357,10 +357,12 @@ end
 
 function handler:process(message)
 	local exchange = self.exchange;
-	if not exchange then
-		return "failure", conditions["malformed"];
-	end
 	local session = self.session or {};
+	if not exchange then
+		-- no mechanism selected: refused like any failed login, so it counts against the stream
+		local condition, text = failed("(none)", nil, session, "malformed");
+		return "failure", condition, text;
+	end
 	if session.username then
 		-- a second SASL exchange on an authenticated session (mod_sasl2 offers one): never, it would
 		-- split the session between two users
