@@ -274,7 +274,7 @@ local printable = native.printable;
 -- A client that opens a new stream after each few failures is bounded per address, across streams
 -- (the native module decides: a budget of lines per address and minute, in a bounded table); what
 -- it does not log is counted, and said once a minute per address. Failures without a session
--- (test_password from mod_rest, ...) count under "(unknown address)".
+-- (test_password from mod_rest, ...) count under "(unknown address)", a budget of their own.
 local per_minute = module:get_option_number("token_max_failures_per_address", defaults.token_max_failures_per_address);
 if not (per_minute and per_minute >= 1 and per_minute == math.floor(per_minute)) then -- NaN fails too
 	error("mod_sasl_hmac: token_max_failures_per_address must be a whole number, at least 1", 0);

@@ -60,6 +60,11 @@ pub const DEFAULT_MAX_FAILURES: u32 = 5;
 /// fail2ban's shipped `maxretry`, far fewer than the 174 a second one client wrote by opening a
 /// new BOSH session every five failures.
 pub const DEFAULT_MAX_FAILURES_PER_ADDRESS: u32 = 20;
+/// Failed logins without a client address (`test_password` from mod_rest and other callers with
+/// no session) that get a log line in a minute. All such callers share this one budget, so it is not
+/// one address's (`token_max_failures_per_address`, which an admin may set to 1): it is as many as
+/// the default per-address budget, and like it bounds the log, never a login.
+pub const SESSIONLESS_FAILURES_PER_MINUTE: u32 = 20;
 /// `token_user_exists`: which accounts exist, `"seen"` (logged in once) or `"any"`.
 pub const USER_EXISTS: [&str; 2] = ["seen", "any"];
 /// Default `token_user_exists`.
