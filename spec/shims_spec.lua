@@ -770,6 +770,28 @@ describe("mod_sasl_hmac handler #prosody", function()
 		assert.are.equal("success", (h:process("\0gus\0" .. mint("gus"))));
 	end);
 
+	-- process() before a successful select() (no exchange): refused through the one failure path,
+	-- so it is counted against the stream, logged and its event fired like any other failure
+	it("refuses process() without an exchange as a counted, logged failure", function()
+		local provider, seen = load(base_options({ token_max_failures = 2 }));
+		local closed = 0;
+		local session = { secure = true, ip = "192.0.2.11", close = function() closed = closed + 1; end };
+		local h = provider.get_sasl_handler(session);
+		local before_logs, before_events = #seen.logs, #seen.events;
+		local status, condition = h:process("\0gus\0" .. "1 x");
+		assert.same({ "failure", "malformed-request" }, { status, condition });
+		assert.are.equal(1, session.token_failures);
+		assert.are.equal(before_logs + 1, #seen.logs);
+		assert.truthy(seen.logs[#seen.logs].text:find("token login for (unknown) from 192.0.2.11: malformed", 1, true),
+			seen.logs[#seen.logs].text);
+		assert.are.equal(before_events + 1, #seen.events);
+		assert.are.equal("token-authentication-failure", seen.events[#seen.events].name);
+		-- the second one is the stream's last
+		assert.are.equal("failure", (h:process("\0gus\0" .. "1 x")));
+		for _, timer in ipairs(seen.timers) do timer(); end
+		assert.are.equal(1, closed);
+	end);
+
 	-- One client opening stream after stream (a new BOSH session every token_max_failures failures):
 	-- its address gets a budget of lines a minute across streams; beyond it its failures are counted,
 	-- not logged, its streams are closed at their first failure, and one line a minute says how many
@@ -1235,7 +1257,7 @@ describe("the shims' facts come from the native module #prosody", function()
 					n = n + 1;
 				end
 			end
-			assert.are.equal(({ ["mod_auth_hmac.lua"] = 4, ["mod_sasl_hmac.lua"] = 3 })[file], n, file);
+			assert.are.equal(({ ["mod_auth_hmac.lua"] = 4, ["mod_sasl_hmac.lua"] = 4 })[file], n, file);
 		end
 	end);
 end);

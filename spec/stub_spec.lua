@@ -243,6 +243,36 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 		end
 	end);
 
+	it("declares the options of src/options.rs where each belongs, and no other", function()
+		-- native.options is the table every consumer follows: the config class holds exactly the
+		-- options native.verifier reads (plus host), typed as the table says
+		local config, defaults = class("prosody_auth_hmac.config"), class("prosody_auth_hmac.defaults");
+		local stub_type = { integer = "integer", boolean = "boolean" };
+		for name, o in pairs(native.options) do
+			same_fields(o, "prosody_auth_hmac.option", "native.options." .. name);
+			if o.verifier then
+				assert.is_string(config.fields[name], "native.verifier reads " .. name .. ": declare it in prosody_auth_hmac.config");
+				if stub_type[o.type] then
+					assert.are.equal(stub_type[o.type], config.fields[name], name);
+					assert.is_true(config.optional[name], name .. " has a default: optional");
+				end
+			else
+				assert.is_nil(config.fields[name], name .. " is not read by native.verifier");
+			end
+			if defaults.fields[name] and stub_type[o.type] then
+				assert.are.equal(stub_type[o.type], defaults.fields[name], "defaults." .. name);
+			end
+		end
+		for name in pairs(config.fields) do
+			if name ~= "host" then
+				assert.is_table(native.options[name], "the stub's config declares " .. name .. ", which src/options.rs does not list");
+			end
+		end
+		for name in pairs(native.defaults) do
+			assert.is_table(native.options[name], "native.defaults." .. name .. " is no option of src/options.rs");
+		end
+	end);
+
 	it("lists every mechanism and refusal reason in its aliases, and nothing else", function()
 		local function set(list) local s = {}; for _, x in ipairs(list) do s[x] = true; end return s; end
 		assert.same(set(native.mechanisms), set(assert(aliases["prosody_auth_hmac.mechanism"], "no mechanism alias")));

@@ -22,6 +22,7 @@
 //!                                           quarantine_ends = unix time }
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
+//! native.options, native.defaults, native.limits --> by option name (src/options.rs' table)
 //! local b = native.address_budget(per_minute) --> failed logins per client address (src/failures.rs)
 //! b:record(address_or_nil, now)       --> log (write the line?), close (close the stream now?)
 //! b:summaries(now)                    --> { { address, not_logged }, ... } of the minutes over
@@ -40,8 +41,9 @@ use mlua::prelude::*;
 use mlua::{UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
+use crate::identity::verify_username;
 use crate::replay_state::{self, Refusal, SavedState, Start, Stored};
-use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
+use crate::sasl::{Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
 use crate::verifier::{Settings, Verifier};
@@ -71,42 +73,28 @@ fn time_arg(v: &Option<Value>) -> LuaResult<u64> {
     }
 }
 
-/// An integer option from the configuration table; the message names the option when the
-/// admin's value is not a non-negative integer.
-fn uint_field(t: &LuaTable, key: &str, default: u64) -> Result<u64, String> {
-    match t.get::<Value>(key).map_err(|e| format!("{key}: {e}"))? {
-        Value::Nil => Ok(default),
-        Value::Integer(i) if i >= 0 => Ok(i as u64),
-        Value::Number(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => Ok(n as u64),
-        _ => Err(format!("{key} must be a non-negative integer")),
-    }
-}
-
-/// A boolean option; the message names the option when the value is not a boolean.
-fn bool_field(t: &LuaTable, key: &str, default: bool) -> Result<bool, String> {
-    match t.get::<Value>(key).map_err(|e| format!("{key}: {e}"))? {
-        Value::Nil => Ok(default),
-        Value::Boolean(b) => Ok(b),
-        _ => Err(format!("{key} must be true or false")),
-    }
-}
-
-/// The numeric and boolean options, with the core's defaults for those not set.
-fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
-    let d = Settings::default();
-    Ok(Settings {
-        digits: u32::try_from(uint_field(cfg, "otp_digits", d.digits.into())?).unwrap_or(u32::MAX),
-        step: uint_field(cfg, "otp_step", d.step)?,
-        skew: uint_field(cfg, "otp_skew", d.skew)?,
-        replay_cache_size: usize::try_from(uint_field(cfg, "token_replay_cache_size", d.replay_cache_size as u64)?)
-            .unwrap_or(usize::MAX),
-        replay_user_quota: usize::try_from(uint_field(cfg, "token_replay_user_quota", d.replay_user_quota as u64)?)
-            .unwrap_or(usize::MAX),
-        nonce_digits: usize::try_from(uint_field(cfg, "token_nonce_digits", d.nonce_digits as u64)?).unwrap_or(usize::MAX),
-        jid_as_sent: bool_field(cfg, "token_jid_as_sent", d.jid_as_sent)?,
-        allow_weak_secrets: bool_field(cfg, "token_allow_weak_secrets", d.allow_weak_secrets)?,
-        allow_long_lifetime: bool_field(cfg, "token_allow_long_lifetime", d.allow_long_lifetime)?,
+/// An option's value as `crate::options` reads it: `None` when unset; whole numbers only when
+/// non-negative and exact.
+fn option_value(v: Value) -> Option<crate::options::Value> {
+    use crate::options::Value as O;
+    Some(match v {
+        Value::Nil => return None,
+        Value::Integer(i) if i >= 0 => O::Integer(i as u64),
+        Value::Number(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => O::Integer(n as u64),
+        Value::Boolean(b) => O::Boolean(b),
+        _ => O::Other,
     })
+}
+
+/// The numeric and boolean options (`crate::options::OPTIONS` says which), with the core's defaults
+/// for those not set.
+fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
+    use crate::options::OptionError;
+    crate::options::settings_from(|o| cfg.get::<Value>(o.name).map(option_value).map_err(|e| format!("{}: {e}", o.name))).map_err(
+        |e| match e {
+            OptionError::Read(m) | OptionError::Kind(m) => m,
+        },
+    )
 }
 
 fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
@@ -114,10 +102,9 @@ fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
 }
 
 /// `native.verifier(config)`: the configuration table uses the option names an admin writes in
-/// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
-/// `token_replay_cache_size`, `token_replay_user_quota`, `token_nonce_digits`, `token_jid_as_sent`,
-/// `token_allow_weak_secrets`, `token_allow_long_lifetime`) plus `host`. Returns the verifier, or `nil, message` naming the
-/// option at fault (never its value).
+/// prosody.cfg.lua (those `crate::options::OPTIONS` says the verifier reads: `token_secret`,
+/// `otp_seed` and the numeric and boolean ones) plus `host`. Returns the verifier, or
+/// `nil, message` naming the option at fault (never its value).
 fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
     let Value::Table(cfg) = cfg else { return Err(type_error("config", "table", &cfg)) };
     let secrets = match cfg.get::<Value>("token_secret")? {
@@ -467,42 +454,55 @@ impl UserData for LuaAddressBudget {
     }
 }
 
-/// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name.
+/// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name, from
+/// `crate::options::OPTIONS`.
 fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
-    use crate::options as o;
+    use crate::options::{DefaultValue, OPTIONS};
     let t = lua.create_table()?;
-    t.set("otp_digits", o::DEFAULT_OTP_DIGITS)?;
-    t.set("otp_step", o::DEFAULT_OTP_STEP)?;
-    t.set("otp_skew", o::DEFAULT_OTP_SKEW)?;
-    t.set("token_nonce_digits", o::DEFAULT_NONCE_DIGITS)?;
-    t.set("token_replay_cache_size", o::DEFAULT_REPLAY_CACHE_SIZE)?;
-    t.set("token_replay_user_quota", o::DEFAULT_REPLAY_USER_QUOTA)?;
-    t.set("token_max_failures", o::DEFAULT_MAX_FAILURES)?;
-    t.set("token_max_failures_per_address", o::DEFAULT_MAX_FAILURES_PER_ADDRESS)?;
-    t.set("token_user_exists", o::DEFAULT_USER_EXISTS)?;
-    t.set("token_mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
-    let d = Settings::default();
-    t.set("token_jid_as_sent", d.jid_as_sent)?;
-    t.set("token_allow_weak_secrets", d.allow_weak_secrets)?;
-    t.set("token_allow_long_lifetime", d.allow_long_lifetime)?;
+    for o in OPTIONS {
+        match o.default {
+            DefaultValue::Unset => {}
+            DefaultValue::Integer(n) => t.set(o.name, n)?,
+            DefaultValue::Boolean(b) => t.set(o.name, b)?,
+            DefaultValue::Text(s) => t.set(o.name, s)?,
+            DefaultValue::AllMechanisms => t.set(o.name, lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?,
+        }
+    }
     Ok(t)
 }
 
-/// The accepted ranges (`native.limits`): `{ min, max }` per option, and the lengths and choices the
-/// shims check or warn about.
+/// The accepted ranges (`native.limits`): `{ min, max }` per option, `<name>_min`, the choices, from
+/// `crate::options::OPTIONS`; and the lengths the shims check or warn about.
 fn limits(lua: &Lua) -> LuaResult<LuaTable> {
-    use crate::options as o;
+    use crate::options::{self as o, Limit, OPTIONS};
     let t = lua.create_table()?;
-    let range = |lo: u64, hi: u64| lua.create_sequence_from([lo, hi]);
-    t.set("otp_digits", range((*o::OTP_DIGITS.start()).into(), (*o::OTP_DIGITS.end()).into())?)?;
-    t.set("otp_step", range(*o::OTP_STEP.start(), *o::OTP_STEP.end())?)?;
-    t.set("otp_skew", range(*o::OTP_SKEW.start(), *o::OTP_SKEW.end())?)?;
-    t.set("token_nonce_digits", range(*o::NONCE_DIGITS.start() as u64, *o::NONCE_DIGITS.end() as u64)?)?;
-    t.set("token_max_failures_min", 1)?;
-    t.set("token_user_exists", lua.create_sequence_from(o::USER_EXISTS)?)?;
+    for opt in OPTIONS {
+        match opt.limit {
+            Limit::None => {}
+            Limit::Range(lo, hi) => t.set(opt.name, lua.create_sequence_from([lo, hi])?)?,
+            Limit::Min(lo) => t.set(format!("{}_min", opt.name), lo)?,
+            Limit::Choices(list) => t.set(opt.name, lua.create_sequence_from(list.iter().copied())?)?,
+        }
+    }
     t.set("lifetime_max", o::MAX_LIFETIME)?;
     t.set("secret_min_bytes", o::MIN_SECRET_LEN)?;
     t.set("secret_advised_bytes", o::ADVISED_SECRET_LEN)?;
+    Ok(t)
+}
+
+/// `native.options`: every option the modules read, by name: `{ type = "integer" | "boolean" | ...,
+/// verifier = true when native.verifier{} reads it, passed = true when mod_auth_hmac passes it
+/// through as configured }`.
+fn options(lua: &Lua) -> LuaResult<LuaTable> {
+    use crate::options::{Reader, OPTIONS};
+    let t = lua.create_table()?;
+    for o in OPTIONS {
+        let entry = lua.create_table()?;
+        entry.set("type", o.kind.name())?;
+        entry.set("verifier", o.verifier_reads())?;
+        entry.set("passed", matches!(o.reader, Reader::Verifier(_)))?;
+        t.set(o.name, entry)?;
+    }
     Ok(t)
 }
 
@@ -513,7 +513,7 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
 fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>, Option<LuaString>)) -> LuaResult<LuaMultiValue> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_bytes();
-    match crate::secret::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
+    match crate::secret_file::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
         Ok((data, exposure)) => {
             let data = crate::secret::SecretBytes::new(data);
             (lua.create_string(data.expose())?, exposure.map(|e| e.to_string())).into_lua_multi(lua)
@@ -522,7 +522,7 @@ fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>,
             let configured = configured.map(|c| String::from_utf8_lossy(&c.as_bytes()).into_owned());
             let resolved = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
             let shown = configured.unwrap_or_else(|| resolved.display().to_string());
-            fail(lua, &crate::secret::read_error(resolved, &shown, &e))
+            fail(lua, &crate::secret_file::read_error(resolved, &shown, &e))
         }
     }
 }
@@ -553,6 +553,7 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("reason_texts", lua.create_table_from(Reject::ALL.iter().filter_map(|r| r.text().map(|t| (r.as_str(), t))))?)?;
     exports.set("defaults", defaults(lua)?)?;
     exports.set("limits", limits(lua)?)?;
+    exports.set("options", options(lua)?)?;
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
     exports.set(
         "address_budget",
@@ -569,7 +570,7 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set(
         "printable",
-        lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
+        lua.create_function(|_, s: LuaString| Ok(crate::log_safe::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
     )?;
     Ok(exports)
 }

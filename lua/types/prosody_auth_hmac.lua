@@ -50,6 +50,7 @@
 ---@field reason_texts table<string,string> The text sent with a refusal reason, for the reasons that have one: its condition's, but otp-mismatch's own.
 ---@field defaults prosody_auth_hmac.defaults Every option's default, by prosody.cfg.lua name.
 ---@field limits prosody_auth_hmac.limits The accepted ranges and choices the shims check or warn about.
+---@field options table<string,prosody_auth_hmac.option> Every option the modules read, by prosody.cfg.lua name (src/options.rs).
 local prosody_auth_hmac = {}
 
 ---Makes a verifier from the options an admin writes in prosody.cfg.lua; raises if `config` is not a table or `host` not a string.
@@ -91,6 +92,12 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_jid_as_sent boolean Accept a signature over the JID as sent, not only the nodeprep'd one (false).
 ---@field token_allow_weak_secrets boolean Accept a secret shorter than secret_min_bytes (false).
 ---@field token_allow_long_lifetime boolean Accept a token lifetime over lifetime_max (false).
+
+---`native.options[name]`: what src/options.rs says of one option.
+---@class prosody_auth_hmac.option
+---@field type string "integer", "boolean", "choice", "mechanisms", "secret" or "path".
+---@field verifier boolean Whether `native.verifier` reads it (a key of prosody_auth_hmac.config).
+---@field passed boolean Whether mod_auth_hmac passes it to `native.verifier` as configured.
 
 ---`native.limits`: `{ min, max }` per numeric option, and the lengths and choices the shims check.
 ---@class prosody_auth_hmac.limits
