@@ -24,7 +24,8 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "integration"))
+# the test harness and the slixmpp SASL-HMAC mechanism (pytest.ini puts the same on the tests' path)
+sys.path[:0] = [os.path.join(os.path.dirname(__file__), "..", d) for d in ("tests/integration", "clients/slixmpp")]
 from harness import HMAC_TOKEN, REPO, Prosody, free_port, make_cert  # noqa: E402
 from proxies import make_proxy, spki_sha256  # noqa: E402
 import xmpp_clients  # noqa: E402

@@ -95,14 +95,15 @@ class Nginx(Proxy):
         self.dir = Path(tempfile.mkdtemp(prefix="nginx-"))
         self.https_port, self.http_port = free_port(), free_port()
         site = NGINX_SITE.read_text()
+        # The upstreams first: a listen port the harness picks (e.g. 52801) contains "5280".
+        site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=2)
+        site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port)
         site = _sub(site, "listen 443 ssl;", "listen 127.0.0.1:%d ssl;" % self.https_port)
         site = _sub(site, "listen 80;", "listen 127.0.0.1:%d;" % self.http_port)
         site = _sub(site, "return 301 https://$host$request_uri;", "return 301 https://$host:%d$request_uri;" % self.https_port)
         site = _sub(site, "chat.example.org", name, count=site.count("chat.example.org"))
         site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % name, str(cert))
         site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % name, str(key))
-        site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=2)
-        site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port)
         for path, directives in (overrides or {}).items():
             start, end = _location(site, path)
             block = site[start:end]
@@ -149,6 +150,9 @@ class Apache(Proxy):
         os.chmod(self.dir, 0o755)
         self.https_port, self.http_port = free_port(), free_port()
         site = APACHE_SITE.read_text()
+        # The upstreams first: a listen port the harness picks (e.g. 52801) contains "5280".
+        site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=3)
+        site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port, count=2)
         site = _sub(site, "<VirtualHost *:443>", "<VirtualHost 127.0.0.1:%d>" % self.https_port)
         site = _sub(site, "<VirtualHost *:80>", "<VirtualHost 127.0.0.1:%d>" % self.http_port)
         site = _sub(site, "Redirect permanent / https://chat.example.org/",
@@ -156,8 +160,6 @@ class Apache(Proxy):
         site = _sub(site, "chat.example.org", name, count=site.count("chat.example.org"))
         site = _sub(site, "/etc/letsencrypt/live/%s/fullchain.pem" % name, str(cert))
         site = _sub(site, "/etc/letsencrypt/live/%s/privkey.pem" % name, str(key))
-        site = _sub(site, "127.0.0.1:5280", "127.0.0.1:%d" % prosody_http_port, count=3)
-        site = _sub(site, "127.0.0.1:8080", "127.0.0.1:%d" % webapp_port, count=2)
         site = re.sub(r"timeout=(\d+)", lambda m: "timeout=%d" % max(1, int(m.group(1)) // scale), site)
         if ws_timeout_ms is not None:
             site = re.sub(r"(ProxyPass /xmpp-websocket \S+) timeout=\d+", r"\1 timeout=%d" % (ws_timeout_ms // 1000), site)

@@ -2,7 +2,8 @@
 Prosody with tokens from the credentials_url of the tests' fake web app (fake_webapp.py), over
 WebSocket and BOSH, with PLAIN and with SASL-HMAC, and straight to Prosody without a proxy (ws://
 and http:// named as insecure, wss:// on Prosody's own HTTPS port). Screenshots of every outcome go to
-test-artifacts/browser/. Reconnects: test_browser_sessions.py; refused tokens: test_browser_refusals.py; credentials_url outages and prebind: test_browser_credentials.py."""
+test-artifacts/browser/. Reconnects,
+refused tokens, credentials_url outages and prebind: pages/."""
 import json
 import os
 import subprocess

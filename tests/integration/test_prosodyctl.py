@@ -65,11 +65,17 @@ SYSTEM_CARGO = shutil.which("cargo", path=ADMIN_PATH)  # e.g. Debian's; None whe
 RUSTUP_CARGO = Path(rust_homes()["CARGO_HOME"]) / "bin" / "cargo"
 
 
+# A bound for a hung install, not a timing margin: a source install with Debian's cargo fetches the
+# crates and makes a cold release build (link-time optimisation, one codegen unit), which took over
+# 10 minutes on a 2-core machine running other test suites beside it.
+INSTALL_TIMEOUT = 1800
+
+
 def prosodyctl(server, *args, env=None):
     base = {k: v for k, v in os.environ.items() if k not in ("CARGO_HOME", "RUSTUP_HOME")}
     base["PATH"] = ADMIN_PATH
     return subprocess.run([str(server.ctl), "--config", str(server.config), *args], cwd=server.dir,
-                          capture_output=True, text=True, env=dict(base, **(env or {})), timeout=600)
+                          capture_output=True, text=True, env=dict(base, **(env or {})), timeout=INSTALL_TIMEOUT)
 
 
 def relocated(launcher, datadir):

@@ -315,3 +315,21 @@ def test_bosh_long_polls_stay_below_the_proxy_timeout(stack):
     print("negative control /http-bind statuses:", statuses, "logins:", logins)
     assert sum(statuses.count(code) for code in GATEWAY_ERRORS) >= 2, statuses
     assert gateway_errors_logged(st["console"]), st["console"]  # the check above can see it
+
+
+@pytest.mark.parametrize("kind", ["nginx", "apache"])
+def test_listen_ports_that_contain_the_upstream_port_are_filled_in_right(kind, monkeypatch, tmp_path):
+    """A port the harness picks may contain 5280 or 8080 (52801, 18080): the upstream ports in the
+    shipped file are replaced before any picked port is written, so each is replaced exactly."""
+    import proxies
+    picked = iter([52801, 18080])
+    monkeypatch.setattr(proxies, "free_port", lambda: next(picked))
+    proxy = make_proxy(kind, 40001, 40002, tmp_path / "host.crt", tmp_path / "host.key")
+    try:
+        assert (proxy.https_port, proxy.http_port) == (52801, 18080)
+        assert proxy.site.count("127.0.0.1:40001/") == {"nginx": 2, "apache": 3}[kind]
+        assert proxy.site.count("127.0.0.1:40002") == {"nginx": 1, "apache": 2}[kind]
+        assert "127.0.0.1:52801" in proxy.site and "127.0.0.1:18080" in proxy.site
+    finally:
+        import shutil
+        shutil.rmtree(proxy.dir, ignore_errors=True)

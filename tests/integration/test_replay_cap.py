@@ -13,9 +13,7 @@ otp_step = 3 with the default otp_skew of 1: a token's entry expires otp_skew + 
 token's own step and is dropped CLOCK_BACK_TOLERANCE (2) steps after that, so a token used in its
 own step leaves the cache at the start of the fourth step after it, and none stays more than
 ENTRY_LIFE."""
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,8 +21,7 @@ from harness import Prosody
 from logins import begin, connect, flip_mac, plain
 import sasl_hmac as sh  # clients/slixmpp, on the path by pytest.ini
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "clients" / "python" / "src"))
-from prosody_hmac_token import mint as mint_token  # noqa: E402
+from prosody_hmac_token import mint as mint_token  # clients/python/src, on the path by pytest.ini
 
 CAP = 4
 STEP = 3

@@ -3,8 +3,6 @@ import asyncio
 import inspect
 import ssl
 
-import os
-import sys
 
 import slixmpp
 from slixmpp.util.sasl import mechanisms as sasl_mechs
@@ -26,8 +24,7 @@ class X_TOKEN(Mech):  # noqa: N801 - slixmpp names mechanisms by class
 
 assert sasl_mechs  # the stock mechanisms are registered by importing the module
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "clients", "slixmpp"))
-import sasl_hmac  # noqa: E402,F401 - registers SASL-HMAC
+import sasl_hmac  # noqa: F401 - registers SASL-HMAC (clients/slixmpp, on the path by pytest.ini)
 assert sasl_hmac  # imported for its side effect
 
 

@@ -3,21 +3,9 @@ run): Prosody restarted under them, their sessions closed by the server, ten pag
 OTP step, two tabs of one user. Each page comes back without a reload, with one fresh token per login."""
 import time
 
-import pytest
-
 from browser import Browser
-from browser_pages import (COMBOS, back_after, delivered, logins, open_all, page, page_app, page_server,
+from browser_pages import (COMBOS, back_after, delivered, logins, open_all, page,
     restart, served, tag)
-
-
-@pytest.fixture(scope="module")
-def server():
-    yield from page_server()
-
-
-@pytest.fixture
-def app(server):
-    yield from page_app(server)
 
 
 def test_prosody_restarted_under_open_pages(server, app):

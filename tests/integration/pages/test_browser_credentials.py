@@ -7,18 +7,8 @@ import pytest
 
 from browser import Browser
 from browser_pages import (COMBOS, FAST, QUIET, RECONNECT_BOUND, back_after, delivered, logins, open_all,
-    page, page_app, page_server, restart, served, tag, use_token, wait_for)
+    page, restart, served, tag, use_token, wait_for)
 from harness import stays
-
-
-@pytest.fixture(scope="module")
-def server():
-    yield from page_server()
-
-
-@pytest.fixture
-def app(server):
-    yield from page_app(server)
 
 
 def test_credentials_url_down_then_back(server, app):

@@ -5,22 +5,10 @@ is asked again, and a logout while a reconnect waits for credentials does nothin
 import threading
 import time
 
-import pytest
-
 from browser import Browser
-from browser_pages import (COMBOS, QUIET, REASONS, RECONNECT_BOUND, logins, page, page_app, page_server,
+from browser_pages import (COMBOS, QUIET, REASONS, RECONNECT_BOUND, logins, page,
     restart, served, tag, use_token, wait_for)
 from harness import stays
-
-
-@pytest.fixture(scope="module")
-def server():
-    yield from page_server()
-
-
-@pytest.fixture
-def app(server):
-    yield from page_app(server)
 
 
 def test_refused_tokens_stop_after_the_configured_number_of_attempts(server, app):
