@@ -168,25 +168,64 @@ describe("native module", function()
 		fails("\0vic\0" .. t, "replayed");
 	end);
 
-	-- verify is a closure over the verifier it was made for: it must keep that verifier
-	-- alive by itself, balance the Lua stack, and raise only for misuse.
-	it("keeps its verifier alive through garbage collection, and the stack balanced", function()
+	-- The verifier is a userdata: its methods take it as self and raise for anything else (above);
+	-- an exchange holds the verifier's core, so it works after the verifier object is collected.
+	-- Every call balances the Lua stack and raises only for misuse.
+	it("keeps its core alive for an exchange through garbage collection, and the stack balanced", function()
 		local v = assert(verifier());
-		local verify, mint = v.verify, v.mint;
-		local tokens = {};
-		for i = 1, 50 do tokens[i] = mint(v, "gc" .. i .. "@example.org"); end
-		v = nil; -- luacheck: ignore 311
-		collectgarbage("collect"); collectgarbage("collect");
-		for i = 1, 50 do
-			assert.is_number(verify(nil, tokens[i], { "x@example.org", "gc" .. i .. "@example.org" }));
-			assert.same({ nil, "replayed" }, { verify(nil, tokens[i], "gc" .. i .. "@example.org") });
+		local verify = v.verify; -- the method itself, called below with v as self
+		local tokens, exchanges = {}, {};
+		for i = 1, 50 do tokens[i], exchanges[i] = v:mint("gc" .. i .. "@example.org"), v:exchange("PLAIN"); end
+		local last = v:mint("gc51@example.org");
+		for i = 1, 25 do
+			assert.is_number(verify(v, tokens[i], { "x@example.org", "gc" .. i .. "@example.org" }));
+			assert.same({ nil, "replayed" }, { verify(v, tokens[i], "gc" .. i .. "@example.org") });
 		end
-		local ok, err = pcall(verify, nil, tokens[1], { "a@example.org", 7 });
+		local ok, err = pcall(verify, v, tokens[1], { "a@example.org", 7 });
 		assert.is_false(ok);
 		assert.truthy(tostring(err):find("bad argument 'jids[]' (string expected", 1, true), tostring(err));
-		assert.has_error(function() verify(nil, tokens[1], {}, 1.5); end);
-		assert.same({ nil, "malformed" }, { verify(nil, tokens[1], {}) });
-		assert.same({ nil, "malformed" }, { verify(nil, "1 x", "\255@example.org") });
+		assert.has_error(function() verify(v, tokens[1], {}, 1.5); end);
+		assert.same({ nil, "malformed" }, { verify(v, tokens[1], {}) });
+		assert.same({ nil, "malformed" }, { verify(v, "1 x", "\255@example.org") });
+		v = nil; -- luacheck: ignore 311
+		collectgarbage("collect"); collectgarbage("collect");
+		for i = 26, 50 do
+			assert.same({ "success", "gc" .. i }, { exchanges[i]:step("\0gc" .. i .. "\0" .. tokens[i], string.lower) });
+		end
+		-- the replay cache is the collected verifier's: a token it accepted stays used
+		assert.same({ "failure", "replayed" }, { exchanges[1]:step("\0gc1\0" .. tokens[1], string.lower) });
+		assert.same({ "success", "gc51" }, { exchanges[2]:step("\0gc51\0" .. last, string.lower) });
+	end);
+
+	-- v.verify(token, jid) passes the token as self: every method says to call it with ':'
+	it("refuses a method called with '.' instead of ':', naming the method and the fix", function()
+		local v = assert(verifier());
+		local t = v:mint("dot@example.org");
+		local calls = {
+			verify = { t, "dot@example.org" }, verify_user = { t, "dot", string.lower }, mint = { "dot@example.org" },
+			exchange = { "PLAIN" }, replay_state = {}, seal_replay_state = {}, running_state = {},
+			running_state_stored = { true }, restore_replay_state = { nil }, stats = {},
+		};
+		local unpack = table.unpack or unpack; -- COMPAT: Lua 5.1 and LuaJIT have only the global
+		local n = 0;
+		for name, args in pairs(calls) do
+			n = n + 1;
+			assert.is_function(v[name], name);
+			local ok, err = pcall(v[name], unpack(args));
+			assert.is_false(ok, name);
+			local text = tostring(err);
+			assert.truthy(text:find("verifier:" .. name, 1, true), text);
+			assert.truthy(text:find("v:" .. name .. "(...), not v." .. name .. "(...)", 1, true), text);
+			-- another userdata (an exchange) is not a verifier either
+			local ok2, err2 = pcall(v[name], v:exchange("PLAIN"), unpack(args));
+			assert.is_false(ok2, name);
+			assert.truthy(tostring(err2):find("with a userdata as self", 1, true), tostring(err2));
+		end
+		assert.are.equal(10, n);
+		-- nothing of the dot-calls happened: the token was never used, and logins are not sealed
+		assert.is_number(v:verify(t, "dot@example.org"));
+		assert.are.equal("userdata", type(v));
+		assert.are.equal(false, getmetatable(v));
 	end);
 
 	-- The same contract without Prosody's util.encodings, so it runs on every interpreter: the

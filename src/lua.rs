@@ -32,13 +32,15 @@
 //!                                     --> "success", username[, additional data]
 //!                                     --> "challenge", data | "failure", reason
 //! ```
-//! Wrong argument types raise. Expected failures (a bad token, a bad configuration value) return
-//! `nil, reason`. Tokens and OTPs are only ever taken as Lua strings, never numbers.
+//! The verifier, the exchange and the address budget are userdata: their methods are called with
+//! `:` (a verifier method called with `.` raises, saying so). Wrong argument types raise. Expected
+//! failures (a bad token, a bad configuration value) return `nil, reason`. Tokens and OTPs are only
+//! ever taken as Lua strings, never numbers.
 
 use std::sync::Arc;
 
 use mlua::prelude::*;
-use mlua::{UserData, UserDataMethods, Value};
+use mlua::{FromLuaMulti, IntoLuaMulti, UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
 use crate::identity::verify_username;
@@ -136,57 +138,80 @@ fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
         Err(m) => return fail(lua, &m),
     };
     match seed.and_then(|seed| Verifier::new(secrets, seed, settings, host.as_deref())) {
-        Ok(v) => verifier_object(lua, Arc::new(v))?.into_lua_multi(lua),
+        Ok(v) => LuaVerifier(Arc::new(v)).into_lua_multi(lua),
         Err(e) => fail(lua, &e.to_string()),
     }
 }
 
-/// The verifier object Lua sees: a table of closures over one `Arc<Verifier>`. `tostring` shows the settings with
-/// every secret as `***`.
-fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
-    let object = lua.create_table()?;
-    let this = v.clone();
-    let verify = lua.create_function(move |lua, (_, token, jids, now): (Value, Value, Value, Option<Value>)| {
-        let token = string_arg("token", &token)?;
-        let now = time_arg(&now)?;
-        let token = token.as_bytes();
-        let result = match &jids {
-            Value::String(s) => match s.to_str() {
-                Ok(jid) => this.verify(&token, &[&jid], now),
-                Err(_) => Err(Reject::Malformed),
-            },
-            Value::Table(t) => {
-                let strings = t
-                    .sequence_values::<Value>()
-                    .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
-                    .collect::<LuaResult<Vec<_>>>()?;
-                match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
-                    Ok(borrowed) => {
-                        let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
-                        this.verify(&token, &refs, now)
-                    }
-                    Err(_) => Err(Reject::Malformed),
-                }
-            }
-            other => return Err(type_error("jid", "string or table", other)),
-        };
-        Ok(match result {
-            Ok(acc) => (Some(acc.step()), Value::Integer((acc.jid_index() + 1) as mlua::Integer), Value::Nil),
-            Err(r) => {
-                let detail = match this.explain(r, &token, now) {
-                    Some(d) => Value::String(lua.create_string(d.to_string())?),
-                    None => Value::Nil,
-                };
-                (None, Value::String(lua.create_string(r.as_str())?), detail)
-            }
-        })
-    })?;
-    object.raw_set("verify", verify)?;
+/// The verifier object Lua sees: `UserData` over one shared [`Verifier`] (an exchange it starts
+/// holds the same `Arc`, so it outlives the object). `tostring` shows the settings with every
+/// secret as `***`.
+struct LuaVerifier(Arc<Verifier>);
 
-    let this = v.clone();
-    object.raw_set(
-        "mint",
-        lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {
+/// The error for a method called with a `self` that is not a verifier: nearly always `v.verify(...)`
+/// for `v:verify(...)`. mlua's own says "bad argument `self` to `LuaVerifier.verify`: error
+/// converting Lua string to userdata", naming a Rust type and not the fix.
+fn not_a_verifier(method: &str, got: &Value) -> LuaError {
+    LuaError::runtime(format!(
+        "verifier:{method} called with a {} as self: call it as a method, v:{method}(...), not v.{method}(...)",
+        got.type_name()
+    ))
+}
+
+/// Adds a verifier method: `f(lua, verifier, arguments)`, its `self` checked for a verifier first
+/// with [`not_a_verifier`]'s error.
+fn add_verifier_method<M, A, R, F>(methods: &mut M, name: &'static str, f: F)
+where
+    M: UserDataMethods<LuaVerifier>,
+    A: FromLuaMulti,
+    R: IntoLuaMulti,
+    F: Fn(&Lua, &Arc<Verifier>, A) -> LuaResult<R> + mlua::MaybeSend + 'static,
+{
+    methods.add_function(name, move |lua, (this, args): (Value, A)| {
+        let Value::UserData(ud) = &this else { return Err(not_a_verifier(name, &this)) };
+        let v = ud.borrow::<LuaVerifier>().map_err(|_| not_a_verifier(name, &this))?;
+        f(lua, &v.0, args)
+    });
+}
+
+impl UserData for LuaVerifier {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        add_verifier_method(methods, "verify", |lua, this, (token, jids, now): (Value, Value, Option<Value>)| {
+            let token = string_arg("token", &token)?;
+            let now = time_arg(&now)?;
+            let token = token.as_bytes();
+            let result = match &jids {
+                Value::String(s) => match s.to_str() {
+                    Ok(jid) => this.verify(&token, &[&jid], now),
+                    Err(_) => Err(Reject::Malformed),
+                },
+                Value::Table(t) => {
+                    let strings = t
+                        .sequence_values::<Value>()
+                        .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
+                        .collect::<LuaResult<Vec<_>>>()?;
+                    match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
+                        Ok(borrowed) => {
+                            let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
+                            this.verify(&token, &refs, now)
+                        }
+                        Err(_) => Err(Reject::Malformed),
+                    }
+                }
+                other => return Err(type_error("jid", "string or table", other)),
+            };
+            Ok(match result {
+                Ok(acc) => (Some(acc.step()), Value::Integer((acc.jid_index() + 1) as mlua::Integer), Value::Nil),
+                Err(r) => {
+                    let detail = match this.explain(r, &token, now) {
+                        Some(d) => Value::String(lua.create_string(d.to_string())?),
+                        None => Value::Nil,
+                    };
+                    (None, Value::String(lua.create_string(r.as_str())?), detail)
+                }
+            })
+        });
+        add_verifier_method(methods, "mint", |lua, this, (jid, now): (Value, Option<Value>)| {
             let jid = string_arg("jid", &jid)?;
             let now = time_arg(&now)?;
             let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
@@ -194,67 +219,48 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
                 Ok(t) => t.into_lua_multi(lua),
                 Err(r) => fail(lua, r.as_str()),
             }
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "verify_user",
-        lua.create_function(move |lua, (_, token, username, nodeprep, now): (Value, Value, Value, Value, Option<Value>)| {
-            let token = string_arg("token", &token)?;
-            let username = string_arg("username", &username)?;
-            let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
-            let now = time_arg(&now)?;
-            let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
-            let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
-            match verify_username(&this, &token.as_bytes(), &username, &prep, now) {
-                Ok((user, _)) => user.into_lua_multi(lua),
-                Err(r) => match this.explain(r, &token.as_bytes(), now) {
-                    Some(d) => (Value::Nil, r.as_str(), d.to_string()).into_lua_multi(lua),
-                    None => fail(lua, r.as_str()),
-                },
-            }
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "replay_state",
-        lua.create_function(move |lua, _: Value| {
+        });
+        add_verifier_method(
+            methods,
+            "verify_user",
+            |lua, this, (token, username, nodeprep, now): (Value, Value, Value, Option<Value>)| {
+                let token = string_arg("token", &token)?;
+                let username = string_arg("username", &username)?;
+                let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
+                let now = time_arg(&now)?;
+                let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+                let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
+                match verify_username(this, &token.as_bytes(), &username, &prep, now) {
+                    Ok((user, _)) => user.into_lua_multi(lua),
+                    Err(r) => match this.explain(r, &token.as_bytes(), now) {
+                        Some(d) => (Value::Nil, r.as_str(), d.to_string()).into_lua_multi(lua),
+                        None => fail(lua, r.as_str()),
+                    },
+                }
+            },
+        );
+        add_verifier_method(methods, "replay_state", |lua, this, ()| {
             let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
             state_table(lua, &state, &mac)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "seal_replay_state",
-        lua.create_function(move |lua, _: Value| {
+        });
+        add_verifier_method(methods, "seal_replay_state", |lua, this, ()| {
             let (state, mac) = this.seal_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
             state_table(lua, &state, &mac)
-        })?,
-    )?;
-    object.raw_set(
-        "running_state",
-        lua.create_function(|lua, _: Value| {
+        });
+        add_verifier_method(methods, "running_state", |lua, _, ()| {
             let t = lua.create_table()?;
             t.set("format", replay_state::FORMAT)?;
             t.set("running", true)?;
             Ok(t)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "running_state_stored",
-        lua.create_function(move |_, (_, stored): (Value, Value)| match stored {
+        });
+        add_verifier_method(methods, "running_state_stored", |_, this, stored: Value| match stored {
             Value::Boolean(b) => {
                 this.running_marker_stored(b);
                 Ok(())
             }
             other => Err(type_error("stored", "boolean", &other)),
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "restore_replay_state",
-        lua.create_function(move |lua, (_, saved, now): (Value, Value, Option<Value>)| {
+        });
+        add_verifier_method(methods, "restore_replay_state", |lua, this, (saved, now): (Value, Option<Value>)| {
             let now = time_arg(&now)?;
             let start = this.restart(stored_state(&saved)?, now).map_err(|r| LuaError::runtime(r.as_str()))?;
             let t = lua.create_table()?;
@@ -272,12 +278,8 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             }
             t.set("quarantine_ends", this.quarantine_ends(now))?;
             Ok(t)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "stats",
-        lua.create_function(move |lua, _: Value| {
+        });
+        add_verifier_method(methods, "stats", |lua, this, ()| {
             let (entries, cap, quota) = this.replay_stats();
             let t = lua.create_table()?;
             t.set("replay_entries", entries)?;
@@ -290,26 +292,20 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             t.set("nonce_digits", this.layout().nonce_digits)?;
             t.set("jid_as_sent", this.jid_as_sent())?;
             Ok(t)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "exchange",
-        lua.create_function(move |lua, (_, mech): (Value, Value)| {
+        });
+        add_verifier_method(methods, "exchange", |lua, this, mech: Value| {
             let mech = string_arg("mechanism", &mech)?;
             match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
                 Some(m) => LuaExchange { verifier: this.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
                 None => Value::Nil.into_lua_multi(lua),
             }
-        })?,
-    )?;
-    let meta = lua.create_table()?;
-    let shown = format!("{v:?}");
-    meta.raw_set("__tostring", lua.create_function(move |_, _: Value| Ok(shown.clone()))?)?;
-    meta.raw_set("__name", "prosody_auth_hmac.verifier")?;
-    meta.raw_set("__metatable", false)?;
-    object.set_metatable(Some(meta))?;
-    Ok(object)
+        });
+        methods.add_meta_method(mlua::MetaMethod::ToString, |_, this, ()| Ok(format!("{:?}", this.0)));
+    }
+
+    fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(mlua::MetaMethod::Type, "prosody_auth_hmac.verifier");
+    }
 }
 
 /// A saved state as storage keeps it (`replay_state`, `seal_replay_state`).

@@ -161,7 +161,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field nonce_digits integer token_nonce_digits.
 ---@field jid_as_sent boolean token_jid_as_sent.
 
----A verifier for one host's configuration; `tostring` shows its settings with every secret as `***`.
+---A verifier for one host's configuration, a userdata: call its methods with `:` (a `.` call raises); `tostring` shows its settings with every secret as `***`.
 ---@class prosody_auth_hmac.verifier
 local verifier = {}
 
