@@ -136,6 +136,37 @@ describe("native module", function()
 		assert.same(sealed, v:seal_replay_state());
 	end);
 
+	-- the table is converted field by field; src/replay_state.rs reads it (its unit tests have the cases)
+	it("takes back its own replay state, and nothing that does not read as one", function()
+		local v = assert(verifier({ token_replay_cache_size = 2 }));
+		for _, who in ipairs({ "a", "b" }) do assert.is_number(v:verify(v:mint(who .. "@example.org"), who .. "@example.org")); end
+		local state = v:seal_replay_state();
+		local function copy(edit)
+			local t = {};
+			for k, x in pairs(state) do t[k] = x; end
+			t.entries = {};
+			for i, e in ipairs(state.entries) do t.entries[i] = e; end
+			edit(t);
+			return t;
+		end
+		local function start(stored) return assert(verifier({ token_replay_cache_size = 2 })):restore_replay_state(stored); end
+		assert.same({ "clean", 2 }, { start(copy(function() end)).outcome, start(copy(function() end)).taken });
+		local unreadable = "the saved replay state is unreadable";
+		for name, edit in pairs({
+			negative = function(t) t.quarantine = -1; end,
+			nested = function(t) t.entries[2] = { t.entries[2] }; end,
+			number = function(t) t.entries[1] = 5; end,
+			plus = function(t) t.entries[1] = t.entries[1]:gsub(" ", " +"); end,
+			mac_table = function(t) t.mac = { t.mac }; end,
+		}) do
+			local s = start(copy(edit));
+			assert.same({ "unclean", unreadable }, { s.outcome, s.refused }, name);
+		end
+		-- counted before any entry is read: three of anything is too many for a cache of two
+		local s = start(copy(function(t) t.entries = { 1, {}, false }; end));
+		assert.same({ "unclean", "the saved replay state holds more entries than token_replay_cache_size" }, { s.outcome, s.refused });
+	end);
+
 	it("runs PLAIN and X-TOKEN exchanges (with Prosody's nodeprep) #prosody", function()
 		local v = assert(verifier());
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN" }) do

@@ -44,7 +44,7 @@ use mlua::{FromLuaMulti, IntoLuaMulti, UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
 use crate::identity::verify_username;
-use crate::replay_state::{self, Refusal, SavedState, Start, Stored};
+use crate::replay_state::{Field, Held, Start, StateRecord};
 use crate::sasl::{Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
@@ -241,18 +241,13 @@ impl UserData for LuaVerifier {
         );
         add_verifier_method(methods, "replay_state", |lua, this, ()| {
             let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
-            state_table(lua, &state, &mac)
+            record_table(lua, &StateRecord::saved(&state, &mac))
         });
         add_verifier_method(methods, "seal_replay_state", |lua, this, ()| {
             let (state, mac) = this.seal_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
-            state_table(lua, &state, &mac)
+            record_table(lua, &StateRecord::saved(&state, &mac))
         });
-        add_verifier_method(methods, "running_state", |lua, _, ()| {
-            let t = lua.create_table()?;
-            t.set("format", replay_state::FORMAT)?;
-            t.set("running", true)?;
-            Ok(t)
-        });
+        add_verifier_method(methods, "running_state", |lua, _, ()| record_table(lua, &StateRecord::running()));
         add_verifier_method(methods, "running_state_stored", |_, this, stored: Value| match stored {
             Value::Boolean(b) => {
                 this.running_marker_stored(b);
@@ -262,7 +257,7 @@ impl UserData for LuaVerifier {
         });
         add_verifier_method(methods, "restore_replay_state", |lua, this, (saved, now): (Value, Option<Value>)| {
             let now = time_arg(&now)?;
-            let start = this.restart(stored_state(&saved)?, now).map_err(|r| LuaError::runtime(r.as_str()))?;
+            let start = this.restore(held(&saved)?, now).map_err(|r| LuaError::runtime(r.as_str()))?;
             let t = lua.create_table()?;
             match start {
                 Start::Fresh => t.set("outcome", "fresh")?,
@@ -308,73 +303,53 @@ impl UserData for LuaVerifier {
     }
 }
 
-/// A saved state as storage keeps it (`replay_state`, `seal_replay_state`).
-fn state_table(lua: &Lua, state: &SavedState, mac: &[u8]) -> LuaResult<LuaTable> {
+/// A stored-state record as a Lua table (absent fields left out).
+fn record_table(lua: &Lua, record: &StateRecord) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
-    t.set("format", replay_state::FORMAT)?;
-    t.set("otp_step", state.otp_step)?;
-    t.set("otp_skew", state.otp_skew)?;
-    t.set("high_water", state.high_water)?;
-    t.set("quarantine", state.quarantine)?;
-    let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
-    t.set("entries", lua.create_sequence_from(lines)?)?;
-    t.set("mac", data_encoding::HEXLOWER.encode(mac))?;
+    for (name, field) in record.fields() {
+        t.raw_set(name, field_value(lua, field)?)?;
+    }
     Ok(t)
 }
 
-/// `"<32 hex digits> <expiry step>"`, as `replay_state` writes it.
-fn parse_replay_entry(line: &[u8]) -> Option<(crate::replay::Key, u64)> {
-    let line = core::str::from_utf8(line).ok()?;
-    let (hex, expiry) = line.split_once(' ')?;
-    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
-    Some((bytes.try_into().ok()?, expiry.parse().ok()?))
+fn field_value(lua: &Lua, field: &Field) -> LuaResult<Value> {
+    Ok(match field {
+        Field::Absent | Field::Other => Value::Nil,
+        // past Lua's integers (no step is): a float, which reading it back refuses
+        Field::Integer(n) => mlua::Integer::try_from(*n).map_or(Value::Number(*n as f64), Value::Integer),
+        Field::Float(f) => Value::Number(*f),
+        Field::Text(bytes) => Value::String(lua.create_string(bytes)?),
+        Field::Boolean(b) => Value::Boolean(*b),
+        Field::List(items) => {
+            Value::Table(lua.create_sequence_from(items.iter().map(|i| field_value(lua, i)).collect::<LuaResult<Vec<_>>>()?)?)
+        }
+    })
 }
 
-/// What storage held, as the core reads it: `nil` (nothing), the running marker, a saved state, or
-/// anything else (unreadable: storage is data, so nothing it holds raises).
-fn stored_state(saved: &Value) -> LuaResult<Stored> {
-    let Value::Table(t) = saved else {
-        return Ok(if saved.is_nil() { Stored::Nothing } else { Stored::Unreadable(Refusal::Unreadable) });
-    };
-    if t.raw_get::<Value>("running")? == Value::Boolean(true) {
-        return Ok(Stored::Running);
-    }
-    // a storage back end that keeps numbers as floats (JSON) gives whole numbers back as floats
-    let uint = |v: Value| match v {
-        Value::Integer(i) if i >= 0 => Some(i as u64),
-        Value::Number(f) if (0.0..9_007_199_254_740_992.0).contains(&f) && f.fract() == 0.0 => Some(f as u64),
-        _ => None,
-    };
-    let mac = match t.raw_get::<Value>("mac")? {
-        Value::String(s) => data_encoding::HEXLOWER.decode(&s.as_bytes()).ok(),
-        Value::Nil => return Ok(Stored::Unreadable(Refusal::Unauthenticated)),
-        _ => None,
-    };
-    if uint(t.raw_get("format")?) != Some(replay_state::FORMAT) {
-        return Ok(Stored::Unreadable(Refusal::OtherFormat));
-    }
-    let fields = (
-        uint(t.raw_get("otp_step")?),
-        uint(t.raw_get("otp_skew")?),
-        uint(t.raw_get("high_water")?),
-        uint(t.raw_get("quarantine")?),
-        mac,
-        t.raw_get::<Value>("entries")?,
-    );
-    let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
-        return Ok(Stored::Unreadable(Refusal::Unreadable));
-    };
-    let mut entries = Vec::new();
-    for line in list.sequence_values::<Value>() {
-        match line? {
-            Value::String(s) => match parse_replay_entry(&s.as_bytes()) {
-                Some(e) => entries.push(e),
-                None => return Ok(Stored::Unreadable(Refusal::Unreadable)),
-            },
-            _ => return Ok(Stored::Unreadable(Refusal::Unreadable)),
+/// What storage held, as the core reads it ([`Held`]): storage is data, so nothing it holds raises.
+fn held(saved: &Value) -> LuaResult<Held> {
+    Ok(match saved {
+        Value::Nil => Held::Nothing,
+        Value::Table(t) => {
+            Held::Record(Box::new(StateRecord::from_fields(|name| Ok::<_, LuaError>(field(&t.raw_get(name)?, true)))?))
         }
+        _ => Held::Other,
+    })
+}
+
+/// One stored value; a table is a list (its sequence) at the top level only.
+fn field(v: &Value, top: bool) -> Field {
+    match v {
+        Value::Nil => Field::Absent,
+        Value::Integer(i) => u64::try_from(*i).map_or(Field::Other, Field::Integer),
+        Value::Number(f) => Field::Float(*f),
+        Value::String(s) => Field::Text(s.as_bytes().to_vec()),
+        Value::Boolean(b) => Field::Boolean(*b),
+        Value::Table(t) if top => {
+            Field::List(t.sequence_values::<Value>().map(|v| v.map_or(Field::Other, |v| field(&v, false))).collect())
+        }
+        _ => Field::Other,
     }
-    Ok(Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac))
 }
 
 struct LuaExchange {

@@ -17,9 +17,14 @@
 //! OTP ‖ NONCE ‖ JID)`, whose message begins with an ASCII digit; `KEY_LABEL` begins with a NUL, so
 //! the key is never the MAC of any token (nor a SASL-HMAC secret half, made the same way). The
 //! state's MAC covers [`MAC_LABEL`] and then fixed-width fields and the host, length-prefixed.
+//!
+//! The form storage keeps is [`StateRecord`]: its fields as the storage back end gives them back
+//! ([`Field`]), written from a [`SavedState`] and read back into one (or refused) here; the Lua
+//! binding only converts a record to and from a table.
 
 use core::fmt;
 
+use data_encoding::HEXLOWER;
 use hmac::{KeyInit, Mac};
 use zeroize::Zeroize;
 
@@ -120,6 +125,199 @@ pub enum Start {
         /// The last refused step.
         quarantine: u64,
     },
+}
+
+/// One value of a stored state as the storage back end gave it back (Prosody's storage keeps a
+/// Lua table; some back ends keep JSON). Read back from disk, so untrusted: [`StateRecord::read`]
+/// checks every field.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Field {
+    /// Not there.
+    Absent,
+    /// A non-negative whole number.
+    Integer(u64),
+    /// A floating-point number (a back end that keeps numbers as floats, as JSON does, gives whole
+    /// numbers back as floats).
+    Float(f64),
+    /// A string, as bytes.
+    Text(Vec<u8>),
+    /// A boolean.
+    Boolean(bool),
+    /// A list: the table's sequence, each item one level deep (a list in a list is `Other`).
+    List(Vec<Field>),
+    /// Anything else: a negative integer, a function, a list nested in a list.
+    Other,
+}
+
+/// The replay state in the form storage keeps it, field by field: what `v:replay_state()` and
+/// `v:seal_replay_state()` return and `v:restore_replay_state()` takes. A saved state has `format`
+/// ([`FORMAT`]), `otp_step`, `otp_skew`, `high_water` and `quarantine` as whole numbers, `entries`
+/// as one `"<32 lowercase hex digits> <expiry step>"` string per entry and `mac` as 64 lowercase
+/// hex digits; the running marker has `format` and `running = true`. The MAC covers the values,
+/// not this form: a form that reads as another value is refused by the MAC, one that reads as
+/// none by [`StateRecord::read`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateRecord {
+    /// The state format ([`FORMAT`]).
+    pub format: Field,
+    /// `true` in the running marker.
+    pub running: Field,
+    /// [`SavedState::otp_step`].
+    pub otp_step: Field,
+    /// [`SavedState::otp_skew`].
+    pub otp_skew: Field,
+    /// [`SavedState::high_water`].
+    pub high_water: Field,
+    /// [`SavedState::quarantine`].
+    pub quarantine: Field,
+    /// [`SavedState::entries`], one string each.
+    pub entries: Field,
+    /// The state's MAC, hex.
+    pub mac: Field,
+}
+
+/// What storage held for the replay state, before it is read: nothing, a record (a table), or
+/// anything else.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Held {
+    /// Nothing (the first start with this storage).
+    Nothing,
+    /// A table, field by field.
+    Record(Box<StateRecord>),
+    /// Something that is not a table.
+    Other,
+}
+
+/// The longest `"<key hex> <expiry>"` entry: 32 hex digits, a space and a `u64` (20 digits).
+const MAX_ENTRY_LEN: usize = 32 + 1 + 20;
+
+impl StateRecord {
+    /// A record with every field absent.
+    pub const EMPTY: StateRecord = StateRecord {
+        format: Field::Absent,
+        running: Field::Absent,
+        otp_step: Field::Absent,
+        otp_skew: Field::Absent,
+        high_water: Field::Absent,
+        quarantine: Field::Absent,
+        entries: Field::Absent,
+        mac: Field::Absent,
+    };
+
+    /// `state` and its `mac` as storage keeps them.
+    pub fn saved(state: &SavedState, mac: &[u8]) -> StateRecord {
+        let entries =
+            state.entries.iter().map(|(key, expiry)| Field::Text(format!("{} {expiry}", HEXLOWER.encode(key)).into_bytes()));
+        StateRecord {
+            format: Field::Integer(FORMAT),
+            otp_step: Field::Integer(state.otp_step),
+            otp_skew: Field::Integer(state.otp_skew),
+            high_water: Field::Integer(state.high_water),
+            quarantine: Field::Integer(state.quarantine),
+            entries: Field::List(entries.collect()),
+            mac: Field::Text(HEXLOWER.encode(mac).into_bytes()),
+            ..StateRecord::EMPTY
+        }
+    }
+
+    /// The marker a running server keeps in storage in place of a saved state.
+    pub fn running() -> StateRecord {
+        StateRecord { format: Field::Integer(FORMAT), running: Field::Boolean(true), ..StateRecord::EMPTY }
+    }
+
+    /// Every field with its name in storage (the names the Lua table uses).
+    pub fn fields(&self) -> [(&'static str, &Field); 8] {
+        [
+            ("format", &self.format),
+            ("running", &self.running),
+            ("otp_step", &self.otp_step),
+            ("otp_skew", &self.otp_skew),
+            ("high_water", &self.high_water),
+            ("quarantine", &self.quarantine),
+            ("entries", &self.entries),
+            ("mac", &self.mac),
+        ]
+    }
+
+    /// The record whose field `name` is `field(name)`, for each name [`StateRecord::fields`] gives.
+    pub fn from_fields<E>(mut field: impl FnMut(&'static str) -> Result<Field, E>) -> Result<StateRecord, E> {
+        Ok(StateRecord {
+            format: field("format")?,
+            running: field("running")?,
+            otp_step: field("otp_step")?,
+            otp_skew: field("otp_skew")?,
+            high_water: field("high_water")?,
+            quarantine: field("quarantine")?,
+            entries: field("entries")?,
+            mac: field("mac")?,
+        })
+    }
+
+    /// What this record is, for a replay cache of at most `max_entries` entries: the running
+    /// marker, a saved state and its MAC (not yet verified: [`decide`] does that), or why it
+    /// cannot be one. A list of more than `max_entries` entries is refused before any is read.
+    pub fn read(self, max_entries: usize) -> Stored {
+        if self.running == Field::Boolean(true) {
+            return Stored::Running;
+        }
+        let mac = match &self.mac {
+            Field::Absent => return Stored::Unreadable(Refusal::Unauthenticated),
+            Field::Text(hex) => HEXLOWER.decode(hex).ok(),
+            _ => None,
+        };
+        if whole(&self.format) != Some(FORMAT) {
+            return Stored::Unreadable(Refusal::OtherFormat);
+        }
+        let fields = (whole(&self.otp_step), whole(&self.otp_skew), whole(&self.high_water), whole(&self.quarantine), mac);
+        let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac)) = fields else {
+            return Stored::Unreadable(Refusal::Unreadable);
+        };
+        let Field::List(lines) = &self.entries else { return Stored::Unreadable(Refusal::Unreadable) };
+        if lines.len() > max_entries {
+            return Stored::Unreadable(Refusal::TooMany);
+        }
+        let Some(entries) = lines.iter().map(entry).collect::<Option<Vec<_>>>() else {
+            return Stored::Unreadable(Refusal::Unreadable);
+        };
+        Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac)
+    }
+}
+
+impl Held {
+    /// What a start found, for a replay cache of at most `max_entries` entries
+    /// ([`StateRecord::read`]); anything but nothing or a table is unreadable.
+    pub fn read(self, max_entries: usize) -> Stored {
+        match self {
+            Held::Nothing => Stored::Nothing,
+            Held::Record(record) => record.read(max_entries),
+            Held::Other => Stored::Unreadable(Refusal::Unreadable),
+        }
+    }
+}
+
+/// A whole number as storage gave it back: an integer, or a float with no fraction that a double
+/// holds exactly (below 2^53).
+fn whole(field: &Field) -> Option<u64> {
+    match *field {
+        Field::Integer(n) => Some(n),
+        Field::Float(f) if (0.0..9_007_199_254_740_992.0).contains(&f) && f.fract() == 0.0 => Some(f as u64),
+        _ => None,
+    }
+}
+
+/// One entry, `"<32 lowercase hex digits> <expiry step>"`, in its one spelling: the expiry in
+/// decimal digits without a sign or a leading zero.
+fn entry(field: &Field) -> Option<(Key, u64)> {
+    let Field::Text(line) = field else { return None };
+    if line.len() > MAX_ENTRY_LEN {
+        return None;
+    }
+    let (hex, expiry) = (line.get(..32)?, line.get(32..)?.strip_prefix(b" ")?);
+    let key: Key = HEXLOWER.decode(hex).ok()?.try_into().ok()?;
+    if expiry.is_empty() || !expiry.iter().all(u8::is_ascii_digit) || (expiry.len() > 1 && expiry[0] == b'0') {
+        return None;
+    }
+    Some((key, core::str::from_utf8(expiry).ok()?.parse().ok()?))
 }
 
 /// The quarantine after an unclean stop noticed at step `current`: every step a token accepted
@@ -357,6 +555,178 @@ mod tests {
         let derived: [u8; MAC_LEN] = derived.finalize().into_bytes().into();
         assert_ne!(derived, token_mac);
         assert_ne!(MAC_LABEL, KEY_LABEL);
+    }
+
+    // The persisted form: what storage gives back is untrusted.
+
+    fn record(s: &SavedState) -> StateRecord {
+        let Stored::State(s, mac) = sealed(s) else { unreachable!() };
+        StateRecord::saved(&s, &mac)
+    }
+
+    fn text(s: &str) -> Field {
+        Field::Text(s.as_bytes().to_vec())
+    }
+
+    fn lines(r: &StateRecord) -> Vec<Field> {
+        let Field::List(l) = &r.entries else { unreachable!() };
+        l.clone()
+    }
+
+    /// What a start makes of a record (read, then decided).
+    fn start_from(r: StateRecord) -> Start {
+        start(Held::Record(Box::new(r)).read(10))
+    }
+
+    const UNREADABLE: Start = Start::Unclean { refused: Some(Refusal::Unreadable), quarantine: CUR + SKEW };
+    const BAD_MAC: Start = Start::Unclean { refused: Some(Refusal::BadMac), quarantine: CUR + SKEW };
+
+    #[test]
+    fn a_record_reads_back_as_the_state_it_was_written_from() {
+        let s = state();
+        let r = record(&s);
+        assert_eq!(r.format, Field::Integer(FORMAT));
+        assert_eq!(r.running, Field::Absent);
+        assert_eq!(lines(&r)[0], text(&format!("{} {}", "07".repeat(16), CUR - 1)));
+        let Stored::State(back, mac) = r.clone().read(10) else { panic!("not read back") };
+        assert_eq!(back, s);
+        assert_eq!(mac.len(), MAC_LEN);
+        assert_eq!(start_from(r.clone()), Start::Clean { taken: 0, dropped: 0 });
+        // field by field under its name, as the binding copies it
+        let copy = StateRecord::from_fields(|name| Ok::<_, ()>(r.fields().iter().find(|(n, _)| *n == name).unwrap().1.clone()));
+        assert_eq!(copy, Ok(r.clone()));
+        let names: Vec<_> = r.fields().iter().map(|(n, _)| *n).collect();
+        assert!(names.iter().enumerate().all(|(i, n)| !names[..i].contains(n)), "{names:?}");
+        // no entries, and a JSON back end's whole floats
+        let empty = SavedState { entries: vec![], ..state() };
+        assert_eq!(start_from(record(&empty)), Start::Clean { taken: 0, dropped: 0 });
+        let floats = StateRecord {
+            format: Field::Float(3.0),
+            otp_step: Field::Float(30.0),
+            high_water: Field::Float((CUR - 3) as f64),
+            ..r
+        };
+        assert_eq!(start_from(floats), Start::Clean { taken: 0, dropped: 0 });
+        // the running marker, and what is not a record
+        assert!(matches!(Held::Record(Box::new(StateRecord::running())).read(10), Stored::Running));
+        assert!(matches!(Held::Nothing.read(10), Stored::Nothing));
+        assert!(matches!(Held::Other.read(10), Stored::Unreadable(Refusal::Unreadable)));
+        assert_eq!(
+            start_from(StateRecord { running: Field::Boolean(false), ..record(&s) }),
+            Start::Clean { taken: 0, dropped: 0 }
+        );
+    }
+
+    /// A well-formed entry or field with another value is the MAC's to refuse; one in another
+    /// spelling, or cut in another place, is refused as unreadable: nothing of either is taken.
+    #[test]
+    fn a_tampered_or_shifted_entry_is_refused() {
+        let good = record(&state());
+        let first = format!("{} {}", "07".repeat(16), CUR - 1);
+        let with_first = |line: Field| {
+            let mut l = lines(&good);
+            l[0] = line;
+            StateRecord { entries: Field::List(l), ..good.clone() }
+        };
+        for tampered in [
+            format!("{}6 {}", "07".repeat(15) + "0", CUR - 1), // one key digit
+            format!("{} {}", "07".repeat(16), CUR),            // the expiry
+            format!("{} {}", "08".repeat(16), CUR),            // the other entry's key
+        ] {
+            assert_eq!(start_from(with_first(text(&tampered))), BAD_MAC, "{tampered}");
+        }
+        let hex = "07".repeat(16);
+        for bad in [
+            format!("{} {}", &hex[..31], CUR - 1),               // a digit short: the space shifted left
+            format!("{}0 {}", hex, CUR - 1),                     // a digit more
+            format!("{} {}{}", &hex[..31], &hex[31..], CUR - 1), // the space inside the key
+            format!("{}  {}", hex, CUR - 1),
+            format!("{} +{}", hex, CUR - 1),
+            format!("{} 0{}", hex, CUR - 1),
+            format!("{} {} ", hex, CUR - 1),
+            format!("{} -{}", hex, CUR - 1),
+            format!("{} 99999999999999999999", hex), // past u64
+            format!("{} {}", hex, "1".repeat(40)),
+            hex.clone(),
+            format!("{} ", hex),
+            String::new(),
+        ] {
+            assert_eq!(start_from(with_first(text(&bad))), UNREADABLE, "{bad:?}");
+        }
+        // another spelling of a key: upper-case hex
+        let lettered = record(&SavedState { entries: vec![([0xab; 16], CUR)], ..state() });
+        let upper = format!("{} {}", "AB".repeat(16), CUR);
+        assert_eq!(start_from(StateRecord { entries: Field::List(vec![text(&upper)]), ..lettered.clone() }), UNREADABLE);
+        assert_eq!(start_from(lettered), Start::Clean { taken: 0, dropped: 0 });
+        assert_eq!(start_from(with_first(Field::Text(vec![0xff; 40]))), UNREADABLE);
+        assert_eq!(start_from(with_first(Field::Integer(7))), UNREADABLE);
+        assert_eq!(start_from(with_first(Field::List(vec![text(&first)]))), UNREADABLE);
+        assert_eq!(start_from(with_first(Field::Absent)), UNREADABLE);
+        // fields swapped or moved: each reads as another value, which the MAC covers
+        let swapped = StateRecord { high_water: good.quarantine.clone(), quarantine: good.high_water.clone(), ..good.clone() };
+        assert_eq!(start_from(swapped), BAD_MAC);
+        let swapped = StateRecord { otp_step: good.otp_skew.clone(), otp_skew: good.otp_step.clone(), ..good.clone() };
+        assert_eq!(start_from(swapped), BAD_MAC);
+        let mut reordered = lines(&good);
+        reordered.swap(0, 1);
+        assert_eq!(start_from(StateRecord { entries: Field::List(reordered), ..good.clone() }), BAD_MAC);
+    }
+
+    #[test]
+    fn a_field_of_another_kind_or_format_is_refused() {
+        let good = record(&state());
+        let other_format = Start::Unclean { refused: Some(Refusal::OtherFormat), quarantine: CUR + SKEW };
+        for format in [Field::Integer(2), Field::Integer(4), Field::Float(3.5), text("3"), Field::Absent, Field::Other] {
+            assert_eq!(start_from(StateRecord { format: format.clone(), ..good.clone() }), other_format, "{format:?}");
+        }
+        for n in [Field::Absent, Field::Other, text("30"), Field::Boolean(true), Field::Float(-30.0), Field::Float(30.5)] {
+            assert_eq!(start_from(StateRecord { otp_step: n.clone(), ..good.clone() }), UNREADABLE, "{n:?}");
+        }
+        for n in [Field::Float(f64::NAN), Field::Float(f64::INFINITY), Field::Float(9_007_199_254_740_992.0), Field::List(vec![])]
+        {
+            assert_eq!(start_from(StateRecord { high_water: n.clone(), ..good.clone() }), UNREADABLE, "{n:?}");
+        }
+        for entries in [Field::Absent, text("a"), Field::Integer(0)] {
+            assert_eq!(start_from(StateRecord { entries: entries.clone(), ..good.clone() }), UNREADABLE, "{entries:?}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_bad_mac_is_refused() {
+        let good = record(&state());
+        let Field::Text(hex) = &good.mac else { unreachable!() };
+        let unauthenticated = Start::Unclean { refused: Some(Refusal::Unauthenticated), quarantine: CUR + SKEW };
+        assert_eq!(start_from(StateRecord { mac: Field::Absent, ..good.clone() }), unauthenticated);
+        let mut flipped = hex.clone();
+        flipped[0] = if flipped[0] == b'0' { b'1' } else { b'0' };
+        assert_eq!(start_from(StateRecord { mac: Field::Text(flipped), ..good.clone() }), BAD_MAC);
+        assert_eq!(start_from(StateRecord { mac: Field::Text(hex[..32].to_vec()), ..good.clone() }), BAD_MAC);
+        assert_eq!(start_from(StateRecord { mac: Field::Text([&hex[..], b"00"].concat()), ..good.clone() }), BAD_MAC);
+        for mac in [
+            Field::Text(hex.to_ascii_uppercase()),
+            Field::Text(hex[1..].to_vec()),
+            text("zz"),
+            Field::Integer(0),
+            Field::List(vec![]),
+        ] {
+            assert_eq!(start_from(StateRecord { mac: mac.clone(), ..good.clone() }), UNREADABLE, "{mac:?}");
+        }
+    }
+
+    /// More entries than the cache holds: refused by their count, before any is read (these are
+    /// not even entries).
+    #[test]
+    fn an_oversize_entry_list_is_refused_before_it_is_read() {
+        let too_many = Start::Unclean { refused: Some(Refusal::TooMany), quarantine: CUR + SKEW };
+        let garbage = StateRecord { entries: Field::List(vec![Field::Other; 11]), ..record(&state()) };
+        assert!(matches!(garbage.clone().read(10), Stored::Unreadable(Refusal::TooMany)));
+        assert_eq!(start_from(garbage.clone()), too_many);
+        assert!(matches!(garbage.read(11), Stored::Unreadable(Refusal::Unreadable)));
+        // at the cap: read
+        let full = SavedState { entries: (0..10u8).map(|n| ([n; 16], CUR)).collect(), ..state() };
+        assert_eq!(start_from(record(&full)), Start::Clean { taken: 0, dropped: 0 });
+        let over = SavedState { entries: (0..11u8).map(|n| ([n; 16], CUR)).collect(), ..state() };
+        assert_eq!(start_from(record(&over)), too_many);
     }
 
     #[test]

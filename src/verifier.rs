@@ -8,7 +8,7 @@ pub use crate::check::{Authentic, Candidates, MintError, TokenChecker, TokenSett
 use crate::error::{ConfigError, Reject};
 pub use crate::guard::{Accepted, ReplayGuard, ReplaySettings};
 use crate::replay::{Key, ReplayStore};
-use crate::replay_state::{self, SavedState, Start, Stored};
+use crate::replay_state::{self, Held, SavedState, Start, Stored};
 use crate::secret::SecretBytes;
 use crate::token::{Layout, MAC_LEN};
 use crate::totp::Otp;
@@ -268,6 +268,12 @@ impl Verifier {
             }
             (start, _) => Ok(start),
         }
+    }
+
+    /// [`Verifier::restart`] from what storage held, read ([`Held::read`]) for this verifier's
+    /// replay-cache size: a list of more entries is refused before any is read.
+    pub fn restore(&self, held: Held, now: u64) -> Result<Start, Reject> {
+        self.restart(held.read(self.guard.stats().1), now)
     }
 
     /// Whether the running marker was written to storage after [`Verifier::restart`]: tokens are
