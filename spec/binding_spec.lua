@@ -268,7 +268,7 @@ describe("native module", function()
 		local function lower(s) return s:lower(); end
 		for _, nonce_digits in ipairs({ 16, 32, 64 }) do
 			local v = assert(verifier({ token_nonce_digits = nonce_digits }));
-			assert.are.equal(nonce_digits, v:stats().nonce_digits);
+			assert.are.equal(nonce_digits, v:stats().token_nonce_digits);
 			local t = assert(v:mint("5@example.org"));
 			local public, mac = t:match("^(%d+) (.+)$");
 			assert.are.equal(8 + nonce_digits, #public);
@@ -295,8 +295,8 @@ describe("native module", function()
 	it("verifies users by the nodeprep'd JID only, unless token_jid_as_sent", function()
 		local function lower(s) return s:lower(); end
 		local strict, lax = assert(verifier()), assert(verifier({ token_jid_as_sent = true }));
-		assert.is_false(strict:stats().jid_as_sent);
-		assert.is_true(lax:stats().jid_as_sent);
+		assert.is_false(strict:stats().token_jid_as_sent);
+		assert.is_true(lax:stats().token_jid_as_sent);
 		for _, v in ipairs({ strict, lax }) do
 			assert.are.equal("amy", (v:verify_user(v:mint("amy@example.org"), "Amy", lower)));
 		end
@@ -342,6 +342,12 @@ describe("native module", function()
 		assert.same({ nil, "cache-full" }, { v:verify(v:mint("c@example.org"), "c@example.org") });
 		local stats = v:stats();
 		assert.are.equal(2, stats.replay_entries);
-		assert.are.equal(2, stats.replay_cache_size);
+		assert.are.equal(2, stats.token_replay_cache_size);
+		-- the options under the names the configuration uses (they were digits, step, skew, ...)
+		assert.same({ doc.digits, doc.step, doc.skew }, { stats.otp_digits, stats.otp_step, stats.otp_skew });
+		assert.are.equal(native.defaults.token_nonce_digits, stats.token_nonce_digits);
+		assert.are.equal(native.defaults.token_replay_user_quota, stats.token_replay_user_quota);
+		assert.is_false(stats.token_jid_as_sent);
+		assert.is_nil(stats.digits or stats.step or stats.skew or stats.nonce_digits or stats.jid_as_sent);
 	end);
 end);

@@ -675,7 +675,7 @@ describe("mod_sasl_hmac handler #prosody", function()
 	it("refuses an account at its replay quota alone, with temporary-auth-failure", function()
 		local provider, seen = load(base_options({ token_replay_user_quota = 2, token_replay_cache_size = 100 }));
 		local mint = minter(provider);
-		assert.are.equal(2, provider.get_verifier():stats().replay_user_quota);
+		assert.are.equal(2, provider.get_verifier():stats().token_replay_user_quota);
 		local function attempt(user)
 			local h = provider.get_sasl_handler(secure);
 			assert.is_true(h:select("PLAIN"));

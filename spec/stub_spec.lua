@@ -197,6 +197,14 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 		local v = verifier();
 		assert.is_number(v:verify(v:mint("stub@example.org"), "stub@example.org")); -- one entry to export
 		same_fields(v:stats(), "prosody_auth_hmac.stats", "verifier:stats()");
+		-- beside the replay cache's use, stats() shows options under their prosody.cfg.lua names
+		for k in pairs(v:stats()) do
+			if k ~= "replay_entries" and k ~= "secrets" then
+				assert.is_table(native.options[k], "verifier:stats()." .. k .. " is no option name");
+				assert.is_true(native.options[k].verifier, k);
+				assert.is_not_nil(native.defaults[k], k);
+			end
+		end
 		local state = v:replay_state();
 		assert.are.equal(1, #state.entries);
 		same_fields(state, "prosody_auth_hmac.replay_state", "verifier:replay_state()");

@@ -88,6 +88,16 @@ fn option_value(v: Value) -> Option<crate::options::Value> {
     })
 }
 
+/// An option's value for Lua.
+fn option_lua(value: crate::options::Value) -> Value {
+    use crate::options::Value as O;
+    match value {
+        O::Integer(n) => mlua::Integer::try_from(n).map_or(Value::Number(n as f64), Value::Integer),
+        O::Boolean(b) => Value::Boolean(b),
+        O::Other => Value::Nil,
+    }
+}
+
 /// The numeric and boolean options (`crate::options::OPTIONS` says which), with the core's defaults
 /// for those not set.
 fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
@@ -275,17 +285,12 @@ impl UserData for LuaVerifier {
             Ok(t)
         });
         add_verifier_method(methods, "stats", |lua, this, ()| {
-            let (entries, cap, quota) = this.replay_stats();
             let t = lua.create_table()?;
-            t.set("replay_entries", entries)?;
-            t.set("replay_cache_size", cap)?;
-            t.set("replay_user_quota", quota)?;
+            t.set("replay_entries", this.replay_stats().0)?;
             t.set("secrets", this.secret_count())?;
-            t.set("digits", this.otp().digits())?;
-            t.set("step", this.otp().step_seconds())?;
-            t.set("skew", this.otp().skew())?;
-            t.set("nonce_digits", this.layout().nonce_digits)?;
-            t.set("jid_as_sent", this.jid_as_sent())?;
+            for (name, value) in this.options_in_effect() {
+                t.set(name, option_lua(value))?;
+            }
             Ok(t)
         });
         add_verifier_method(methods, "exchange", |lua, this, mech: Value| {

@@ -6,7 +6,7 @@
 
 use core::ops::RangeInclusive;
 
-use crate::verifier::Settings;
+use crate::verifier::{Settings, Verifier};
 
 /// `otp_digits`: digits of the OTP.
 pub const OTP_DIGITS: RangeInclusive<u32> = 6..=8;
@@ -171,6 +171,8 @@ pub struct Opt {
     pub cli_flag: Option<&'static str>,
     /// The environment variable the CLI also reads it from.
     pub cli_env: Option<&'static str>,
+    /// Its value in a verifier, as in effect (`v:stats()` shows it under the option's name).
+    pub in_effect: Option<fn(&Verifier) -> Value>,
 }
 
 impl core::fmt::Debug for Opt {
@@ -180,13 +182,18 @@ impl core::fmt::Debug for Opt {
 }
 
 const fn opt(name: &'static str, kind: Type, default: DefaultValue, limit: Limit, reader: Reader) -> Opt {
-    Opt { name, kind, default, limit, reader, cli_flag: None, cli_env: None }
+    Opt { name, kind, default, limit, reader, cli_flag: None, cli_env: None, in_effect: None }
 }
 
 impl Opt {
     const fn cli(mut self, flag: &'static str, env: Option<&'static str>) -> Opt {
         self.cli_flag = Some(flag);
         self.cli_env = env;
+        self
+    }
+
+    const fn shown(mut self, value: fn(&Verifier) -> Value) -> Opt {
+        self.in_effect = Some(value);
         self
     }
 
@@ -214,7 +221,8 @@ pub const OPTIONS: &[Opt] = &[
         Limit::Range(*OTP_DIGITS.start() as u64, *OTP_DIGITS.end() as u64),
         Reader::Verifier(Setter::Integer(|s, v| s.digits = u32::try_from(v).unwrap_or(u32::MAX))),
     )
-    .cli("digits", None),
+    .cli("digits", None)
+    .shown(|v| Value::Integer(v.otp().digits() as u64)),
     opt(
         "otp_step",
         Type::Integer,
@@ -222,7 +230,8 @@ pub const OPTIONS: &[Opt] = &[
         Limit::Range(*OTP_STEP.start(), *OTP_STEP.end()),
         Reader::Verifier(Setter::Integer(|s, v| s.step = v)),
     )
-    .cli("step", None),
+    .cli("step", None)
+    .shown(|v| Value::Integer(v.otp().step_seconds())),
     opt(
         "otp_skew",
         Type::Integer,
@@ -230,7 +239,8 @@ pub const OPTIONS: &[Opt] = &[
         Limit::Range(*OTP_SKEW.start(), *OTP_SKEW.end()),
         Reader::Verifier(Setter::Integer(|s, v| s.skew = v)),
     )
-    .cli("skew", None),
+    .cli("skew", None)
+    .shown(|v| Value::Integer(v.otp().skew())),
     opt(
         "token_nonce_digits",
         Type::Integer,
@@ -238,21 +248,24 @@ pub const OPTIONS: &[Opt] = &[
         Limit::Range(*NONCE_DIGITS.start() as u64, *NONCE_DIGITS.end() as u64),
         Reader::Verifier(Setter::Integer(|s, v| s.nonce_digits = usize::try_from(v).unwrap_or(usize::MAX))),
     )
-    .cli("nonce-digits", Some("TOKEN_NONCE_DIGITS")),
+    .cli("nonce-digits", Some("TOKEN_NONCE_DIGITS"))
+    .shown(|v| Value::Integer(v.layout().nonce_digits as u64)),
     opt(
         "token_replay_cache_size",
         Type::Integer,
         DefaultValue::Integer(DEFAULT_REPLAY_CACHE_SIZE as u64),
         Limit::None,
         Reader::Verifier(Setter::Integer(|s, v| s.replay_cache_size = usize::try_from(v).unwrap_or(usize::MAX))),
-    ),
+    )
+    .shown(|v| Value::Integer(v.replay_stats().1 as u64)),
     opt(
         "token_replay_user_quota",
         Type::Integer,
         DefaultValue::Integer(DEFAULT_REPLAY_USER_QUOTA as u64),
         Limit::None,
         Reader::Verifier(Setter::Integer(|s, v| s.replay_user_quota = usize::try_from(v).unwrap_or(usize::MAX))),
-    ),
+    )
+    .shown(|v| Value::Integer(v.replay_stats().2 as u64)),
     opt(
         "token_jid_as_sent",
         Type::Boolean,
@@ -260,7 +273,8 @@ pub const OPTIONS: &[Opt] = &[
         Limit::None,
         Reader::Verifier(Setter::Boolean(|s, v| s.jid_as_sent = v)),
     )
-    .cli("jid-as-sent", Some("TOKEN_JID_AS_SENT")),
+    .cli("jid-as-sent", Some("TOKEN_JID_AS_SENT"))
+    .shown(|v| Value::Boolean(v.jid_as_sent())),
     opt(
         "token_allow_weak_secrets",
         Type::Boolean,
@@ -393,6 +407,32 @@ mod tests {
         } = all;
         assert_eq!((digits, step, skew, replay_cache_size, replay_user_quota, nonce_digits), (7, 7, 7, 7, 7, 7));
         assert!(jid_as_sent && allow_weak_secrets && allow_long_lifetime);
+    }
+
+    /// `v:stats()` shows the verifier's options under their own names, each as configured
+    #[test]
+    fn a_verifier_shows_its_options_as_configured() {
+        let configured = |o: &Opt| match o.name {
+            "otp_digits" => Some(Value::Integer(7)),
+            "otp_step" => Some(Value::Integer(60)),
+            "otp_skew" => Some(Value::Integer(2)),
+            "token_nonce_digits" => Some(Value::Integer(20)),
+            "token_replay_cache_size" => Some(Value::Integer(50)),
+            "token_replay_user_quota" => Some(Value::Integer(5)),
+            "token_jid_as_sent" => Some(Value::Boolean(true)),
+            _ => None,
+        };
+        let settings = settings_from(|o| Ok::<_, ()>(configured(o))).unwrap();
+        let secret = crate::SecretBytes::new(b"a secret of twenty-odd bytes".to_vec());
+        let seed = crate::totp::decode_seed("GEZDGNBVGY3TQOJQGEZDGNBV").unwrap();
+        let v = Verifier::new(vec![secret], seed, settings, Some("example.org")).unwrap();
+        let shown: Vec<_> = v.options_in_effect().collect();
+        assert_eq!(shown.len(), 7, "{shown:?}");
+        for (name, value) in shown {
+            let o = find(name).unwrap();
+            assert!(matches!(o.reader, Reader::Verifier(_)), "{name} is not a verifier option");
+            assert_eq!(Some(value), configured(o), "{name}");
+        }
     }
 
     #[test]

@@ -204,6 +204,12 @@ impl Verifier {
         self.checker.secret_count()
     }
 
+    /// The options this verifier runs with, by their `prosody.cfg.lua` names, as in effect (those
+    /// [`crate::options::OPTIONS`] shows: `v:stats()`).
+    pub fn options_in_effect(&self) -> impl Iterator<Item = (&'static str, crate::options::Value)> + '_ {
+        crate::options::OPTIONS.iter().filter_map(move |o| o.in_effect.map(|value| (o.name, value(self))))
+    }
+
     /// (live entries, cap, per-account quota) of the replay cache.
     pub fn replay_stats(&self) -> (usize, usize, usize) {
         self.guard.stats()

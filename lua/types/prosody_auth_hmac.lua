@@ -149,17 +149,17 @@ function prosody_auth_hmac.printable(s) end
 ---@field refused? string Why the stored state was not taken (then the outcome is "unclean").
 ---@field quarantine_ends? integer While a quarantine runs: the unix time from which tokens minted then log in.
 
----What `verifier:stats()` returns.
+---What `verifier:stats()` returns: the replay cache's use, and the verifier's options as in effect under their prosody.cfg.lua names.
 ---@class prosody_auth_hmac.stats
 ---@field replay_entries integer Used tokens in the replay cache now.
----@field replay_cache_size integer The replay cache's capacity (token_replay_cache_size).
----@field replay_user_quota integer Live entries one account may hold (token_replay_user_quota).
 ---@field secrets integer How many token secrets the verifier holds.
----@field digits integer otp_digits.
----@field step integer otp_step, in seconds.
----@field skew integer otp_skew.
----@field nonce_digits integer token_nonce_digits.
----@field jid_as_sent boolean token_jid_as_sent.
+---@field otp_digits integer Digits of the OTP.
+---@field otp_step integer Seconds per OTP step.
+---@field otp_skew integer Steps either side of the current one accepted.
+---@field token_nonce_digits integer Digits of the token's nonce.
+---@field token_replay_cache_size integer The replay cache's capacity.
+---@field token_replay_user_quota integer Live replay-cache entries one account may hold.
+---@field token_jid_as_sent boolean Whether a signature over the JID as sent is accepted.
 
 ---A verifier for one host's configuration, a userdata: call its methods with `:` (a `.` call raises); `tostring` shows its settings with every secret as `***`.
 ---@class prosody_auth_hmac.verifier
