@@ -20,6 +20,8 @@
 //! v:restore_replay_state(stored[, now]) --> { outcome = "fresh" | "clean" | "unclean", taken, dropped,
 //!                                           refused = why the saved state was not taken,
 //!                                           quarantine_ends = unix time }
+//! v:stats()                           --> { replay_entries = n, secrets = n, otp_digits = n, otp_step = s, ... }:
+//!                                         the options in effect by their prosody.cfg.lua names
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
 //! native.options, native.defaults, native.limits --> by option name (src/options.rs' table)
@@ -179,8 +181,8 @@ where
 {
     methods.add_function(name, move |lua, (this, args): (Value, A)| {
         let Value::UserData(ud) = &this else { return Err(not_a_verifier(name, &this)) };
-        let v = ud.borrow::<LuaVerifier>().map_err(|_| not_a_verifier(name, &this))?;
-        f(lua, &v.0, args)
+        // scoped: no reference of its own to the userdata, as mlua's add_method borrows
+        ud.borrow_scoped::<LuaVerifier, _>(|v| f(lua, &v.0, args)).map_err(|_| not_a_verifier(name, &this))?
     });
 }
 
