@@ -158,6 +158,7 @@ describe("native module", function()
 			number = function(t) t.entries[1] = 5; end,
 			plus = function(t) t.entries[1] = t.entries[1]:gsub(" ", " +"); end,
 			mac_table = function(t) t.mac = { t.mac }; end,
+			huge_mac = function(t) t.mac = ("11"):rep(100000); end, -- hex, but too long to be copied and read
 		}) do
 			local s = start(copy(edit));
 			assert.same({ "unclean", unreadable }, { s.outcome, s.refused }, name);

@@ -350,7 +350,7 @@ fn field(v: &Value, top: bool) -> Field {
         Value::Nil => Field::Absent,
         Value::Integer(i) => u64::try_from(*i).map_or(Field::Other, Field::Integer),
         Value::Number(f) => Field::Float(*f),
-        Value::String(s) => Field::Text(s.as_bytes().to_vec()),
+        Value::String(s) => Field::text(&s.as_bytes()),
         Value::Boolean(b) => Field::Boolean(*b),
         Value::Table(t) if top => {
             Field::List(t.sequence_values::<Value>().map(|v| v.map_or(Field::Other, |v| field(&v, false))).collect())

@@ -191,6 +191,21 @@ pub enum Held {
 /// The longest `"<key hex> <expiry>"` entry: 32 hex digits, a space and a `u64` (20 digits).
 const MAX_ENTRY_LEN: usize = 32 + 1 + 20;
 
+impl Field {
+    /// The longest string a record's field is read from: twice a MAC's hex (a longer MAC still
+    /// reads, and is refused by its check). Storage is untrusted: a longer string is not copied.
+    pub const MAX_TEXT: usize = 4 * MAC_LEN;
+
+    /// A string as storage gave it back: [`Field::Text`], or [`Field::Other`] past [`Field::MAX_TEXT`].
+    pub fn text(bytes: &[u8]) -> Field {
+        if bytes.len() > Field::MAX_TEXT {
+            Field::Other
+        } else {
+            Field::Text(bytes.to_vec())
+        }
+    }
+}
+
 impl StateRecord {
     /// A record with every field absent.
     pub const EMPTY: StateRecord = StateRecord {
@@ -659,6 +674,8 @@ mod tests {
         assert_eq!(start_from(StateRecord { entries: Field::List(vec![text(&upper)]), ..lettered.clone() }), UNREADABLE);
         assert_eq!(start_from(lettered), Start::Clean { taken: 0, dropped: 0 });
         assert_eq!(start_from(with_first(Field::Text(vec![0xff; 40]))), UNREADABLE);
+        assert_eq!(start_from(with_first(Field::text(&[b'1'; 1 << 20]))), UNREADABLE);
+        assert_eq!(Field::text(&[b'1'; 1 << 20]), Field::Other, "not copied");
         assert_eq!(start_from(with_first(Field::Integer(7))), UNREADABLE);
         assert_eq!(start_from(with_first(Field::List(vec![text(&first)]))), UNREADABLE);
         assert_eq!(start_from(with_first(Field::Absent)), UNREADABLE);
@@ -702,6 +719,10 @@ mod tests {
         assert_eq!(start_from(StateRecord { mac: Field::Text(flipped), ..good.clone() }), BAD_MAC);
         assert_eq!(start_from(StateRecord { mac: Field::Text(hex[..32].to_vec()), ..good.clone() }), BAD_MAC);
         assert_eq!(start_from(StateRecord { mac: Field::Text([&hex[..], b"00"].concat()), ..good.clone() }), BAD_MAC);
+        let twice = [hex.as_slice(), hex.as_slice()].concat();
+        assert_eq!(start_from(StateRecord { mac: Field::text(&twice), ..good.clone() }), BAD_MAC);
+        let longer = [twice.as_slice(), b"0"].concat();
+        assert_eq!(start_from(StateRecord { mac: Field::text(&longer), ..good.clone() }), UNREADABLE);
         for mac in [
             Field::Text(hex.to_ascii_uppercase()),
             Field::Text(hex[1..].to_vec()),
