@@ -168,6 +168,51 @@ describe("native module", function()
 		assert.same({ "unclean", "the saved replay state holds more entries than token_replay_cache_size" }, { s.outcome, s.refused });
 	end);
 
+	-- storage is untrusted and a stored list has no bound of its own: of a list under `entries` the
+	-- core reads one item more than the cache holds, of a list anywhere else none
+	it("reads no more of a stored list than the replay cache holds", function()
+		local state = assert(verifier({ token_replay_cache_size = 2 })):seal_replay_state();
+		local long = {};
+		local line = ("07"):rep(16) .. " 1000";
+		for i = 1, 2 + 1000000 do long[i] = line; end
+		-- the process's peak and current resident memory in kB (the Rust heap too, which Lua's count
+		-- misses); nil where Linux does not show them
+		local function memory()
+			local f = io.open("/proc/self/status");
+			if not f then return nil; end
+			local status = f:read("a");
+			f:close();
+			return tonumber(status:match("VmHWM:%s*(%d+)")), tonumber(status:match("VmRSS:%s*(%d+)"));
+		end
+		-- the peak reset to the current size (clear_refs 5), or nil where it cannot be
+		local function resident()
+			local clear = io.open("/proc/self/clear_refs", "w");
+			if not clear then return nil; end
+			clear:write("5");
+			clear:close();
+			local peak, now = memory();
+			if not (peak and now) or peak > now + 1024 then return nil; end
+			return peak;
+		end
+		for name, refused in pairs({
+			entries = "the saved replay state holds more entries than token_replay_cache_size",
+			mac = "the saved replay state is unreadable",
+			high_water = "the saved replay state is unreadable",
+		}) do
+			local t = {};
+			for k, x in pairs(state) do t[k] = x; end
+			t[name] = long;
+			local v = assert(verifier({ token_replay_cache_size = 2 }));
+			collectgarbage();
+			local before = resident();
+			local s = v:restore_replay_state(t);
+			local after = before and memory();
+			assert.same({ "unclean", refused }, { s.outcome, s.refused }, name);
+			-- a copy of the list would take some 50 MB
+			if before and after then assert.is_true(after - before < 8 * 1024, name .. ": +" .. (after - before) .. " kB"); end
+		end
+	end);
+
 	it("runs PLAIN and X-TOKEN exchanges (with Prosody's nodeprep) #prosody", function()
 		local v = assert(verifier());
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN" }) do

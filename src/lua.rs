@@ -46,7 +46,7 @@ use mlua::{FromLuaMulti, IntoLuaMulti, UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
 use crate::identity::verify_username;
-use crate::replay_state::{Field, Held, Start, StateRecord};
+use crate::replay_state::{Field, Held, Source, Start, StateRecord};
 use crate::sasl::{Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
@@ -269,7 +269,7 @@ impl UserData for LuaVerifier {
         });
         add_verifier_method(methods, "restore_replay_state", |lua, this, (saved, now): (Value, Option<Value>)| {
             let now = time_arg(&now)?;
-            let start = this.restore(held(&saved)?, now).map_err(|r| LuaError::runtime(r.as_str()))?;
+            let start = this.restore(held(&saved), now)?.map_err(|r| LuaError::runtime(r.as_str()))?;
             let t = lua.create_table()?;
             match start {
                 Start::Fresh => t.set("outcome", "fresh")?,
@@ -321,7 +321,7 @@ fn record_table(lua: &Lua, record: &StateRecord) -> LuaResult<LuaTable> {
 
 fn field_value(lua: &Lua, field: &Field) -> LuaResult<Value> {
     Ok(match field {
-        Field::Absent | Field::Other => Value::Nil,
+        Field::Absent | Field::Table | Field::Other => Value::Nil,
         // past Lua's integers (no step is): a float, which reading it back refuses
         Field::Integer(n) => mlua::Integer::try_from(*n).map_or(Value::Number(*n as f64), Value::Integer),
         Field::Float(f) => Value::Number(*f),
@@ -334,27 +334,42 @@ fn field_value(lua: &Lua, field: &Field) -> LuaResult<Value> {
 }
 
 /// What storage held, as the core reads it ([`Held`]): storage is data, so nothing it holds raises.
-fn held(saved: &Value) -> LuaResult<Held> {
-    Ok(match saved {
+fn held(saved: &Value) -> Held<StoredTable> {
+    match saved {
         Value::Nil => Held::Nothing,
-        Value::Table(t) => {
-            Held::Record(Box::new(StateRecord::from_fields(|name| Ok::<_, LuaError>(field(&t.raw_get(name)?, true)))?))
-        }
+        Value::Table(t) => Held::Record(StoredTable(t.clone())),
         _ => Held::Other,
-    })
+    }
 }
 
-/// One stored value; a table is a list (its sequence) at the top level only.
-fn field(v: &Value, top: bool) -> Field {
+/// A stored record's table, read (raw, no metamethods) as the core asks ([`Source`]).
+struct StoredTable(LuaTable);
+
+impl Source for StoredTable {
+    type Error = LuaError;
+
+    fn field(&mut self, name: &'static str, longest: usize) -> LuaResult<Field> {
+        Ok(field(&self.0.raw_get(name)?, longest))
+    }
+
+    fn item(&mut self, name: &'static str, n: usize, longest: usize) -> LuaResult<Option<Field>> {
+        let Value::Table(list) = self.0.raw_get(name)? else { return Ok(None) };
+        Ok(match list.raw_get(n)? {
+            Value::Nil => None,
+            v => Some(field(&v, longest)),
+        })
+    }
+}
+
+/// One stored value as a core value; a table is [`Field::Table`], not read.
+fn field(v: &Value, longest: usize) -> Field {
     match v {
         Value::Nil => Field::Absent,
         Value::Integer(i) => u64::try_from(*i).map_or(Field::Other, Field::Integer),
         Value::Number(f) => Field::Float(*f),
-        Value::String(s) => Field::text(&s.as_bytes()),
+        Value::String(s) => Field::text(&s.as_bytes(), longest),
         Value::Boolean(b) => Field::Boolean(*b),
-        Value::Table(t) if top => {
-            Field::List(t.sequence_values::<Value>().map(|v| v.map_or(Field::Other, |v| field(&v, false))).collect())
-        }
+        Value::Table(_) => Field::Table,
         _ => Field::Other,
     }
 }

@@ -19,8 +19,9 @@
 //! state's MAC covers [`MAC_LABEL`] and then fixed-width fields and the host, length-prefixed.
 //!
 //! The form storage keeps is [`StateRecord`]: its fields as the storage back end gives them back
-//! ([`Field`]), written from a [`SavedState`] and read back into one (or refused) here; the Lua
-//! binding only converts a record to and from a table.
+//! ([`Field`]), written from a [`SavedState`] and read back into one (or refused) here, as far as
+//! [`Held::read`] asks its [`Source`]; the Lua binding only converts a record to a table and gives
+//! the core raw access to a stored one.
 
 use core::fmt;
 
@@ -143,9 +144,12 @@ pub enum Field {
     Text(Vec<u8>),
     /// A boolean.
     Boolean(bool),
-    /// A list: the table's sequence, each item one level deep (a list in a list is `Other`).
+    /// A list: the entries a state is written with ([`StateRecord::saved`]).
     List(Vec<Field>),
-    /// Anything else: a negative integer, a function, a list nested in a list.
+    /// A table storage gave back, not read: only [`Held::read`] decides whether to read its items
+    /// (those of `entries`, one at a time through [`Source::item`], at most `max_entries + 1`).
+    Table,
+    /// Anything else: a negative integer, a function, a string longer than the core reads there.
     Other,
 }
 
@@ -176,16 +180,30 @@ pub struct StateRecord {
     pub mac: Field,
 }
 
-/// What storage held for the replay state, before it is read: nothing, a record (a table), or
-/// anything else.
+/// What storage held for the replay state, before it is read: nothing, a record (a table, read
+/// through its [`Source`]), or anything else.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Held {
+pub enum Held<S> {
     /// Nothing (the first start with this storage).
     Nothing,
-    /// A table, field by field.
-    Record(Box<StateRecord>),
+    /// A table, read field by field as [`Held::read`] asks.
+    Record(S),
     /// Something that is not a table.
     Other,
+}
+
+/// Raw access to a table storage gave back: one value at a time, converted, as [`Held::read`] asks
+/// for it. Storage is untrusted and its lists have no bound of their own, so the core, not the
+/// source, decides what is read: the source copies nothing it is not asked for.
+pub trait Source {
+    /// What reading the table can fail with (not a refusal: nothing stored raises).
+    type Error;
+    /// The value under `name`: a string of more than `longest` bytes is [`Field::Other`], not
+    /// copied ([`Field::text`]); a table is [`Field::Table`], none of its items read.
+    fn field(&mut self, name: &'static str, longest: usize) -> Result<Field, Self::Error>;
+    /// Item `n` (from 1) of the table under `name`, converted as [`Source::field`] converts a
+    /// value; `None` past the table's sequence (its first nil) or when `name` holds no table.
+    fn item(&mut self, name: &'static str, n: usize, longest: usize) -> Result<Option<Field>, Self::Error>;
 }
 
 /// The longest `"<key hex> <expiry>"` entry: 32 hex digits, a space and a `u64` (20 digits).
@@ -196,12 +214,23 @@ impl Field {
     /// reads, and is refused by its check). Storage is untrusted: a longer string is not copied.
     pub const MAX_TEXT: usize = 4 * MAC_LEN;
 
-    /// A string as storage gave it back: [`Field::Text`], or [`Field::Other`] past [`Field::MAX_TEXT`].
-    pub fn text(bytes: &[u8]) -> Field {
-        if bytes.len() > Field::MAX_TEXT {
+    /// A string as storage gave it back: [`Field::Text`], or [`Field::Other`] (not copied) when it
+    /// is longer than `longest` bytes, the longest string the core reads where it was found.
+    pub fn text(bytes: &[u8], longest: usize) -> Field {
+        if bytes.len() > longest {
             Field::Other
         } else {
             Field::Text(bytes.to_vec())
+        }
+    }
+
+    /// This value as a [`Source`] gives it: a list is an unread [`Field::Table`], a string longer
+    /// than `longest` is [`Field::Other`].
+    fn as_given(&self, longest: usize) -> Field {
+        match self {
+            Field::List(_) => Field::Table,
+            Field::Text(t) if t.len() > longest => Field::Other,
+            f => f.clone(),
         }
     }
 }
@@ -254,59 +283,103 @@ impl StateRecord {
         ]
     }
 
-    /// The record whose field `name` is `field(name)`, for each name [`StateRecord::fields`] gives.
-    pub fn from_fields<E>(mut field: impl FnMut(&'static str) -> Result<Field, E>) -> Result<StateRecord, E> {
-        Ok(StateRecord {
-            format: field("format")?,
-            running: field("running")?,
-            otp_step: field("otp_step")?,
-            otp_skew: field("otp_skew")?,
-            high_water: field("high_water")?,
-            quarantine: field("quarantine")?,
-            entries: field("entries")?,
-            mac: field("mac")?,
-        })
+    /// What this record is, for a replay cache of at most `max_entries` entries: read as a
+    /// [`Source`] ([`Held::read`]).
+    pub fn read(self, max_entries: usize) -> Stored {
+        match Held::Record(self).read(max_entries) {
+            Ok(stored) => stored,
+            Err(never) => match never {},
+        }
     }
 
-    /// What this record is, for a replay cache of at most `max_entries` entries: the running
-    /// marker, a saved state and its MAC (not yet verified: [`decide`] does that), or why it
-    /// cannot be one. A list of more than `max_entries` entries is refused before any is read.
-    pub fn read(self, max_entries: usize) -> Stored {
-        if self.running == Field::Boolean(true) {
-            return Stored::Running;
-        }
-        let mac = match &self.mac {
-            Field::Absent => return Stored::Unreadable(Refusal::Unauthenticated),
-            Field::Text(hex) => HEXLOWER.decode(hex).ok(),
-            _ => None,
-        };
-        if whole(&self.format) != Some(FORMAT) {
-            return Stored::Unreadable(Refusal::OtherFormat);
-        }
-        let fields = (whole(&self.otp_step), whole(&self.otp_skew), whole(&self.high_water), whole(&self.quarantine), mac);
-        let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac)) = fields else {
-            return Stored::Unreadable(Refusal::Unreadable);
-        };
-        let Field::List(lines) = &self.entries else { return Stored::Unreadable(Refusal::Unreadable) };
-        if lines.len() > max_entries {
-            return Stored::Unreadable(Refusal::TooMany);
-        }
-        let Some(entries) = lines.iter().map(entry).collect::<Option<Vec<_>>>() else {
-            return Stored::Unreadable(Refusal::Unreadable);
-        };
-        Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac)
+    fn get(&self, name: &str) -> Option<&Field> {
+        self.fields().into_iter().find(|(n, _)| *n == name).map(|(_, f)| f)
     }
 }
 
-impl Held {
-    /// What a start found, for a replay cache of at most `max_entries` entries
-    /// ([`StateRecord::read`]); anything but nothing or a table is unreadable.
-    pub fn read(self, max_entries: usize) -> Stored {
-        match self {
-            Held::Nothing => Stored::Nothing,
-            Held::Record(record) => record.read(max_entries),
-            Held::Other => Stored::Unreadable(Refusal::Unreadable),
+impl<S: Source + ?Sized> Source for &mut S {
+    type Error = S::Error;
+
+    fn field(&mut self, name: &'static str, longest: usize) -> Result<Field, Self::Error> {
+        (**self).field(name, longest)
+    }
+
+    fn item(&mut self, name: &'static str, n: usize, longest: usize) -> Result<Option<Field>, Self::Error> {
+        (**self).item(name, n, longest)
+    }
+}
+
+/// A record in memory read as storage would give it back: its lists are tables.
+impl Source for StateRecord {
+    type Error = core::convert::Infallible;
+
+    fn field(&mut self, name: &'static str, longest: usize) -> Result<Field, Self::Error> {
+        Ok(self.get(name).map_or(Field::Absent, |f| f.as_given(longest)))
+    }
+
+    fn item(&mut self, name: &'static str, n: usize, longest: usize) -> Result<Option<Field>, Self::Error> {
+        Ok(match self.get(name) {
+            Some(Field::List(items)) => n.checked_sub(1).and_then(|i| items.get(i)).map(|f| f.as_given(longest)),
+            _ => None,
+        })
+    }
+}
+
+impl<S: Source> Held<S> {
+    /// What a start found, for a replay cache of at most `max_entries` entries: the running
+    /// marker, a saved state and its MAC (not yet verified: [`decide`] does that), or why it cannot
+    /// be one; anything but nothing or a table is unreadable.
+    ///
+    /// Only `entries` is read as a list: a table in any other field is unreadable, none of its
+    /// items read. The entries are read last, one at a time, at most `max_entries + 1` of them and
+    /// each at most as long as an entry can be, so a stored list of any length costs at most that;
+    /// a list of more than `max_entries` is refused by its count (before anything of the state is
+    /// hashed), even when its items are not entries.
+    pub fn read(self, max_entries: usize) -> Result<Stored, S::Error> {
+        let mut record = match self {
+            Held::Nothing => return Ok(Stored::Nothing),
+            Held::Record(record) => record,
+            Held::Other => return Ok(Stored::Unreadable(Refusal::Unreadable)),
+        };
+        let mut field = |name| record.field(name, Field::MAX_TEXT);
+        if field("running")? == Field::Boolean(true) {
+            return Ok(Stored::Running);
         }
+        let mac = match field("mac")? {
+            Field::Absent => return Ok(Stored::Unreadable(Refusal::Unauthenticated)),
+            Field::Text(hex) => HEXLOWER.decode(&hex).ok(),
+            _ => None,
+        };
+        if whole(&field("format")?) != Some(FORMAT) {
+            return Ok(Stored::Unreadable(Refusal::OtherFormat));
+        }
+        let numbers = (field("otp_step")?, field("otp_skew")?, field("high_water")?, field("quarantine")?);
+        let fields = (whole(&numbers.0), whole(&numbers.1), whole(&numbers.2), whole(&numbers.3), mac);
+        let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac)) = fields else {
+            return Ok(Stored::Unreadable(Refusal::Unreadable));
+        };
+        // a string under `entries` is not one: nothing of it is copied
+        if record.field("entries", 0)? != Field::Table {
+            return Ok(Stored::Unreadable(Refusal::Unreadable));
+        }
+        let mut next = 0usize;
+        let items = core::iter::from_fn(|| {
+            next += 1;
+            record.item("entries", next, MAX_ENTRY_LEN).transpose()
+        });
+        let (mut entries, mut count, mut readable) = (Vec::new(), 0usize, true);
+        for item in items.take(max_entries.saturating_add(1)) {
+            count += 1;
+            match entry(&item?) {
+                Some(e) if readable => entries.push(e),
+                _ => readable = false,
+            }
+        }
+        Ok(match (count > max_entries, readable) {
+            (true, _) => Stored::Unreadable(Refusal::TooMany),
+            (false, false) => Stored::Unreadable(Refusal::Unreadable),
+            (false, true) => Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac),
+        })
     }
 }
 
@@ -590,7 +663,7 @@ mod tests {
 
     /// What a start makes of a record (read, then decided).
     fn start_from(r: StateRecord) -> Start {
-        start(Held::Record(Box::new(r)).read(10))
+        start(r.read(10))
     }
 
     const UNREADABLE: Start = Start::Unclean { refused: Some(Refusal::Unreadable), quarantine: CUR + SKEW };
@@ -607,9 +680,7 @@ mod tests {
         assert_eq!(back, s);
         assert_eq!(mac.len(), MAC_LEN);
         assert_eq!(start_from(r.clone()), Start::Clean { taken: 0, dropped: 0 });
-        // field by field under its name, as the binding copies it
-        let copy = StateRecord::from_fields(|name| Ok::<_, ()>(r.fields().iter().find(|(n, _)| *n == name).unwrap().1.clone()));
-        assert_eq!(copy, Ok(r.clone()));
+        // one name per field, as the binding writes them
         let names: Vec<_> = r.fields().iter().map(|(n, _)| *n).collect();
         assert!(names.iter().enumerate().all(|(i, n)| !names[..i].contains(n)), "{names:?}");
         // no entries, and a JSON back end's whole floats
@@ -623,9 +694,9 @@ mod tests {
         };
         assert_eq!(start_from(floats), Start::Clean { taken: 0, dropped: 0 });
         // the running marker, and what is not a record
-        assert!(matches!(Held::Record(Box::new(StateRecord::running())).read(10), Stored::Running));
-        assert!(matches!(Held::Nothing.read(10), Stored::Nothing));
-        assert!(matches!(Held::Other.read(10), Stored::Unreadable(Refusal::Unreadable)));
+        assert!(matches!(StateRecord::running().read(10), Stored::Running));
+        assert!(matches!(Held::<StateRecord>::Nothing.read(10), Ok(Stored::Nothing)));
+        assert!(matches!(Held::<StateRecord>::Other.read(10), Ok(Stored::Unreadable(Refusal::Unreadable))));
         assert_eq!(
             start_from(StateRecord { running: Field::Boolean(false), ..record(&s) }),
             Start::Clean { taken: 0, dropped: 0 }
@@ -674,8 +745,8 @@ mod tests {
         assert_eq!(start_from(StateRecord { entries: Field::List(vec![text(&upper)]), ..lettered.clone() }), UNREADABLE);
         assert_eq!(start_from(lettered), Start::Clean { taken: 0, dropped: 0 });
         assert_eq!(start_from(with_first(Field::Text(vec![0xff; 40]))), UNREADABLE);
-        assert_eq!(start_from(with_first(Field::text(&[b'1'; 1 << 20]))), UNREADABLE);
-        assert_eq!(Field::text(&[b'1'; 1 << 20]), Field::Other, "not copied");
+        assert_eq!(start_from(with_first(text(&"1".repeat(1 << 20)))), UNREADABLE);
+        assert_eq!(Field::text(&[b'1'; 1 << 20], Field::MAX_TEXT), Field::Other, "not copied");
         assert_eq!(start_from(with_first(Field::Integer(7))), UNREADABLE);
         assert_eq!(start_from(with_first(Field::List(vec![text(&first)]))), UNREADABLE);
         assert_eq!(start_from(with_first(Field::Absent)), UNREADABLE);
@@ -720,9 +791,9 @@ mod tests {
         assert_eq!(start_from(StateRecord { mac: Field::Text(hex[..32].to_vec()), ..good.clone() }), BAD_MAC);
         assert_eq!(start_from(StateRecord { mac: Field::Text([&hex[..], b"00"].concat()), ..good.clone() }), BAD_MAC);
         let twice = [hex.as_slice(), hex.as_slice()].concat();
-        assert_eq!(start_from(StateRecord { mac: Field::text(&twice), ..good.clone() }), BAD_MAC);
+        assert_eq!(start_from(StateRecord { mac: Field::text(&twice, Field::MAX_TEXT), ..good.clone() }), BAD_MAC);
         let longer = [twice.as_slice(), b"0"].concat();
-        assert_eq!(start_from(StateRecord { mac: Field::text(&longer), ..good.clone() }), UNREADABLE);
+        assert_eq!(start_from(StateRecord { mac: Field::text(&longer, Field::MAX_TEXT), ..good.clone() }), UNREADABLE);
         for mac in [
             Field::Text(hex.to_ascii_uppercase()),
             Field::Text(hex[1..].to_vec()),
@@ -734,8 +805,7 @@ mod tests {
         }
     }
 
-    /// More entries than the cache holds: refused by their count, before any is read (these are
-    /// not even entries).
+    /// More entries than the cache holds: refused by their count (these are not even entries).
     #[test]
     fn an_oversize_entry_list_is_refused_before_it_is_read() {
         let too_many = Start::Unclean { refused: Some(Refusal::TooMany), quarantine: CUR + SKEW };
@@ -748,6 +818,74 @@ mod tests {
         assert_eq!(start_from(record(&full)), Start::Clean { taken: 0, dropped: 0 });
         let over = SavedState { entries: (0..11u8).map(|n| ([n; 16], CUR)).collect(), ..state() };
         assert_eq!(start_from(record(&over)), too_many);
+    }
+
+    /// A record whose field `long.0` is a list of `long.2` copies of `long.1`, made on demand, and
+    /// which counts the items it is asked for.
+    struct Counting {
+        record: StateRecord,
+        long: (&'static str, Field, usize),
+        asked: Vec<&'static str>,
+        longest_item: usize,
+    }
+
+    impl Source for Counting {
+        type Error = core::convert::Infallible;
+
+        fn field(&mut self, name: &'static str, longest: usize) -> Result<Field, Self::Error> {
+            if name == self.long.0 {
+                return Ok(Field::Table);
+            }
+            self.record.field(name, longest)
+        }
+
+        fn item(&mut self, name: &'static str, n: usize, longest: usize) -> Result<Option<Field>, Self::Error> {
+            self.asked.push(name);
+            self.longest_item = self.longest_item.max(longest);
+            if name == self.long.0 {
+                return Ok((1..=self.long.2).contains(&n).then(|| self.long.1.as_given(longest)));
+            }
+            self.record.item(name, n, longest)
+        }
+    }
+
+    /// Storage is untrusted and a list has no bound of its own: of a million and more items under
+    /// `entries`, one more than the cache holds is asked for; of a list anywhere else, none.
+    #[test]
+    fn a_stored_list_is_read_only_as_far_as_the_cap() {
+        let million = 1_000_000 + 10;
+        let line = text(&format!("{} {}", "07".repeat(16), CUR));
+        let read = |name, item: &Field| {
+            let mut source =
+                Counting { record: record(&state()), long: (name, item.clone(), million), asked: vec![], longest_item: 0 };
+            let stored = match Held::Record(&mut source).read(10) {
+                Ok(stored) => stored,
+                Err(never) => match never {},
+            };
+            let asked = |n| source.asked.iter().filter(|a| **a == n).count();
+            (start(stored), asked(name), source.asked.len(), source.longest_item)
+        };
+        let too_many = Start::Unclean { refused: Some(Refusal::TooMany), quarantine: CUR + SKEW };
+        for item in [line.clone(), Field::Other, Field::Table, text(&"1".repeat(Field::MAX_TEXT))] {
+            assert_eq!(read("entries", &item), (too_many, 11, 11, MAX_ENTRY_LEN), "{item:?}");
+        }
+        for name in ["format", "otp_step", "otp_skew", "high_water", "quarantine", "mac"] {
+            let why = if name == "format" { Refusal::OtherFormat } else { Refusal::Unreadable };
+            let (outcome, items, all, _) = read(name, &line);
+            assert_eq!(outcome, Start::Unclean { refused: Some(why), quarantine: CUR + SKEW }, "{name}");
+            assert_eq!((items, all), (0, 0), "{name}");
+        }
+        // a list under `running` is not the marker: the rest is read (2 entries, then the end)
+        assert_eq!(read("running", &line), (Start::Clean { taken: 0, dropped: 0 }, 0, 3, MAX_ENTRY_LEN));
+        // the longest entry is the longest item copied; one byte more is not an entry
+        let longest = format!("{} {}", "07".repeat(16), u64::MAX);
+        assert_eq!(longest.len(), MAX_ENTRY_LEN);
+        let ahead = Start::Unclean { refused: Some(Refusal::Ahead), quarantine: CUR + SKEW };
+        let with = |line: &str| StateRecord { entries: Field::List(vec![text(line)]), ..record(&state()) };
+        assert_eq!(start_from(with(&longest)), BAD_MAC, "read, and refused by the MAC");
+        let Stored::State(s, _) = with(&longest).read(10) else { panic!("not read") };
+        assert_eq!(start(sealed(&s)), ahead);
+        assert_eq!(start_from(with(&format!("{longest}0"))), UNREADABLE);
     }
 
     #[test]

@@ -8,7 +8,7 @@ pub use crate::check::{Authentic, Candidates, MintError, TokenChecker, TokenSett
 use crate::error::{ConfigError, Reject};
 pub use crate::guard::{Accepted, ReplayGuard, ReplaySettings};
 use crate::replay::{Key, ReplayStore};
-use crate::replay_state::{self, Held, SavedState, Start, Stored};
+use crate::replay_state::{self, Held, SavedState, Source, Start, Stored};
 use crate::secret::SecretBytes;
 use crate::token::{Layout, MAC_LEN};
 use crate::totp::Otp;
@@ -277,9 +277,10 @@ impl Verifier {
     }
 
     /// [`Verifier::restart`] from what storage held, read ([`Held::read`]) for this verifier's
-    /// replay-cache size: a list of more entries is refused before any is read.
-    pub fn restore(&self, held: Held, now: u64) -> Result<Start, Reject> {
-        self.restart(held.read(self.guard.stats().1), now)
+    /// replay-cache size: of a list of more entries, one more than the cache holds is read, then it
+    /// is refused. The outer error is the source's (reading storage failed), the inner the start's.
+    pub fn restore<S: Source>(&self, held: Held<S>, now: u64) -> Result<Result<Start, Reject>, S::Error> {
+        Ok(self.restart(held.read(self.guard.stats().1)?, now))
     }
 
     /// Whether the running marker was written to storage after [`Verifier::restart`]: tokens are
