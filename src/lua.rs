@@ -337,23 +337,34 @@ fn field_value(lua: &Lua, field: &Field) -> LuaResult<Value> {
 fn held(saved: &Value) -> Held<StoredTable> {
     match saved {
         Value::Nil => Held::Nothing,
-        Value::Table(t) => Held::Record(StoredTable(t.clone())),
+        Value::Table(t) => Held::Record(StoredTable { record: t.clone(), list: None }),
         _ => Held::Other,
     }
 }
 
 /// A stored record's table, read (raw, no metamethods) as the core asks ([`Source`]).
-struct StoredTable(LuaTable);
+struct StoredTable {
+    record: LuaTable,
+    /// The field whose items were last asked for and its table, looked up once per field.
+    list: Option<(&'static str, Option<LuaTable>)>,
+}
 
 impl Source for StoredTable {
     type Error = LuaError;
 
     fn field(&mut self, name: &'static str, longest: usize) -> LuaResult<Field> {
-        Ok(field(&self.0.raw_get(name)?, longest))
+        Ok(field(&self.record.raw_get(name)?, longest))
     }
 
     fn item(&mut self, name: &'static str, n: usize, longest: usize) -> LuaResult<Option<Field>> {
-        let Value::Table(list) = self.0.raw_get(name)? else { return Ok(None) };
+        if !matches!(self.list, Some((cached, _)) if cached == name) {
+            let list = match self.record.raw_get(name)? {
+                Value::Table(t) => Some(t),
+                _ => None,
+            };
+            self.list = Some((name, list));
+        }
+        let Some((_, Some(list))) = &self.list else { return Ok(None) };
         Ok(match list.raw_get(n)? {
             Value::Nil => None,
             v => Some(field(&v, longest)),
