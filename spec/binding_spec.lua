@@ -180,7 +180,7 @@ describe("native module", function()
 		local function memory()
 			local f = io.open("/proc/self/status");
 			if not f then return nil; end
-			local status = f:read("a");
+			local status = f:read("*a");
 			f:close();
 			return tonumber(status:match("VmHWM:%s*(%d+)")), tonumber(status:match("VmRSS:%s*(%d+)"));
 		end
