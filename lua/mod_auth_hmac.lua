@@ -137,21 +137,14 @@ if #seeds ~= 1 then
 		or "mod_auth_hmac: set exactly one of otp_seed and otp_seed_file, with one seed", 0);
 end
 
-local verifier, err = native.verifier({
-	host = module.host;
-	token_secret = secrets;
-	otp_seed = seeds[1];
-	-- unset means the library's default; a wrong type is reported by the library, naming the option
-	otp_digits = module:get_option("otp_digits");
-	otp_step = module:get_option("otp_step");
-	otp_skew = module:get_option("otp_skew");
-	token_replay_cache_size = module:get_option("token_replay_cache_size");
-	token_nonce_digits = module:get_option("token_nonce_digits");
-	token_replay_user_quota = module:get_option("token_replay_user_quota");
-	token_jid_as_sent = module:get_option("token_jid_as_sent");
-	token_allow_weak_secrets = module:get_option("token_allow_weak_secrets");
-	token_allow_long_lifetime = module:get_option("token_allow_long_lifetime");
-});
+local verifier_config = { host = module.host; token_secret = secrets; otp_seed = seeds[1] };
+-- the options the library takes as configured (src/options.rs): unset means its default; a wrong
+-- type is reported by the library, naming the option
+for option_name, option in pairs(native.options) do
+	if option.passed then verifier_config[option_name] = module:get_option(option_name); end
+end
+local verifier, err = native.verifier(verifier_config);
+verifier_config = nil; -- luacheck: ignore 311 (holds the secrets: let them be collected)
 if not verifier then
 	error("mod_auth_hmac: " .. err, 0);
 end

@@ -274,7 +274,7 @@ local printable = native.printable;
 -- A client that opens a new stream after each few failures is bounded per address, across streams
 -- (the native module decides: a budget of lines per address and minute, in a bounded table); what
 -- it does not log is counted, and said once a minute per address. Failures without a session
--- (test_password from mod_rest, ...) count under "(unknown address)".
+-- (test_password from mod_rest, ...) count under "(unknown address)", a budget of their own.
 local per_minute = module:get_option_number("token_max_failures_per_address", defaults.token_max_failures_per_address);
 if not (per_minute and per_minute >= 1 and per_minute == math.floor(per_minute)) then -- NaN fails too
 	error("mod_sasl_hmac: token_max_failures_per_address must be a whole number, at least 1", 0);
@@ -357,10 +357,12 @@ end
 
 function handler:process(message)
 	local exchange = self.exchange;
-	if not exchange then
-		return "failure", conditions["malformed"];
-	end
 	local session = self.session or {};
+	if not exchange then
+		-- no mechanism selected: refused like any failed login, so it counts against the stream
+		local condition, text = failed("(none)", nil, session, "malformed");
+		return "failure", condition, text;
+	end
 	if session.username then
 		-- a second SASL exchange on an authenticated session (mod_sasl2 offers one): never, it would
 		-- split the session between two users

@@ -136,6 +136,83 @@ describe("native module", function()
 		assert.same(sealed, v:seal_replay_state());
 	end);
 
+	-- the table is converted field by field; src/replay_state.rs reads it (its unit tests have the cases)
+	it("takes back its own replay state, and nothing that does not read as one", function()
+		local v = assert(verifier({ token_replay_cache_size = 2 }));
+		for _, who in ipairs({ "a", "b" }) do assert.is_number(v:verify(v:mint(who .. "@example.org"), who .. "@example.org")); end
+		local state = v:seal_replay_state();
+		local function copy(edit)
+			local t = {};
+			for k, x in pairs(state) do t[k] = x; end
+			t.entries = {};
+			for i, e in ipairs(state.entries) do t.entries[i] = e; end
+			edit(t);
+			return t;
+		end
+		local function start(stored) return assert(verifier({ token_replay_cache_size = 2 })):restore_replay_state(stored); end
+		assert.same({ "clean", 2 }, { start(copy(function() end)).outcome, start(copy(function() end)).taken });
+		local unreadable = "the saved replay state is unreadable";
+		for name, edit in pairs({
+			negative = function(t) t.quarantine = -1; end,
+			nested = function(t) t.entries[2] = { t.entries[2] }; end,
+			number = function(t) t.entries[1] = 5; end,
+			plus = function(t) t.entries[1] = t.entries[1]:gsub(" ", " +"); end,
+			mac_table = function(t) t.mac = { t.mac }; end,
+			huge_mac = function(t) t.mac = ("11"):rep(100000); end, -- hex, but too long to be copied and read
+		}) do
+			local s = start(copy(edit));
+			assert.same({ "unclean", unreadable }, { s.outcome, s.refused }, name);
+		end
+		-- counted before any entry is read: three of anything is too many for a cache of two
+		local s = start(copy(function(t) t.entries = { 1, {}, false }; end));
+		assert.same({ "unclean", "the saved replay state holds more entries than token_replay_cache_size" }, { s.outcome, s.refused });
+	end);
+
+	-- storage is untrusted and a stored list has no bound of its own: of a list under `entries` the
+	-- core reads one item more than the cache holds, of a list anywhere else none
+	it("reads no more of a stored list than the replay cache holds", function()
+		local state = assert(verifier({ token_replay_cache_size = 2 })):seal_replay_state();
+		local long = {};
+		local line = ("07"):rep(16) .. " 1000";
+		for i = 1, 2 + 1000000 do long[i] = line; end
+		-- the process's peak and current resident memory in kB (the Rust heap too, which Lua's count
+		-- misses); nil where Linux does not show them
+		local function memory()
+			local f = io.open("/proc/self/status");
+			if not f then return nil; end
+			local status = f:read("*a");
+			f:close();
+			return tonumber(status:match("VmHWM:%s*(%d+)")), tonumber(status:match("VmRSS:%s*(%d+)"));
+		end
+		-- the peak reset to the current size (clear_refs 5), or nil where it cannot be
+		local function resident()
+			local clear = io.open("/proc/self/clear_refs", "w");
+			if not clear then return nil; end
+			clear:write("5");
+			clear:close();
+			local peak, now = memory();
+			if not (peak and now) or peak > now + 1024 then return nil; end
+			return peak;
+		end
+		for name, refused in pairs({
+			entries = "the saved replay state holds more entries than token_replay_cache_size",
+			mac = "the saved replay state is unreadable",
+			high_water = "the saved replay state is unreadable",
+		}) do
+			local t = {};
+			for k, x in pairs(state) do t[k] = x; end
+			t[name] = long;
+			local v = assert(verifier({ token_replay_cache_size = 2 }));
+			collectgarbage();
+			local before = resident();
+			local s = v:restore_replay_state(t);
+			local after = before and memory();
+			assert.same({ "unclean", refused }, { s.outcome, s.refused }, name);
+			-- a copy of the list would take some 50 MB
+			if before and after then assert.is_true(after - before < 8 * 1024, name .. ": +" .. (after - before) .. " kB"); end
+		end
+	end);
+
 	it("runs PLAIN and X-TOKEN exchanges (with Prosody's nodeprep) #prosody", function()
 		local v = assert(verifier());
 		for _, mech in ipairs({ "PLAIN", "X-TOKEN" }) do
@@ -168,25 +245,64 @@ describe("native module", function()
 		fails("\0vic\0" .. t, "replayed");
 	end);
 
-	-- verify is a closure over the verifier it was made for: it must keep that verifier
-	-- alive by itself, balance the Lua stack, and raise only for misuse.
-	it("keeps its verifier alive through garbage collection, and the stack balanced", function()
+	-- The verifier is a userdata: its methods take it as self and raise for anything else (above);
+	-- an exchange holds the verifier's core, so it works after the verifier object is collected.
+	-- Every call balances the Lua stack and raises only for misuse.
+	it("keeps its core alive for an exchange through garbage collection, and the stack balanced", function()
 		local v = assert(verifier());
-		local verify, mint = v.verify, v.mint;
-		local tokens = {};
-		for i = 1, 50 do tokens[i] = mint(v, "gc" .. i .. "@example.org"); end
-		v = nil; -- luacheck: ignore 311
-		collectgarbage("collect"); collectgarbage("collect");
-		for i = 1, 50 do
-			assert.is_number(verify(nil, tokens[i], { "x@example.org", "gc" .. i .. "@example.org" }));
-			assert.same({ nil, "replayed" }, { verify(nil, tokens[i], "gc" .. i .. "@example.org") });
+		local verify = v.verify; -- the method itself, called below with v as self
+		local tokens, exchanges = {}, {};
+		for i = 1, 50 do tokens[i], exchanges[i] = v:mint("gc" .. i .. "@example.org"), v:exchange("PLAIN"); end
+		local last = v:mint("gc51@example.org");
+		for i = 1, 25 do
+			assert.is_number(verify(v, tokens[i], { "x@example.org", "gc" .. i .. "@example.org" }));
+			assert.same({ nil, "replayed" }, { verify(v, tokens[i], "gc" .. i .. "@example.org") });
 		end
-		local ok, err = pcall(verify, nil, tokens[1], { "a@example.org", 7 });
+		local ok, err = pcall(verify, v, tokens[1], { "a@example.org", 7 });
 		assert.is_false(ok);
 		assert.truthy(tostring(err):find("bad argument 'jids[]' (string expected", 1, true), tostring(err));
-		assert.has_error(function() verify(nil, tokens[1], {}, 1.5); end);
-		assert.same({ nil, "malformed" }, { verify(nil, tokens[1], {}) });
-		assert.same({ nil, "malformed" }, { verify(nil, "1 x", "\255@example.org") });
+		assert.has_error(function() verify(v, tokens[1], {}, 1.5); end);
+		assert.same({ nil, "malformed" }, { verify(v, tokens[1], {}) });
+		assert.same({ nil, "malformed" }, { verify(v, "1 x", "\255@example.org") });
+		v = nil; -- luacheck: ignore 311
+		collectgarbage("collect"); collectgarbage("collect");
+		for i = 26, 50 do
+			assert.same({ "success", "gc" .. i }, { exchanges[i]:step("\0gc" .. i .. "\0" .. tokens[i], string.lower) });
+		end
+		-- the replay cache is the collected verifier's: a token it accepted stays used
+		assert.same({ "failure", "replayed" }, { exchanges[1]:step("\0gc1\0" .. tokens[1], string.lower) });
+		assert.same({ "success", "gc51" }, { exchanges[2]:step("\0gc51\0" .. last, string.lower) });
+	end);
+
+	-- v.verify(token, jid) passes the token as self: every method says to call it with ':'
+	it("refuses a method called with '.' instead of ':', naming the method and the fix", function()
+		local v = assert(verifier());
+		local t = v:mint("dot@example.org");
+		local calls = {
+			verify = { t, "dot@example.org" }, verify_user = { t, "dot", string.lower }, mint = { "dot@example.org" },
+			exchange = { "PLAIN" }, replay_state = {}, seal_replay_state = {}, running_state = {},
+			running_state_stored = { true }, restore_replay_state = { nil }, stats = {},
+		};
+		local unpack = table.unpack or unpack; -- COMPAT: Lua 5.1 and LuaJIT have only the global
+		local n = 0;
+		for name, args in pairs(calls) do
+			n = n + 1;
+			assert.is_function(v[name], name);
+			local ok, err = pcall(v[name], unpack(args));
+			assert.is_false(ok, name);
+			local text = tostring(err);
+			assert.truthy(text:find("verifier:" .. name, 1, true), text);
+			assert.truthy(text:find("v:" .. name .. "(...), not v." .. name .. "(...)", 1, true), text);
+			-- another userdata (an exchange) is not a verifier either
+			local ok2, err2 = pcall(v[name], v:exchange("PLAIN"), unpack(args));
+			assert.is_false(ok2, name);
+			assert.truthy(tostring(err2):find("with a userdata as self", 1, true), tostring(err2));
+		end
+		assert.are.equal(10, n);
+		-- nothing of the dot-calls happened: the token was never used, and logins are not sealed
+		assert.is_number(v:verify(t, "dot@example.org"));
+		assert.are.equal("userdata", type(v));
+		assert.are.equal(false, getmetatable(v));
 	end);
 
 	-- The same contract without Prosody's util.encodings, so it runs on every interpreter: the
@@ -198,7 +314,7 @@ describe("native module", function()
 		local function lower(s) return s:lower(); end
 		for _, nonce_digits in ipairs({ 16, 32, 64 }) do
 			local v = assert(verifier({ token_nonce_digits = nonce_digits }));
-			assert.are.equal(nonce_digits, v:stats().nonce_digits);
+			assert.are.equal(nonce_digits, v:stats().token_nonce_digits);
 			local t = assert(v:mint("5@example.org"));
 			local public, mac = t:match("^(%d+) (.+)$");
 			assert.are.equal(8 + nonce_digits, #public);
@@ -225,8 +341,8 @@ describe("native module", function()
 	it("verifies users by the nodeprep'd JID only, unless token_jid_as_sent", function()
 		local function lower(s) return s:lower(); end
 		local strict, lax = assert(verifier()), assert(verifier({ token_jid_as_sent = true }));
-		assert.is_false(strict:stats().jid_as_sent);
-		assert.is_true(lax:stats().jid_as_sent);
+		assert.is_false(strict:stats().token_jid_as_sent);
+		assert.is_true(lax:stats().token_jid_as_sent);
 		for _, v in ipairs({ strict, lax }) do
 			assert.are.equal("amy", (v:verify_user(v:mint("amy@example.org"), "Amy", lower)));
 		end
@@ -272,6 +388,12 @@ describe("native module", function()
 		assert.same({ nil, "cache-full" }, { v:verify(v:mint("c@example.org"), "c@example.org") });
 		local stats = v:stats();
 		assert.are.equal(2, stats.replay_entries);
-		assert.are.equal(2, stats.replay_cache_size);
+		assert.are.equal(2, stats.token_replay_cache_size);
+		-- the options under the names the configuration uses (they were digits, step, skew, ...)
+		assert.same({ doc.digits, doc.step, doc.skew }, { stats.otp_digits, stats.otp_step, stats.otp_skew });
+		assert.are.equal(native.defaults.token_nonce_digits, stats.token_nonce_digits);
+		assert.are.equal(native.defaults.token_replay_user_quota, stats.token_replay_user_quota);
+		assert.is_false(stats.token_jid_as_sent);
+		assert.is_nil(stats.digits or stats.step or stats.skew or stats.nonce_digits or stats.jid_as_sent);
 	end);
 end);

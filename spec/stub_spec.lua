@@ -126,7 +126,11 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 	it("declares every method of a verifier, and nothing else", function()
 		local c = class("prosody_auth_hmac.verifier");
 		local v = verifier();
-		for name, value in pairs(v) do -- the verifier is a table of closures (raw_set in src/lua.rs)
+		assert.are.equal("userdata", type(v));
+		-- mlua's UserDataMethods: the methods are its metatable's __index table
+		local index = debug.getmetatable(v).__index;
+		assert.is_table(index, "a verifier's methods are no longer an __index table: adapt this spec");
+		for name, value in pairs(index) do
 			assert.is_function(value, "verifier." .. tostring(name));
 			assert.are.equal(":", c.functions[name], "verifier:" .. name .. " is not declared in the stub");
 		end
@@ -193,6 +197,14 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 		local v = verifier();
 		assert.is_number(v:verify(v:mint("stub@example.org"), "stub@example.org")); -- one entry to export
 		same_fields(v:stats(), "prosody_auth_hmac.stats", "verifier:stats()");
+		-- beside the replay cache's use, stats() shows options under their prosody.cfg.lua names
+		for k in pairs(v:stats()) do
+			if k ~= "replay_entries" and k ~= "secrets" then
+				assert.is_table(native.options[k], "verifier:stats()." .. k .. " is no option name");
+				assert.is_true(native.options[k].verifier, k);
+				assert.is_not_nil(native.defaults[k], k);
+			end
+		end
 		local state = v:replay_state();
 		assert.are.equal(1, #state.entries);
 		same_fields(state, "prosody_auth_hmac.replay_state", "verifier:replay_state()");
@@ -240,6 +252,36 @@ describe("the LuaLS stub lua/types/prosody_auth_hmac.lua", function()
 			local v, err = native.verifier(cfg);
 			assert.is_nil(v);
 			assert.truthy(err:find(k, 1, true), err);
+		end
+	end);
+
+	it("declares the options of src/options.rs where each belongs, and no other", function()
+		-- native.options is the table every consumer follows: the config class holds exactly the
+		-- options native.verifier reads (plus host), typed as the table says
+		local config, defaults = class("prosody_auth_hmac.config"), class("prosody_auth_hmac.defaults");
+		local stub_type = { integer = "integer", boolean = "boolean" };
+		for name, o in pairs(native.options) do
+			same_fields(o, "prosody_auth_hmac.option", "native.options." .. name);
+			if o.verifier then
+				assert.is_string(config.fields[name], "native.verifier reads " .. name .. ": declare it in prosody_auth_hmac.config");
+				if stub_type[o.type] then
+					assert.are.equal(stub_type[o.type], config.fields[name], name);
+					assert.is_true(config.optional[name], name .. " has a default: optional");
+				end
+			else
+				assert.is_nil(config.fields[name], name .. " is not read by native.verifier");
+			end
+			if defaults.fields[name] and stub_type[o.type] then
+				assert.are.equal(stub_type[o.type], defaults.fields[name], "defaults." .. name);
+			end
+		end
+		for name in pairs(config.fields) do
+			if name ~= "host" then
+				assert.is_table(native.options[name], "the stub's config declares " .. name .. ", which src/options.rs does not list");
+			end
+		end
+		for name in pairs(native.defaults) do
+			assert.is_table(native.options[name], "native.defaults." .. name .. " is no option of src/options.rs");
 		end
 	end);
 

@@ -90,7 +90,9 @@ impl AddressBudget {
             (&mut self.untracked, false)
         };
         count.seen = count.seen.saturating_add(1);
-        let log = count.seen <= per_minute;
+        // the callers without an address share one budget of their own, whatever one address may log
+        let budget = if key == UNKNOWN && closes { crate::options::SESSIONLESS_FAILURES_PER_MINUTE } else { per_minute };
+        let log = count.seen <= budget;
         if !log {
             count.suppressed = count.suppressed.saturating_add(1);
         }
@@ -198,5 +200,18 @@ mod tests {
         let long = "é".repeat(40);
         assert!(shorten(&long).len() <= ADDRESS_MAX_LEN);
         assert_eq!(shorten("203.0.113.9"), "203.0.113.9");
+    }
+
+    #[test]
+    fn failures_without_an_address_have_a_budget_of_their_own() {
+        // one address's configured budget (2 here) is not the sessionless callers' shared one
+        let t = 1_700_000_040;
+        let mut b = AddressBudget::new(2, 8);
+        let logged = (0..100).filter(|_| b.record(None, t).log).count();
+        assert_eq!(logged, crate::options::SESSIONLESS_FAILURES_PER_MINUTE as usize);
+        assert!(!b.record(None, t).close, "no stream to close");
+        assert_eq!(b.take_summaries(t + 60), vec![(UNKNOWN.to_owned(), 100 + 1 - logged as u64)]);
+        assert_eq!(b.record(Some("192.0.2.1"), t + 60), Verdict { log: true, close: false });
+        assert_eq!(b.record(Some("192.0.2.1"), t + 60), Verdict { log: true, close: true });
     }
 }

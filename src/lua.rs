@@ -20,8 +20,11 @@
 //! v:restore_replay_state(stored[, now]) --> { outcome = "fresh" | "clean" | "unclean", taken, dropped,
 //!                                           refused = why the saved state was not taken,
 //!                                           quarantine_ends = unix time }
+//! v:stats()                           --> { replay_entries = n, secrets = n, otp_digits = n, otp_step = s, ... }:
+//!                                         the options in effect by their prosody.cfg.lua names
 //! ex:clock_diagnosis()                --> after an "expired" or "otp-mismatch" failure, how far off the
 //!                                         minting clock was (or that no step matches)
+//! native.options, native.defaults, native.limits --> by option name (src/options.rs' table)
 //! local b = native.address_budget(per_minute) --> failed logins per client address (src/failures.rs)
 //! b:record(address_or_nil, now)       --> log (write the line?), close (close the stream now?)
 //! b:summaries(now)                    --> { { address, not_logged }, ... } of the minutes over
@@ -31,17 +34,20 @@
 //!                                     --> "success", username[, additional data]
 //!                                     --> "challenge", data | "failure", reason
 //! ```
-//! Wrong argument types raise. Expected failures (a bad token, a bad configuration value) return
-//! `nil, reason`. Tokens and OTPs are only ever taken as Lua strings, never numbers.
+//! The verifier, the exchange and the address budget are userdata: their methods are called with
+//! `:` (a verifier method called with `.` raises, saying so). Wrong argument types raise. Expected
+//! failures (a bad token, a bad configuration value) return `nil, reason`. Tokens and OTPs are only
+//! ever taken as Lua strings, never numbers.
 
 use std::sync::Arc;
 
 use mlua::prelude::*;
-use mlua::{UserData, UserDataMethods, Value};
+use mlua::{FromLuaMulti, IntoLuaMulti, UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
-use crate::replay_state::{self, Refusal, SavedState, Start, Stored};
-use crate::sasl::{verify_username, Exchange, Mechanism, Outcome};
+use crate::identity::verify_username;
+use crate::replay_state::{Field, Held, Source, Start, StateRecord};
+use crate::sasl::{Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
 use crate::totp::decode_seed;
 use crate::verifier::{Settings, Verifier};
@@ -71,42 +77,38 @@ fn time_arg(v: &Option<Value>) -> LuaResult<u64> {
     }
 }
 
-/// An integer option from the configuration table; the message names the option when the
-/// admin's value is not a non-negative integer.
-fn uint_field(t: &LuaTable, key: &str, default: u64) -> Result<u64, String> {
-    match t.get::<Value>(key).map_err(|e| format!("{key}: {e}"))? {
-        Value::Nil => Ok(default),
-        Value::Integer(i) if i >= 0 => Ok(i as u64),
-        Value::Number(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => Ok(n as u64),
-        _ => Err(format!("{key} must be a non-negative integer")),
-    }
-}
-
-/// A boolean option; the message names the option when the value is not a boolean.
-fn bool_field(t: &LuaTable, key: &str, default: bool) -> Result<bool, String> {
-    match t.get::<Value>(key).map_err(|e| format!("{key}: {e}"))? {
-        Value::Nil => Ok(default),
-        Value::Boolean(b) => Ok(b),
-        _ => Err(format!("{key} must be true or false")),
-    }
-}
-
-/// The numeric and boolean options, with the core's defaults for those not set.
-fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
-    let d = Settings::default();
-    Ok(Settings {
-        digits: u32::try_from(uint_field(cfg, "otp_digits", d.digits.into())?).unwrap_or(u32::MAX),
-        step: uint_field(cfg, "otp_step", d.step)?,
-        skew: uint_field(cfg, "otp_skew", d.skew)?,
-        replay_cache_size: usize::try_from(uint_field(cfg, "token_replay_cache_size", d.replay_cache_size as u64)?)
-            .unwrap_or(usize::MAX),
-        replay_user_quota: usize::try_from(uint_field(cfg, "token_replay_user_quota", d.replay_user_quota as u64)?)
-            .unwrap_or(usize::MAX),
-        nonce_digits: usize::try_from(uint_field(cfg, "token_nonce_digits", d.nonce_digits as u64)?).unwrap_or(usize::MAX),
-        jid_as_sent: bool_field(cfg, "token_jid_as_sent", d.jid_as_sent)?,
-        allow_weak_secrets: bool_field(cfg, "token_allow_weak_secrets", d.allow_weak_secrets)?,
-        allow_long_lifetime: bool_field(cfg, "token_allow_long_lifetime", d.allow_long_lifetime)?,
+/// An option's value as `crate::options` reads it: `None` when unset; whole numbers only when
+/// non-negative and exact.
+fn option_value(v: Value) -> Option<crate::options::Value> {
+    use crate::options::Value as O;
+    Some(match v {
+        Value::Nil => return None,
+        Value::Integer(i) if i >= 0 => O::Integer(i as u64),
+        Value::Number(n) if n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1.8e19 => O::Integer(n as u64),
+        Value::Boolean(b) => O::Boolean(b),
+        _ => O::Other,
     })
+}
+
+/// An option's value for Lua.
+fn option_lua(value: crate::options::Value) -> Value {
+    use crate::options::Value as O;
+    match value {
+        O::Integer(n) => mlua::Integer::try_from(n).map_or(Value::Number(n as f64), Value::Integer),
+        O::Boolean(b) => Value::Boolean(b),
+        O::Other => Value::Nil,
+    }
+}
+
+/// The numeric and boolean options (`crate::options::OPTIONS` says which), with the core's defaults
+/// for those not set.
+fn settings_from(cfg: &LuaTable) -> Result<Settings, String> {
+    use crate::options::OptionError;
+    crate::options::settings_from(|o| cfg.get::<Value>(o.name).map(option_value).map_err(|e| format!("{}: {e}", o.name))).map_err(
+        |e| match e {
+            OptionError::Read(m) | OptionError::Kind(m) => m,
+        },
+    )
 }
 
 fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
@@ -114,10 +116,9 @@ fn fail(lua: &Lua, reason: &str) -> LuaResult<LuaMultiValue> {
 }
 
 /// `native.verifier(config)`: the configuration table uses the option names an admin writes in
-/// prosody.cfg.lua (`token_secret`, `otp_seed`, `otp_digits`, `otp_step`, `otp_skew`,
-/// `token_replay_cache_size`, `token_replay_user_quota`, `token_nonce_digits`, `token_jid_as_sent`,
-/// `token_allow_weak_secrets`, `token_allow_long_lifetime`) plus `host`. Returns the verifier, or `nil, message` naming the
-/// option at fault (never its value).
+/// prosody.cfg.lua (those `crate::options::OPTIONS` says the verifier reads: `token_secret`,
+/// `otp_seed` and the numeric and boolean ones) plus `host`. Returns the verifier, or
+/// `nil, message` naming the option at fault (never its value).
 fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
     let Value::Table(cfg) = cfg else { return Err(type_error("config", "table", &cfg)) };
     let secrets = match cfg.get::<Value>("token_secret")? {
@@ -149,57 +150,80 @@ fn new_verifier(lua: &Lua, cfg: Value) -> LuaResult<LuaMultiValue> {
         Err(m) => return fail(lua, &m),
     };
     match seed.and_then(|seed| Verifier::new(secrets, seed, settings, host.as_deref())) {
-        Ok(v) => verifier_object(lua, Arc::new(v))?.into_lua_multi(lua),
+        Ok(v) => LuaVerifier(Arc::new(v)).into_lua_multi(lua),
         Err(e) => fail(lua, &e.to_string()),
     }
 }
 
-/// The verifier object Lua sees: a table of closures over one `Arc<Verifier>`. `tostring` shows the settings with
-/// every secret as `***`.
-fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
-    let object = lua.create_table()?;
-    let this = v.clone();
-    let verify = lua.create_function(move |lua, (_, token, jids, now): (Value, Value, Value, Option<Value>)| {
-        let token = string_arg("token", &token)?;
-        let now = time_arg(&now)?;
-        let token = token.as_bytes();
-        let result = match &jids {
-            Value::String(s) => match s.to_str() {
-                Ok(jid) => this.verify(&token, &[&jid], now),
-                Err(_) => Err(Reject::Malformed),
-            },
-            Value::Table(t) => {
-                let strings = t
-                    .sequence_values::<Value>()
-                    .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
-                    .collect::<LuaResult<Vec<_>>>()?;
-                match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
-                    Ok(borrowed) => {
-                        let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
-                        this.verify(&token, &refs, now)
-                    }
-                    Err(_) => Err(Reject::Malformed),
-                }
-            }
-            other => return Err(type_error("jid", "string or table", other)),
-        };
-        Ok(match result {
-            Ok(acc) => (Some(acc.step()), Value::Integer((acc.jid_index() + 1) as mlua::Integer), Value::Nil),
-            Err(r) => {
-                let detail = match this.explain(r, &token, now) {
-                    Some(d) => Value::String(lua.create_string(d.to_string())?),
-                    None => Value::Nil,
-                };
-                (None, Value::String(lua.create_string(r.as_str())?), detail)
-            }
-        })
-    })?;
-    object.raw_set("verify", verify)?;
+/// The verifier object Lua sees: `UserData` over one shared [`Verifier`] (an exchange it starts
+/// holds the same `Arc`, so it outlives the object). `tostring` shows the settings with every
+/// secret as `***`.
+struct LuaVerifier(Arc<Verifier>);
 
-    let this = v.clone();
-    object.raw_set(
-        "mint",
-        lua.create_function(move |lua, (_, jid, now): (Value, Value, Option<Value>)| {
+/// The error for a method called with a `self` that is not a verifier: nearly always `v.verify(...)`
+/// for `v:verify(...)`. mlua's own says "bad argument `self` to `LuaVerifier.verify`: error
+/// converting Lua string to userdata", naming a Rust type and not the fix.
+fn not_a_verifier(method: &str, got: &Value) -> LuaError {
+    LuaError::runtime(format!(
+        "verifier:{method} called with a {} as self: call it as a method, v:{method}(...), not v.{method}(...)",
+        got.type_name()
+    ))
+}
+
+/// Adds a verifier method: `f(lua, verifier, arguments)`, its `self` checked for a verifier first
+/// with [`not_a_verifier`]'s error.
+fn add_verifier_method<M, A, R, F>(methods: &mut M, name: &'static str, f: F)
+where
+    M: UserDataMethods<LuaVerifier>,
+    A: FromLuaMulti,
+    R: IntoLuaMulti,
+    F: Fn(&Lua, &Arc<Verifier>, A) -> LuaResult<R> + mlua::MaybeSend + 'static,
+{
+    methods.add_function(name, move |lua, (this, args): (Value, A)| {
+        let Value::UserData(ud) = &this else { return Err(not_a_verifier(name, &this)) };
+        // scoped: no reference of its own to the userdata, as mlua's add_method borrows
+        ud.borrow_scoped::<LuaVerifier, _>(|v| f(lua, &v.0, args)).map_err(|_| not_a_verifier(name, &this))?
+    });
+}
+
+impl UserData for LuaVerifier {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        add_verifier_method(methods, "verify", |lua, this, (token, jids, now): (Value, Value, Option<Value>)| {
+            let token = string_arg("token", &token)?;
+            let now = time_arg(&now)?;
+            let token = token.as_bytes();
+            let result = match &jids {
+                Value::String(s) => match s.to_str() {
+                    Ok(jid) => this.verify(&token, &[&jid], now),
+                    Err(_) => Err(Reject::Malformed),
+                },
+                Value::Table(t) => {
+                    let strings = t
+                        .sequence_values::<Value>()
+                        .map(|v| v.and_then(|v| string_arg("jids[]", &v)))
+                        .collect::<LuaResult<Vec<_>>>()?;
+                    match strings.iter().map(|s| s.to_str()).collect::<Result<Vec<_>, _>>() {
+                        Ok(borrowed) => {
+                            let refs: Vec<&str> = borrowed.iter().map(|b| &**b).collect();
+                            this.verify(&token, &refs, now)
+                        }
+                        Err(_) => Err(Reject::Malformed),
+                    }
+                }
+                other => return Err(type_error("jid", "string or table", other)),
+            };
+            Ok(match result {
+                Ok(acc) => (Some(acc.step()), Value::Integer((acc.jid_index() + 1) as mlua::Integer), Value::Nil),
+                Err(r) => {
+                    let detail = match this.explain(r, &token, now) {
+                        Some(d) => Value::String(lua.create_string(d.to_string())?),
+                        None => Value::Nil,
+                    };
+                    (None, Value::String(lua.create_string(r.as_str())?), detail)
+                }
+            })
+        });
+        add_verifier_method(methods, "mint", |lua, this, (jid, now): (Value, Option<Value>)| {
             let jid = string_arg("jid", &jid)?;
             let now = time_arg(&now)?;
             let Ok(jid) = jid.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
@@ -207,69 +231,45 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
                 Ok(t) => t.into_lua_multi(lua),
                 Err(r) => fail(lua, r.as_str()),
             }
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "verify_user",
-        lua.create_function(move |lua, (_, token, username, nodeprep, now): (Value, Value, Value, Value, Option<Value>)| {
-            let token = string_arg("token", &token)?;
-            let username = string_arg("username", &username)?;
-            let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
-            let now = time_arg(&now)?;
-            let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
-            let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
-            match verify_username(&this, &token.as_bytes(), &username, &prep, now) {
-                Ok((user, _)) => user.into_lua_multi(lua),
-                Err(r) => match this.explain(r, &token.as_bytes(), now) {
-                    Some(d) => (Value::Nil, r.as_str(), d.to_string()).into_lua_multi(lua),
-                    None => fail(lua, r.as_str()),
-                },
-            }
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "replay_state",
-        lua.create_function(move |lua, _: Value| {
+        });
+        add_verifier_method(
+            methods,
+            "verify_user",
+            |lua, this, (token, username, nodeprep, now): (Value, Value, Value, Option<Value>)| {
+                let token = string_arg("token", &token)?;
+                let username = string_arg("username", &username)?;
+                let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
+                let now = time_arg(&now)?;
+                let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+                let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
+                match verify_username(this, &token.as_bytes(), &username, &prep, now) {
+                    Ok((user, _)) => user.into_lua_multi(lua),
+                    Err(r) => match this.explain(r, &token.as_bytes(), now) {
+                        Some(d) => (Value::Nil, r.as_str(), d.to_string()).into_lua_multi(lua),
+                        None => fail(lua, r.as_str()),
+                    },
+                }
+            },
+        );
+        add_verifier_method(methods, "replay_state", |lua, this, ()| {
             let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
-            state_table(lua, &state, &mac)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "seal_replay_state",
-        lua.create_function(move |lua, _: Value| {
+            record_table(lua, &StateRecord::saved(&state, &mac))
+        });
+        add_verifier_method(methods, "seal_replay_state", |lua, this, ()| {
             let (state, mac) = this.seal_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
-            state_table(lua, &state, &mac)
-        })?,
-    )?;
-    object.raw_set(
-        "running_state",
-        lua.create_function(|lua, _: Value| {
-            let t = lua.create_table()?;
-            t.set("format", replay_state::FORMAT)?;
-            t.set("running", true)?;
-            Ok(t)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "running_state_stored",
-        lua.create_function(move |_, (_, stored): (Value, Value)| match stored {
+            record_table(lua, &StateRecord::saved(&state, &mac))
+        });
+        add_verifier_method(methods, "running_state", |lua, _, ()| record_table(lua, &StateRecord::running()));
+        add_verifier_method(methods, "running_state_stored", |_, this, stored: Value| match stored {
             Value::Boolean(b) => {
                 this.running_marker_stored(b);
                 Ok(())
             }
             other => Err(type_error("stored", "boolean", &other)),
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "restore_replay_state",
-        lua.create_function(move |lua, (_, saved, now): (Value, Value, Option<Value>)| {
+        });
+        add_verifier_method(methods, "restore_replay_state", |lua, this, (saved, now): (Value, Option<Value>)| {
             let now = time_arg(&now)?;
-            let start = this.restart(stored_state(&saved)?, now).map_err(|r| LuaError::runtime(r.as_str()))?;
+            let start = this.restore(held(&saved), now)?.map_err(|r| LuaError::runtime(r.as_str()))?;
             let t = lua.create_table()?;
             match start {
                 Start::Fresh => t.set("outcome", "fresh")?,
@@ -285,113 +285,104 @@ fn verifier_object(lua: &Lua, v: Arc<Verifier>) -> LuaResult<LuaTable> {
             }
             t.set("quarantine_ends", this.quarantine_ends(now))?;
             Ok(t)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "stats",
-        lua.create_function(move |lua, _: Value| {
-            let (entries, cap, quota) = this.replay_stats();
+        });
+        add_verifier_method(methods, "stats", |lua, this, ()| {
             let t = lua.create_table()?;
-            t.set("replay_entries", entries)?;
-            t.set("replay_cache_size", cap)?;
-            t.set("replay_user_quota", quota)?;
+            t.set("replay_entries", this.replay_stats().0)?;
             t.set("secrets", this.secret_count())?;
-            t.set("digits", this.otp().digits())?;
-            t.set("step", this.otp().step_seconds())?;
-            t.set("skew", this.otp().skew())?;
-            t.set("nonce_digits", this.layout().nonce_digits)?;
-            t.set("jid_as_sent", this.jid_as_sent())?;
+            for (name, value) in this.options_in_effect() {
+                t.set(name, option_lua(value))?;
+            }
             Ok(t)
-        })?,
-    )?;
-    let this = v.clone();
-    object.raw_set(
-        "exchange",
-        lua.create_function(move |lua, (_, mech): (Value, Value)| {
+        });
+        add_verifier_method(methods, "exchange", |lua, this, mech: Value| {
             let mech = string_arg("mechanism", &mech)?;
             match mech.to_str().ok().and_then(|m| Mechanism::from_name(&m)) {
                 Some(m) => LuaExchange { verifier: this.clone(), exchange: Exchange::new(m) }.into_lua_multi(lua),
                 None => Value::Nil.into_lua_multi(lua),
             }
-        })?,
-    )?;
-    let meta = lua.create_table()?;
-    let shown = format!("{v:?}");
-    meta.raw_set("__tostring", lua.create_function(move |_, _: Value| Ok(shown.clone()))?)?;
-    meta.raw_set("__name", "prosody_auth_hmac.verifier")?;
-    meta.raw_set("__metatable", false)?;
-    object.set_metatable(Some(meta))?;
-    Ok(object)
+        });
+        methods.add_meta_method(mlua::MetaMethod::ToString, |_, this, ()| Ok(format!("{:?}", this.0)));
+    }
+
+    fn add_fields<F: mlua::UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field(mlua::MetaMethod::Type, "prosody_auth_hmac.verifier");
+    }
 }
 
-/// A saved state as storage keeps it (`replay_state`, `seal_replay_state`).
-fn state_table(lua: &Lua, state: &SavedState, mac: &[u8]) -> LuaResult<LuaTable> {
+/// A stored-state record as a Lua table (absent fields left out).
+fn record_table(lua: &Lua, record: &StateRecord) -> LuaResult<LuaTable> {
     let t = lua.create_table()?;
-    t.set("format", replay_state::FORMAT)?;
-    t.set("otp_step", state.otp_step)?;
-    t.set("otp_skew", state.otp_skew)?;
-    t.set("high_water", state.high_water)?;
-    t.set("quarantine", state.quarantine)?;
-    let lines = state.entries.iter().map(|(key, expiry)| format!("{} {expiry}", data_encoding::HEXLOWER.encode(key)));
-    t.set("entries", lua.create_sequence_from(lines)?)?;
-    t.set("mac", data_encoding::HEXLOWER.encode(mac))?;
+    for (name, field) in record.fields() {
+        t.raw_set(name, field_value(lua, field)?)?;
+    }
     Ok(t)
 }
 
-/// `"<32 hex digits> <expiry step>"`, as `replay_state` writes it.
-fn parse_replay_entry(line: &[u8]) -> Option<(crate::replay::Key, u64)> {
-    let line = core::str::from_utf8(line).ok()?;
-    let (hex, expiry) = line.split_once(' ')?;
-    let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
-    Some((bytes.try_into().ok()?, expiry.parse().ok()?))
+fn field_value(lua: &Lua, field: &Field) -> LuaResult<Value> {
+    Ok(match field {
+        Field::Absent | Field::Table | Field::Other => Value::Nil,
+        // past Lua's integers (no step is): a float, which reading it back refuses
+        Field::Integer(n) => mlua::Integer::try_from(*n).map_or(Value::Number(*n as f64), Value::Integer),
+        Field::Float(f) => Value::Number(*f),
+        Field::Text(bytes) => Value::String(lua.create_string(bytes)?),
+        Field::Boolean(b) => Value::Boolean(*b),
+        Field::List(items) => {
+            Value::Table(lua.create_sequence_from(items.iter().map(|i| field_value(lua, i)).collect::<LuaResult<Vec<_>>>()?)?)
+        }
+    })
 }
 
-/// What storage held, as the core reads it: `nil` (nothing), the running marker, a saved state, or
-/// anything else (unreadable: storage is data, so nothing it holds raises).
-fn stored_state(saved: &Value) -> LuaResult<Stored> {
-    let Value::Table(t) = saved else {
-        return Ok(if saved.is_nil() { Stored::Nothing } else { Stored::Unreadable(Refusal::Unreadable) });
-    };
-    if t.raw_get::<Value>("running")? == Value::Boolean(true) {
-        return Ok(Stored::Running);
+/// What storage held, as the core reads it ([`Held`]): storage is data, so nothing it holds raises.
+fn held(saved: &Value) -> Held<StoredTable> {
+    match saved {
+        Value::Nil => Held::Nothing,
+        Value::Table(t) => Held::Record(StoredTable { record: t.clone(), list: None }),
+        _ => Held::Other,
     }
-    // a storage back end that keeps numbers as floats (JSON) gives whole numbers back as floats
-    let uint = |v: Value| match v {
-        Value::Integer(i) if i >= 0 => Some(i as u64),
-        Value::Number(f) if (0.0..9_007_199_254_740_992.0).contains(&f) && f.fract() == 0.0 => Some(f as u64),
-        _ => None,
-    };
-    let mac = match t.raw_get::<Value>("mac")? {
-        Value::String(s) => data_encoding::HEXLOWER.decode(&s.as_bytes()).ok(),
-        Value::Nil => return Ok(Stored::Unreadable(Refusal::Unauthenticated)),
-        _ => None,
-    };
-    if uint(t.raw_get("format")?) != Some(replay_state::FORMAT) {
-        return Ok(Stored::Unreadable(Refusal::OtherFormat));
+}
+
+/// A stored record's table, read (raw, no metamethods) as the core asks ([`Source`]).
+struct StoredTable {
+    record: LuaTable,
+    /// The field whose items were last asked for and its table, looked up once per field.
+    list: Option<(&'static str, Option<LuaTable>)>,
+}
+
+impl Source for StoredTable {
+    type Error = LuaError;
+
+    fn field(&mut self, name: &'static str, longest: usize) -> LuaResult<Field> {
+        Ok(field(&self.record.raw_get(name)?, longest))
     }
-    let fields = (
-        uint(t.raw_get("otp_step")?),
-        uint(t.raw_get("otp_skew")?),
-        uint(t.raw_get("high_water")?),
-        uint(t.raw_get("quarantine")?),
-        mac,
-        t.raw_get::<Value>("entries")?,
-    );
-    let (Some(otp_step), Some(otp_skew), Some(high_water), Some(quarantine), Some(mac), Value::Table(list)) = fields else {
-        return Ok(Stored::Unreadable(Refusal::Unreadable));
-    };
-    let mut entries = Vec::new();
-    for line in list.sequence_values::<Value>() {
-        match line? {
-            Value::String(s) => match parse_replay_entry(&s.as_bytes()) {
-                Some(e) => entries.push(e),
-                None => return Ok(Stored::Unreadable(Refusal::Unreadable)),
-            },
-            _ => return Ok(Stored::Unreadable(Refusal::Unreadable)),
+
+    fn item(&mut self, name: &'static str, n: usize, longest: usize) -> LuaResult<Option<Field>> {
+        if !matches!(self.list, Some((cached, _)) if cached == name) {
+            let list = match self.record.raw_get(name)? {
+                Value::Table(t) => Some(t),
+                _ => None,
+            };
+            self.list = Some((name, list));
         }
+        let Some((_, Some(list))) = &self.list else { return Ok(None) };
+        Ok(match list.raw_get(n)? {
+            Value::Nil => None,
+            v => Some(field(&v, longest)),
+        })
     }
-    Ok(Stored::State(SavedState { otp_step, otp_skew, high_water, quarantine, entries }, mac))
+}
+
+/// One stored value as a core value; a table is [`Field::Table`], not read.
+fn field(v: &Value, longest: usize) -> Field {
+    match v {
+        Value::Nil => Field::Absent,
+        Value::Integer(i) => u64::try_from(*i).map_or(Field::Other, Field::Integer),
+        Value::Number(f) => Field::Float(*f),
+        Value::String(s) => Field::text(&s.as_bytes(), longest),
+        Value::Boolean(b) => Field::Boolean(*b),
+        Value::Table(_) => Field::Table,
+        _ => Field::Other,
+    }
 }
 
 struct LuaExchange {
@@ -467,42 +458,55 @@ impl UserData for LuaAddressBudget {
     }
 }
 
-/// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name.
+/// The option defaults the shims use (`native.defaults`), by `prosody.cfg.lua` name, from
+/// `crate::options::OPTIONS`.
 fn defaults(lua: &Lua) -> LuaResult<LuaTable> {
-    use crate::options as o;
+    use crate::options::{DefaultValue, OPTIONS};
     let t = lua.create_table()?;
-    t.set("otp_digits", o::DEFAULT_OTP_DIGITS)?;
-    t.set("otp_step", o::DEFAULT_OTP_STEP)?;
-    t.set("otp_skew", o::DEFAULT_OTP_SKEW)?;
-    t.set("token_nonce_digits", o::DEFAULT_NONCE_DIGITS)?;
-    t.set("token_replay_cache_size", o::DEFAULT_REPLAY_CACHE_SIZE)?;
-    t.set("token_replay_user_quota", o::DEFAULT_REPLAY_USER_QUOTA)?;
-    t.set("token_max_failures", o::DEFAULT_MAX_FAILURES)?;
-    t.set("token_max_failures_per_address", o::DEFAULT_MAX_FAILURES_PER_ADDRESS)?;
-    t.set("token_user_exists", o::DEFAULT_USER_EXISTS)?;
-    t.set("token_mechanisms", lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?;
-    let d = Settings::default();
-    t.set("token_jid_as_sent", d.jid_as_sent)?;
-    t.set("token_allow_weak_secrets", d.allow_weak_secrets)?;
-    t.set("token_allow_long_lifetime", d.allow_long_lifetime)?;
+    for o in OPTIONS {
+        match o.default {
+            DefaultValue::Unset => {}
+            DefaultValue::Integer(n) => t.set(o.name, n)?,
+            DefaultValue::Boolean(b) => t.set(o.name, b)?,
+            DefaultValue::Text(s) => t.set(o.name, s)?,
+            DefaultValue::AllMechanisms => t.set(o.name, lua.create_sequence_from(Mechanism::ALL.iter().map(|m| m.name()))?)?,
+        }
+    }
     Ok(t)
 }
 
-/// The accepted ranges (`native.limits`): `{ min, max }` per option, and the lengths and choices the
-/// shims check or warn about.
+/// The accepted ranges (`native.limits`): `{ min, max }` per option, `<name>_min`, the choices, from
+/// `crate::options::OPTIONS`; and the lengths the shims check or warn about.
 fn limits(lua: &Lua) -> LuaResult<LuaTable> {
-    use crate::options as o;
+    use crate::options::{self as o, Limit, OPTIONS};
     let t = lua.create_table()?;
-    let range = |lo: u64, hi: u64| lua.create_sequence_from([lo, hi]);
-    t.set("otp_digits", range((*o::OTP_DIGITS.start()).into(), (*o::OTP_DIGITS.end()).into())?)?;
-    t.set("otp_step", range(*o::OTP_STEP.start(), *o::OTP_STEP.end())?)?;
-    t.set("otp_skew", range(*o::OTP_SKEW.start(), *o::OTP_SKEW.end())?)?;
-    t.set("token_nonce_digits", range(*o::NONCE_DIGITS.start() as u64, *o::NONCE_DIGITS.end() as u64)?)?;
-    t.set("token_max_failures_min", 1)?;
-    t.set("token_user_exists", lua.create_sequence_from(o::USER_EXISTS)?)?;
+    for opt in OPTIONS {
+        match opt.limit {
+            Limit::None => {}
+            Limit::Range(lo, hi) => t.set(opt.name, lua.create_sequence_from([lo, hi])?)?,
+            Limit::Min(lo) => t.set(format!("{}_min", opt.name), lo)?,
+            Limit::Choices(list) => t.set(opt.name, lua.create_sequence_from(list.iter().copied())?)?,
+        }
+    }
     t.set("lifetime_max", o::MAX_LIFETIME)?;
     t.set("secret_min_bytes", o::MIN_SECRET_LEN)?;
     t.set("secret_advised_bytes", o::ADVISED_SECRET_LEN)?;
+    Ok(t)
+}
+
+/// `native.options`: every option the modules read, by name: `{ type = "integer" | "boolean" | ...,
+/// verifier = true when native.verifier{} reads it, passed = true when mod_auth_hmac passes it
+/// through as configured }`.
+fn options(lua: &Lua) -> LuaResult<LuaTable> {
+    use crate::options::{Reader, OPTIONS};
+    let t = lua.create_table()?;
+    for o in OPTIONS {
+        let entry = lua.create_table()?;
+        entry.set("type", o.kind.name())?;
+        entry.set("verifier", o.verifier_reads())?;
+        entry.set("passed", matches!(o.reader, Reader::Verifier(_)))?;
+        t.set(o.name, entry)?;
+    }
     Ok(t)
 }
 
@@ -513,7 +517,7 @@ fn limits(lua: &Lua) -> LuaResult<LuaTable> {
 fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>, Option<LuaString>)) -> LuaResult<LuaMultiValue> {
     use std::os::unix::ffi::OsStrExt;
     let bytes = path.as_bytes();
-    match crate::secret::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
+    match crate::secret_file::read_secret_file(std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes)), gid) {
         Ok((data, exposure)) => {
             let data = crate::secret::SecretBytes::new(data);
             (lua.create_string(data.expose())?, exposure.map(|e| e.to_string())).into_lua_multi(lua)
@@ -522,7 +526,7 @@ fn read_secret_file(lua: &Lua, (path, gid, configured): (LuaString, Option<u32>,
             let configured = configured.map(|c| String::from_utf8_lossy(&c.as_bytes()).into_owned());
             let resolved = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
             let shown = configured.unwrap_or_else(|| resolved.display().to_string());
-            fail(lua, &crate::secret::read_error(resolved, &shown, &e))
+            fail(lua, &crate::secret_file::read_error(resolved, &shown, &e))
         }
     }
 }
@@ -553,6 +557,7 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     exports.set("reason_texts", lua.create_table_from(Reject::ALL.iter().filter_map(|r| r.text().map(|t| (r.as_str(), t))))?)?;
     exports.set("defaults", defaults(lua)?)?;
     exports.set("limits", limits(lua)?)?;
+    exports.set("options", options(lua)?)?;
     exports.set("read_secret_file", lua.create_function(read_secret_file)?)?;
     exports.set(
         "address_budget",
@@ -569,7 +574,7 @@ fn prosody_auth_hmac(lua: &Lua) -> LuaResult<LuaTable> {
     // a client-supplied identity made safe for a log line (the shims log through it)
     exports.set(
         "printable",
-        lua.create_function(|_, s: LuaString| Ok(crate::sasl::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
+        lua.create_function(|_, s: LuaString| Ok(crate::log_safe::printable(&String::from_utf8_lossy(&s.as_bytes()))))?,
     )?;
     Ok(exports)
 }

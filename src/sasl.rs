@@ -1,18 +1,23 @@
-//! SASL mechanisms over the verifier: message parsing and the per-exchange state machine.
-//!
-//! Stringprep is Prosody's; the exchange receives `nodeprep` as a function so the core stays free
-//! of Lua and of a second, possibly different, stringprep implementation. (`hmac-token` has one,
-//! which refuses whatever it cannot reproduce exactly.)
+//! The SASL mechanisms over the verifier: which there are, and the per-exchange state machine.
+//! Framing is in `sasl_plain`, SASL-HMAC's proofs in `sasl_hmac`, the identity rules in `identity`,
+//! log-safe names in `log_safe`; their public items are re-exported here under their old paths.
 
+use crate::check::Candidates;
 use crate::error::Reject;
-use crate::jid;
-use crate::token::{UntrustedToken, MAX_TOKEN_LEN};
-use crate::verifier::{Accepted, ClockDiagnosis, Verifier};
+use crate::token::UntrustedToken;
+use crate::verifier::{ClockDiagnosis, Verifier};
 
-/// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
-pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
-/// Longest authentication identity accepted (a bare JID).
-pub const MAX_AUTHCID: usize = 2 * jid::MAX_PART + 1;
+pub use crate::identity::{
+    check_username, localpart_identity, resolve_identity, verify_username, Identity, MAX_AUTHCID, MAX_AUTHZID,
+};
+pub use crate::log_safe::{printable, MAX_LOGGED_IDENTITY};
+pub use crate::sasl_hmac::{
+    sasl_hmac_plus_proof, sasl_hmac_proof, ChannelBinding, CHANNEL_BINDINGS, PROOF_LEN, SERVER_NONCE_LEN,
+};
+pub use crate::sasl_plain::{parse_plain, PlainMessage};
+
+use crate::sasl_hmac::proof;
+use crate::sasl_plain::claimed_jid;
 
 /// The mechanisms this crate implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,157 +65,6 @@ impl Mechanism {
     }
 }
 
-/// `[authzid] NUL authcid NUL secret`, as PLAIN and X-TOKEN carry it.
-#[derive(PartialEq, Eq)]
-pub struct PlainMessage<'a> {
-    /// Authorization identity; may be empty.
-    pub authzid: &'a str,
-    /// Authentication identity: a localpart, or a bare JID.
-    pub authcid: &'a str,
-    /// The token.
-    pub secret: &'a [u8],
-}
-
-impl core::fmt::Debug for PlainMessage<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("PlainMessage")
-            .field("authzid", &self.authzid)
-            .field("authcid", &self.authcid)
-            .field("secret", &"***")
-            .finish()
-    }
-}
-
-/// Parses a PLAIN/X-TOKEN message: exactly three NUL-separated fields, the last two non-empty,
-/// the identities UTF-8 and within RFC 7622 sizes, the token at most 1 KiB.
-pub fn parse_plain(msg: &[u8]) -> Result<PlainMessage<'_>, Reject> {
-    let mut fields = msg.splitn(3, |&b| b == 0);
-    let (Some(authzid), Some(authcid), Some(secret)) = (fields.next(), fields.next(), fields.next()) else {
-        return Err(Reject::Malformed);
-    };
-    if authcid.is_empty() || secret.is_empty() || secret.contains(&0) {
-        return Err(Reject::Malformed);
-    }
-    if authzid.len() > MAX_AUTHZID || authcid.len() > MAX_AUTHCID || secret.len() > MAX_TOKEN_LEN {
-        return Err(Reject::Malformed);
-    }
-    let authzid = core::str::from_utf8(authzid).map_err(|_| Reject::Malformed)?;
-    let authcid = core::str::from_utf8(authcid).map_err(|_| Reject::Malformed)?;
-    Ok(PlainMessage { authzid, authcid, secret })
-}
-
-/// Who is logging in: the session's username (nodeprep'd localpart) and the bare JIDs a
-/// signature may cover. By default that is only `username@host`, the account Prosody will log the
-/// session in as; with `jid_as_sent` the localpart as the client sent it comes first (one entry
-/// when the two are equal).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    /// The nodeprep'd localpart: the session's username on success.
-    pub username: String,
-    /// Candidate bare JIDs for the signature.
-    pub jids: Vec<String>,
-}
-
-/// The identity of a localpart of `host`: nodeprep'd, and under `jid_as_sent` also as given.
-pub fn localpart_identity(
-    host: &str,
-    local: &str,
-    nodeprep: &dyn Fn(&str) -> Option<String>,
-    jid_as_sent: bool,
-) -> Result<Identity, Reject> {
-    jid::check_part(local)?;
-    if local.contains(['@', '/']) {
-        return Err(Reject::Malformed);
-    }
-    let prepped = nodeprep(local).ok_or(Reject::Malformed)?;
-    jid::check_part(&prepped)?;
-    let mut jids = Vec::with_capacity(2);
-    if jid_as_sent && prepped != local {
-        jids.push(format!("{local}@{host}"));
-    }
-    jids.push(format!("{prepped}@{host}"));
-    Ok(Identity { username: prepped, jids })
-}
-
-/// Resolves authcid (and checks authzid) against `host`. The authcid is a localpart or a bare
-/// JID of `host`; a non-empty authzid must be the user's own bare JID.
-pub fn resolve_identity(
-    host: &str,
-    authzid: &str,
-    authcid: &str,
-    nodeprep: &dyn Fn(&str) -> Option<String>,
-    jid_as_sent: bool,
-) -> Result<Identity, Reject> {
-    let local = match authcid.split_once('@') {
-        Some(_) => {
-            let (local, domain) = jid::split_bare(authcid)?;
-            if !jid::same_domain(domain, host) {
-                return Err(Reject::WrongHost);
-            }
-            local
-        }
-        None => authcid,
-    };
-    let identity = localpart_identity(host, local, nodeprep, jid_as_sent)?;
-    if !authzid.is_empty() {
-        let (z_local, z_domain) = jid::split_bare(authzid).map_err(|_| Reject::InvalidAuthzid)?;
-        if !jid::same_domain(z_domain, host) || nodeprep(z_local).as_deref() != Some(identity.username.as_str()) {
-            return Err(Reject::InvalidAuthzid);
-        }
-    }
-    Ok(identity)
-}
-
-/// Verifies `token` for the account `username` of the verifier's host under the same identity
-/// rule as the SASL mechanisms (the auth provider's `test_password`, `hmac-token verify`).
-/// Returns the nodeprep'd username and what the verifier accepted.
-pub fn verify_username(
-    verifier: &Verifier,
-    token: &[u8],
-    username: &str,
-    nodeprep: &dyn Fn(&str) -> Option<String>,
-    now: u64,
-) -> Result<(String, Accepted), Reject> {
-    let host = verifier.host().ok_or(Reject::Internal)?;
-    let identity = localpart_identity(host, username, nodeprep, verifier.jid_as_sent())?;
-    let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
-    let accepted = verifier.verify(token, &jids, now)?;
-    Ok((identity.username, accepted))
-}
-
-/// Longest identity written to a log line, in bytes (escapes included).
-pub const MAX_LOGGED_IDENTITY: usize = 200;
-
-/// A client-supplied identity made safe for a log line: only printable ASCII other than `\` is
-/// kept; every other character — controls, white space, and all of non-ASCII, which holds the bidi
-/// overrides and isolates (U+202E, U+2066–U+2069), zero-width and invisible "letters" (U+3164) — is
-/// written as `\u{...}`, and `\` as `\\`, so a client can neither forge a log line nor make one
-/// read differently from its bytes. At most [`MAX_LOGGED_IDENTITY`] bytes; a cut one ends in `...`.
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(MAX_LOGGED_IDENTITY));
-    for c in s.chars() {
-        let piece = match c {
-            '\\' => "\\\\".to_owned(),
-            '!'..='~' => c.to_string(),
-            _ => format!("\\u{{{:x}}}", u32::from(c)),
-        };
-        if out.len() + piece.len() > MAX_LOGGED_IDENTITY - 3 {
-            out.push_str("...");
-            return out;
-        }
-        out.push_str(&piece);
-    }
-    out
-}
-
-/// The bare JID a PLAIN-framed message claims, made log-safe, even when the message is not
-/// otherwise well-formed (so a failed login can still name who tried).
-fn claimed_jid(message: &[u8], host: &str) -> Option<String> {
-    let authcid = message.split(|&b| b == 0).nth(1)?;
-    let authcid = core::str::from_utf8(authcid).ok().filter(|a| !a.is_empty())?;
-    Some(if authcid.contains('@') { printable(authcid) } else { printable(&format!("{authcid}@{host}")) })
-}
-
 /// What one step of an exchange produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -227,48 +81,6 @@ pub enum Outcome {
     /// Refused.
     Failure(Reject),
 }
-
-/// Length of the server nonce in a SASL-HMAC challenge.
-pub const SERVER_NONCE_LEN: usize = 24;
-/// SASL-HMAC proof length (HMAC-SHA256).
-pub const PROOF_LEN: usize = 32;
-const CLIENT_LABEL: &[u8] = b"SASL-HMAC client";
-const SERVER_LABEL: &[u8] = b"SASL-HMAC server";
-
-/// `HMAC-SHA256(key = s, label NUL client-first-message NUL server-nonce)`: the client's proof
-/// (`client = true`) or the server's.
-pub fn sasl_hmac_proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8]) -> [u8; PROOF_LEN] {
-    proof(s, client, client_first, server_nonce, None)
-}
-
-/// SASL-HMAC-PLUS: `HMAC-SHA256(key = s, label NUL client-first-message NUL server-nonce NUL
-/// channel-binding-data)`. The client-first message starts with the binding's name, and `server-nonce`
-/// has a fixed length, so the binding data is exactly what follows it.
-pub fn sasl_hmac_plus_proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8], cb_data: &[u8]) -> [u8; PROOF_LEN] {
-    proof(s, client, client_first, server_nonce, Some(cb_data))
-}
-
-fn proof(s: &[u8], client: bool, client_first: &[u8], server_nonce: &[u8], cb_data: Option<&[u8]>) -> [u8; PROOF_LEN] {
-    use hmac::{KeyInit, Mac};
-    let mut mac = <crate::token::HmacSha256 as KeyInit>::new_from_slice(s).expect("HMAC takes any key length");
-    mac.update(if client { CLIENT_LABEL } else { SERVER_LABEL });
-    mac.update(&[0]);
-    mac.update(client_first);
-    mac.update(&[0]);
-    mac.update(server_nonce);
-    if let Some(cb) = cb_data {
-        mac.update(&[0]);
-        mac.update(cb);
-    }
-    mac.finalize().into_bytes().into()
-}
-
-/// The channel-binding types SASL-HMAC-PLUS accepts (RFC 5929, RFC 9266), by the names Prosody's
-/// `add_cb_handler` uses.
-pub const CHANNEL_BINDINGS: [&str; 3] = ["tls-exporter", "tls-unique", "tls-server-end-point"];
-
-/// The data of the channel binding `name` on this connection, if the connection has it.
-pub type ChannelBinding<'a> = &'a dyn Fn(&str) -> Option<Vec<u8>>;
 
 enum State {
     Start,
@@ -406,8 +218,9 @@ impl Exchange {
         nodeprep: &dyn Fn(&str) -> Option<String>,
     ) -> Result<String, Reject> {
         let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), message, nodeprep)?;
-        let jids: Vec<&str> = identity.jids.iter().map(String::as_str).collect();
-        if let Err(reason) = verifier.verify(msg.secret, &jids, now) {
+        let sent = identity.as_sent.as_deref();
+        let candidates = Candidates { account: &identity.account, also: sent.as_slice() };
+        if let Err(reason) = verifier.verify_for(msg.secret, candidates, now) {
             self.diagnosis = verifier.explain(reason, msg.secret, now);
             return Err(reason);
         }
@@ -465,16 +278,19 @@ impl Exchange {
     ) -> Result<Outcome, Reject> {
         let received = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
         let public = &p.client_first[p.client_first.len() - p.public_len..];
-        let (s, _) = verifier
-            .find_secret_half(public, &p.identity.jids, |s| {
+        let sent = p.identity.as_sent.as_deref();
+        let candidates = Candidates { account: &p.identity.account, also: sent.as_slice() };
+        let checker = verifier.checker();
+        let (s, jid_index) = checker
+            .find_secret_half(public, candidates, |s| {
                 let expected = proof(s, true, p.client_first, p.server_nonce, p.cb_data);
                 bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], received))
             })
             .ok_or(Reject::BadSignature)?;
         let mut key = [0u8; 16];
         key.copy_from_slice(&s[..16]);
-        let account = p.identity.jids.last().ok_or(Reject::Internal)?;
-        verifier.accept_fresh(&public[..verifier.otp().digits()], key, account, now)?;
+        let otp = public.get(..checker.otp().digits()).ok_or(Reject::Malformed)?;
+        verifier.accept(checker.authentic(otp, key, jid_index, candidates.account, now)?, now)?;
         let server_proof = proof(&s, false, p.client_first, p.server_nonce, p.cb_data);
         Ok(Outcome::Success { username: p.identity.username.clone(), additional: Some(server_proof.to_vec()) })
     }
@@ -487,72 +303,4 @@ struct Proof<'a> {
     identity: &'a Identity,
     server_nonce: &'a [u8],
     cb_data: Option<&'a [u8]>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn lower(s: &str) -> Option<String> {
-        (!s.is_empty() && !s.contains(' ')).then(|| s.to_lowercase())
-    }
-
-    #[test]
-    fn plain_framing() {
-        let m = parse_plain(b"\0alice\x00123 abc").unwrap();
-        assert_eq!((m.authzid, m.authcid, m.secret), ("", "alice", &b"123 abc"[..]));
-        let m = parse_plain(b"alice@h\0alice\0t").unwrap();
-        assert_eq!(m.authzid, "alice@h");
-        for bad in [&b""[..], b"\0", b"\0\0", b"\0alice\0", b"\0\0tok", b"alice\0tok", b"\0a\0t\0x", b"\0\xff\0t"] {
-            assert_eq!(parse_plain(bad), Err(Reject::Malformed), "{bad:?}");
-        }
-        let long = vec![b'1'; MAX_TOKEN_LEN + 1];
-        let mut msg = b"\0alice\0".to_vec();
-        msg.extend_from_slice(&long);
-        assert_eq!(parse_plain(&msg), Err(Reject::Malformed));
-        assert!(!format!("{:?}", parse_plain(b"\0a\0sekrit").unwrap()).contains("sekrit"));
-    }
-
-    #[test]
-    fn log_safe_identities() {
-        assert_eq!(printable("evil\nFailed login for root"), "evil\\u{a}Failed\\u{20}login\\u{20}for\\u{20}root");
-        assert_eq!(printable(&"a".repeat(5000)).len(), MAX_LOGGED_IDENTITY);
-        assert!(printable(&"a".repeat(5000)).ends_with("..."));
-        assert_eq!(printable(&"a".repeat(200)), "a".repeat(197) + "...");
-        assert_eq!(printable(&"a".repeat(197)), "a".repeat(197));
-        // bidi overrides and isolates, invisible letters, zero-width characters are escaped
-        for (c, shown) in [
-            ('\u{202e}', "\\u{202e}"),
-            ('\u{2066}', "\\u{2066}"),
-            ('\u{2069}', "\\u{2069}"),
-            ('\u{3164}', "\\u{3164}"),
-            ('\u{200b}', "\\u{200b}"),
-        ] {
-            assert_eq!(printable(&format!("ab{c}cd")), format!("ab{shown}cd"));
-        }
-        assert_eq!(printable("m\u{e4}llory"), "m\\u{e4}llory");
-        // a backslash cannot fake an escape
-        assert_eq!(printable("a\\u{202e}b"), "a\\\\u{202e}b");
-        let long = printable(&"\u{202e}".repeat(100));
-        assert!(long.len() <= MAX_LOGGED_IDENTITY && long.ends_with("\\u{202e}..."), "{long}");
-    }
-
-    #[test]
-    fn identities() {
-        let id = resolve_identity("example.org", "", "Alice", &lower, false).unwrap();
-        assert_eq!(id.username, "alice");
-        assert_eq!(id.jids, ["alice@example.org"], "only the nodeprep'd JID by default");
-        let id = resolve_identity("example.org", "", "Alice", &lower, true).unwrap();
-        assert_eq!(id.jids, ["Alice@example.org", "alice@example.org"]);
-        let id = resolve_identity("example.org", "", "alice", &lower, true).unwrap();
-        assert_eq!(id.jids, ["alice@example.org"]);
-        let id = resolve_identity("example.org", "alice@Example.org", "alice@EXAMPLE.org", &lower, false).unwrap();
-        assert_eq!(id.jids, ["alice@example.org"]);
-        assert_eq!(resolve_identity("example.org", "", "alice@other.org", &lower, false), Err(Reject::WrongHost));
-        assert_eq!(resolve_identity("example.org", "bob@example.org", "alice", &lower, false), Err(Reject::InvalidAuthzid));
-        assert_eq!(resolve_identity("example.org", "alice@other.org", "alice", &lower, false), Err(Reject::InvalidAuthzid));
-        assert_eq!(resolve_identity("example.org", "alice", "alice", &lower, false), Err(Reject::InvalidAuthzid));
-        assert_eq!(resolve_identity("example.org", "", "al ice", &lower, false), Err(Reject::Malformed));
-        assert_eq!(resolve_identity("example.org", "", "a@b@example.org", &lower, false), Err(Reject::Malformed));
-    }
 }

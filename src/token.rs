@@ -1,10 +1,11 @@
 //! The token's wire format: `OTP ‖ NONCE ␠ base64(HMAC-SHA256(token_secret, OTP ‖ NONCE ‖ bare JID))`,
-//! its fixed [`Layout`], and parsing into an [`UntrustedToken`] (nothing in it trusted until the
-//! verifier, [`crate::verifier`], has checked it).
+//! its fixed [`Layout`], parsing into an [`UntrustedToken`] (nothing in it trusted until
+//! [`crate::check`] has checked it), the signed message and writing a token. Every other
+//! implementation of the format is listed in ARCHITECTURE.md ("Implementations of the token format").
 
 use core::fmt;
 
-use hmac::Hmac;
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::Reject;
@@ -116,9 +117,78 @@ impl<'a> UntrustedToken<'a> {
     pub fn unverified_otp(&self) -> &[u8] {
         &self.public[..self.layout.otp_digits]
     }
+}
 
-    /// The nonce digits as sent: not verified.
-    pub fn unverified_nonce(&self) -> &[u8] {
-        &self.public[self.layout.otp_digits..]
+/// The signed message, `OTP ‖ NONCE ‖ bare JID`, in a copy of the prepared key state: the one place
+/// it is built (minting, verification and SASL-HMAC's secret half all come here). The public part's
+/// length is fixed by the [`Layout`], so the message splits in one way only.
+fn keyed_message(key: &HmacSha256, public: &[u8], jid: &str) -> HmacSha256 {
+    let mut mac = key.clone();
+    mac.update(public);
+    mac.update(jid.as_bytes());
+    mac
+}
+
+/// `HMAC-SHA256(secret, public ‖ jid)`: a token's MAC, and SASL-HMAC's secret half.
+pub(crate) fn sign(key: &HmacSha256, public: &[u8], jid: &str) -> [u8; MAC_LEN] {
+    keyed_message(key, public, jid).finalize().into_bytes().into()
+}
+
+/// Whether `token`'s MAC is the one `key` makes for `jid` (constant time).
+pub(crate) fn signed_for(key: &HmacSha256, token: &UntrustedToken<'_>, jid: &str) -> bool {
+    keyed_message(key, token.public, jid).verify_slice(&token.mac).is_ok()
+}
+
+/// Writes a token for `jid` under `key`: `OTP ‖ NONCE ␠ base64(MAC)`. `None` unless `otp` and
+/// `nonce` are ASCII digits of the lengths `layout` fixes.
+pub(crate) fn encode(key: &HmacSha256, layout: Layout, otp: &[u8], nonce: &[u8], jid: &str) -> Option<String> {
+    if otp.len() != layout.otp_digits || nonce.len() != layout.nonce_digits || !all_digits(otp) || !all_digits(nonce) {
+        return None;
+    }
+    let mut token = String::with_capacity(layout.token_len());
+    token.push_str(core::str::from_utf8(otp).ok()?);
+    token.push_str(core::str::from_utf8(nonce).ok()?);
+    let mac = sign(key, token.as_bytes(), jid);
+    token.push(' ');
+    token.push_str(&data_encoding::BASE64.encode(&mac));
+    Some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use hmac::KeyInit;
+
+    use super::*;
+
+    const LAYOUT: Layout = Layout { otp_digits: 8, nonce_digits: 16 };
+
+    fn key() -> HmacSha256 {
+        HmacSha256::new_from_slice(b"a-secret-of-more-than-sixteen-bytes").unwrap()
+    }
+
+    #[test]
+    fn what_encode_writes_parse_reads_and_only_for_its_jid() {
+        let token = encode(&key(), LAYOUT, b"12345678", b"0123456789012345", "alice@example.org").unwrap();
+        assert_eq!(token.len(), LAYOUT.token_len());
+        let parsed = UntrustedToken::parse(token.as_bytes(), LAYOUT).unwrap();
+        assert_eq!(parsed.unverified_otp(), b"12345678");
+        assert!(signed_for(&key(), &parsed, "alice@example.org"));
+        // a digit moved between the nonce and the localpart signs another message
+        assert!(!signed_for(&key(), &parsed, "5alice@example.org"));
+        assert!(!signed_for(&key(), &parsed, "Alice@example.org"));
+        assert_eq!(&sign(&key(), parsed.unverified_public(), "alice@example.org"), parsed.unverified_mac());
+    }
+
+    #[test]
+    fn encode_refuses_what_parse_would_refuse() {
+        let k = key();
+        for (otp, nonce) in [
+            (&b"1234567"[..], &b"0123456789012345"[..]),
+            (b"12345678", b"012345678901234"),
+            (b"1234567x", b"0123456789012345"),
+            (b"12345678", b"012345678901234 "),
+        ] {
+            assert_eq!(encode(&k, LAYOUT, otp, nonce, "a@example.org"), None, "{otp:?} {nonce:?}");
+        }
     }
 }

@@ -151,18 +151,14 @@ fn expired_tokens_say_how_far_off_the_minting_clock_was() {
         let got = v.diagnose_expired(token.as_bytes(), t0);
         assert_eq!(got, want, "minted {minted}");
         assert_eq!(v.explain(Reject::Expired, token.as_bytes(), t0), Some(want));
+        // the log line carries the figure, and nothing the fail2ban filter (`\([^()]*\)`) would split at
         let text = got.to_string();
-        match want {
-            ClockDiagnosis::Late { .. } => {
-                assert!(text.contains("s ago, and a token is accepted for at most 60 s after minting"), "{text}");
-                assert!(text.contains("most likely used late") && !text.contains("timezone"), "{text}");
-            }
-            _ => assert!(
-                text.contains(if minted < t0 { "in the past" } else { "in the future" }) && text.contains("clock and timezone"),
-                "{text}"
-            ),
-        }
-        // the fail2ban filter takes the explanation as `\([^()]*\)`
+        let figure = match want {
+            ClockDiagnosis::Late { ago, .. } => ago,
+            ClockDiagnosis::Offset(s) => s.unsigned_abs(),
+            _ => unreachable!(),
+        };
+        assert!(text.contains(&format!("{figure} s")), "{text}");
         assert!(!text.contains(['(', ')']), "{text}");
     }
     // whole hours read as a timezone bug even where a token lasts nearly an hour
@@ -204,7 +200,7 @@ fn a_token_from_another_seed_is_an_otp_mismatch() {
     assert_eq!(v.explain(Reject::OtpMismatch, token.as_bytes(), t0), Some(ClockDiagnosis::NoMatch));
     let got = v.diagnose_expired(token.as_bytes(), t0);
     assert_eq!(got, ClockDiagnosis::NoMatch);
-    assert!(got.to_string().contains("otp_seed") && got.to_string().contains("probably differs"), "{got}");
+    assert!(got.to_string().contains("otp_seed"), "the log line names the option to compare: {got}");
     assert_eq!(Reject::OtpMismatch.condition(), "not-authorized");
     assert!(Reject::OtpMismatch.text().unwrap().contains("otp_seed"));
     // the same token under another secret is forged: the seed is never looked at
@@ -328,18 +324,18 @@ fn the_search_costs_the_same_whatever_the_otp_step() {
 /// says so - the server's clock moved, not the web app's.
 #[test]
 fn a_clock_set_back_on_the_server_is_named_as_the_cause() {
+    use prosody_auth_hmac::ClockDiagnosis;
     let v = verifier(&["secret-one-secret-one-secret-one!"], 1);
     let t0 = 1_700_000_000u64;
     let ahead = v.mint("bob@example.org", t0 + 3600).unwrap();
     assert!(v.verify(ahead.as_bytes(), &["bob@example.org"], t0 + 3600).is_ok());
     let fresh = v.mint(JID, t0).unwrap();
     assert_eq!(v.verify(fresh.as_bytes(), &[JID], t0), Err(Reject::Expired));
-    let text = v.explain(Reject::Expired, fresh.as_bytes(), t0).expect("explained").to_string();
-    assert!(text.contains("server's clock") && text.contains("3600 s behind"), "{text}");
-    assert!(!text.contains("web app's clock and timezone") && !text.contains(['(', ')']), "{text}");
+    let got = v.explain(Reject::Expired, fresh.as_bytes(), t0).expect("explained");
+    assert_eq!(got, ClockDiagnosis::ServerClockBack { behind: 3600 });
+    assert!(!got.to_string().contains(['(', ')']), "{got}");
     // a token the web app minted an hour late, still refused for its own OTP: the web app's clock
     let old = v.mint(JID, t0 - 3600).unwrap();
     assert_eq!(v.verify(old.as_bytes(), &[JID], t0), Err(Reject::Expired));
-    let text = v.explain(Reject::Expired, old.as_bytes(), t0).unwrap().to_string();
-    assert!(text.contains("web app's clock"), "{text}");
+    assert_eq!(v.explain(Reject::Expired, old.as_bytes(), t0), Some(ClockDiagnosis::Offset(-3600)));
 }

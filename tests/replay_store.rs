@@ -5,7 +5,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use prosody_auth_hmac::replay::{Key, ReplayStore};
-use prosody_auth_hmac::verifier::Settings;
+use prosody_auth_hmac::TokenSettings;
 use prosody_auth_hmac::{Reject, SecretBytes, Verifier};
 
 #[derive(Default)]
@@ -33,7 +33,7 @@ impl ReplayStore for Recording {
 fn verifier(store: Recording) -> Verifier {
     let secret = SecretBytes::from_config_str("a-secret-of-more-than-sixteen-bytes");
     let seed = prosody_auth_hmac::totp::decode_seed("MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43U").unwrap();
-    Verifier::with_replay_store(vec![secret], seed, Settings::default(), Some("example.org"), Box::new(store)).unwrap()
+    Verifier::with_replay_store(vec![secret], seed, TokenSettings::default(), Some("example.org"), Box::new(store)).unwrap()
 }
 
 #[test]

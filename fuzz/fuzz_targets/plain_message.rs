@@ -13,13 +13,15 @@ fuzz_target!(|data: &[u8]| {
         let jid_as_sent = msg.secret.first() == Some(&b'1');
         if let Ok(id) = resolve_identity(common::HOST, msg.authzid, msg.authcid, &common::nodeprep, jid_as_sent) {
             let own = format!("{}@example.org", id.username);
-            assert_eq!(id.jids.last(), Some(&own));
-            if jid_as_sent && id.jids.len() == 2 {
+            assert_eq!(id.account, own);
+            if let Some(as_sent) = &id.as_sent {
+                assert!(jid_as_sent, "a second candidate without token_jid_as_sent");
                 let sent = msg.authcid.split('@').next().unwrap();
-                assert_eq!(id.jids[0], format!("{sent}@example.org"));
+                assert_eq!(*as_sent, format!("{sent}@example.org"));
                 assert_eq!(common::nodeprep(sent).as_deref(), Some(id.username.as_str()));
+                assert_ne!(*as_sent, own);
             } else {
-                assert_eq!(id.jids, [own]);
+                assert_eq!(id.jids(), [own.as_str()]);
             }
         }
     }

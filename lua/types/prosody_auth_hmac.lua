@@ -50,6 +50,7 @@
 ---@field reason_texts table<string,string> The text sent with a refusal reason, for the reasons that have one: its condition's, but otp-mismatch's own.
 ---@field defaults prosody_auth_hmac.defaults Every option's default, by prosody.cfg.lua name.
 ---@field limits prosody_auth_hmac.limits The accepted ranges and choices the shims check or warn about.
+---@field options table<string,prosody_auth_hmac.option> Every option the modules read, by prosody.cfg.lua name (src/options.rs).
 local prosody_auth_hmac = {}
 
 ---Makes a verifier from the options an admin writes in prosody.cfg.lua; raises if `config` is not a table or `host` not a string.
@@ -91,6 +92,12 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_jid_as_sent boolean Accept a signature over the JID as sent, not only the nodeprep'd one (false).
 ---@field token_allow_weak_secrets boolean Accept a secret shorter than secret_min_bytes (false).
 ---@field token_allow_long_lifetime boolean Accept a token lifetime over lifetime_max (false).
+
+---`native.options[name]`: what src/options.rs says of one option.
+---@class prosody_auth_hmac.option
+---@field type string "integer", "boolean", "choice", "mechanisms", "secret" or "path".
+---@field verifier boolean Whether `native.verifier` reads it (a key of prosody_auth_hmac.config).
+---@field passed boolean Whether mod_auth_hmac passes it to `native.verifier` as configured.
 
 ---`native.limits`: `{ min, max }` per numeric option, and the lengths and choices the shims check.
 ---@class prosody_auth_hmac.limits
@@ -142,19 +149,19 @@ function prosody_auth_hmac.printable(s) end
 ---@field refused? string Why the stored state was not taken (then the outcome is "unclean").
 ---@field quarantine_ends? integer While a quarantine runs: the unix time from which tokens minted then log in.
 
----What `verifier:stats()` returns.
+---What `verifier:stats()` returns: the replay cache's use, and the verifier's options as in effect under their prosody.cfg.lua names.
 ---@class prosody_auth_hmac.stats
 ---@field replay_entries integer Used tokens in the replay cache now.
----@field replay_cache_size integer The replay cache's capacity (token_replay_cache_size).
----@field replay_user_quota integer Live entries one account may hold (token_replay_user_quota).
 ---@field secrets integer How many token secrets the verifier holds.
----@field digits integer otp_digits.
----@field step integer otp_step, in seconds.
----@field skew integer otp_skew.
----@field nonce_digits integer token_nonce_digits.
----@field jid_as_sent boolean token_jid_as_sent.
+---@field otp_digits integer Digits of the OTP.
+---@field otp_step integer Seconds per OTP step.
+---@field otp_skew integer Steps either side of the current one accepted.
+---@field token_nonce_digits integer Digits of the token's nonce.
+---@field token_replay_cache_size integer The replay cache's capacity.
+---@field token_replay_user_quota integer Live replay-cache entries one account may hold.
+---@field token_jid_as_sent boolean Whether a signature over the JID as sent is accepted.
 
----A verifier for one host's configuration; `tostring` shows its settings with every secret as `***`.
+---A verifier for one host's configuration, a userdata: call its methods with `:` (a `.` call raises); `tostring` shows its settings with every secret as `***`.
 ---@class prosody_auth_hmac.verifier
 local verifier = {}
 

@@ -16,12 +16,12 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use prosody_auth_hmac::identity::check_username;
 use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
 use prosody_auth_hmac::random::random_bytes;
-use prosody_auth_hmac::sasl::verify_username;
+use prosody_auth_hmac::secret_file;
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
-use prosody_auth_hmac::verifier::Settings;
-use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, Verifier};
+use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, TokenChecker, TokenSettings};
 
 #[derive(Parser)]
 #[command(name = "hmac-token", version, about = "Mint and verify Prosody HMAC login tokens (collective.converse format)")]
@@ -72,7 +72,7 @@ enum Command {
         jid: String,
         /// Also accept a signature over the localpart as given, before nodeprep (the server's
         /// token_jid_as_sent).
-        #[arg(long, env = "TOKEN_JID_AS_SENT", value_parser = clap::builder::BoolishValueParser::new())]
+        #[arg(long = options::cli_flag("token_jid_as_sent"), env = "TOKEN_JID_AS_SENT", value_parser = clap::builder::BoolishValueParser::new())]
         jid_as_sent: bool,
         /// The token; read from standard input when absent.
         #[arg(long)]
@@ -92,38 +92,38 @@ enum Command {
 #[derive(Args)]
 struct Keys {
     /// Token secret (repeat for rotation: the first mints, all verify).
-    #[arg(long = "secret", env = "TOKEN_SECRET", hide_env_values = true)]
+    #[arg(long = options::cli_flag("token_secret"), env = "TOKEN_SECRET", hide_env_values = true)]
     secrets: Vec<String>,
     /// File holding the token secret (trailing newline ignored).
-    #[arg(long, env = "TOKEN_SECRET_FILE", hide_env_values = true)]
+    #[arg(long = options::cli_flag("token_secret_file"), env = "TOKEN_SECRET_FILE", hide_env_values = true)]
     secret_file: Option<String>,
     /// Base32 OTP seed.
-    #[arg(long, env = "OTP_SEED", hide_env_values = true)]
+    #[arg(long = options::cli_flag("otp_seed"), env = "OTP_SEED", hide_env_values = true)]
     otp_seed: Option<String>,
     /// File holding the OTP seed.
-    #[arg(long, env = "OTP_SEED_FILE", hide_env_values = true)]
+    #[arg(long = options::cli_flag("otp_seed_file"), env = "OTP_SEED_FILE", hide_env_values = true)]
     otp_seed_file: Option<String>,
     /// OTP digits.
-    #[arg(long, default_value_t = options::DEFAULT_OTP_DIGITS)]
+    #[arg(long = options::cli_flag("otp_digits"), default_value_t = options::DEFAULT_OTP_DIGITS)]
     digits: u32,
     /// OTP step in seconds.
-    #[arg(long, default_value_t = options::DEFAULT_OTP_STEP)]
+    #[arg(long = options::cli_flag("otp_step"), default_value_t = options::DEFAULT_OTP_STEP)]
     step: u64,
     /// Accepted steps either side of now (verify).
-    #[arg(long, default_value_t = options::DEFAULT_OTP_SKEW)]
+    #[arg(long = options::cli_flag("otp_skew"), default_value_t = options::DEFAULT_OTP_SKEW)]
     skew: u64,
     /// Nonce digits after the OTP (the server's token_nonce_digits).
-    #[arg(long, env = "TOKEN_NONCE_DIGITS", default_value_t = DEFAULT_NONCE_DIGITS)]
+    #[arg(long = options::cli_flag("token_nonce_digits"), env = "TOKEN_NONCE_DIGITS", default_value_t = DEFAULT_NONCE_DIGITS)]
     nonce_digits: usize,
     /// Unix time to use instead of the clock.
     #[arg(long)]
     now: Option<u64>,
     /// Accept short and published example secrets (the server's token_allow_weak_secrets; for
     /// test vectors only).
-    #[arg(long, env = "TOKEN_ALLOW_WEAK_SECRETS", value_parser = clap::builder::BoolishValueParser::new())]
+    #[arg(long = options::cli_flag("token_allow_weak_secrets"), env = "TOKEN_ALLOW_WEAK_SECRETS", value_parser = clap::builder::BoolishValueParser::new())]
     allow_weak_secrets: bool,
     /// Accept a token lifetime over 15 minutes (the server's token_allow_long_lifetime).
-    #[arg(long)]
+    #[arg(long = options::cli_flag("token_allow_long_lifetime"))]
     allow_long_lifetime: bool,
 }
 
@@ -165,10 +165,8 @@ fn write_secret_file(path: &std::path::Path, contents: &str, group: &str) -> Res
 /// module's own rule (trailing line ends dropped; a warning when anyone but its owner and the
 /// `prosody` group can read it).
 fn read_secret_file(option: &'static str, path: &str) -> Result<String, String> {
-    let (data, exposure) =
-        prosody_auth_hmac::secret::read_secret_file(std::path::Path::new(path), group_id("prosody")).map_err(|e| {
-            format!("{}: {}", CliNames.name(option), prosody_auth_hmac::secret::read_error(std::path::Path::new(path), path, &e))
-        })?;
+    let (data, exposure) = secret_file::read_secret_file(std::path::Path::new(path), group_id("prosody"))
+        .map_err(|e| format!("{}: {}", CliNames.name(option), secret_file::read_error(std::path::Path::new(path), path, &e)))?;
     if let Some(exposure) = exposure {
         eprintln!("hmac-token: warning: {path} {exposure}");
     }
@@ -222,25 +220,18 @@ fn server_jid(jid: &str) -> Result<(&str, String, String), String> {
     Ok((local, prepped, domain))
 }
 
-/// The CLI's names for the server's options, so that an error names what to type here.
+/// The CLI's names for the server's options (`options::OPTIONS`' flags and variables), so that an
+/// error names what to type here.
 struct CliNames;
 
 impl SettingNames for CliNames {
     fn name(&self, option: &'static str) -> std::borrow::Cow<'static, str> {
-        match option {
-            "token_secret" => "--secret/TOKEN_SECRET",
-            "token_secret_file" => "--secret-file/TOKEN_SECRET_FILE",
-            "otp_seed" => "--otp-seed/OTP_SEED",
-            "otp_seed_file" => "--otp-seed-file/OTP_SEED_FILE",
-            "otp_digits" => "--digits",
-            "otp_step" => "--step",
-            "otp_skew" => "--skew",
-            "token_nonce_digits" => "--nonce-digits/TOKEN_NONCE_DIGITS",
-            "token_allow_long_lifetime" => "--allow-long-lifetime",
-            "host" => "the JID's domain",
-            other => other,
+        match options::find(option).map(|o| (o.cli_flag, o.cli_env)) {
+            Some((Some(flag), Some(env))) => format!("--{flag}/{env}").into(),
+            Some((Some(flag), None)) => format!("--{flag}").into(),
+            _ if option == "host" => "the JID's domain".into(),
+            _ => option.into(),
         }
-        .into()
     }
     fn either(&self, option: &'static str, file_option: &'static str) -> String {
         format!("give {} or {}", self.name(option), self.name(file_option))
@@ -255,7 +246,8 @@ fn cli_error(e: ConfigError) -> String {
 }
 
 impl Keys {
-    fn verifier(&self, host: &str, jid_as_sent: bool) -> Result<Verifier, String> {
+    /// The token half of the server's verifier: no replay store (a verify here accepts nothing).
+    fn checker(&self, host: &str, jid_as_sent: bool) -> Result<TokenChecker, String> {
         let mut secrets: Vec<SecretBytes> = self.secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
         if let Some(f) = &self.secret_file {
             secrets.push(SecretBytes::from_config_str(&read_secret_file("token_secret_file", f)?));
@@ -266,18 +258,16 @@ impl Keys {
             (None, None) => String::new(),
         };
         let seed = decode_seed(&seed).map_err(cli_error)?;
-        let settings = Settings {
+        let settings = TokenSettings {
             digits: self.digits,
             step: self.step,
             skew: self.skew,
-            replay_cache_size: 1,
-            replay_user_quota: 1,
             allow_weak_secrets: self.allow_weak_secrets,
             allow_long_lifetime: self.allow_long_lifetime,
             nonce_digits: self.nonce_digits,
             jid_as_sent,
         };
-        Verifier::new(secrets, seed, settings, Some(host)).map_err(cli_error)
+        TokenChecker::new(secrets, seed, settings, Some(host)).map_err(cli_error)
     }
 
     fn now(&self) -> Result<u64, String> {
@@ -324,7 +314,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if jid != given {
                 eprintln!("hmac-token: minting for {jid} (the form the server verifies), not {given}");
             }
-            let v = keys.verifier(&domain, false)?;
+            let v = keys.checker(&domain, false)?;
             let token = v.mint(&jid, keys.now()?).map_err(|e| format!("cannot mint for {jid:?}: {e}"))?;
             if json {
                 println!("{}", serde_json::json!({ "jid": jid, "password": token }));
@@ -367,7 +357,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     return Ok(ExitCode::from(1));
                 }
             };
-            let v = keys.verifier(&domain, jid_as_sent)?;
+            let v = keys.checker(&domain, jid_as_sent)?;
             let token = match token {
                 Some(t) => t,
                 None => {
@@ -376,7 +366,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                     s.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
-            match verify_username(&v, token.as_bytes(), local, &nodeprep, keys.now()?) {
+            match check_username(&v, token.as_bytes(), local, &nodeprep, keys.now()?) {
                 Ok((username, acc)) => {
                     println!("valid: {username}@{domain}, OTP step {}", acc.step());
                     Ok(ExitCode::SUCCESS)
@@ -427,5 +417,40 @@ fn main() -> ExitCode {
             eprintln!("hmac-token: {msg}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every option `options::OPTIONS` gives a CLI flag is a flag of `mint` or `verify` (with the
+    /// environment variable the table names), and every flag of theirs that sets a server option is
+    /// in the table: an option the CLI takes cannot be missing from one side.
+    #[test]
+    fn the_clis_flags_are_the_option_tables() {
+        let cli = Cli::command();
+        let mut flags = std::collections::BTreeMap::new();
+        for sub in ["mint", "verify"] {
+            for arg in cli.find_subcommand(sub).unwrap().get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    flags.insert(long.to_owned(), arg.get_env().map(|e| e.to_string_lossy().into_owned()));
+                }
+            }
+        }
+        for o in options::OPTIONS {
+            if let Some(flag) = o.cli_flag {
+                assert_eq!(flags.get(flag), Some(&o.cli_env.map(str::to_owned)), "{}: --{flag}", o.name);
+            }
+        }
+        // the CLI's own flags, which set no server option
+        const OWN: [&str; 6] = ["jid", "json", "token", "now", "help", "version"];
+        for flag in flags.keys().filter(|f| !OWN.contains(&f.as_str())) {
+            assert!(options::OPTIONS.iter().any(|o| o.cli_flag == Some(flag)), "--{flag} is not in options::OPTIONS");
+        }
+        assert_eq!(CliNames.name("otp_digits"), "--digits");
+        assert_eq!(CliNames.name("token_nonce_digits"), "--nonce-digits/TOKEN_NONCE_DIGITS");
+        assert_eq!(CliNames.name("host"), "the JID's domain");
+        assert_eq!(CliNames.name("token_replay_cache_size"), "token_replay_cache_size");
     }
 }

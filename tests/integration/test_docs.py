@@ -18,6 +18,9 @@ SECTIONS = ["Stability", "Two commands", "Install", "Production build", "Configu
             "Not supported", "Troubleshooting", "Known issues", "Migrating from mod_auth_token", "Security notes",
             "Development"]
 PROSODYS_OWN = {"modules_enabled"}  # read to warn about mod_sasl2_fast; not ours to document
+# Prosody's options the shims read, documented where they matter to us but not in src/options.rs
+PROSODYS = PROSODYS_OWN | {"authentication", "allow_unencrypted_plain_auth", "insecure_sasl_mechanisms",
+                           "tls_server_end_point_hash"}
 
 
 def option_rows():
@@ -29,6 +32,14 @@ def option_rows():
         for name in re.findall(r"`([a-z_0-9]+)`", cells[0]):
             rows[name] = cells
     return rows
+
+
+def native_options():
+    """src/options.rs' table, as the native module exports it: {name: type}."""
+    lua = ('local n = package.loadlib("%s", "luaopen_prosody_auth_hmac")(); local out = {}; '
+           'for k, v in pairs(n.options) do out[#out+1] = string.format("%%q:%%q", k, v.type) end; '
+           'print("{" .. table.concat(out, ",") .. "}")' % NATIVE_LIB)
+    return json.loads(subprocess.run(["lua5.4", "-e", lua], capture_output=True, text=True, check=True).stdout)
 
 
 def native_defaults():
@@ -48,12 +59,22 @@ def test_every_option_the_modules_read_is_in_the_table_with_a_type():
     read = set()
     for f in ("mod_auth_hmac.lua", "mod_sasl_hmac.lua"):
         read |= set(re.findall(r'get_option[a-z_]*\("([a-z_]+)"', (REPO / "lua" / f).read_text()))
-    read |= {"token_secret", "otp_seed", "token_secret_file", "otp_seed_file"}  # through secret_list()
+    options = native_options()
+    # the shims read no option of ours that src/options.rs does not list (Prosody's own excepted)
+    assert not sorted(read - PROSODYS - set(options)), sorted(read - PROSODYS - set(options))
+    read |= set(options)  # some are read by a loop over native.options, or through secret_list()
     rows = option_rows()
     missing = sorted(read - PROSODYS_OWN - set(rows))
     assert not missing, missing
     for name, cells in rows.items():
         assert cells[1] and cells[1] != "—", (name, cells)
+    for name, kind in options.items():
+        if kind in ("integer", "boolean"):
+            assert cells_type(rows[name]) == kind, (name, kind, rows[name][1])
+
+
+def cells_type(cells):
+    return cells[1].split()[0]
 
 
 def test_the_tables_defaults_are_the_native_modules():
