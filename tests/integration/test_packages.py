@@ -37,7 +37,8 @@ from harness import REPO
 
 # version_independent (pytest.ini): builds, installs and type-checks the packages; each logs in once with
 # what its library's source mints, which test_minting_libs logs in with on every Prosody version
-pytestmark = pytest.mark.version_independent
+# second_lane: the longest of them (~340 s of builds), run beside the second Prosody's pass to even the lanes
+pytestmark = [pytest.mark.version_independent, pytest.mark.second_lane]
 
 PYTHON_SRC = REPO / "clients" / "python"
 NODE_SRC = REPO / "clients" / "node"
