@@ -252,16 +252,17 @@ function signouts.generation()
 	return signout_count;
 end
 -- The user's signed-out time for the library's login check: nil when never signed out. A record
--- that cannot be read or fails its check counts as "signed out now": the current step's tokens and
--- earlier ones are refused, the next step's log in (fail closed, for one step at most).
+-- that fails its check counts as "signed out now" (the library's rule): the current step's tokens
+-- and earlier ones are refused, the next step's log in. A record that cannot be read refuses the
+-- login (the library answers an error here with internal-error), as the disabled mark does.
 function signouts.signed_out(username)
 	if not signout_enabled then return nil; end
 	local now = sasl_hmac.token_clock();
 	local record, read_err = signout_store:get(username);
 	if read_err then
-		module:log("error", "Cannot read the sign-out record of %s (%s): refusing its tokens of this OTP step and earlier",
+		module:log("error", "Cannot read the sign-out record of %s (%s): refusing its token logins until it can be read",
 			printable(username .. "@" .. module.host), tostring(read_err));
-		return now or os.time();
+		error("the sign-out record cannot be read", 0);
 	end
 	if record == nil then return nil; end
 	local at, note = verifier:signed_out_at(username, record, now);
@@ -627,7 +628,7 @@ if signout_enabled then
 					tostring(read_err));
 			end
 			return stored;
-		end);
+		end, nodeprep);
 		if not username then
 			return refuse(response, address, line, record);
 		end
