@@ -450,8 +450,9 @@ end
 -- so these get the stream error this plugin closes streams with
 local account_disabled = { condition = "policy-violation", text = "Account disabled" };
 
--- the stream error of sessions ended by a sign-out from the web app
-local signed_out_error = { condition = "not-authorized", text = "Signed out by the web site" };
+-- the stream error of sessions ended by a sign-out from the web app: the condition of the login
+-- refusal signed-out (not-authorized, a stream error condition too), a text of its own
+local signed_out_error = { condition = native.conditions["signed-out"], text = "Signed out by the web site" };
 
 -- Whether the session logged in before the last accepted sign-out of its user: its login's check
 -- began before that sign-out was stored (a stream racing it), or it has no count (logged in before
