@@ -954,6 +954,11 @@ describe("mod_sasl_hmac handler #prosody", function()
 		local ok, err = pcall(auth_seen.sasl_env.new_handler, provider.get_verifier(), session, function() end);
 		assert.is_false(ok);
 		assert.truthy(tostring(err):find("new_handler needs the provider's is_enabled", 1, true), tostring(err));
+		-- nor one without the sign-out check
+		ok, err = pcall(auth_seen.sasl_env.new_handler, provider.get_verifier(), session, function() end,
+			provider.is_enabled);
+		assert.is_false(ok);
+		assert.truthy(tostring(err):find("new_handler needs the provider's signouts", 1, true), tostring(err));
 	end);
 
 	-- Prosody's usermanager passes names as its caller typed them ("Olga"); the login's check uses

@@ -1,7 +1,8 @@
+-- luacheck: globals racers
 -- Test-only: a login racing a sign-out, made deterministic. The next login of a user in `racers`
 -- (set through the admin shell) is marked as mod_auth_hmac marks a stream whose login check began
 -- before the user's last sign-out was stored (it may have read the old record): no count.
-racers = {}; -- luacheck: ignore 111
+racers = {};
 
 module:hook("authentication-success", function (event)
 	local session = event.session;
