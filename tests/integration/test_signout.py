@@ -294,7 +294,6 @@ def test_tokens_minted_before_are_refused_as_signed_out_across_a_restart_and_the
 
 def test_refused_requests_answer_403_and_change_nothing(server):
     user = fresh("kept")
-    other = fresh("other_host_user")
     status, _, accepted = sign_out(server, user)
     assert status == 200
     server.clock.next_step()  # a step after the sign-out: the user logs in again
