@@ -251,10 +251,16 @@ local signouts = {};
 function signouts.generation()
 	return signout_count;
 end
+-- A stored record that fails its check counts as "signed out now" (docs/signout.md): the library
+-- answers the time it is asked at, so the first such answer is kept here, by user, until a valid
+-- record is read or a sign-out is accepted. Asked again a step later, the same bad record must not
+-- refuse that step's tokens too (the spec: the next step's log in), and it is logged once. The time
+-- kept is never before the record's own: the record was written before it was first read.
+local invalid_since = {};
+
 -- The user's signed-out time for the library's login check: nil when never signed out. A record
--- that fails its check counts as "signed out now" (the library's rule): the current step's tokens
--- and earlier ones are refused, the next step's log in. A record that cannot be read refuses the
--- login (the library answers an error here with internal-error), as the disabled mark does.
+-- that cannot be read refuses the login (the library answers an error here with internal-error),
+-- as the disabled mark does.
 function signouts.signed_out(username)
 	if not signout_enabled then return nil; end
 	local now = sasl_hmac.token_clock();
@@ -264,13 +270,22 @@ function signouts.signed_out(username)
 			printable(username .. "@" .. module.host), tostring(read_err));
 		error("the sign-out record cannot be read", 0);
 	end
-	if record == nil then return nil; end
-	local at, note = verifier:signed_out_at(username, record, now);
-	if note == "stored-record-invalid" then
-		module:log("error", "The stored sign-out record of %s fails its check (changed outside Prosody, or sealed under "
-			.. "a token_secret no longer configured): handled as signed out now", printable(username .. "@" .. module.host));
+	if record == nil then
+		invalid_since[username] = nil;
+		return nil;
 	end
-	return at;
+	local at, note = verifier:signed_out_at(username, record, now);
+	if note ~= "stored-record-invalid" then
+		invalid_since[username] = nil;
+		return at;
+	end
+	if not invalid_since[username] then
+		invalid_since[username] = at;
+		module:log("error", "The stored sign-out record of %s fails its check (changed outside Prosody, or sealed under "
+			.. "a token_secret no longer configured): handled as signed out now, at %s, until a sign-out replaces it",
+			printable(username .. "@" .. module.host), tostring(at));
+	end
+	return invalid_since[username];
 end
 
 local provider = {};
@@ -647,6 +662,7 @@ if signout_enabled then
 		-- is refused at bind (signed_out_since_login)
 		signout_count = signout_count + 1;
 		signed_out_count[username] = signout_count;
+		invalid_since[username] = nil;
 		local ended = 0;
 		for session in pairs(sessions_of(username)) do
 			if not session.destroyed then
