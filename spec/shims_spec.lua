@@ -1500,6 +1500,15 @@ describe("mod_auth_hmac sign-out #prosody", function()
 		assert.same({ "failure", "not-authorized" }, { status, condition });
 		assert.truthy(x.seen.logs[#x.seen.logs].text:find("token login for olga@example.org from 192.0.2.51: signed-out", 1, true),
 			x.seen.logs[#x.seen.logs].text);
+		-- every login path asks: SASL-HMAC, X-TOKEN, test_password (mod_legacyauth, mod_rest)
+		local verifier = x.provider.get_verifier();
+		for _, mech in ipairs({ "SASL-HMAC", "X-TOKEN" }) do
+			local h = x.provider.get_sasl_handler({ secure = true, ip = "192.0.2.51" });
+			local st, cond = exchange(h, mech, "olga", verifier:mint("olga@" .. HOST, T + 5));
+			assert.same({ "failure", "not-authorized" }, { st, cond });
+			assert.truthy(x.seen.logs[#x.seen.logs].text:find(": signed-out", 1, true), x.seen.logs[#x.seen.logs].text);
+		end
+		assert.same({ nil, "signed-out" }, { x.provider.test_password("olga", verifier:mint("olga@" .. HOST, T + 5)) });
 		assert.are.equal("success", (x.login("pia")));
 		x.set_now(T + 31);
 		assert.are.equal("success", (x.login("olga")));
