@@ -688,6 +688,9 @@ if signout_enabled then
 
 	module:depends("http");
 	module:provides("http", {
+		-- the web app's server calls it, never a page in a browser: no other origin may read an answer
+		-- (Prosody answers CORS for every HTTP module unless told not to)
+		cors = { enabled = false };
 		route = {
 			["POST /signout"] = handle_signout;
 			["GET /signout"] = wrong_method;

@@ -370,6 +370,18 @@ def test_the_client_address_behind_a_trusted_proxy_is_logged(server):
     assert "Refused sign-out request for %s from 198.51.100.7: bad-signature" % jid(server, user) in server.log_since(mark)
 
 
+def test_no_other_origin_may_read_an_answer(server):
+    """No CORS headers: a page in a browser has no business calling the endpoint (Prosody enables
+    CORS for every HTTP module by default)."""
+    import urllib.request
+    request = urllib.request.Request("http://127.0.0.1:%d/auth_hmac/signout" % server.http_port, method="POST",
+                                     data=line(server.token_secret, jid(server, fresh("cors")), server.clock.now).encode(),
+                                     headers={"Host": server.host, "Origin": "https://attacker.example"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert not [h for h in response.headers if h.lower().startswith("access-control-")], dict(response.headers)
+
+
 def test_other_methods_are_not_allowed(server):
     for method in ("GET", "PUT", "DELETE"):
         status, _ = post(server, None if method in ("GET", "DELETE") else "x", method=method)
