@@ -388,6 +388,20 @@ def test_other_methods_are_not_allowed(server):
         assert status == 405, method
 
 
+@pytest.mark.version_independent
+def test_the_request_builder_reproduces_the_cores_vectors():
+    """signout_requests (stdlib HMAC) makes the very lines of tests/vectors/signout.json: the tests'
+    requests are the spec's, not an echo of the core."""
+    import json
+    from harness import REPO
+    vectors = json.loads((REPO / "tests" / "vectors" / "signout.json").read_text())
+    minted = [c for c in vectors["cases"] if "mint" in c]
+    assert len(minted) >= 10
+    for case in minted:
+        m = case["mint"]
+        assert line(m["secret"], m["jid"], m["time"], m["nonce"]) == case["line"].rstrip("\n"), case["name"]
+
+
 def test_the_endpoint_is_absent_without_token_signout(prosody):
     """conftest's server does not set token_signout."""
     status, _ = post(prosody, line(prosody.token_secret, "ann@" + prosody.host, int(time.time())))
