@@ -25,6 +25,7 @@ use core::fmt;
 use hmac::{KeyInit, Mac};
 use zeroize::Zeroize;
 
+use crate::error::ConfigError;
 use crate::jid;
 use crate::replay_state::Field;
 use crate::secret::SecretBytes;
@@ -278,7 +279,7 @@ pub struct Record {
 /// `nonces` (one 52-character entry per nonce: its 32 digits and the 20 zero-padded digits of the
 /// time it is remembered until) and `mac` (64 lowercase hex digits). Strings for the numbers: a Lua
 /// 5.1 number would round a time past 2^53. Read back, every field is untrusted ([`Field`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct StoredRecord {
     /// [`RECORD_FORMAT`].
     pub format: Field,
@@ -288,6 +289,18 @@ pub struct StoredRecord {
     pub nonces: Field,
     /// The seal.
     pub mac: Field,
+}
+
+impl fmt::Debug for StoredRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // no MAC in Debug output, as everywhere else
+        f.debug_struct("StoredRecord")
+            .field("format", &self.format)
+            .field("time", &self.time)
+            .field("nonces", &self.nonces)
+            .field("mac", &"***")
+            .finish()
+    }
 }
 
 impl StoredRecord {
@@ -349,14 +362,21 @@ impl SignoutKeys {
         }
     }
 
-    /// Derives the keys from token secrets, `secrets[0]` first (the CLI, tests); `None` when there
-    /// is none or one is empty.
+    /// Derives the keys from token secrets, `secrets[0]` first, under the server's rule for
+    /// secrets ([`crate::check::check_secrets`]): what the CLI signs with.
+    pub fn from_config(secrets: &[SecretBytes], allow_weak_secrets: bool) -> Result<Self, ConfigError> {
+        crate::check::check_secrets(secrets, allow_weak_secrets)?;
+        let keys = secrets
+            .iter()
+            .map(|s| HmacSha256::new_from_slice(s.expose()).map_err(|_| ConfigError::EmptySecret))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self::new(&keys))
+    }
+
+    /// Derives the keys from token secrets, `secrets[0]` first, whatever their strength (test
+    /// vectors); `None` when there is none or one is empty.
     pub fn from_secrets(secrets: &[SecretBytes]) -> Option<Self> {
-        if secrets.is_empty() || secrets.iter().any(SecretBytes::is_empty) {
-            return None;
-        }
-        let keys = secrets.iter().map(|s| HmacSha256::new_from_slice(s.expose()).ok()).collect::<Option<Vec<_>>>()?;
-        Some(Self::new(&keys))
+        Self::from_config(secrets, true).ok()
     }
 
     /// The request line for `bare` (a prepared bare JID) at `time` with `nonce`, signed under
@@ -624,6 +644,9 @@ mod tests {
         let mac = line.rsplit(' ').next().unwrap();
         assert!(!format!("{r:?}").contains(mac));
         assert!(!format!("{:?}", keys()).contains("secret"));
+        let record = keys().seal("example.org", "alice", &Record { signed_out_at: 5, recent: Vec::new() }).unwrap();
+        let Field::Text(mac) = &record.mac else { panic!() };
+        assert!(!format!("{record:?}").contains(core::str::from_utf8(mac).unwrap()));
     }
 
     #[test]

@@ -27,6 +27,8 @@ NOT_THE_FORMAT = {
     "tests/integration/harness.py": "a test copy of the saved replay state's MAC",
     "tests/rfc_vectors.rs": "RFC 4231 HMAC-SHA256 vectors",
     "tests/signout.rs": "a sign-out MAC made under the token secret itself, which must be refused",
+    "tests/vectors/generate_signout.py": "sign-out request MACs (docs/signout.md); its login tokens come from "
+                                         "tests/interop's create_token",
     "tests/integration/test_format_homes.py": "this test: its patterns",
 }
 
