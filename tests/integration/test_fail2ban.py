@@ -62,7 +62,7 @@ def test_filter_matches_each_refused_sign_out_by_client_address(signout_server):
     now = int(time.time())
     me = "uma@" + server.host
     mark = server.log_mark()
-    accepted = line(server.token_secret, me, now)
+    accepted = server.signout(me, now=now)
     assert post(server, accepted) == (200, "accepted")
     for body, headers in ((forged(line(server.token_secret, me, now)), {}),  # bad-signature
                           (line(server.token_secret, me, now - 3600), {}),  # stale
@@ -72,8 +72,8 @@ def test_filter_matches_each_refused_sign_out_by_client_address(signout_server):
                           (forged(line(server.token_secret, me, now)), {"X-Forwarded-For": "203.0.113.5"})):
         assert post(server, body, headers=headers) == (403, "refused")
     for _ in range(15):
-        assert post(server, line(server.token_secret, me, now)) == (200, "accepted")
-    assert post(server, line(server.token_secret, me, now)) == (403, "refused")  # rate-limited
+        assert post(server, server.signout(me, now=now)) == (200, "accepted")
+    assert post(server, server.signout(me, now=now)) == (403, "refused")  # rate-limited
     log = server.wait_log(mark, ": rate-limited")
     assert ": rate-limited" in log, log
     excerpt = server.dir / "excerpt.log"

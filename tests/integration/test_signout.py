@@ -3,7 +3,9 @@ session of the user at once (bound c2s, BOSH and WebSocket, logged-in streams no
 stream-management sessions hibernating for resumption), refuses the user's tokens minted up to the
 sign-out's OTP step (signed-out), across a restart, and lets the next step's tokens in. Refused
 requests (403) change nothing. The token clock is pinned through the admin shell and moved a step
-at a time; requests are built by signout_requests (stdlib HMAC, a second implementation)."""
+at a time. Valid requests come from `hmac-token signout` (the CLI a web app can call); forged and
+otherwise wrong ones from signout_requests (stdlib HMAC, a second implementation, checked against
+the core's vectors below)."""
 import re
 import threading
 import time
@@ -63,8 +65,9 @@ def jid(server, user):
 
 
 def sign_out(server, user, at=None):
-    """One sign-out of `user` at the pinned clock (or `at`): (status, body, the line sent)."""
-    request = line(server.token_secret, jid(server, user), server.clock.now if at is None else at)
+    """One sign-out of `user` at the pinned clock (or `at`), its line made by `hmac-token signout`:
+    (status, body, the line sent)."""
+    request = server.signout(jid(server, user), now=server.clock.now if at is None else at)
     status, body = post(server, request)
     return status, body, request
 
