@@ -23,7 +23,11 @@ namespace ProsodyHmacToken;
  *  - 'skew'         int, verify only, steps either side accepted, 0–10 (default 1) — otp_skew
  *  - 'host'         string, verify only, the Prosody host the JID must belong to (default none)
  *
- * Requires 64-bit PHP (the TOTP counter is packed as a 64-bit integer).
+ * signout() sends Prosody the sign-out request of docs/signout.md (signoutRequest() builds it), on
+ * logout, account lock and password reset: Prosody ends the user's sessions and refuses the tokens
+ * minted before it.
+ *
+ * Requires 64-bit PHP (the TOTP counter and the sign-out time are packed as 64-bit integers).
  */
 final class Token
 {
@@ -38,7 +42,19 @@ final class Token
     /** Longest localpart (and domain) Prosody accepts, in bytes. */
     private const MAX_PART_BYTES = 1023;
 
+    /** Seconds signout() waits to connect and for each read of the answer, by default. */
+    public const SIGNOUT_TIMEOUT = 5.0;
+
+    private const SIGNOUT_NONCE_DIGITS = 32;
+    // Domain separators: the derived key's message starts with a zero octet, so the key is never a
+    // token's MAC (whose message starts with a digit), and the request's message is labelled too.
+    private const SIGNOUT_KEY_LABEL = "\x00prosody-auth-hmac signout key v1";
+    private const SIGNOUT_LABEL = "prosody-auth-hmac signout v1\x00";
+    /** What is read of Prosody's answer: its status is all it says. */
+    private const SIGNOUT_MAX_ANSWER = 4096;
+
     private const MINT_OPTIONS = ['now', 'digits', 'step', 'nonce_digits', 'prepared', 'nonce'];
+    private const SIGNOUT_REQUEST_OPTIONS = ['now', 'nonce'];
     private const VERIFY_OPTIONS = ['now', 'digits', 'step', 'nonce_digits', 'prepared', 'skew', 'host'];
 
     /** [min, max] of the integer options: the plugin's ranges. */
@@ -219,6 +235,184 @@ final class Token
             $fresh = hash_equals(self::otp($key, $low + $i, $digits), $otp) || $fresh;
         }
         return $fresh ? null : 'expired';
+    }
+
+    /**
+     * The sign-out request for $jid: one line, "v1 TIME NONCE JID MAC" (docs/signout.md).
+     *
+     * signout() builds and sends it; this is for a web app that sends it its own way. It is valid
+     * for 60 s and once: do not log it.
+     *
+     * @param string $jid         the bare JID exactly as Prosody names the account: the localpart
+     *                            nodeprep'd (lower case; `hmac-token jid NAME@HOST` prints it), the
+     *                            host the VirtualHost's name. Unlike mint(), nothing is lower-cased
+     *                            for you: an upper-case ASCII letter in the localpart, a '/',
+     *                            whitespace, a part over 1023 bytes, or what signedJid($jid, true)
+     *                            refuses is refused
+     * @param string $tokenSecret the plugin's token_secret (the key is derived from its bytes)
+     * @param array{now?: ?int, nonce?: ?string} $options 'now': UTC unix seconds, at least 1 (default
+     *                            time()); 'nonce': FOR TEST VECTORS ONLY, 32 ASCII digits instead of
+     *                            32 from the CSPRNG (Prosody refuses a nonce it accepted within 60 s)
+     *
+     * @return string the request line
+     *
+     * @throws TokenError        kind "settings", "jid" or "nonce" (checked in that order)
+     * @throws \RuntimeException on 32-bit PHP
+     * @throws \Exception        if no CSPRNG is available (from random_int)
+     */
+    public static function signoutRequest(
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        array $options = [],
+    ): string {
+        $o = self::options($options, self::SIGNOUT_REQUEST_OPTIONS);
+        if ($o['now'] < 1) {
+            throw new TokenError(TokenError::SETTINGS, "option 'now' must be an integer of at least 1 (UTC unix seconds)");
+        }
+        self::checkSecret($tokenSecret);
+        $signed = self::prepare($jid, true);
+        $local = substr($signed, 0, strpos($signed, '@'));
+        if (strcspn($local, self::UPPER) !== strlen($local)) {
+            throw new TokenError(
+                TokenError::JID,
+                'the username has upper-case letters: pass the JID as Prosody nodepreps it'
+                . ' (lower case; hmac-token jid NAME@HOST prints it)',
+            );
+        }
+        if (preg_match('/[\s\p{Z}\x{85}]/u', $local) === 1) {
+            throw new TokenError(TokenError::JID, 'the username contains whitespace');
+        }
+        $n = self::SIGNOUT_NONCE_DIGITS;
+        if ($o['nonce'] === null) {
+            $nonce = '';
+            for ($i = 0; $i < $n; $i++) {
+                $nonce .= (string) random_int(0, 9);
+            }
+        } else {
+            $nonce = $o['nonce'];
+            if (strlen($nonce) !== $n || strspn($nonce, '0123456789') !== $n) {
+                throw new TokenError(TokenError::NONCE, "the nonce must be exactly $n ASCII digits");
+            }
+        }
+        $key = hash_hmac('sha256', self::SIGNOUT_KEY_LABEL, $tokenSecret, true);
+        $message = self::SIGNOUT_LABEL . pack('J', $o['now']) . $nonce . pack('n', strlen($signed)) . $signed;
+        return 'v1 ' . $o['now'] . ' ' . $nonce . ' ' . $signed . ' ' . base64_encode(hash_hmac('sha256', $message, $key, true));
+    }
+
+    /**
+     * Signs $jid out of the chat: POSTs signoutRequest() as text/plain to Prosody's endpoint.
+     *
+     * Returns when Prosody accepted it: every session of the user has ended and every token minted
+     * before 'now' (to its OTP step) is refused. Call it on logout, account lock and password reset.
+     * It is not retried here: a new call makes a new request (a fresh nonce). Uses PHP's http://
+     * stream wrapper (allow_url_fopen): no proxy, no redirect; an https:// certificate is verified.
+     *
+     * @param string $url         Prosody's endpoint, e.g. "http://127.0.0.1:5280/auth_hmac/signout"
+     * @param string $jid         as for signoutRequest()
+     * @param string $tokenSecret the plugin's token_secret
+     * @param array{now?: ?int, timeout?: int|float|null} $options 'now' as for signoutRequest();
+     *                            'timeout': seconds to connect and for each read, over 0 and at
+     *                            most 600 (default 5)
+     *
+     * @throws TokenError        kind "settings" or "jid": nothing was sent
+     * @throws SignoutError      Prosody did not accept it: kind "refused", "http" or "network"
+     * @throws \RuntimeException on 32-bit PHP
+     * @throws \Exception        if no CSPRNG is available (from random_int)
+     */
+    public static function signout(
+        string $url,
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        array $options = [],
+    ): void {
+        foreach (array_keys($options) as $name) {
+            if (!in_array($name, ['now', 'timeout'], true)) {
+                throw new TokenError(TokenError::SETTINGS, sprintf("unknown option '%s' (known: now, timeout)", (string) $name));
+            }
+        }
+        $timeout = $options['timeout'] ?? self::SIGNOUT_TIMEOUT;
+        if (!(is_int($timeout) || is_float($timeout)) || !is_finite((float) $timeout) || $timeout <= 0 || $timeout > 600) {
+            throw new TokenError(TokenError::SETTINGS, "option 'timeout' must be a number of seconds, over 0 and at most 600");
+        }
+        $where = self::signoutTarget($url);
+        $line = self::signoutRequest($jid, $tokenSecret, ['now' => $options['now'] ?? null]);
+        self::post($url, $where, $line, (float) $timeout);
+    }
+
+    /** "host:port" of an http:// or https:// URL. */
+    private static function signoutTarget(string $url): string
+    {
+        $parts = parse_url($url);
+        $scheme = strtolower((string) ($parts['scheme'] ?? ''));
+        if ($parts === false || !in_array($scheme, ['http', 'https'], true) || ($parts['host'] ?? '') === '') {
+            throw new TokenError(TokenError::SETTINGS, 'the URL must be an http:// or https:// URL with a host');
+        }
+        return $parts['host'] . ':' . ($parts['port'] ?? ($scheme === 'https' ? 443 : 80));
+    }
+
+    /** POSTs $body; returns on 200, else throws SignoutError. */
+    private static function post(string $url, string $where, #[\SensitiveParameter] string $body, float $timeout): void
+    {
+        if (!filter_var(ini_get('allow_url_fopen'), FILTER_VALIDATE_BOOLEAN)) {
+            throw new SignoutError(SignoutError::NETWORK, 'PHP cannot send the sign-out request: allow_url_fopen is off');
+        }
+        $context = stream_context_create([
+            'http' => [
+                'method' => 'POST',
+                'header' => "Content-Type: text/plain\r\n",
+                'content' => $body,
+                'timeout' => $timeout,
+                'follow_location' => 0,
+                'ignore_errors' => true, // a 403 is an answer to read, not a failure to open
+            ],
+            'ssl' => ['verify_peer' => true, 'verify_peer_name' => true],
+        ]);
+        $warning = null;
+        set_error_handler(static function (int $no, string $text) use (&$warning): bool {
+            $warning = $text; // names the URL and the failure, never the body
+            return true;
+        });
+        $started = hrtime(true);
+        try {
+            $stream = fopen($url, 'rb', false, $context);
+        } finally {
+            restore_error_handler();
+        }
+        if ($stream === false) {
+            $reason = (hrtime(true) - $started) / 1e9 >= $timeout
+                ? sprintf('timed out after %g s', $timeout)
+                : preg_replace('/^.*?: /', '', (string) $warning);
+            throw new SignoutError(SignoutError::NETWORK, "the sign-out request to $where got no answer: $reason");
+        }
+        try {
+            $headers = stream_get_meta_data($stream)['wrapper_data'] ?? [];
+            stream_get_contents($stream, self::SIGNOUT_MAX_ANSWER);
+        } finally {
+            fclose($stream);
+        }
+        $status = 0;
+        foreach (is_array($headers) ? $headers : [] as $line) {
+            if (is_string($line) && preg_match('#\AHTTP/\S+\s+(\d{3})#', $line, $m) === 1) {
+                $status = (int) $m[1]; // the last status line: the final answer
+            }
+        }
+        if ($status === 200) {
+            return;
+        }
+        if ($status === 403) {
+            throw new SignoutError(
+                SignoutError::REFUSED,
+                "Prosody at $where refused the sign-out request (403); its log says why"
+                . " (stale: check this machine's clock; bad-signature: another token_secret)",
+                403,
+            );
+        }
+        throw new SignoutError(
+            SignoutError::HTTP,
+            "the sign-out request to $where got HTTP $status, not Prosody's answer"
+            . ' (is the URL the auth_hmac/signout path, and token_signout = true for the host?)',
+            $status,
+        );
     }
 
     /**
