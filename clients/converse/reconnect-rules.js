@@ -12,8 +12,10 @@
  *   { type: 'credentials', generation, response }   a credentials_url answer: { status, redirected,
  *                                       body } or { error } (a network error, a timeout, the hook's)
  *   { type: 'disconnected', condition, sent }   converse wants to reconnect; `condition`: the SASL
- *                                       condition (saslCondition), 'client-refused',
- *                                       'insecure-connection' or null; `sent`: a token went out
+ *                                       condition (saslCondition), 'signed-out' (the web site's
+ *                                       sign-out ended the session: streamErrorCondition),
+ *                                       'client-refused', 'insecure-connection' or null; `sent`: a
+ *                                       token went out
  *   { type: 'prebind-failed' }          prebind_url gave converse no session
  *   { type: 'connected' }               a session is established
  *   { type: 'timer', id }               the wait `id` is over (or was cancelled)
@@ -32,6 +34,7 @@
 
 /** What the user is shown when the plugin stops, by cause. */
 export const MESSAGES = {
+    'signed-out': 'You were signed out of the chat.',
     'credentials-expired': 'Chat sign-in failed: the chat server and this web site disagree on the time. '
         + 'Please tell the site administrator (the web site\'s clock or time zone is probably wrong).',
     'not-authorized': 'Chat sign-in failed: the chat server refused the sign-in from this web site. '
@@ -103,6 +106,17 @@ export function saslCondition(name, text) {
     return condition;
 }
 
+/** The text of the stream error with which Prosody ends the sessions of a user the web site signed out (docs/signout.md). */
+export const SIGNED_OUT_TEXT = 'Signed out by the web site';
+
+/**
+ * 'signed-out' for the stream error of a sign-out by the web site (condition not-authorized, text
+ * SIGNED_OUT_TEXT), else null: any other stream error is a dropped connection.
+ */
+export function streamErrorCondition(name, text) {
+    return name === 'not-authorized' && (text || '').trim() === SIGNED_OUT_TEXT ? 'signed-out' : null;
+}
+
 /**
  * A credentials_url answer as {ok: true, jid, password} or {ok: false, retry, why}: the web app's
  * rate limit (429), 5xx, a network error, a timeout and a body that is not {"jid", "password"} are
@@ -141,6 +155,7 @@ export function initialState() {
         message: null, // why it stopped
         generation: 0, // bumped by stop and logout: work of an older generation gives up
         seen: [], // public parts of the last tokens fetched
+        signedOut: false, // the web site signed the user out: one more sign-in is tried, no more
     };
 }
 
@@ -177,6 +192,7 @@ export function step(state, event, env) {
             s.stopped = false;
             s.message = null;
             s.refusals = s.attempts = s.prebindFailures = 0;
+            s.signedOut = false;
         }
         if (!event.wanted) break;
         if (!event.secure) { // the token would come over the network in clear: not fetched at all
@@ -190,6 +206,10 @@ export function step(state, event, env) {
         if (event.generation !== s.generation) break;
         const result = credentialsResult(event.response);
         if (!result.ok) {
+            if (s.signedOut) { // the one fetch after a sign-out failed: the user stays out
+                stop('signed-out', MESSAGES['signed-out']);
+                break;
+            }
             if (!result.retry) {
                 stop('credentials-refused', format(MESSAGES['credentials-refused'], result.why));
                 break;
@@ -219,6 +239,15 @@ export function step(state, event, env) {
         if (condition === 'client-refused' || condition === 'insecure-connection') {
             stop(condition, MESSAGES[condition]);
             break;
+        } else if (s.signedOut) { // the one sign-in after a sign-out did not get the user back
+            stop('signed-out', MESSAGES['signed-out']);
+            break;
+        } else if (condition === 'signed-out') {
+            // the web site signed the user out: shown at once, then one fresh sign-in (a web site that
+            // still mints for the user lets them back; one that answers 4xx, or a refusal, leaves them out)
+            s.signedOut = true;
+            ms = delay(1);
+            wait('reconnect', ms, MESSAGES['signed-out']);
         } else if (condition === 'temporary-auth-failure') {
             if (tooMany(++s.attempts, maxAttempts, 'attempts', attemptsMessage)) break;
             ms = delay(s.attempts);
@@ -251,6 +280,10 @@ export function step(state, event, env) {
         // converse gives up when prebind_url fails once; the web app may also be refusing its
         // token for good, so this stops after token_reconnect_max_attempts
         if (s.stopped || s.wait) break;
+        if (s.signedOut) {
+            stop('signed-out', MESSAGES['signed-out'], false);
+            break;
+        }
         if (tooMany(++s.prebindFailures, maxAttempts, 'prebind', format(MESSAGES.prebind, maxAttempts), false)) break;
         const ms = delay(s.prebindFailures);
         wait('prebind', ms, format(WAITING.credentials, 'prebind_url failed', seconds(ms)));
@@ -269,6 +302,7 @@ export function step(state, event, env) {
 
     case 'connected':
         s.refusals = s.attempts = s.credentialFailures = s.prebindFailures = 0;
+        s.signedOut = false;
         s.upSince = env.now;
         s.stopped = false;
         break;

@@ -22,6 +22,7 @@ export const DEFAULTS: Readonly<Required<TokenReconnectSettings>>;
 
 /** Why the plugin stopped; the messages are what the user is shown (`%s`: a detail). */
 export type StopReason =
+  | "signed-out"
   | "credentials-expired"
   | "not-authorized"
   | "otp-mismatch"
