@@ -97,6 +97,11 @@ export interface SignoutOptions {
   now?: number | bigint;
   /** Milliseconds for the whole exchange, 1–600000; default 5000. */
   timeout?: number;
+  /**
+   * The Host header; default the JID's domain (the VirtualHost, by which Prosody routes the
+   * request). Pass the name a reverse proxy in between routes by.
+   */
+  host?: string;
 }
 
 /**

@@ -34,7 +34,7 @@ const MINT_OPTIONS = new Set(["now", "digits", "step", "nonceDigits", "prepared"
 const VERIFY_OPTIONS = new Set(["now", "digits", "step", "skew", "nonceDigits", "host", "prepared"]);
 const JID_OPTIONS = new Set(["prepared"]);
 const SIGNOUT_REQUEST_OPTIONS = new Set(["now", "nonce"]);
-const SIGNOUT_OPTIONS = new Set(["now", "timeout"]);
+const SIGNOUT_OPTIONS = new Set(["now", "timeout", "host"]);
 
 const PREPARED_HINT =
   "pass prepared: true with the JID as Prosody nodepreps it (hmac-token jid NAME@HOST prints it)";
@@ -482,7 +482,7 @@ function signoutTarget(url) {
  * POSTs `body` as text/plain; resolves on 200, else rejects with a SignoutError. No redirect is
  * followed and no proxy is used. `timeoutMs` bounds the whole exchange.
  */
-function post(target, body, timeoutMs) {
+function post(target, body, timeoutMs, host) {
   const https = target.protocol === "https:";
   const where = `${target.hostname}:${target.port || (https ? 443 : 80)}`;
   return new Promise((resolve, reject) => {
@@ -495,7 +495,7 @@ function post(target, body, timeoutMs) {
       if (error) reject(error);
       else resolve();
     };
-    const headers = { "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(body) };
+    const headers = { Host: host, "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(body) };
     const req = (https ? httpsRequest : httpRequest)(target, { method: "POST", headers, agent: false }, (res) => {
       const status = res.statusCode;
       res.destroy(); // the status is Prosody's whole answer
@@ -526,8 +526,11 @@ function post(target, body, timeoutMs) {
  *   (http:// or https://, whose certificate is verified; no proxy, no redirect)
  * @param {string} jid  as for signoutRequest()
  * @param {string} tokenSecret  the plugin's `token_secret`
- * @param {{ now?: number | bigint, timeout?: number }} [options]  `now` as for signoutRequest();
- *   `timeout`: milliseconds for the whole exchange, 1 to 600000 (default 5000)
+ * @param {{ now?: number | bigint, timeout?: number, host?: string }} [options]  `now` as for
+ *   signoutRequest(); `timeout`: milliseconds for the whole exchange, 1 to 600000 (default 5000);
+ *   `host`: the Host header, by default the JID's domain: the VirtualHost whose user this is, by
+ *   which Prosody routes the request (`http://127.0.0.1:5280/...` works so without
+ *   `http_default_host`); pass the name a reverse proxy in between routes by
  * @returns {Promise<void>}
  * @throws {TokenError} (rejects) kind "settings" or "jid": nothing was sent
  * @throws {SignoutError} (rejects) Prosody did not accept it: kind "refused", "http" or "network"
@@ -535,6 +538,10 @@ function post(target, body, timeoutMs) {
 export async function signout(url, jid, tokenSecret, options) {
   const o = checkOptions(options, SIGNOUT_OPTIONS, "signout");
   const timeout = intSetting(o.timeout, "timeout", SIGNOUT_TIMEOUT);
+  if (o.host !== undefined && o.host !== null && (typeof o.host !== "string" || !/^[!-~]+$/.test(o.host))) {
+    throw new TokenError("settings", "host must be a host name (printable ASCII, no space)");
+  }
   const target = signoutTarget(url);
-  await post(target, signoutRequest(jid, tokenSecret, { now: o.now }), timeout);
+  const line = signoutRequest(jid, tokenSecret, { now: o.now });
+  await post(target, line, timeout, o.host ?? line.split(" ")[3].split("@")[1]);
 }

@@ -140,6 +140,7 @@ test("signout POSTs the request as text/plain and resolves on 200", async (t) =>
   assert.equal(r.method, "POST");
   assert.equal(r.url, "/auth_hmac/signout");
   assert.equal(r.headers["content-type"], "text/plain");
+  assert.equal(r.headers.host, "example.org"); // Prosody routes a host's HTTP paths by it
   const nonce = r.body.split(" ")[2];
   assert.equal(r.body, signoutRequest(JID, SECRET, { now: NOW, nonce }));
   await signout(s.url, JID, SECRET, { now: NOW });
@@ -158,6 +159,13 @@ for (const [status, kind] of [[403, "refused"], [404, "http"], [500, "http"], [2
     assert.ok(hides(e, [body, body.split(" ")[4], SECRET]), e.message);
   });
 }
+
+test("signout's Host header can be named", async (t) => {
+  const s = await server();
+  t.after(() => s.close());
+  await signout(s.url, JID, SECRET, { now: NOW, host: "chat.example.org" });
+  assert.equal(s.requests[0].headers.host, "chat.example.org");
+});
 
 test("signout follows no redirect", async (t) => {
   const s = await server(307, { Location: "http://127.0.0.1:9/elsewhere" });
@@ -208,7 +216,8 @@ test("a bad URL, timeout or JID rejects with a TokenError and sends nothing", as
   const bad = [
     ["file:///etc/passwd", {}], ["ftp://127.0.0.1/x", {}], ["127.0.0.1:5280/auth_hmac/signout", {}], [null, {}],
     [s.url, { timeout: 0 }], [s.url, { timeout: 600001 }], [s.url, { timeout: 1.5 }], [s.url, { timeout: "5000" }],
-    [s.url, { nonce: "1".repeat(32) }],
+    [s.url, { nonce: "1".repeat(32) }], [s.url, { host: "" }], [s.url, { host: "a b" }],
+    [s.url, { host: "a\r\nX-Evil: 1" }], [s.url, { host: "ñ.example" }], [s.url, { host: 5 }],
   ];
   for (const [url, options] of bad) {
     const e = await rejection(signout(url, JID, SECRET, { now: NOW, ...options }));

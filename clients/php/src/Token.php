@@ -310,9 +310,13 @@ final class Token
      * @param string $url         Prosody's endpoint, e.g. "http://127.0.0.1:5280/auth_hmac/signout"
      * @param string $jid         as for signoutRequest()
      * @param string $tokenSecret the plugin's token_secret
-     * @param array{now?: ?int, timeout?: int|float|null} $options 'now' as for signoutRequest();
-     *                            'timeout': seconds to connect and for each read, over 0 and at
-     *                            most 600 (default 5)
+     * @param array{now?: ?int, timeout?: int|float|null, host?: ?string} $options 'now' as for
+     *                            signoutRequest(); 'timeout': seconds to connect and for each read,
+     *                            over 0 and at most 600 (default 5); 'host': the Host header, by
+     *                            default the JID's domain: the VirtualHost whose user this is, by
+     *                            which Prosody routes the request (http://127.0.0.1:5280/... works
+     *                            so without http_default_host); pass the name a reverse proxy in
+     *                            between routes by
      *
      * @throws TokenError        kind "settings" or "jid": nothing was sent
      * @throws SignoutError      Prosody did not accept it: kind "refused", "http" or "network"
@@ -326,9 +330,13 @@ final class Token
         array $options = [],
     ): void {
         foreach (array_keys($options) as $name) {
-            if (!in_array($name, ['now', 'timeout'], true)) {
-                throw new TokenError(TokenError::SETTINGS, sprintf("unknown option '%s' (known: now, timeout)", (string) $name));
+            if (!in_array($name, ['now', 'timeout', 'host'], true)) {
+                throw new TokenError(TokenError::SETTINGS, sprintf("unknown option '%s' (known: now, timeout, host)", (string) $name));
             }
+        }
+        $host = $options['host'] ?? null;
+        if ($host !== null && (!is_string($host) || preg_match('/\A[!-~]+\z/', $host) !== 1)) {
+            throw new TokenError(TokenError::SETTINGS, "option 'host' must be a host name (printable ASCII, no space)");
         }
         $timeout = $options['timeout'] ?? self::SIGNOUT_TIMEOUT;
         if (!(is_int($timeout) || is_float($timeout)) || !is_finite((float) $timeout) || $timeout <= 0 || $timeout > 600) {
@@ -336,7 +344,8 @@ final class Token
         }
         $where = self::signoutTarget($url);
         $line = self::signoutRequest($jid, $tokenSecret, ['now' => $options['now'] ?? null]);
-        self::post($url, $where, $line, (float) $timeout);
+        $host ??= substr((string) strrchr(explode(' ', $line)[3], '@'), 1); // the JID's domain
+        self::post($url, $where, $line, (float) $timeout, $host);
     }
 
     /** "host:port" of an http:// or https:// URL. */
@@ -351,7 +360,7 @@ final class Token
     }
 
     /** POSTs $body; returns on 200, else throws SignoutError. */
-    private static function post(string $url, string $where, #[\SensitiveParameter] string $body, float $timeout): void
+    private static function post(string $url, string $where, #[\SensitiveParameter] string $body, float $timeout, string $host): void
     {
         if (!filter_var(ini_get('allow_url_fopen'), FILTER_VALIDATE_BOOLEAN)) {
             throw new SignoutError(SignoutError::NETWORK, 'PHP cannot send the sign-out request: allow_url_fopen is off');
@@ -359,7 +368,7 @@ final class Token
         $context = stream_context_create([
             'http' => [
                 'method' => 'POST',
-                'header' => "Content-Type: text/plain\r\n",
+                'header' => "Host: $host\r\nContent-Type: text/plain\r\n",
                 'content' => $body,
                 'timeout' => $timeout,
                 'follow_location' => 0,

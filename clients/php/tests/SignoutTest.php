@@ -158,7 +158,7 @@ final class SignoutTest extends TestCase
         $this->fail('php -S did not start');
     }
 
-    /** @return list<array{method: string, path: string, type: ?string, body: string}> */
+    /** @return list<array{method: string, path: string, type: ?string, host: ?string, body: string}> */
     private function requests(): array
     {
         $lines = array_filter(explode("\n", (string) file_get_contents($this->dir . '/requests')));
@@ -210,9 +210,17 @@ final class SignoutTest extends TestCase
         $this->assertSame('POST', $r['method']);
         $this->assertSame('/auth_hmac/signout', $r['path']);
         $this->assertSame('text/plain', $r['type']);
+        $this->assertSame('example.org', $r['host']); // Prosody routes a host's HTTP paths by it
         $nonce = explode(' ', $r['body'])[2];
         $this->assertSame(Token::signoutRequest(self::JID, $s, ['now' => self::NOW, 'nonce' => $nonce]), $r['body']);
         $this->assertNotSame($nonce, explode(' ', $requests[1]['body'])[2]);
+    }
+
+    public function testSignoutHostHeaderCanBeNamed(): void
+    {
+        $this->startServer(200);
+        Token::signout($this->url, self::JID, self::secret(), ['now' => self::NOW, 'host' => 'chat.example.org']);
+        $this->assertSame('chat.example.org', $this->requests()[0]['host']);
     }
 
     /** @return array<string, array{int, string}> */
@@ -273,6 +281,8 @@ final class SignoutTest extends TestCase
             ['php://memory', []], ['http:///x', []],
             [$this->url, ['timeout' => 0]], [$this->url, ['timeout' => -1]], [$this->url, ['timeout' => 601]],
             [$this->url, ['timeout' => NAN]], [$this->url, ['timeout' => '5']], [$this->url, ['nonce' => str_repeat('1', 32)]],
+            [$this->url, ['host' => '']], [$this->url, ['host' => 'a b']], [$this->url, ['host' => "a\r\nX-Evil: 1"]],
+            [$this->url, ['host' => 'ñ.example']], [$this->url, ['host' => 5]],
         ];
         foreach ($bad as [$url, $options]) {
             $this->assertSame('settings', self::kindOf(fn () => Token::signout($url, self::JID, $s, ['now' => self::NOW] + $options)), $url);

@@ -2,7 +2,7 @@
 
 /*
  * The router of the `php -S` server SignoutTest starts: appends each request (method, path,
- * content type, body) as a JSON line to SIGNOUT_TEST_DIR/requests and answers the HTTP status
+ * content type, Host, body) as a JSON line to SIGNOUT_TEST_DIR/requests and answers the HTTP status
  * written in SIGNOUT_TEST_DIR/status (a Location header with it when it is a redirect).
  */
 
@@ -13,6 +13,7 @@ file_put_contents($dir . '/requests', json_encode([
     'method' => $_SERVER['REQUEST_METHOD'],
     'path' => $_SERVER['REQUEST_URI'],
     'type' => $_SERVER['CONTENT_TYPE'] ?? null,
+    'host' => $_SERVER['HTTP_HOST'] ?? null,
     'body' => file_get_contents('php://input'),
 ]) . "\n", FILE_APPEND | LOCK_EX);
 $status = (int) file_get_contents($dir . '/status');

@@ -196,9 +196,23 @@ def test_signout_posts_the_request_as_text_plain(server):
     (method, path, headers, body), = server.requests
     assert method == "POST" and path == "/auth_hmac/signout"
     assert headers["Content-Type"] == "text/plain"
+    assert headers["Host"] == "example.org"  # Prosody routes a host's HTTP paths by it
     line = body.decode("ascii")
     nonce = line.split(" ")[2]
     assert line == pht.signout_request(JID, SECRET, now=NOW, nonce=nonce)
+
+
+def test_signout_host_header_can_be_named(server):
+    pht.signout(server.url, JID, SECRET, now=NOW, host="chat.example.org")
+    assert server.requests[0][2]["Host"] == "chat.example.org"
+
+
+@pytest.mark.parametrize("host", ["", "a b", "a\r\nX-Evil: 1", "ñ.example", 5])
+def test_signout_bad_host_sends_nothing(server, host):
+    with pytest.raises(pht.TokenError) as info:
+        pht.signout(server.url, JID, SECRET, now=NOW, host=host)
+    assert info.value.kind == "settings"
+    assert server.requests == []
 
 
 def test_each_signout_has_a_fresh_nonce(server):

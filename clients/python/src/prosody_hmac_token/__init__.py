@@ -404,9 +404,15 @@ def _signout_target(url: object) -> Tuple[str, str, Optional[int], str]:
     return parts.scheme, parts.hostname, port, path
 
 
-def _post(url: str, body: str, timeout: float) -> None:
-    """POST ``body`` as text/plain; returns when the answer is 200, else raises SignoutError.
-    No redirect is followed and no proxy is used: the request goes to ``url`` itself."""
+def _signout_host(host: object) -> Optional[str]:
+    if host is not None and (not isinstance(host, str) or not host or any(not "!" <= c <= "~" for c in host)):
+        raise TokenError("settings", "host must be a host name (printable ASCII, no space) or None")
+    return host
+
+
+def _post(url: str, body: str, timeout: float, host_header: str) -> None:
+    """POST ``body`` as text/plain with ``Host: host_header``; returns when the answer is 200, else raises
+    SignoutError. No redirect is followed and no proxy is used: the request goes to ``url`` itself."""
     scheme, host, port, path = _signout_target(url)
     where = "%s:%d" % (host, port or (443 if scheme == "https" else 80))
     conn: http.client.HTTPConnection
@@ -417,7 +423,7 @@ def _post(url: str, body: str, timeout: float) -> None:
     else:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body.encode("ascii"), headers={"Content-Type": "text/plain"})
+        conn.request("POST", path, body=body.encode("ascii"), headers={"Host": host_header, "Content-Type": "text/plain"})
         answer = conn.getresponse()
         answer.read(_SIGNOUT_MAX_ANSWER)
         status = answer.status
@@ -652,6 +658,7 @@ def signout(
     token_secret: Secret,
     now: Optional[int] = None,
     timeout: float = SIGNOUT_TIMEOUT,
+    host: Optional[str] = None,
 ) -> None:
     """Signs ``jid`` out of the chat: POSTs :func:`signout_request` to Prosody's sign-out endpoint.
 
@@ -665,10 +672,15 @@ def signout(
     :param token_secret: the plugin's ``token_secret``.
     :param now: as for :func:`signout_request`.
     :param timeout: seconds to wait to connect and for each read of the answer (default 5).
+    :param host: the ``Host`` header; by default the JID's domain, the VirtualHost whose user
+        this is, by which Prosody routes the request (``http://127.0.0.1:5280/...`` works so
+        without ``http_default_host``). Pass the name a reverse proxy in between routes by.
     :raises TokenError: ``kind`` ``"settings"`` or ``"jid"``: nothing was sent.
     :raises SignoutError: Prosody did not accept it (``kind`` ``"refused"``, ``"http"`` or
         ``"network"``); the user may still be signed in.
     """
     seconds = _signout_timeout(timeout)
+    header = _signout_host(host)
     _signout_target(url)  # a bad URL is the caller's error, found before anything is built
-    _post(url, signout_request(jid, token_secret, now=now), seconds)
+    line = signout_request(jid, token_secret, now=now)
+    _post(url, line, seconds, header or line.split(" ")[3].split("@", 1)[1])
