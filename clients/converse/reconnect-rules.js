@@ -73,6 +73,9 @@ export const DEFAULTS = {
     token_reconnect_max_delay: 60000,
     token_reconnect_stable_after: 60000,
     token_credentials_timeout: 10000,
+    // after a sign-out by the web site: one OTP step (30 s by default) and a second, so that the one
+    // token fetched is of a later step than the sign-out, which Prosody accepts (docs/signout.md)
+    token_signout_retry_delay: 31000,
 };
 
 /** Public parts of the last tokens fetched that are remembered (no secret halves kept). */
@@ -246,8 +249,7 @@ export function step(state, event, env) {
             // the web site signed the user out: shown at once, then one fresh sign-in (a web site that
             // still mints for the user lets them back; one that answers 4xx, or a refusal, leaves them out)
             s.signedOut = true;
-            ms = delay(1);
-            wait('reconnect', ms, MESSAGES['signed-out']);
+            wait('reconnect', Number(settings.token_signout_retry_delay), MESSAGES['signed-out']);
         } else if (condition === 'temporary-auth-failure') {
             if (tooMany(++s.attempts, maxAttempts, 'attempts', attemptsMessage)) break;
             ms = delay(s.attempts);

@@ -56,9 +56,10 @@
  * - After a logout nothing is fetched or reconnected, also when the logout came during a wait.
  * - When the web site signs the user out (docs/signout.md: Prosody ends the session with the stream
  *   error not-authorized, "Signed out by the web site"), the plugin shows "You were signed out of
- *   the chat" and fetches credentials once: if the web site still mints for the user and that sign-in
- *   succeeds, the user is back; if the web site answers 4xx (or anything but a token), or the sign-in
- *   fails, it stops and the message stays. It never loops.
+ *   the chat" and, after `token_signout_retry_delay` ms (an OTP step and a second: Prosody refuses the
+ *   tokens of the sign-out's own step), fetches credentials once: if the web site still mints for the
+ *   user and that sign-in succeeds, the user is back; if the web site answers 4xx (or anything but a
+ *   token), or the sign-in fails, it stops and the message stays. It never loops.
  *
  * It works with or without the SASL-HMAC mechanism (sasl-hmac.js): it does not look at tokens.
  *

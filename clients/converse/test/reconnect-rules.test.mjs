@@ -103,6 +103,7 @@ describe('back-off', () => {
         assert.deepEqual(DEFAULTS, {
             token_reconnect_max_refusals: 3, token_reconnect_max_attempts: 10, token_reconnect_delay: 1000,
             token_reconnect_max_delay: 60000, token_reconnect_stable_after: 60000, token_credentials_timeout: 10000,
+            token_signout_retry_delay: 31000,
         });
         const m = machine(); // no settings: the defaults
         assert.equal(m.waitAfter(dropped()).ms, 500);
@@ -508,7 +509,8 @@ describe('the web site signed the user out', () => {
         const m = machine();
         m.send({ type: 'connected' });
         const w = m.waitAfter(signedOut);
-        assert.deepEqual([w.ms, w.status], [500, MESSAGES['signed-out']]);
+        // one OTP step and a second: the token fetched then is of a later step than the sign-out
+        assert.deepEqual([w.ms, w.status], [31000, MESSAGES['signed-out']]);
         assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
         assert.deepEqual(m.send(login), [{ type: 'fetch', generation: m.state.generation }]);
         return m;
@@ -525,8 +527,12 @@ describe('the web site signed the user out', () => {
         assert.equal(streamErrorCondition(undefined, 'Signed out by the web site'), null);
     });
 
-    test('the message', () => {
+    test('the message; the wait is token_signout_retry_delay, whatever the back-off', () => {
         assert.match(MESSAGES['signed-out'], /^You were signed out of the chat\b/);
+        const m = machine({ token_signout_retry_delay: 61000, token_reconnect_delay: 10 }, { random: TOP });
+        m.waitAfter(dropped());
+        m.elapse();
+        assert.equal(m.waitAfter(signedOut).ms, 61000);
     });
 
     for (const [why, response] of [['401', { status: 401, redirected: false, body: '' }],

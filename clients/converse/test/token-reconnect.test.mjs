@@ -306,7 +306,7 @@ test('converse\'s give-up while connecting is turned into a reconnect, unless st
 
 for (const transport of ['websocket', 'bosh']) {
     test(`${transport}: the sign-out stream error shows the message, fetches once, and a 4xx leaves the user out`, async () => {
-        const p = page({ token_reconnect_delay: 1000 });
+        const p = page({ token_signout_retry_delay: 31000 });
         await p.emit('connected');
         TRANSPORTS[transport](p, streamError(WRAPPERS[transport], 'not-authorized', 'Signed out by the web site'));
         assert.equal(p.conn._tokenReconnectCondition, 'signed-out');
@@ -314,7 +314,9 @@ for (const transport of ['websocket', 'bosh']) {
         p.api.connection.reconnect(); // converse, after the stream error ended the connection
         p.api.connection.reconnect();
         assert.deepEqual(of(p.log, 'status'), [['status', MESSAGES['signed-out']]]);
-        await advance(500);
+        await advance(30999);
+        assert.deepEqual(of(p.log, 'reconnect'), []);
+        await advance(1);
         assert.deepEqual(of(p.log, 'reconnect'), [['reconnect']]);
         answers = [{ status: 401 }];
         assert.deepEqual(await p.emit('login', null, { automatic: true }), { automatic: true, success: true });
@@ -333,7 +335,7 @@ test('after a sign-out, a web site that still mints lets the user back in with o
     await p.emit('connected');
     TRANSPORTS.websocket(p, streamError(WS_WRAPPER, 'not-authorized', 'Signed out by the web site'));
     p.api.connection.reconnect();
-    await advance(500);
+    await advance(31000);
     answers = [good('P1 mac')];
     await p.emit('login', null, { automatic: true });
     assert.deepEqual(of(p.log, 'login'), [['login', 'alice@chat.example', 'P1 mac', true]]);
@@ -346,7 +348,7 @@ test('after a sign-out, the one token refused again stops with the sign-out mess
     await p.emit('connected');
     TRANSPORTS.bosh(p, streamError(BOSH_BODY, 'not-authorized', 'Signed out by the web site'));
     p.api.connection.reconnect();
-    await advance(500);
+    await advance(31000);
     answers = [good('P1 mac')];
     await p.emit('login', null, { automatic: true });
     p.conn._tokenReconnectCondition = 'not-authorized'; // the server's SASL <failure/>
