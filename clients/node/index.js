@@ -29,6 +29,17 @@ const SIGNOUT_TIMEOUT = { min: 1, max: 600000, def: 5000 }; // ms
 // token's MAC (whose message starts with a digit), and the request's message is labelled too.
 const SIGNOUT_KEY_LABEL = Buffer.from("\x00prosody-auth-hmac signout key v1", "latin1");
 const SIGNOUT_LABEL = Buffer.from("prosody-auth-hmac signout v1\x00", "latin1");
+// RFC 3454 table B.1: what nodeprep maps to nothing (a localpart holding one is not nodeprep'd)
+const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/u;
+// RFC 3454 table D.1: the right-to-left characters (Unicode 3.2)
+const RTL = "\u05BE\u05C0\u05C3\u05D0-\u05EA\u05F0-\u05F4\u061B\u061F\u0621-\u063A\u0640-\u064A\u066D-\u066F"
+  + "\u0671-\u06D5\u06DD\u06E5\u06E6\u06FA-\u06FE\u0700-\u070D\u0710\u0712-\u072C\u0780-\u07A5\u07B1\u200F\uFB1D"
+  + "\uFB1F-\uFB28\uFB2A-\uFB36\uFB38-\uFB3C\uFB3E\uFB40\uFB41\uFB43\uFB44\uFB46-\uFBB1\uFBD3-\uFD3D\uFD50-\uFD8F"
+  + "\uFD92-\uFDC7\uFDF0-\uFDFC\uFE70-\uFE74\uFE76-\uFEFC";
+const HAS_RTL = new RegExp(`[${RTL}]`, "u");
+const RTL_AT_BOTH_ENDS = new RegExp(`^[${RTL}](?:.*[${RTL}])?$`, "su");
+// table D.2's left-to-right characters, approximated: a letter that is not right-to-left
+const LTR_LETTER = new RegExp(`(?![${RTL}])\\p{L}`, "u");
 
 const MINT_OPTIONS = new Set(["now", "digits", "step", "nonceDigits", "prepared", "nonce"]);
 const VERIFY_OPTIONS = new Set(["now", "digits", "step", "skew", "nonceDigits", "host", "prepared"]);
@@ -410,13 +421,24 @@ function signoutTime(value) {
   return value;
 }
 
-/** The JID as Prosody names the account: never prepared for the caller, so that it names exactly that account. */
+/**
+ * The JID as Prosody names the account: never prepared for the caller, so that it names exactly
+ * that account. What nodeprep would change or refuse in the localpart is refused, as far as this
+ * library can tell without nodeprep's tables; Prosody refuses the rest as malformed.
+ */
 function signoutJid(jid) {
   const { local, jid: bare } = prepare(jid, true);
-  if (/[A-Z]/.test(local)) {
+  if (/[\p{Lu}\p{Lt}]/u.test(local)) { // nodeprep case-folds them
     throw new TokenError("jid", "the JID's localpart has upper-case letters: pass it as Prosody nodepreps it (lower case; hmac-token jid NAME@HOST prints it)");
   }
-  if (/\s/u.test(local)) throw new TokenError("jid", "the JID's localpart contains whitespace");
+  if (/[\s\p{Z}]/u.test(local)) throw new TokenError("jid", "the JID's localpart contains whitespace");
+  if (MAPPED_TO_NOTHING.test(local) || /[\p{Cc}\p{Co}]/u.test(local)) {
+    throw new TokenError("jid", "the JID's localpart contains a character nodeprep removes or refuses");
+  }
+  // RFC 3454 section 6: right-to-left text only, starting and ending with a right-to-left character
+  if (HAS_RTL.test(local) && (LTR_LETTER.test(local) || !RTL_AT_BOTH_ENDS.test(local))) {
+    throw new TokenError("jid", "the JID's localpart mixes right-to-left and left-to-right text, which nodeprep refuses");
+  }
   return bare;
 }
 
@@ -439,8 +461,11 @@ function signoutMac(key, now, nonce, jid) {
  *
  * @param {string} jid  the bare JID exactly as Prosody names the account: the localpart nodeprep'd
  *   (lower case; `hmac-token jid NAME@HOST` prints it), the host the VirtualHost's name. Unlike
- *   mint(), nothing is lower-cased for you: an upper-case ASCII letter in the localpart, a `/`,
- *   whitespace, a part over 1023 bytes, or what signedJid() refuses with `prepared: true` is refused
+ *   mint(), nothing is lower-cased for you: an upper-case letter in the localpart, a `/`,
+ *   whitespace, a character nodeprep removes (a soft hyphen) or refuses (a control or private-use
+ *   character, right-to-left text mixed with left-to-right), a part over 1023 bytes, or what
+ *   signedJid() refuses with `prepared: true` is refused (nodeprep itself is not reimplemented:
+ *   what else it would change, Prosody refuses as malformed)
  * @param {string} tokenSecret  the plugin's `token_secret` (the key is derived from its UTF-8 bytes)
  * @param {{ now?: number | bigint, nonce?: string }} [options]  `now`: UTC unix seconds, 1 to 2^64-1
  *   (default `Math.floor(Date.now() / 1000)`); `nonce`: FOR TEST VECTORS ONLY, 32 ASCII digits

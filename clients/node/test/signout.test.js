@@ -12,7 +12,7 @@ import { signout, signoutRequest, SignoutError, TokenError } from "../index.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SIGNOUT = JSON.parse(readFileSync(join(here, "..", "..", "..", "tests", "vectors", "signout.json"), "utf8"));
-const SECRET = SIGNOUT.token_secret;
+const SECRET = SIGNOUT.secrets[0];
 const JID = "alice@example.org";
 const NOW = 1700000000;
 
@@ -26,25 +26,46 @@ function kindOf(fn) {
   return "no error";
 }
 
-/** A vector's time: JSON numbers beyond 2^53 lose digits, so a large one is taken as a bigint from the expected line. */
-function timeOf(c) {
-  if (Number.isSafeInteger(c.time) || c.request === undefined) return c.time;
-  const exact = BigInt(c.request.split(" ")[1]);
-  assert.equal(Number(exact), c.time, `${c.name}: the line's time is the case's`);
-  return exact;
+/** A line's TIME, exactly: JSON numbers beyond 2^53 lose digits, so it is read from the line as a bigint when it must be. */
+function timeOf(line, approximate) {
+  const exact = BigInt(line.split(" ")[1]);
+  assert.equal(Number(exact), approximate);
+  return Number.isSafeInteger(approximate) ? approximate : exact;
 }
 
-test("signout.json: every request case builds its exact line, every refused JID is refused", () => {
-  const cases = SIGNOUT.cases.filter((c) => "jid" in c);
-  assert.ok(cases.some((c) => "request" in c) && cases.some((c) => "error" in c));
-  for (const c of cases) {
-    const secret = c.token_secret ?? SECRET;
-    const options = { now: timeOf(c), nonce: c.nonce };
-    if (c.error) {
-      assert.equal(kindOf(() => signoutRequest(c.jid, secret, options)), c.error, c.name);
-    } else {
-      assert.equal(signoutRequest(c.jid, secret, options), c.request, c.name);
+/**
+ * The vectors' requests refused as malformed for their JID alone: every other field well formed (v1,
+ * TIME, a 32-digit NONCE, a canonical MAC). A library must not build them.
+ */
+function refusedJidCases() {
+  const cases = [];
+  for (const c of SIGNOUT.cases) {
+    const fields = c.line.split(" ");
+    if (c.expect !== "malformed" || fields.length !== 5) continue;
+    const [version, time, nonce, jid, mac] = fields;
+    const raw = /^[A-Za-z0-9+/]+={0,2}$/.test(mac) ? Buffer.from(mac, "base64") : Buffer.alloc(0);
+    const canonical = raw.length === 32 && raw.toString("base64") === mac;
+    if (version === "v1" && /^[1-9][0-9]{0,19}$/.test(time) && BigInt(time) < 2n ** 64n && /^[0-9]{32}$/.test(nonce) && canonical) {
+      cases.push({ name: c.name, time: BigInt(time), nonce, jid });
     }
+  }
+  return cases;
+}
+
+test("signout.json: every case with `mint` builds its exact line", () => {
+  const minted = SIGNOUT.cases.filter((c) => c.mint);
+  assert.ok(minted.length >= 10);
+  for (const c of minted) {
+    const { secret, time, nonce, jid } = c.mint;
+    assert.equal(signoutRequest(jid, secret, { now: timeOf(c.line, time), nonce }), c.line, c.name);
+  }
+});
+
+test("signout.json: a request refused as malformed for its JID is not built", () => {
+  const cases = refusedJidCases();
+  assert.ok(cases.length >= 10, cases.map((c) => c.name).join(", "));
+  for (const c of cases) {
+    assert.equal(kindOf(() => signoutRequest(c.jid, SECRET, { now: c.time, nonce: c.nonce })), "jid", c.name);
   }
 });
 
@@ -81,12 +102,17 @@ test("a nonce that is not 32 ASCII digits is refused", () => {
 test("a JID that is not Prosody's account name is refused, not prepared", () => {
   for (const jid of ["Alice@example.org", "alicE@example.org", "alice@Example.org", "alice@example.org/web",
     "al ice@example.org", "al\u3000ice@example.org", "al\u00a0ice@example.org", "a".repeat(1024) + "@example.org",
-    "alice@" + "a".repeat(1024), "", "alice", "@example.org", "alice@", "a@b@example.org", null]) {
+    "alice@" + "a".repeat(1024), "", "alice", "@example.org", "alice@", "a@b@example.org", null, "jÜrgen@example.org",
+    "ǅa@example.org", "al\u00adice@example.org", "al\u200bice@example.org", "al\ufe0fice@example.org",
+    "al\u0085ice@example.org", "al\ue000ice@example.org", "aاb@example.org", "اb@example.org", "aا@example.org",
+    "اbا@example.org"]) {
     assert.equal(kindOf(() => signoutRequest(jid, SECRET, { now: NOW })), "jid", String(jid).slice(0, 40));
   }
   const longest = "a".repeat(1023) + "@" + "b".repeat(1023);
   assert.equal(signoutRequest(longest, SECRET, { now: NOW }).split(" ")[3], longest);
-  assert.equal(signoutRequest("ñandú@example.org", SECRET, { now: NOW }).split(" ")[3], "ñandú@example.org");
+  for (const prepared of ["ñandú@example.org", "اب@example.org", "ا1ب@example.org", "o.brien-smith_2+x@example.org"]) {
+    assert.equal(signoutRequest(prepared, SECRET, { now: NOW }).split(" ")[3], prepared);
+  }
 });
 
 test("an unusable secret or option is a settings error", () => {

@@ -50,6 +50,14 @@ final class Token
     // token's MAC (whose message starts with a digit), and the request's message is labelled too.
     private const SIGNOUT_KEY_LABEL = "\x00prosody-auth-hmac signout key v1";
     private const SIGNOUT_LABEL = "prosody-auth-hmac signout v1\x00";
+    /** RFC 3454 table B.1: what nodeprep maps to nothing (a localpart holding one is not nodeprep'd). */
+    private const MAPPED_TO_NOTHING = '\x{00AD}\x{034F}\x{1806}\x{180B}-\x{180D}\x{200B}-\x{200D}\x{2060}\x{FE00}-\x{FE0F}\x{FEFF}';
+    /** RFC 3454 table D.1: the right-to-left characters (Unicode 3.2), for a PCRE class. */
+    private const RTL = '\x{05BE}\x{05C0}\x{05C3}\x{05D0}-\x{05EA}\x{05F0}-\x{05F4}\x{061B}\x{061F}\x{0621}-\x{063A}'
+        . '\x{0640}-\x{064A}\x{066D}-\x{066F}\x{0671}-\x{06D5}\x{06DD}\x{06E5}\x{06E6}\x{06FA}-\x{06FE}\x{0700}-\x{070D}'
+        . '\x{0710}\x{0712}-\x{072C}\x{0780}-\x{07A5}\x{07B1}\x{200F}\x{FB1D}\x{FB1F}-\x{FB28}\x{FB2A}-\x{FB36}'
+        . '\x{FB38}-\x{FB3C}\x{FB3E}\x{FB40}\x{FB41}\x{FB43}\x{FB44}\x{FB46}-\x{FBB1}\x{FBD3}-\x{FD3D}\x{FD50}-\x{FD8F}'
+        . '\x{FD92}-\x{FDC7}\x{FDF0}-\x{FDFC}\x{FE70}-\x{FE74}\x{FE76}-\x{FEFC}';
     /** What is read of Prosody's answer: its status is all it says. */
     private const SIGNOUT_MAX_ANSWER = 4096;
 
@@ -246,9 +254,12 @@ final class Token
      * @param string $jid         the bare JID exactly as Prosody names the account: the localpart
      *                            nodeprep'd (lower case; `hmac-token jid NAME@HOST` prints it), the
      *                            host the VirtualHost's name. Unlike mint(), nothing is lower-cased
-     *                            for you: an upper-case ASCII letter in the localpart, a '/',
-     *                            whitespace, a part over 1023 bytes, or what signedJid($jid, true)
-     *                            refuses is refused
+     *                            for you: an upper-case letter in the localpart, a '/', whitespace,
+     *                            a character nodeprep removes (a soft hyphen) or refuses (a control
+     *                            or private-use character, right-to-left text mixed with
+     *                            left-to-right), a part over 1023 bytes, or what
+     *                            signedJid($jid, true) refuses is refused (nodeprep itself is not
+     *                            reimplemented: what else it would change, Prosody refuses)
      * @param string $tokenSecret the plugin's token_secret (the key is derived from its bytes)
      * @param array{now?: ?int, nonce?: ?string} $options 'now': UTC unix seconds, at least 1 (default
      *                            time()); 'nonce': FOR TEST VECTORS ONLY, 32 ASCII digits instead of
@@ -270,18 +281,7 @@ final class Token
             throw new TokenError(TokenError::SETTINGS, "option 'now' must be an integer of at least 1 (UTC unix seconds)");
         }
         self::checkSecret($tokenSecret);
-        $signed = self::prepare($jid, true);
-        $local = substr($signed, 0, strpos($signed, '@'));
-        if (strcspn($local, self::UPPER) !== strlen($local)) {
-            throw new TokenError(
-                TokenError::JID,
-                'the username has upper-case letters: pass the JID as Prosody nodepreps it'
-                . ' (lower case; hmac-token jid NAME@HOST prints it)',
-            );
-        }
-        if (preg_match('/[\s\p{Z}\x{85}]/u', $local) === 1) {
-            throw new TokenError(TokenError::JID, 'the username contains whitespace');
-        }
+        $signed = self::signoutJid($jid);
         $n = self::SIGNOUT_NONCE_DIGITS;
         if ($o['nonce'] === null) {
             $nonce = '';
@@ -297,6 +297,38 @@ final class Token
         $key = hash_hmac('sha256', self::SIGNOUT_KEY_LABEL, $tokenSecret, true);
         $message = self::SIGNOUT_LABEL . pack('J', $o['now']) . $nonce . pack('n', strlen($signed)) . $signed;
         return 'v1 ' . $o['now'] . ' ' . $nonce . ' ' . $signed . ' ' . base64_encode(hash_hmac('sha256', $message, $key, true));
+    }
+
+    /**
+     * The JID as Prosody names the account: never prepared for the caller, so that it names exactly
+     * that account. What nodeprep would change or refuse in the localpart is refused, as far as this
+     * library can tell without nodeprep's tables; Prosody refuses the rest as malformed.
+     */
+    private static function signoutJid(string $jid): string
+    {
+        $signed = self::prepare($jid, true);
+        $local = substr($signed, 0, (int) strpos($signed, '@'));
+        if (preg_match('/[\p{Lu}\p{Lt}]/u', $local) === 1) { // nodeprep case-folds them
+            throw new TokenError(
+                TokenError::JID,
+                'the username has upper-case letters: pass the JID as Prosody nodepreps it'
+                . ' (lower case; hmac-token jid NAME@HOST prints it)',
+            );
+        }
+        if (preg_match('/[\s\p{Z}\x{85}]/u', $local) === 1) {
+            throw new TokenError(TokenError::JID, 'the username contains whitespace');
+        }
+        if (preg_match('/[' . self::MAPPED_TO_NOTHING . '\p{Cc}\p{Co}]/u', $local) === 1) {
+            throw new TokenError(TokenError::JID, 'the username contains a character nodeprep removes or refuses');
+        }
+        // RFC 3454 section 6: right-to-left text only, starting and ending with a right-to-left
+        // character; table D.2's left-to-right characters approximated as letters not right-to-left
+        $rtl = self::RTL;
+        if (preg_match("/[$rtl]/u", $local) === 1
+            && (preg_match("/(?![$rtl])\\p{L}/u", $local) === 1 || preg_match("/\\A[$rtl](?:.*[$rtl])?\\z/su", $local) !== 1)) {
+            throw new TokenError(TokenError::JID, 'the username mixes right-to-left and left-to-right text, which nodeprep refuses');
+        }
+        return $signed;
     }
 
     /**

@@ -34,7 +34,7 @@ final class SignoutTest extends TestCase
 
     private static function secret(): string
     {
-        return self::vectors()['token_secret'];
+        return self::vectors()['secrets'][0];
     }
 
     /** The TokenError kind $f throws, or "no error". */
@@ -48,38 +48,56 @@ final class SignoutTest extends TestCase
         return 'no error';
     }
 
-    public function testSignoutVectors(): void
+    /** Every case with `mint` (the secret, time, nonce and JID): the exact line. */
+    public function testSignoutVectorsBuildEachLine(): void
     {
-        $v = self::vectors();
-        $cases = array_values(array_filter($v['cases'], fn (array $c) => isset($c['jid'])));
-        $this->assertNotEmpty(array_filter($cases, fn (array $c) => isset($c['request'])));
-        $this->assertNotEmpty(array_filter($cases, fn (array $c) => isset($c['error'])));
+        $minted = array_values(array_filter(self::vectors()['cases'], fn (array $c) => isset($c['mint'])));
+        $this->assertGreaterThanOrEqual(10, count($minted));
         $failures = [];
-        foreach ($cases as $c) {
-            $secret = $c['token_secret'] ?? $v['token_secret'];
-            if (!is_int($c['time'])) {
+        foreach ($minted as $c) {
+            $m = $c['mint'];
+            if (!is_int($m['time'])) {
                 // A time beyond PHP_INT_MAX (2^63-1; JSON gives a float) is one no PHP int can
                 // pass: such a case is left out, and only such a case (testOptionErrors checks
                 // PHP_INT_MAX itself).
-                if (!(is_float($c['time']) && $c['time'] >= 2 ** 63)) {
-                    $failures[] = $c['name'] . ': time ' . json_encode($c['time']) . ' is not an integer';
+                if (!(is_float($m['time']) && $m['time'] >= 2 ** 63)) {
+                    $failures[] = $c['name'] . ': time ' . json_encode($m['time']) . ' is not an integer';
                 }
                 continue;
             }
-            $options = ['now' => $c['time'], 'nonce' => $c['nonce']];
-            if (isset($c['error'])) {
-                $kind = self::kindOf(fn () => Token::signoutRequest($c['jid'], $secret, $options));
-                if ($kind !== $c['error']) {
-                    $failures[] = $c['name'] . ": kind $kind, want " . $c['error'];
-                }
-                continue;
-            }
-            $line = Token::signoutRequest($c['jid'], $secret, $options);
-            if ($line !== $c['request']) {
-                $failures[] = $c['name'] . ": $line, want " . $c['request'];
+            $line = Token::signoutRequest($m['jid'], $m['secret'], ['now' => $m['time'], 'nonce' => $m['nonce']]);
+            if ($line !== $c['line']) {
+                $failures[] = $c['name'] . ": $line, want " . $c['line'];
             }
         }
         $this->assertSame([], $failures);
+    }
+
+    /**
+     * The vectors' requests refused as malformed for their JID alone (every other field well
+     * formed: v1, TIME, a 32-digit NONCE, a canonical MAC) are not built.
+     */
+    public function testSignoutVectorsRefusedJidsAreNotBuilt(): void
+    {
+        $v = self::vectors();
+        $checked = 0;
+        foreach ($v['cases'] as $c) {
+            $fields = explode(' ', $c['line']);
+            if ($c['expect'] !== 'malformed' || count($fields) !== 5) {
+                continue;
+            }
+            [$version, $time, $nonce, $jid, $mac] = $fields;
+            $raw = base64_decode($mac, true);
+            $canonical = $raw !== false && strlen($raw) === 32 && base64_encode($raw) === $mac;
+            if ($version !== 'v1' || preg_match('/\A[1-9][0-9]{0,18}\z/', $time) !== 1 || (string) (int) $time !== $time
+                || preg_match('/\A[0-9]{32}\z/', $nonce) !== 1 || !$canonical) {
+                continue; // a TIME beyond PHP_INT_MAX is left out too: no such case concerns the JID
+            }
+            $checked++;
+            $kind = self::kindOf(fn () => Token::signoutRequest($jid, $v['secrets'][0], ['now' => (int) $time, 'nonce' => $nonce]));
+            $this->assertSame('jid', $kind, $c['name']);
+        }
+        $this->assertGreaterThanOrEqual(10, $checked);
     }
 
     public function testNonceIsFreshDigits(): void
@@ -120,13 +138,18 @@ final class SignoutTest extends TestCase
         $s = self::secret();
         $bad = ['Alice@example.org', 'alicE@example.org', 'alice@Example.org', 'alice@example.org/web', 'al ice@example.org',
             "al\u{3000}ice@example.org", "al\u{a0}ice@example.org", str_repeat('a', 1024) . '@example.org',
-            'alice@' . str_repeat('a', 1024), '', 'alice', '@example.org', 'alice@', 'a@b@example.org', "\xff@example.org"];
+            'alice@' . str_repeat('a', 1024), '', 'alice', '@example.org', 'alice@', 'a@b@example.org', "\xff@example.org",
+            'jÜrgen@example.org', 'ǅa@example.org', "al\u{ad}ice@example.org", "al\u{200b}ice@example.org",
+            "al\u{fe0f}ice@example.org", "al\u{85}ice@example.org", "al\u{e000}ice@example.org", 'aاb@example.org',
+            'اb@example.org', 'aا@example.org', 'اbا@example.org'];
         foreach ($bad as $jid) {
             $this->assertSame('jid', self::kindOf(fn () => Token::signoutRequest($jid, $s, ['now' => self::NOW])), $jid);
         }
         $longest = str_repeat('a', 1023) . '@' . str_repeat('b', 1023);
         $this->assertSame($longest, explode(' ', Token::signoutRequest($longest, $s, ['now' => self::NOW]))[3]);
-        $this->assertSame('ñandú@example.org', explode(' ', Token::signoutRequest('ñandú@example.org', $s, ['now' => self::NOW]))[3]);
+        foreach (['ñandú@example.org', 'اب@example.org', 'ا1ب@example.org', 'o.brien-smith_2+x@example.org'] as $prepared) {
+            $this->assertSame($prepared, explode(' ', Token::signoutRequest($prepared, $s, ['now' => self::NOW]))[3]);
+        }
     }
 
     // -----------------------------------------------------------------------------------------

@@ -3,10 +3,12 @@ and signout() against a small HTTP server in this process.
 
 Run: /usr/bin/python3 -m pytest -q clients/python/tests
 """
+import base64
 import http.server
 import json
 import math
 import pathlib
+import re
 import socket
 import sys
 import threading
@@ -20,7 +22,7 @@ sys.path.insert(0, str(HERE.parent / "src"))  # the package, without installing 
 import prosody_hmac_token as pht  # noqa: E402
 
 SIGNOUT = json.loads((HERE.parent.parent.parent / "tests" / "vectors" / "signout.json").read_text(encoding="utf-8"))
-SECRET = SIGNOUT["token_secret"]
+SECRET = SIGNOUT["secrets"][0]
 JID = "alice@example.org"
 NOW = 1700000000
 
@@ -33,28 +35,54 @@ def _hidden(exc, values):
     return not any(v and v in text for v in values)
 
 
+def refused_jid_cases():
+    """The vectors' requests refused as malformed for their JID alone: every other field well
+    formed (v1, TIME, a 32-digit NONCE, a canonical MAC). A library must not build them."""
+    cases = []
+    for case in SIGNOUT["cases"]:
+        fields = case["line"].split(" ")
+        if case["expect"] != "malformed" or len(fields) != 5:
+            continue
+        version, t, nonce, jid, mac = fields
+        try:
+            raw = base64.b64decode(mac, validate=True)
+        except ValueError:
+            raw = b""
+        canonical = len(raw) == 32 and base64.b64encode(raw).decode() == mac
+        if (version == "v1" and re.fullmatch(r"[1-9][0-9]{0,19}", t) and int(t) < 2**64
+                and re.fullmatch(r"[0-9]{32}", nonce) and canonical):
+            cases.append((case["name"], int(t), nonce, jid))
+    return cases
+
+
 # ---------------------------------------------------------------------------------------------
 # signout.json
 
 
-def test_signout_vectors():
-    cases = [c for c in SIGNOUT["cases"] if "jid" in c]
-    assert any("request" in c for c in cases) and any("error" in c for c in cases)
+def test_signout_vectors_build_each_line():
+    """Every case with `mint` (the secret, time, nonce and JID): the library writes its line exactly."""
+    minted = [c for c in SIGNOUT["cases"] if "mint" in c]
+    assert len(minted) >= 10
     failures = []
-    for case in cases:
-        secret = case.get("token_secret", SECRET)
-        if "error" in case:
-            try:
-                pht.signout_request(case["jid"], secret, now=case["time"], nonce=case["nonce"])
-                failures.append("%s: built a request" % case["name"])
-            except pht.TokenError as e:
-                if e.kind != case["error"]:
-                    failures.append("%s: kind %r, want %r" % (case["name"], e.kind, case["error"]))
-            continue
-        line = pht.signout_request(case["jid"], secret, now=case["time"], nonce=case["nonce"])
-        if line != case["request"]:
-            failures.append("%s: %r, want %r" % (case["name"], line, case["request"]))
+    for case in minted:
+        m = case["mint"]
+        line = pht.signout_request(m["jid"], m["secret"], now=m["time"], nonce=m["nonce"])
+        if line != case["line"]:
+            failures.append("%s: %r, want %r" % (case["name"], line, case["line"]))
     assert failures == []
+
+
+def test_signout_vectors_refused_jids_are_not_built():
+    cases = refused_jid_cases()
+    assert len(cases) >= 10, cases
+    built = []
+    for name, t, nonce, jid in cases:
+        try:
+            pht.signout_request(jid, SECRET, now=t, nonce=nonce)
+            built.append(name)
+        except pht.TokenError as e:
+            assert e.kind == "jid", (name, e.kind)
+    assert built == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,7 +138,9 @@ def test_nonce_errors(nonce):
     "jid",
     ["Alice@example.org", "alicE@example.org", "alice@Example.org", "alice@example.org/web", "al ice@example.org",
      "al\u3000ice@example.org", "al\u00a0ice@example.org", "a" * 1024 + "@example.org", "alice@" + "a" * 1024,
-     "", "alice", "@example.org", "alice@", "a@b@example.org", None],
+     "", "alice", "@example.org", "alice@", "a@b@example.org", None, "jÜrgen@example.org", "ǅa@example.org",
+     "al\u00adice@example.org", "al\u200bice@example.org", "al\ufe0fice@example.org", "al\u0085ice@example.org",
+     "al\ue000ice@example.org", "aاb@example.org", "اb@example.org", "aا@example.org", "اbا@example.org"],
 )
 def test_jid_not_prepared_is_refused(jid):
     with pytest.raises(pht.TokenError) as info:
@@ -121,7 +151,8 @@ def test_jid_not_prepared_is_refused(jid):
 def test_prepared_jid_is_signed_as_given():
     longest = "a" * 1023 + "@" + "b" * 1023  # 2047 octets
     assert pht.signout_request(longest, SECRET, now=NOW).split(" ")[3] == longest
-    assert pht.signout_request("ñandú@example.org", SECRET, now=NOW).split(" ")[3] == "ñandú@example.org"
+    for prepared in ("ñandú@example.org", "اب@example.org", "ا1ب@example.org", "o.brien-smith_2+x@example.org"):
+        assert pht.signout_request(prepared, SECRET, now=NOW).split(" ")[3] == prepared
 
 
 @pytest.mark.parametrize("secret", ["", b"", None, "x\ud800"])

@@ -40,8 +40,10 @@ import math
 import secrets
 import socket
 import ssl
+import stringprep
 import struct
 import time
+import unicodedata
 import urllib.parse
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
@@ -81,6 +83,10 @@ _MAC_B64_LEN = 44  # standard base64 of 32 bytes, with padding
 # token's MAC (whose message starts with a digit), and the request's message is labelled too.
 _SIGNOUT_KEY_LABEL = b"\x00prosody-auth-hmac signout key v1"
 _SIGNOUT_LABEL = b"prosody-auth-hmac signout v1\x00"
+# RFC 3454 table B.1: what nodeprep maps to nothing (a localpart holding one is not nodeprep'd)
+_MAPPED_TO_NOTHING = frozenset("\u00ad\u034f\u1806\u180b\u180c\u180d\u200b\u200c\u200d\u2060\ufeff") | frozenset(
+    chr(c) for c in range(0xFE00, 0xFE10)
+)
 
 _ASCII_DIGITS = frozenset("0123456789")
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
@@ -356,17 +362,33 @@ def _signout_time(now: Optional[int]) -> int:
 
 def _signout_jid(jid: str) -> str:
     """The JID as Prosody names the account: a sign-out is never prepared for the caller, so that
-    it names exactly the account the web app means (docs/signout.md, "The request")."""
+    it names exactly the account the web app means (docs/signout.md, "The request"). What nodeprep
+    would change or refuse in the localpart is refused here, as far as the standard library can
+    tell; Prosody refuses the rest as malformed."""
     bare = signed_jid(jid, prepared=True)
     local = bare.split("@", 1)[0]
-    if any("A" <= c <= "Z" for c in local):
+    for c in local:
+        category = unicodedata.category(c)
+        if category in ("Lu", "Lt"):  # nodeprep case-folds them
+            raise TokenError(
+                "jid",
+                "the JID's localpart has upper-case letters: pass it as Prosody nodepreps it "
+                "(lower case; hmac-token jid NAME@HOST prints it)",
+            )
+        if c.isspace() or category in ("Zs", "Zl", "Zp"):
+            raise TokenError("jid", "the JID's localpart contains whitespace")
+        if c in _MAPPED_TO_NOTHING or category in ("Cc", "Co", "Cs"):
+            raise TokenError(
+                "jid", "the JID's localpart contains a character nodeprep removes or refuses"
+            )
+    # RFC 3454 section 6: right-to-left text only, starting and ending with a right-to-left character
+    if any(stringprep.in_table_d1(c) for c in local) and (
+        any(stringprep.in_table_d2(c) for c in local)
+        or not (stringprep.in_table_d1(local[0]) and stringprep.in_table_d1(local[-1]))
+    ):
         raise TokenError(
-            "jid",
-            "the JID's localpart has upper-case letters: pass it as Prosody nodepreps it "
-            "(lower case; hmac-token jid NAME@HOST prints it)",
+            "jid", "the JID's localpart mixes right-to-left and left-to-right text, which nodeprep refuses"
         )
-    if any(c.isspace() for c in local):
-        raise TokenError("jid", "the JID's localpart contains whitespace")
     return bare
 
 
@@ -629,9 +651,12 @@ def signout_request(
 
     :param jid: the bare JID exactly as Prosody names the account: the localpart nodeprep'd
         (lower case; ``hmac-token jid NAME@HOST`` prints it) and the host the VirtualHost's name.
-        Unlike :func:`mint`, nothing is lower-cased for you: a JID with an upper-case ASCII letter
-        in its localpart, a ``/``, whitespace, a part over 1023 bytes, or anything
-        :func:`signed_jid` refuses with ``prepared=True`` is refused.
+        Unlike :func:`mint`, nothing is lower-cased for you: a JID with an upper-case letter in
+        its localpart, a ``/``, whitespace, a character nodeprep removes (a soft hyphen, a
+        zero-width space) or refuses (a control or private-use character, right-to-left text
+        mixed with left-to-right), a part over 1023 bytes, or anything :func:`signed_jid` refuses
+        with ``prepared=True`` is refused. Prosody's nodeprep is not reimplemented: what else it
+        would change, Prosody refuses as malformed.
     :param token_secret: the plugin's ``token_secret``; the key is derived from its UTF-8 bytes.
     :param now: UTC unix seconds, an integer from 1 to 2^64-1; defaults to ``int(time.time())``.
     :param nonce: FOR TEST VECTORS ONLY: 32 ASCII digits instead of 32 from the CSPRNG. Prosody
