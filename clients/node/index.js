@@ -75,8 +75,9 @@ export class TokenError extends Error {
  * Prosody did not accept a sign-out request: the user may still be signed in to the chat. `kind`:
  * - `"refused"`: Prosody answered 403: stale (check this machine's clock), replayed, for another
  *   host, badly signed (another token_secret) or over the user's rate limit; Prosody's log says which;
- * - `"http"`: another HTTP status (`status`): the URL is not the sign-out endpoint (404: the path,
- *   or token_signout is not on for the host), or Prosody failed;
+ * - `"http"`: another HTTP status (`status`): 404, the URL does not reach the sign-out endpoint (the
+ *   path, the Host, or token_signout is not on for the host); 500, Prosody ended the sessions but
+ *   could not store the sign-out: call signout again;
  * - `"network"`: no answer: the connection failed or timed out, or TLS did not verify.
  * The message never contains the request (valid for 60 s) or the secret.
  */
@@ -528,7 +529,10 @@ function post(target, body, timeoutMs, host) {
       else if (status === 403) {
         finish(new SignoutError("refused", `Prosody at ${where} refused the sign-out request (403); its log says why (stale: check this machine's clock; bad-signature: another token_secret)`, status));
       } else {
-        finish(new SignoutError("http", `the sign-out request to ${where} got HTTP ${status}, not Prosody's answer (is the URL the auth_hmac/signout path, and token_signout = true for the host?)`, status));
+        const why = status >= 500 && status < 600
+          ? "Prosody could not complete it (its log says why): call signout again"
+          : "is the URL the auth_hmac/signout path, the Host the user's VirtualHost, and token_signout on?";
+        finish(new SignoutError("http", `the sign-out request to ${where} got HTTP ${status}: ${why}`, status));
       }
     });
     // the error's code or text names the failure (refused, reset, certificate), never the body

@@ -9,8 +9,9 @@ namespace ProsodyHmacToken;
  *
  * `kind` says what happened: "refused" (Prosody answered 403: stale — check this machine's clock —,
  * replayed, for another host, badly signed — another token_secret — or over the user's rate limit;
- * Prosody's log says which), "http" (another HTTP status, in `status`: the URL is not the sign-out
- * endpoint — 404: the path, or token_signout is not on for the host — or Prosody failed) or
+ * Prosody's log says which), "http" (another HTTP status, in `status`: 404, the URL does not reach
+ * the sign-out endpoint — the path, the Host, or token_signout is not on for the host —; 500,
+ * Prosody ended the sessions but could not store the sign-out: call signout again) or
  * "network" (no answer: the connection failed or timed out, TLS did not verify, or PHP cannot open
  * URLs). The message never contains the request (valid for 60 s) or the secret.
  */

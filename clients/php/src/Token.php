@@ -448,12 +448,10 @@ final class Token
                 403,
             );
         }
-        throw new SignoutError(
-            SignoutError::HTTP,
-            "the sign-out request to $where got HTTP $status, not Prosody's answer"
-            . ' (is the URL the auth_hmac/signout path, and token_signout = true for the host?)',
-            $status,
-        );
+        $why = $status >= 500 && $status < 600
+            ? 'Prosody could not complete it (its log says why): call signout again'
+            : "is the URL the auth_hmac/signout path, the Host the user's VirtualHost, and token_signout on?";
+        throw new SignoutError(SignoutError::HTTP, "the sign-out request to $where got HTTP $status: $why", $status);
     }
 
     /**

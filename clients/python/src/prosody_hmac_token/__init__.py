@@ -130,8 +130,9 @@ class SignoutError(Exception):
     * ``"refused"``: Prosody answered 403: the request was stale (check the web app's clock),
       replayed, for another host, badly signed (another ``token_secret``) or over the user's rate
       limit. Prosody's log has the reason; the answer has none.
-    * ``"http"``: another HTTP status (``status``): the URL does not reach the sign-out endpoint
-      (404: the path, or ``token_signout`` is not on for the host) or Prosody failed.
+    * ``"http"``: another HTTP status (``status``): 404, the URL does not reach the sign-out
+      endpoint (the path, the ``Host``, or ``token_signout`` is not on for the host); 500, Prosody
+      ended the sessions but could not store the sign-out: call :func:`signout` again.
     * ``"network"``: no answer: the connection failed or timed out, or TLS did not verify.
 
     The message never contains the request (it is valid for 60 s) or the secret.
@@ -461,12 +462,11 @@ def _post(url: str, body: str, timeout: float, host_header: str) -> None:
             "(stale: check this machine's clock; bad-signature: another token_secret)" % where,
             status,
         )
-    raise SignoutError(
-        "http",
-        "the sign-out request to %s got HTTP %d, not Prosody's answer (is the URL the "
-        "auth_hmac/signout path, and token_signout = true for the host?)" % (where, status),
-        status,
-    )
+    if 500 <= status < 600:
+        why = "Prosody could not complete it (its log says why): call signout again"
+    else:  # 404: Prosody's answer when the path, the Host or token_signout is wrong
+        why = "is the URL the auth_hmac/signout path, the Host the user's VirtualHost, and token_signout on?"
+    raise SignoutError("http", "the sign-out request to %s got HTTP %d: %s" % (where, status, why), status)
 
 
 # ---------------------------------------------------------------------------------------------
