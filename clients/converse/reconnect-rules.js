@@ -234,7 +234,18 @@ export function step(state, event, env) {
     }
 
     case 'disconnected': {
-        if (s.stopped || s.wait) break;
+        if (s.stopped) break;
+        if (event.condition === 'signed-out' && !s.signedOut) {
+            // the web site signed the user out: shown at once, then one fresh sign-in (a web site that
+            // still mints for the user lets them back; one that answers 4xx, or a refusal, leaves them
+            // out). It replaces a wait already pending, whose timer then does nothing: that wait's
+            // fetch would not know of the sign-out.
+            actions.push({ type: 'forget-outcome' });
+            s.signedOut = true;
+            wait('reconnect', Number(settings.token_signout_retry_delay), MESSAGES['signed-out']);
+            break;
+        }
+        if (s.wait) break;
         actions.push({ type: 'forget-outcome' });
         const { condition, sent } = event;
         const attemptsMessage = format(MESSAGES.attempts, maxAttempts);
@@ -245,11 +256,6 @@ export function step(state, event, env) {
         } else if (s.signedOut) { // the one sign-in after a sign-out did not get the user back
             stop('signed-out', MESSAGES['signed-out']);
             break;
-        } else if (condition === 'signed-out') {
-            // the web site signed the user out: shown at once, then one fresh sign-in (a web site that
-            // still mints for the user lets them back; one that answers 4xx, or a refusal, leaves them out)
-            s.signedOut = true;
-            wait('reconnect', Number(settings.token_signout_retry_delay), MESSAGES['signed-out']);
         } else if (condition === 'temporary-auth-failure') {
             if (tooMany(++s.attempts, maxAttempts, 'attempts', attemptsMessage)) break;
             ms = delay(s.attempts);

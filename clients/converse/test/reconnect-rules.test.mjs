@@ -620,6 +620,38 @@ describe('the web site signed the user out', () => {
         assert.deepEqual(m.send({ type: 'prebind-failed' }), [{ ...SIGNED_OUT_STOP, disconnect: false }]);
     });
 
+    for (const [what, pending] of [['a reconnect', () => dropped()], ['a refusal\'s reconnect', () => failed('not-authorized')]]) {
+        test(`a sign-out while ${what} is pending replaces that wait: its timer does nothing`, () => {
+            const m = machine();
+            m.send({ type: 'connected' });
+            const old = m.waitAfter(pending());
+            const actions = m.send(signedOut);
+            assert.deepEqual(types(actions), ['forget-outcome', 'wait']);
+            assert.equal(actions[1].status, MESSAGES['signed-out']);
+            assert.deepEqual(m.send({ type: 'timer', id: old.id }), []);
+            assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+            m.send(login);
+            assert.deepEqual(m.send({ type: 'credentials', generation: m.state.generation, response: { status: 401 } }),
+                [SIGNED_OUT_STOP]);
+        });
+    }
+
+    test('a sign-out while credentials are awaited again (a fetch wait) replaces it too', () => {
+        const m = machine();
+        m.send(login);
+        const old = m.waitAfter({ type: 'credentials', generation: 0, response: { status: 503 } });
+        assert.deepEqual(types(m.send(signedOut)), ['forget-outcome', 'wait']);
+        assert.deepEqual(m.send({ type: 'timer', id: old.id }), []);
+        assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+    });
+
+    test('converse\'s second call for the same sign-out is ignored while its wait is pending', () => {
+        const m = machine();
+        m.waitAfter(signedOut);
+        assert.deepEqual(m.send(dropped()), []);
+        assert.deepEqual(m.send(signedOut), []);
+    });
+
     test('a logout during the wait: nothing happens', () => {
         const m = machine();
         const w = m.waitAfter(signedOut);
