@@ -139,6 +139,20 @@ function signOutIn(elem) {
  */
 function recordSignOuts(Strophe) {
     const ws = Strophe.Websocket?.prototype;
+    if (ws?._onMessage && !ws._tokenReconnectDeclaresStream) {
+        // Prosody 13 sends a stream error over WebSocket as text without declaring the stream:
+        // prefix (0.12's stanza filter adds it); the browser's parser then fails, and the sign-out
+        // reads as a dropped connection. The declaration is added before Strophe parses it.
+        const onMessage = ws._onMessage;
+        ws._onMessage = function (message) {
+            const data = message?.data;
+            if (typeof data === 'string' && /^\s*<stream:error[\s>]/.test(data) && !/^[^>]*\sxmlns:stream=/.test(data)) {
+                message = { data: data.replace('<stream:error', `<stream:error xmlns:stream="${NS_STREAM}"`) };
+            }
+            return onMessage.call(this, message);
+        };
+        ws._tokenReconnectDeclaresStream = true;
+    }
     if (ws?._checkStreamError && !ws._tokenReconnectSignOuts) {
         const check = ws._checkStreamError;
         ws._checkStreamError = function (bodyWrap, status) {

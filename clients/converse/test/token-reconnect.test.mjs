@@ -109,6 +109,7 @@ function page(settings = {}) {
     });
     class Websocket {
         _checkStreamError() { log.push(['strophe stream error']); return true; }
+        _onMessage(message) { log.push(['strophe message', message.data]); }
     }
     const Strophe = { Connection, Websocket, Status: STATUS, ErrorCondition: { NO_AUTH_MECH: 'no-auth-mech' } };
     const quiet = { info() {}, warn() {}, error() {} };
@@ -380,4 +381,16 @@ test('BOSH data without a stream error, and WebSocket elements, pass through unt
     p.Strophe.Connection.prototype._dataRecv.call(p.conn, { xhr: { responseXML: null } });
     assert.equal(p.conn._tokenReconnectCondition, undefined);
     assert.equal(of(p.log, 'strophe data').length, 3);
+});
+
+test('WebSocket: a <stream:error> without the stream: prefix declared (Prosody 13) gets it before Strophe parses it', () => {
+    const p = page();
+    const receive = (data) => p.Strophe.Websocket.prototype._onMessage.call({ _conn: p.conn }, { data });
+    const bare = '<stream:error><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>';
+    const declared = `<stream:error xmlns:stream="${NS_STREAM}"><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>`;
+    const others = [declared, '<message xmlns="jabber:client"><body>&lt;stream:error</body></message>',
+        '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'];
+    receive(bare);
+    for (const data of others) receive(data);
+    assert.deepEqual(of(p.log, 'strophe message').map(([, data]) => data), [declared, ...others]);
 });
