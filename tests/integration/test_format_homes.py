@@ -30,6 +30,10 @@ NOT_THE_FORMAT = {
     "tests/vectors/generate_signout.py": "sign-out request MACs (docs/signout.md); its login tokens come from "
                                          "tests/interop's create_token",
     "tests/integration/test_format_homes.py": "this test: its patterns",
+    "clients/python/tests/test_signout.py": "a sign-out MAC under the token secret itself, which must differ "
+                                            "from the library's (derived key)",
+    "tests/integration/signout_requests.py": "a test copy of the sign-out request's MAC (docs/signout.md)",
+    "tests/integration/test_signout.py": "a sign-out MAC under the token secret itself, which Prosody must refuse",
 }
 
 
