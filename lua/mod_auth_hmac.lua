@@ -230,6 +230,63 @@ local seen_store = module:open_store("auth_hmac_seen");
 local seen_cache = {};
 
 local sasl_hmac = module:depends("sasl_hmac");
+local printable = native.printable;
+
+-- Sign-outs from the web app (docs/signout.md), when token_signout = true: the library checks the
+-- request and seals the per-user record kept in the store auth_hmac_signout; every login reads it
+-- back through the library (signed_out_at), which refuses tokens of steps up to the signed-out time.
+local signout_enabled = module:get_option_boolean("token_signout", defaults.token_signout or false);
+if signout_enabled and not verifier.signout then
+	error("mod_auth_hmac: token_signout = true, but the native library " .. tostring(native.version)
+		.. " has no sign-out support: install the matching build", 0);
+end
+local signout_store = module:open_store("auth_hmac_signout");
+-- Sign-outs accepted since the module loaded, and, per user, the count at their last one. A stream
+-- keeps the count as it was before its login's check began (auth_hmac_generation): one whose check
+-- began before a sign-out of its user was stored (it may have read the old record) is refused at
+-- bind and resumption. One number per signed-out user.
+local signout_count = 0;
+local signed_out_count = {};
+local signouts = {};
+function signouts.generation()
+	return signout_count;
+end
+-- A stored record that fails its check counts as "signed out now" (docs/signout.md): the library
+-- answers the time it is asked at, so the first such answer is kept here, by user, until a valid
+-- record is read or a sign-out is accepted. Asked again a step later, the same bad record must not
+-- refuse that step's tokens too (the spec: the next step's log in), and it is logged once. The time
+-- kept is never before the record's own: the record was written before it was first read.
+local invalid_since = {};
+
+-- The user's signed-out time for the library's login check: nil when never signed out. A record
+-- that cannot be read refuses the login (the library answers an error here with internal-error),
+-- as the disabled mark does.
+function signouts.signed_out(username)
+	if not signout_enabled then return nil; end
+	local now = sasl_hmac.token_clock();
+	local record, read_err = signout_store:get(username);
+	if read_err then
+		module:log("error", "Cannot read the sign-out record of %s (%s): refusing its token logins until it can be read",
+			printable(username .. "@" .. module.host), tostring(read_err));
+		error("the sign-out record cannot be read", 0);
+	end
+	if record == nil then
+		invalid_since[username] = nil;
+		return nil;
+	end
+	local at, note = verifier:signed_out_at(username, record, now);
+	if note ~= "stored-record-invalid" then
+		invalid_since[username] = nil;
+		return at;
+	end
+	if not invalid_since[username] then
+		invalid_since[username] = at;
+		module:log("error", "The stored sign-out record of %s fails its check (changed outside Prosody, or sealed under "
+			.. "a token_secret no longer configured): handled as signed out now, at %s, until a sign-out replaces it",
+			printable(username .. "@" .. module.host), tostring(at));
+	end
+	return invalid_since[username];
+end
 
 local provider = {};
 
@@ -288,7 +345,9 @@ function provider.test_password(username, password)
 	end
 	-- the mechanisms' identity rule: the signature covers the nodeprep'd JID (and, only under
 	-- token_jid_as_sent, the username as given), at their clock
-	local user, reason, detail = verifier:verify_user(password, username, nodeprep, sasl_hmac.token_clock());
+	local generation = signouts.generation(); -- before the check, which may wait on storage
+	local user, reason, detail = verifier:verify_user(password, username, nodeprep, sasl_hmac.token_clock(),
+		signouts.signed_out);
 	if not user then
 		sasl_hmac.failed("test_password", shown, session, reason, detail);
 		return nil, reason;
@@ -298,6 +357,7 @@ function provider.test_password(username, password)
 		sasl_hmac.failed("test_password", shown, session, "account-disabled", why);
 		return nil, "account-disabled";
 	end
+	if session then session.auth_hmac_generation = generation; end
 	sasl_hmac.count("test_password", "success");
 	provider.note_login(user);
 	return true;
@@ -361,7 +421,7 @@ function provider.delete_user(username)
 end
 
 function provider.get_sasl_handler(session)
-	return sasl_hmac.new_handler(verifier, session, provider.note_login, provider.is_enabled);
+	return sasl_hmac.new_handler(verifier, session, provider.note_login, provider.is_enabled, signouts);
 end
 
 -- Prosody 13's account controls (prosodyctl shell user disable JID, mod_admin_shell): a disabled
@@ -401,32 +461,49 @@ end
 -- and the logged-in, unbound streams of an account are closed when it is disabled. SASL2's inline
 -- resumption needs no check of its own: it follows, in the same event, the SASL success that
 -- checked the account (mod_sasl_hmac keeps FAST, the one SASL2 login that would not, off token hosts).
-local printable = native.printable;
 -- mod_c2s ends bound sessions with not-authorized; SASL's conditions are the native module's alone,
 -- so these get the stream error this plugin closes streams with
 local account_disabled = { condition = "policy-violation", text = "Account disabled" };
 
-local function close_later(session)
+-- the stream error of sessions ended by a sign-out from the web app: the condition of the login
+-- refusal signed-out (not-authorized, a stream error condition too), a text of its own
+local signed_out_error = { condition = native.conditions["signed-out"], text = "Signed out by the web site" };
+
+-- Whether the session logged in before the last accepted sign-out of its user: its login's check
+-- began before that sign-out was stored (a stream racing it), or it has no count (logged in before
+-- this module loaded, or by a way that does not keep one).
+local function signed_out_since_login(session)
+	local last = signed_out_count[session.username];
+	return last ~= nil and last > (session.auth_hmac_generation or -1);
+end
+
+local function close_later(session, stream_error)
 	-- after the refusal has gone out
 	module:add_timer(0, function ()
-		if not session.destroyed and session.close then session:close(account_disabled); end
+		if not session.destroyed and session.close then session:close(stream_error); end
 	end);
 end
 
--- true when the session's account may still be used; else one log line, the stream closed soon after
+-- true when the session's account may still be used; else one log line, the stream closed soon
+-- after; also the text of the refusal
 local function usable(session, what)
 	local enabled, why = provider.is_enabled(session.username);
-	if enabled then return true; end
+	local stream_error = account_disabled;
+	if enabled then
+		if not signed_out_since_login(session) then return true; end
+		why, stream_error = "signed out by the web site since this stream logged in", signed_out_error;
+	end
 	module:log("info", "Refused %s for %s from %s: %s; closing the stream", what,
 		printable(session.username .. "@" .. module.host), session.ip or "(unknown address)",
 		why or "the account is disabled");
-	close_later(session);
-	return false;
+	close_later(session, stream_error);
+	return false, stream_error.text;
 end
 
 module:hook("pre-resource-bind", function (event)
-	if usable(event.session, "a resource bind") then return; end
-	event.error = { type = "cancel", condition = "not-allowed", text = "Account disabled" };
+	local ok, text = usable(event.session, "a resource bind");
+	if ok then return; end
+	event.error = { type = "cancel", condition = "not-allowed", text = text };
 	return false;
 end, 1000);
 
@@ -488,6 +565,141 @@ if module:get_option_inherited_set("modules_enabled", {}):contains("sasl2_fast")
 module:hook_global("module-loaded", function (event)
 	if event.module == "sasl2_fast" and event.host == module.host then warn_fast(); end
 end);
+
+-- Every session of `username` on this host that a sign-out ends: bound ones and stream-management
+-- sessions hibernating for resumption (the user's sessions table, on 0.12 and 13), and streams that
+-- logged in but have not bound (mod_c2s's table, which holds WebSocket streams too, and mod_bosh's).
+local function sessions_of(username)
+	local found = {};
+	local function take(session)
+		if session.username == username and session.host == module.host and not session.destroyed then
+			found[session] = true;
+		end
+	end
+	local user = prosody.hosts[module.host] and prosody.hosts[module.host].sessions[username];
+	for _, session in pairs(user and user.sessions or {}) do take(session); end
+	for _, session in pairs(module:shared("/*/c2s/sessions")) do take(session); end
+	for _, session in pairs(module:shared("/*/bosh/sessions")) do take(session); end
+	for session in pairs(logged_in) do take(session); end
+	return found;
+end
+
+-- The sign-out endpoint: POST /signout under the base path auth_hmac (http_paths moves it), for
+-- the web app on loopback or through a reverse proxy that forwards only from the web app. Answers
+-- 200 "accepted" or 403 "refused" and nothing more; the reason is in the log. Refusals get one
+-- line each, like failed logins (fail2ban), up to token_max_failures_per_address a minute per
+-- client address; more are counted and summed up once a minute. A refusal never stops a valid
+-- request from the same address: a forger sharing the web app's address (a proxy) must not be
+-- able to keep a user signed in.
+if signout_enabled then
+	-- a request line is under 2.2 KB (docs/signout.md); anything longer is refused unread
+	local max_body = 4096;
+	local per_minute = module:get_option_number("token_max_failures_per_address", defaults.token_max_failures_per_address);
+	local refusals = native.address_budget(per_minute);
+	local function write_summaries()
+		for _, summary in ipairs(refusals:summaries(sasl_hmac.failure_clock())) do
+			module:log("info", "%d more refused sign-out requests from %s in the minute before were not logged "
+				.. "(over %d a minute from one address)", summary[2], summary[1], per_minute);
+		end
+	end
+	module:add_timer(30, function ()
+		write_summaries();
+		return 30;
+	end);
+
+	local function answer(response, status, text)
+		response.status_code = status;
+		response.headers.content_type = "text/plain; charset=utf-8";
+		response.headers.cache_control = "no-store";
+		return text;
+	end
+
+	local function refuse(response, address, line, reason)
+		write_summaries();
+		if refusals:record(address, sasl_hmac.failure_clock()) then
+			-- the JID as the request names it, for the log only (the library parsed nothing it accepted)
+			local jid = type(line) == "string" and line:match("^v1 %S+ %S+ (%S+) ") or nil;
+			module:log("info", "Refused sign-out request for %s from %s: %s", jid and printable(jid) or "(unknown)",
+				address or "(unknown address)", reason);
+		end
+		sasl_hmac.count("signout", reason);
+		return answer(response, 403, "refused");
+	end
+
+	local function handle_signout(event)
+		local request, response = event.request, event.response;
+		-- mod_http has replaced the peer's address with X-Forwarded-For's where the peer is one of
+		-- trusted_proxies (0.12 and 13)
+		local address = request.ip;
+		local line = request.body;
+		if type(line) ~= "string" or #line > max_body then
+			return refuse(response, address, nil, "malformed");
+		end
+		local read_failed = false;
+		local username, record, note = verifier:signout(line, sasl_hmac.token_clock(), function (user)
+			local stored, read_err = signout_store:get(user);
+			if read_err then
+				read_failed = true;
+				module:log("error", "Cannot read the sign-out record of %s (%s)", printable(user .. "@" .. module.host),
+					tostring(read_err));
+			end
+			return stored;
+		end, nodeprep);
+		if not username then
+			return refuse(response, address, line, record);
+		end
+		local jid = printable(username .. "@" .. module.host);
+		if note == "stored-record-invalid" then
+			module:log("error", "The stored sign-out record of %s failed its check (changed outside Prosody, or sealed "
+				.. "under a token_secret no longer configured): replaced by this sign-out", jid);
+		end
+		-- a record built without the stored one could move the stored time back: not written
+		local stored, store_err = false, "the stored record could not be read";
+		if not read_failed then
+			stored, store_err = signout_store:set(username, record);
+		end
+		-- after the write: a login whose check began before it may have read the old record, and
+		-- is refused at bind (signed_out_since_login)
+		signout_count = signout_count + 1;
+		signed_out_count[username] = signout_count;
+		invalid_since[username] = nil;
+		local ended = 0;
+		for session in pairs(sessions_of(username)) do
+			if not session.destroyed then
+				ended = ended + 1;
+				session:close(signed_out_error);
+			end
+		end
+		sasl_hmac.count("signout", "success");
+		if not stored then
+			module:log("error", "Signed out %s from %s: %d sessions ended, but the sign-out could not be stored (%s): "
+				.. "tokens minted before it are not refused; answered 500 so that the web app retries", jid,
+				address or "(unknown address)", ended, tostring(store_err));
+			return answer(response, 500, "error");
+		end
+		module:log("info", "Signed out %s at the request of %s: %d sessions ended", jid, address or "(unknown address)", ended);
+		return answer(response, 200, "accepted");
+	end
+
+	local function wrong_method(event)
+		event.response.headers.allow = "POST";
+		return answer(event.response, 405, "method not allowed");
+	end
+
+	module:depends("http");
+	module:provides("http", {
+		-- the web app's server calls it, never a page in a browser: no other origin may read an answer
+		-- (Prosody answers CORS for every HTTP module unless told not to)
+		cors = { enabled = false };
+		route = {
+			["POST /signout"] = handle_signout;
+			["GET /signout"] = wrong_method;
+			["PUT /signout"] = wrong_method;
+			["DELETE /signout"] = wrong_method;
+			["PATCH /signout"] = wrong_method;
+		};
+	});
+end
 
 module:provides("auth", provider);
 -- one line per host at info, the level Debian logs: what runs here (the version, from the library

@@ -213,15 +213,22 @@ if end_point_auto then
 end
 
 -- `is_enabled(username)` (the provider's): false or nil, err refuses a verified token (account-disabled).
-function new_handler(verifier, session, on_success, is_enabled) -- luacheck: ignore 131
+-- `signouts` (mod_auth_hmac's): `signed_out(username)`, the user's signed-out time or nil, which the
+-- library compares with the token's step (signed-out); `generation()`, the count of sign-outs accepted
+-- so far, kept on the session as it was before the login's check began (the bind check compares it).
+function new_handler(verifier, session, on_success, is_enabled, signouts) -- luacheck: ignore 131
 	if type(is_enabled) ~= "function" then
 		error("mod_sasl_hmac: new_handler needs the provider's is_enabled", 2); -- never a handler that skips it
+	end
+	if type(signouts) ~= "table" or type(signouts.signed_out) ~= "function" or type(signouts.generation) ~= "function" then
+		error("mod_sasl_hmac: new_handler needs the provider's signouts", 2); -- never a handler that skips them
 	end
 	return setmetatable({
 		verifier = verifier;
 		session = session;
 		on_success = on_success;
 		is_enabled = is_enabled;
+		signouts = signouts;
 		realm = module.host;
 		-- Prosody (mod_saslauth, mod_sasl2) hands it the connection's channel bindings; SASL-HMAC-PLUS is
 		-- offered only when there is at least one
@@ -230,7 +237,7 @@ function new_handler(verifier, session, on_success, is_enabled) -- luacheck: ign
 end
 
 function handler:clean_clone()
-	local clone = new_handler(self.verifier, self.session, self.on_success, self.is_enabled);
+	local clone = new_handler(self.verifier, self.session, self.on_success, self.is_enabled, self.signouts);
 	clone.cb_handlers, clone.userdata = self.cb_handlers, self.userdata;
 	clone.end_point_checked, clone.end_point_added = self.end_point_checked, self.end_point_added;
 	return clone;
@@ -375,9 +382,11 @@ function handler:process(message)
 		local condition, text = failed(self.selected, exchange:attempted_jid(), session, "too-many-failures");
 		return "failure", condition, text;
 	end
+	-- before the check, which may wait on storage while a sign-out is accepted
+	local generation = self.signouts.generation();
 	local status, value, extra = exchange:step(message, nodeprep, token_clock(), function (name)
 		return self:channel_binding(name);
-	end);
+	end, self.signouts.signed_out);
 	if status == "challenge" then
 		return "challenge", value;
 	elseif status == "success" then
@@ -389,6 +398,7 @@ function handler:process(message)
 			return "failure", condition, text;
 		end
 		self.username = value;
+		if self.session then self.session.auth_hmac_generation = generation; end
 		count(self.selected, "success");
 		if self.on_success then self.on_success(value); end
 		return "success", extra;

@@ -15,7 +15,7 @@ describe("native module", function()
 	it("exports its version, mechanisms and reasons", function()
 		assert.is_string(native.version);
 		assert.same({ "PLAIN", "X-TOKEN", "SASL-HMAC", "SASL-HMAC-PLUS" }, native.mechanisms);
-		assert.are.equal(15, #native.reasons);
+		assert.are.equal(16, #native.reasons);
 	end);
 
 	-- what luarocks search and prosodyctl show an admin: every mechanism the module offers, by name
@@ -282,6 +282,7 @@ describe("native module", function()
 			verify = { t, "dot@example.org" }, verify_user = { t, "dot", string.lower }, mint = { "dot@example.org" },
 			exchange = { "PLAIN" }, replay_state = {}, seal_replay_state = {}, running_state = {},
 			running_state_stored = { true }, restore_replay_state = { nil }, stats = {},
+			signout = { "v1", nil, function() end, string.lower }, signed_out_at = { "dot", nil },
 		};
 		local unpack = table.unpack or unpack; -- COMPAT: Lua 5.1 and LuaJIT have only the global
 		local n = 0;
@@ -298,7 +299,7 @@ describe("native module", function()
 			assert.is_false(ok2, name);
 			assert.truthy(tostring(err2):find("with a userdata as self", 1, true), tostring(err2));
 		end
-		assert.are.equal(10, n);
+		assert.are.equal(12, n);
 		-- nothing of the dot-calls happened: the token was never used, and logins are not sealed
 		assert.is_number(v:verify(t, "dot@example.org"));
 		assert.are.equal("userdata", type(v));
@@ -395,5 +396,137 @@ describe("native module", function()
 		assert.are.equal(native.defaults.token_replay_user_quota, stats.token_replay_user_quota);
 		assert.is_false(stats.token_jid_as_sent);
 		assert.is_nil(stats.digits or stats.step or stats.skew or stats.nonce_digits or stats.jid_as_sent);
+	end);
+	-- Sign-out (docs/signout.md): the vectors of tests/vectors/generate_signout.py, the record the
+	-- shim stores, and the signed_out argument of every login path.
+	describe("sign-out", function()
+		local sdoc = require("dkjson").decode(env.read(env.repo .. "/tests/vectors/signout.json"));
+		local function sverifier(overrides)
+			local cfg = { token_secret = sdoc.secrets, otp_seed = sdoc.otp_seed, host = sdoc.host,
+				otp_digits = sdoc.digits, otp_step = sdoc.step, otp_skew = sdoc.skew };
+			for k, v in pairs(overrides or {}) do cfg[k] = v; end
+			return assert(native.verifier(cfg));
+		end
+		-- nodeprep for the ASCII cases when Prosody's is not there: lower case, which is what it does to them
+		local function lower(s) return s:lower(); end
+		local plain = sdoc.cases[1];
+		assert(plain.name == "plain" and plain.expect == "accepted");
+
+		it("agrees with every sign-out vector #prosody", function()
+			local n = 0;
+			for _, c in ipairs(sdoc.cases) do
+				if not c.beyond_2_53 then -- dkjson reads it as a float, which rounds
+					local v, store = sverifier(), {};
+					local function load(user) return store[user]; end
+					for _, b in ipairs(c.before or {}) do
+						local user, record = v:signout(b.line, b.now, load, env.nodeprep);
+						assert(user, c.name .. ": an earlier line was refused: " .. tostring(record));
+						store[user] = record;
+					end
+					local user, record, note = v:signout(c.line, c.now, load, env.nodeprep);
+					if c.expect == "accepted" then
+						assert.are.equal(c.username, user, c.name);
+						assert.is_nil(note, c.name);
+						assert.same({ c.signed_out_at }, { v:signed_out_at(user, record, c.now) }, c.name);
+					else
+						assert.same({ nil, c.expect }, { user, record }, c.name);
+					end
+					n = n + 1;
+				end
+			end
+			assert.is_true(n > 80, tostring(n));
+		end);
+
+		it("reads storage only for an authentic, timely request, and returns a plain record", function()
+			local v, asked = sverifier(), {};
+			local function load(user) asked[#asked + 1] = user; return nil; end
+			local forged = plain.line:gsub("%S+$", string.rep("A", 43) .. "=");
+			assert.same({ nil, "bad-signature" }, { v:signout(forged, plain.now, load, lower) });
+			assert.same({ nil, "stale" }, { v:signout(plain.line, plain.now + 61, load, lower) });
+			assert.same({ nil, "malformed" }, { v:signout(plain.line:gsub("alice", "Alice"), plain.now, load, lower) });
+			assert.same({}, asked);
+			local user, record, note = v:signout(plain.line, plain.now, load, lower);
+			assert.same({ "alice", nil }, { user, note });
+			assert.same({ "alice" }, asked);
+			-- strings and integers only, stored as they are
+			assert.are.equal(1, record.format);
+			assert.are.equal(tostring(plain.now), record.time);
+			assert.is_string(record.nonces);
+			assert.truthy(record.mac:match("^%x+$"));
+			for _, value in pairs(record) do assert.truthy(type(value) == "string" or type(value) == "number"); end
+			assert.same({ nil, "replayed" }, { v:signout(plain.line, plain.now, function() return record; end, lower) });
+			assert.same({ plain.now }, { v:signed_out_at("alice", record, plain.now + 100) });
+			assert.same({}, { v:signed_out_at("alice", nil, plain.now) });
+		end);
+
+		it("takes a record that fails its check as signed out now, and says so", function()
+			local v = sverifier();
+			local _, good = v:signout(plain.line, plain.now, function() return nil; end, lower);
+			local later = plain.now + 1000;
+			local function altered(k, value)
+				local r = {};
+				for key, x in pairs(good) do r[key] = x; end
+				r[k] = value;
+				return r;
+			end
+			local bad = { "not a table", 5, {}, altered("time", "1"), altered("time", plain.now),
+				altered("format", 2), altered("mac", good.mac:upper()), altered("nonces", string.rep("1", 1e6)),
+				altered("mac", setmetatable({}, { __index = function() error("never read"); end })) };
+			for i, record in ipairs(bad) do
+				assert.same({ later, "stored-record-invalid" }, { v:signed_out_at("alice", record, later) }, i);
+			end
+			-- another user's record, or this one under another host's verifier
+			assert.same({ later, "stored-record-invalid" }, { v:signed_out_at("bob", good, later) });
+			-- a sign-out over a bad record is accepted, with the note
+			local fresh = sdoc.cases[3]; -- another nonce, signed under the first secret for bob
+			assert.are.equal("accepted", fresh.expect);
+			local user, record, note = v:signout(fresh.line, fresh.now, function() return bad[4]; end, lower);
+			assert.same({ fresh.username, "stored-record-invalid" }, { user, note });
+			assert.are.equal(fresh.now, (v:signed_out_at(user, record, later)));
+		end);
+
+		it("refuses a token minted before a sign-out, asking with the nodeprep'd name", function()
+			local v = sverifier();
+			local now = 1750000020;
+			local asked = {};
+			local function signed_out_at(t)
+				return function(user) asked[#asked + 1] = user; return t; end
+			end
+			local t = v:mint("amy@example.org", now);
+			assert.same({ nil, "signed-out" }, { v:verify_user(t, "Amy", lower, now, signed_out_at(now)) });
+			assert.same({ "failure", "signed-out" }, { v:exchange("PLAIN"):step("\0Amy\0" .. t, lower, now, nil, signed_out_at(now)) });
+			assert.same({ "amy", "amy" }, asked);
+			-- not used up by the refusals; a sign-out a step earlier lets it in
+			assert.are.equal("amy", (v:verify_user(t, "amy", lower, now, signed_out_at(now - 30))));
+			local u = v:mint("uma@example.org", now);
+			assert.same({ "success", "uma" }, { v:exchange("X-TOKEN"):step("\0uma\0" .. u, lower, now, nil, signed_out_at(nil)) });
+		end);
+
+		it("fails a login closed when the lookup errs or answers anything but a time", function()
+			local v = sverifier();
+			local now = 1750000020;
+			for i, lookup in ipairs({ function() error("storage down"); end, function() return "1"; end,
+				function() return -1; end, function() return 1.5; end, function() return {}; end }) do
+				local t = v:mint("ivy@example.org", now);
+				assert.same({ nil, "internal-error" }, { v:verify_user(t, "ivy", lower, now, lookup) }, i);
+				assert.same({ "failure", "internal-error" }, { v:exchange("PLAIN"):step("\0ivy\0" .. t, lower, now, nil, lookup) }, i);
+				assert.are.equal("ivy", (v:verify_user(t, "ivy", lower, now)), i);
+			end
+		end);
+
+		it("raises on misuse", function()
+			local v = sverifier();
+			local function load() return nil; end
+			assert.has_error(function() v:signout(5, nil, load, lower); end);
+			assert.has_error(function() v:signout(plain.line, nil, nil, lower); end);
+			assert.has_error(function() v:signout(plain.line, nil, load); end);
+			assert.has_error(function() v:signout(plain.line, "now", load, lower); end);
+			assert.has_error(function() v:signout(plain.line, plain.now, function() error("read failed"); end, lower); end);
+			assert.has_error(function() v:signed_out_at(5, nil); end);
+			assert.has_error(function() v:verify_user(v:mint("a@example.org"), "a", lower, nil, 5); end);
+			assert.has_error(function() v:exchange("PLAIN"):step("\0a\0x", lower, nil, nil, "f"); end);
+			local hostless = assert(native.verifier({ token_secret = sdoc.secrets, otp_seed = sdoc.otp_seed }));
+			assert.has_error(function() hostless:signout(plain.line, plain.now, load, lower); end);
+		end);
 	end);
 end);

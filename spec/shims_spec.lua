@@ -24,6 +24,7 @@ local function load(options, stores)
 	-- library and then mod_sasl_hmac through module:depends
 	local sasl_env, sasl_seen;
 	local deps = setmetatable({}, { __index = function(_, name)
+		if name == "http" then return {}; end -- token_signout's endpoint
 		if name ~= "sasl_hmac" then return nil; end
 		sasl_env, sasl_seen = env.load_module("sasl_hmac", HOST, options);
 		return sasl_env;
@@ -954,6 +955,11 @@ describe("mod_sasl_hmac handler #prosody", function()
 		local ok, err = pcall(auth_seen.sasl_env.new_handler, provider.get_verifier(), session, function() end);
 		assert.is_false(ok);
 		assert.truthy(tostring(err):find("new_handler needs the provider's is_enabled", 1, true), tostring(err));
+		-- nor one without the sign-out check
+		ok, err = pcall(auth_seen.sasl_env.new_handler, provider.get_verifier(), session, function() end,
+			provider.is_enabled);
+		assert.is_false(ok);
+		assert.truthy(tostring(err):find("new_handler needs the provider's signouts", 1, true), tostring(err));
 	end);
 
 	-- Prosody's usermanager passes names as its caller typed them ("Olga"); the login's check uses
@@ -1405,3 +1411,188 @@ describe("mod_sasl_hmac tls-server-end-point with \"auto\" #prosody", function()
 		assert.same({ "tls-exporter" }, features_for(own, own_seen, true), "mod_saslauth advertised its own already");
 	end);
 end);
+
+
+-- Sign-out from the web app (docs/signout.md): the endpoint, what an accepted request does to the
+-- user's sessions, storage and logins, and the shim's own error paths (storage failures, budgets)
+-- that the live tests cannot reach.
+describe("mod_auth_hmac sign-out #prosody", function()
+	local hmac, base64 = nil, nil;
+	local nonces = 0;
+	-- a request line as docs/signout.md states it, made here with Prosody's util.hashes
+	local function signout_line(secret, jid, time)
+		hmac = hmac or require "util.hashes".hmac_sha256;
+		base64 = base64 or require "util.encodings".base64.encode;
+		nonces = nonces + 1;
+		local nonce = ("%032d"):format(nonces);
+		local key = hmac(secret, "\0prosody-auth-hmac signout key v1");
+		local m = "prosody-auth-hmac signout v1\0" .. string.pack(">I8", time) .. nonce .. string.pack(">I2", #jid) .. jid;
+		return ("v1 %d %s %s %s"):format(time, nonce, jid, base64(hmac(key, m)));
+	end
+
+	local T = 1800000000; -- a step boundary (30 s) plus 0: tokens of T's step are signed out
+	local function setup(extra, stores)
+		env.shared = {};
+		local provider, seen, auth_seen = load(base_options(extra or { token_signout = true }), stores);
+		local now = T + 5;
+		auth_seen.sasl_env.token_clock = function() return now; end
+		auth_seen.sasl_env.failure_clock = function() return now; end
+		local closed = {};
+		local function stream(user, kind)
+			local session = { username = user, host = HOST, type = kind, ip = "192.0.2.50" };
+			function session.close(self, reason)
+				self.destroyed = true;
+				closed[#closed+1] = { self.username, self.type, reason.condition, reason.text };
+			end
+			return session;
+		end
+		auth_seen.env.prosody.hosts = { [HOST] = { sessions = {} } };
+		local x = {
+			provider = provider, seen = seen, auth_seen = auth_seen, closed = closed, stream = stream,
+			secret = env.vectors().secrets[1],
+			set_now = function(t) now = t; end,
+		};
+		function x.post(body, ip)
+			local response = { headers = {} };
+			local text = auth_seen.provided.http.route["POST /signout"]({
+				request = { ip = ip or "192.0.2.40", body = body }, response = response });
+			return response.status_code, text;
+		end
+		function x.login(user, t)
+			local h = provider.get_sasl_handler({ secure = true, ip = "192.0.2.51" });
+			assert.is_true(h:select("PLAIN"));
+			return h:process("\0" .. user .. "\0" .. provider.get_verifier():mint(user .. "@" .. HOST, t or now));
+		end
+		return x;
+	end
+
+	it("is absent without token_signout", function()
+		local x = setup({});
+		assert.is_nil(x.auth_seen.provided.http);
+	end);
+
+	it("ends every session of the user, stores the record and refuses the user's tokens of that step", function()
+		local x = setup();
+		local c2s, bosh = {}, {};
+		env.shared["/*/c2s/sessions"], env.shared["/*/bosh/sessions"] = c2s, bosh;
+		local bound = x.stream("olga", "c2s");
+		local hibernating = x.stream("olga", "c2s"); -- no connection, still in the user's table
+		x.auth_seen.env.prosody.hosts[HOST].sessions.olga = { sessions = { r1 = bound, r2 = hibernating } };
+		c2s.conn1 = bound;
+		c2s.conn2 = x.stream("olga", "c2s_unbound"); -- logged in, not bound (also WebSocket)
+		bosh.sid1 = x.stream("olga", "c2s_unbound"); -- BOSH, not bound
+		c2s.conn3 = x.stream("pia", "c2s");
+		c2s.conn4 = { host = HOST, type = "c2s_unauthed" }; -- not logged in: no username
+		local elsewhere = x.stream("olga", "c2s");
+		elsewhere.host = "other.example"; -- the same name on another host
+		c2s.conn5 = elsewhere;
+		local before = { secure = true, username = "olga", auth_hmac_generation = 0, ip = "192.0.2.52" };
+		assert.same({ 200, "accepted" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T)) });
+		assert.are.equal(4, #x.closed);
+		for _, c in ipairs(x.closed) do
+			assert.same({ "olga", "not-authorized", "Signed out by the web site" }, { c[1], c[3], c[4] });
+		end
+		assert.is_not_nil(x.auth_seen.stores.auth_hmac_signout.olga);
+		local last = x.auth_seen.logs[#x.auth_seen.logs].text;
+		assert.truthy(last:find("Signed out olga@example.org at the request of 192.0.2.40: 4 sessions ended", 1, true), last);
+		-- a token of the sign-out's step: signed-out; the next step's logs in
+		local status, condition = x.login("olga");
+		assert.same({ "failure", "not-authorized" }, { status, condition });
+		assert.truthy(x.seen.logs[#x.seen.logs].text:find("token login for olga@example.org from 192.0.2.51: signed-out", 1, true),
+			x.seen.logs[#x.seen.logs].text);
+		-- every login path asks: SASL-HMAC, X-TOKEN, test_password (mod_legacyauth, mod_rest)
+		local verifier = x.provider.get_verifier();
+		for _, mech in ipairs({ "SASL-HMAC", "X-TOKEN" }) do
+			local h = x.provider.get_sasl_handler({ secure = true, ip = "192.0.2.51" });
+			local st, cond = exchange(h, mech, "olga", verifier:mint("olga@" .. HOST, T + 5));
+			assert.same({ "failure", "not-authorized" }, { st, cond });
+			assert.truthy(x.seen.logs[#x.seen.logs].text:find(": signed-out", 1, true), x.seen.logs[#x.seen.logs].text);
+		end
+		assert.same({ nil, "signed-out" }, { x.provider.test_password("olga", verifier:mint("olga@" .. HOST, T + 5)) });
+		assert.are.equal("success", (x.login("pia")));
+		x.set_now(T + 31);
+		assert.are.equal("success", (x.login("olga")));
+		-- a stream that logged in before the sign-out (count 0) cannot bind; one after it can
+		local bind = x.auth_seen.hooks["pre-resource-bind"].handler;
+		local event = { session = before };
+		assert.is_false(bind(event));
+		assert.same({ type = "cancel", condition = "not-allowed", text = "Signed out by the web site" }, event.error);
+		local after = { username = "olga", auth_hmac_generation = 1, ip = "192.0.2.52" };
+		assert.is_nil(bind({ session = after }));
+		assert.is_nil(bind({ session = { username = "pia", ip = "192.0.2.52" } })); -- never signed out
+	end);
+
+	it("refuses what fails a check with 403 and one budgeted line per address, never a valid request", function()
+		local x = setup({ token_signout = true, token_max_failures_per_address = 3 });
+		local forged = signout_line(x.secret .. "x", "olga@" .. HOST, T);
+		for _ = 1, 6 do
+			assert.same({ 403, "refused" }, { x.post(forged, "198.51.100.9") });
+		end
+		local lines = 0;
+		for _, l in ipairs(x.auth_seen.logs) do
+			if l.text:find("Refused sign-out request for olga@example.org from 198.51.100.9: bad-signature", 1, true) then
+				lines = lines + 1;
+			end
+		end
+		assert.are.equal(3, lines);
+		assert.is_nil(x.auth_seen.stores.auth_hmac_signout.olga);
+		-- the same address, a valid request: accepted
+		assert.same({ 200, "accepted" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T), "198.51.100.9") });
+		-- a missing or oversized body is refused unread
+		assert.same({ 403, "refused" }, { x.post(nil) });
+		assert.same({ 403, "refused" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T) .. (" "):rep(5000)) });
+		assert.truthy(x.auth_seen.logs[#x.auth_seen.logs].text:find("Refused sign-out request for (unknown) from 192.0.2.40: malformed", 1, true),
+			x.auth_seen.logs[#x.auth_seen.logs].text);
+		-- other methods
+		local response = { headers = {} };
+		x.auth_seen.provided.http.route["GET /signout"]({ request = {}, response = response });
+		assert.same({ 405, "POST" }, { response.status_code, response.headers.allow });
+	end);
+
+	it("answers 500 when the record cannot be written or read, ends the sessions, and never writes a record built blind", function()
+		local stores = { fail_writes = { auth_hmac_signout = true } };
+		local x = setup(nil, stores);
+		env.shared["/*/c2s/sessions"] = { conn1 = x.stream("olga", "c2s") };
+		assert.same({ 500, "error" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T)) });
+		assert.are.equal(1, #x.closed);
+		assert.are.equal("error", x.auth_seen.logs[#x.auth_seen.logs].level);
+		-- unreadable: not written (it could move the stored time back), the sessions still end
+		stores.fail_writes, stores.fail_reads = nil, { auth_hmac_signout = true };
+		env.shared["/*/c2s/sessions"] = { conn1 = x.stream("olga", "c2s") };
+		assert.same({ 500, "error" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T)) });
+		assert.are.equal(2, #x.closed);
+		assert.is_nil(x.auth_seen.stores.auth_hmac_signout.olga);
+		-- and a login whose record cannot be read is refused (internal-error), with an error line
+		assert.are.equal("failure", (x.login("olga")));
+		local found = false;
+		for _, l in ipairs(x.auth_seen.logs) do
+			found = found or (l.level == "error" and l.text:find("Cannot read the sign-out record of olga@example.org", 1, true) ~= nil);
+		end
+		assert.is_true(found);
+		assert.truthy(x.seen.logs[#x.seen.logs].text:find("olga@example.org from 192.0.2.51: internal-error", 1, true),
+			x.seen.logs[#x.seen.logs].text);
+	end);
+
+	it("logs an error for a stored record that fails its check, and refuses that step's tokens", function()
+		local x = setup();
+		assert.same({ 200, "accepted" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T - 30)) });
+		local record = x.auth_seen.stores.auth_hmac_signout.olga;
+		-- moved to another user: its seal covers the username
+		x.auth_seen.stores.auth_hmac_signout.pia = record;
+		assert.are.equal("failure", (x.login("pia")));
+		local last_error;
+		for _, l in ipairs(x.auth_seen.logs) do if l.level == "error" then last_error = l.text; end end
+		assert.truthy(last_error and last_error:find("The stored sign-out record of pia@example.org fails its check", 1, true), last_error);
+		local errors = 0;
+		for _, l in ipairs(x.auth_seen.logs) do if l.level == "error" then errors = errors + 1; end end
+		-- asked a step later, the same record still counts from when it was first found bad: the
+		-- next step's tokens log in, and it is not logged again
+		x.set_now(T + 31);
+		assert.are.equal("success", (x.login("pia")));
+		local errors_after = 0;
+		for _, l in ipairs(x.auth_seen.logs) do if l.level == "error" then errors_after = errors_after + 1; end end
+		assert.are.equal(errors, errors_after);
+		assert.are.equal("success", (x.login("olga"))); -- her own record, valid: signed out at T - 30
+	end);
+end);
+

@@ -158,6 +158,28 @@ impl fmt::Display for MintError {
 
 impl std::error::Error for MintError {}
 
+/// The rule for token secrets, wherever they are configured: at least one, none empty, and unless
+/// `allow_weak_secrets` none shorter than [`crate::secret::MIN_SECRET_LEN`] bytes and none a value
+/// published in documentation.
+pub fn check_secrets(secrets: &[SecretBytes], allow_weak_secrets: bool) -> Result<(), ConfigError> {
+    if secrets.is_empty() {
+        return Err(ConfigError::MissingSecret);
+    }
+    if secrets.iter().any(SecretBytes::is_empty) {
+        return Err(ConfigError::EmptySecret);
+    }
+    if !allow_weak_secrets {
+        if let Some(short) = secrets.iter().find(|s| s.len() < crate::secret::MIN_SECRET_LEN) {
+            return Err(ConfigError::WeakSecret(short.len()));
+        }
+        let published = |s: &SecretBytes| crate::secret::PUBLISHED.iter().any(|p| s.is(p.as_bytes()));
+        if secrets.iter().any(published) {
+            return Err(ConfigError::PublishedSecret);
+        }
+    }
+    Ok(())
+}
+
 /// Checks and mints tokens for one host. Keyed HMAC states and the decoded seed are prepared once,
 /// here. It holds nothing about earlier logins; its only state is the budget of clock searches
 /// ([`ClockSearch`]), which decide `otp-mismatch` against `expired`, and the OTP code cache.
@@ -192,20 +214,8 @@ impl TokenChecker {
         settings: TokenSettings,
         host: Option<&str>,
     ) -> Result<Self, ConfigError> {
-        if secrets.is_empty() {
-            return Err(ConfigError::MissingSecret);
-        }
-        if secrets.iter().any(SecretBytes::is_empty) {
-            return Err(ConfigError::EmptySecret);
-        }
+        check_secrets(&secrets, settings.allow_weak_secrets)?;
         if !settings.allow_weak_secrets {
-            if let Some(short) = secrets.iter().find(|s| s.len() < crate::secret::MIN_SECRET_LEN) {
-                return Err(ConfigError::WeakSecret(short.len()));
-            }
-            let published = |s: &SecretBytes| crate::secret::PUBLISHED.iter().any(|p| s.is(p.as_bytes()));
-            if secrets.iter().any(published) {
-                return Err(ConfigError::PublishedSecret);
-            }
             let published_seed =
                 crate::secret::PUBLISHED.iter().filter_map(|p| crate::totp::decode_seed(p).ok()).any(|p| otp_seed.is(p.expose()));
             if published_seed {

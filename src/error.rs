@@ -54,11 +54,14 @@ pub enum Reject {
     /// The token is good but the account is disabled (Prosody 13's `user disable`). Decided by the
     /// Prosody glue, after verification: an unauthenticated client never learns it.
     AccountDisabled,
+    /// The token is authentic but its OTP step starts at or before the time the web app signed the
+    /// user out (docs/signout.md): `step ≤ floor(signed_out_at / otp_step)`.
+    SignedOut,
 }
 
 impl Reject {
     /// Every reason, in a fixed order (used for metrics).
-    pub const ALL: [Reject; 15] = [
+    pub const ALL: [Reject; 16] = [
         Reject::Malformed,
         Reject::BadSignature,
         Reject::Expired,
@@ -74,6 +77,7 @@ impl Reject {
         Reject::BearerDisabled,
         Reject::TooManyFailures,
         Reject::AccountDisabled,
+        Reject::SignedOut,
     ];
 
     /// Stable, log-friendly name of the reason.
@@ -94,6 +98,7 @@ impl Reject {
             Reject::TooManyFailures => "too-many-failures",
             Reject::AccountDisabled => "account-disabled",
             Reject::UncleanRestart => "unclean-restart",
+            Reject::SignedOut => "signed-out",
         }
     }
 
@@ -110,7 +115,8 @@ impl Reject {
             | Reject::WrongHost
             | Reject::AlreadyAuthenticated
             | Reject::BearerDisabled
-            | Reject::TooManyFailures => "not-authorized",
+            | Reject::TooManyFailures
+            | Reject::SignedOut => "not-authorized",
             Reject::InvalidAuthzid => "invalid-authzid",
             Reject::AccountDisabled => "account-disabled",
             Reject::Expired => "credentials-expired",

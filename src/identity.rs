@@ -9,7 +9,7 @@ use crate::check::{Authentic, Candidates, TokenChecker};
 use crate::error::Reject;
 use crate::guard::Accepted;
 use crate::jid;
-use crate::verifier::Verifier;
+use crate::verifier::{never_signed_out, SignedOutAt, Verifier};
 
 /// Longest authorization identity accepted (a full JID: three parts of 1023 bytes and separators).
 pub const MAX_AUTHZID: usize = 3 * jid::MAX_PART + 2;
@@ -94,8 +94,21 @@ pub fn verify_username(
     nodeprep: &dyn Fn(&str) -> Option<String>,
     now: u64,
 ) -> Result<(String, Accepted), Reject> {
+    verify_username_signed_out(verifier, token, username, nodeprep, now, &never_signed_out)
+}
+
+/// [`verify_username`] on a host whose users the web app can sign out: `signed_out` says when
+/// ([`Verifier::admit`]).
+pub fn verify_username_signed_out(
+    verifier: &Verifier,
+    token: &[u8],
+    username: &str,
+    nodeprep: &dyn Fn(&str) -> Option<String>,
+    now: u64,
+    signed_out: SignedOutAt<'_>,
+) -> Result<(String, Accepted), Reject> {
     let (username, authentic) = check_username(verifier.checker(), token, username, nodeprep, now)?;
-    Ok((username, verifier.accept(authentic, now)?))
+    Ok((username, verifier.admit(authentic, now, signed_out)?))
 }
 
 /// Whether `token` is authentic for the account `username` of the checker's host under the same

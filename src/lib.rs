@@ -4,7 +4,7 @@
 //! (the collective.converse / mod_auth_token format); Prosody verifies it through this crate.
 //!
 //! The core (`token`, `check`, `guard`, `diagnosis`, `verifier`, `totp`, `replay`, `replay_state`, `failures`, `sasl`,
-//! `sasl_plain`, `sasl_hmac`, `identity`, `log_safe`, `jid`, `options`, `random`, `secret`, `secret_file`) never
+//! `sasl_plain`, `sasl_hmac`, `identity`, `log_safe`, `jid`, `options`, `random`, `secret`, `secret_file`, `signout`) never
 //! touches Lua. The `lua` module, behind
 //! the `lua54`/`lua53`/`lua52`/`lua51`/`luajit` features, only converts types for Prosody.
 
@@ -28,6 +28,7 @@ pub mod sasl_hmac;
 pub mod sasl_plain;
 pub mod secret;
 pub mod secret_file;
+pub mod signout;
 pub mod token;
 pub mod totp;
 pub mod verifier;

@@ -8,8 +8,17 @@
 //!                                  token_jid_as_sent = false }
 //! v:verify(token, jid_or_jids, now)   --> step | nil, reason[, clock diagnosis for "expired", "otp-mismatch"]
 //!                                         (JIDs signed exactly as given)
-//! v:verify_user(token, username, nodeprep, now) --> username | nil, reason[, clock diagnosis]
+//! v:verify_user(token, username, nodeprep, now[, signed_out])
+//!                                     --> username | nil, reason[, clock diagnosis]
 //!                                     (the SASL mechanisms' identity rule, for test_password)
+//!                                     signed_out: function(username) --> unix time the user was
+//!                                     signed out, or nil (docs/signout.md); an error or an answer
+//!                                     that is not a whole number refuses the login (internal-error)
+//! v:signout(line, now, load, nodeprep) --> username, record, note | nil, reason
+//!                                     (docs/signout.md; load(username) --> the stored record or nil,
+//!                                     called only for an authentic, timely request; record: the table
+//!                                     to store; note: nil or "stored-record-invalid")
+//! v:signed_out_at(username, record, now) --> unix time | nil, note (nil record: nil)
 //! v:replay_state()                    --> { format = 3, otp_step = s, otp_skew = n, high_water = step, quarantine = step,
 //!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }
 //!                                     (changes nothing)
@@ -30,7 +39,7 @@
 //! b:summaries(now)                    --> { { address, not_logged }, ... } of the minutes over
 //! v:mint(jid, now)                    --> token | nil, reason
 //! local ex = v:exchange("PLAIN")      --> exchange | nil (unknown mechanism)
-//! ex:step(message, nodeprep, now[, channel_binding])
+//! ex:step(message, nodeprep, now[, channel_binding[, signed_out]])
 //!                                     --> "success", username[, additional data]
 //!                                     --> "challenge", data | "failure", reason
 //! ```
@@ -45,12 +54,13 @@ use mlua::prelude::*;
 use mlua::{FromLuaMulti, IntoLuaMulti, UserData, UserDataMethods, Value};
 
 use crate::error::{condition_text, Reject};
-use crate::identity::verify_username;
+use crate::identity::verify_username_signed_out;
 use crate::replay_state::{Field, Held, Source, Start, StateRecord};
 use crate::sasl::{Exchange, Mechanism, Outcome};
 use crate::secret::SecretBytes;
+use crate::signout::StoredRecord;
 use crate::totp::decode_seed;
-use crate::verifier::{Settings, Verifier};
+use crate::verifier::{LookupFailed, Settings, Verifier};
 
 fn type_error(what: &str, expected: &str, got: &Value) -> LuaError {
     LuaError::runtime(format!("bad argument '{what}' ({expected} expected, got {})", got.type_name()))
@@ -75,6 +85,54 @@ fn time_arg(v: &Option<Value>) -> LuaResult<u64> {
         Some(Value::Number(n)) if n.is_finite() && *n >= 0.0 && n.fract() == 0.0 && *n < 1.8e19 => Ok(*n as u64),
         Some(other) => Err(type_error("now", "non-negative integer", other)),
     }
+}
+
+/// A whole non-negative number as Lua gives it (an integer, or an exact float on Lua 5.1).
+fn whole(v: &Value) -> Option<u64> {
+    match v {
+        Value::Integer(i) => u64::try_from(*i).ok(),
+        Value::Number(n) if n.is_finite() && *n >= 0.0 && n.fract() == 0.0 && *n < 1.8e19 => Some(*n as u64),
+        _ => None,
+    }
+}
+
+/// The `signed_out` argument: nil (nobody is signed out) or `function(username)` returning the
+/// unix time the user was signed out, or nil. Anything else it answers, and any error it raises,
+/// is a failed lookup: the login fails closed.
+fn signed_out_arg(v: Option<Value>) -> LuaResult<Option<LuaFunction>> {
+    match v {
+        None | Some(Value::Nil) => Ok(None),
+        Some(Value::Function(f)) => Ok(Some(f)),
+        Some(other) => Err(type_error("signed_out", "function", &other)),
+    }
+}
+
+fn lookup(f: &Option<LuaFunction>, username: &str) -> Result<Option<u64>, LookupFailed> {
+    let Some(f) = f else { return Ok(None) };
+    match f.call::<Value>(username) {
+        Ok(Value::Nil) => Ok(None),
+        Ok(v) => whole(&v).map(Some).ok_or(LookupFailed),
+        Err(_) => Err(LookupFailed),
+    }
+}
+
+/// A stored sign-out record as the core reads it: nil is none; a table is read field by field
+/// (raw, each string bounded before it is copied); anything else is unreadable.
+fn stored_signout(v: &Value) -> LuaResult<Option<StoredRecord>> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::Table(t) => StoredRecord::read(|name, longest| Ok(field(&t.raw_get(name)?, longest))).map(Some),
+        _ => Ok(Some(StoredRecord::UNREADABLE)),
+    }
+}
+
+/// A sign-out record as a Lua table of strings and integers.
+fn signout_table(lua: &Lua, record: &StoredRecord) -> LuaResult<LuaTable> {
+    let t = lua.create_table()?;
+    for (name, f) in record.fields() {
+        t.raw_set(name, field_value(lua, f)?)?;
+    }
+    Ok(t)
 }
 
 /// An option's value as `crate::options` reads it: `None` when unset; whole numbers only when
@@ -235,14 +293,16 @@ impl UserData for LuaVerifier {
         add_verifier_method(
             methods,
             "verify_user",
-            |lua, this, (token, username, nodeprep, now): (Value, Value, Value, Option<Value>)| {
+            |lua, this, (token, username, nodeprep, now, signed_out): (Value, Value, Value, Option<Value>, Option<Value>)| {
                 let token = string_arg("token", &token)?;
                 let username = string_arg("username", &username)?;
                 let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
                 let now = time_arg(&now)?;
+                let signed_out = signed_out_arg(signed_out)?;
                 let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
                 let Ok(username) = username.to_str() else { return fail(lua, Reject::Malformed.as_str()) };
-                match verify_username(this, &token.as_bytes(), &username, &prep, now) {
+                let signed_out = |user: &str| lookup(&signed_out, user);
+                match verify_username_signed_out(this, &token.as_bytes(), &username, &prep, now, &signed_out) {
                     Ok((user, _)) => user.into_lua_multi(lua),
                     Err(r) => match this.explain(r, &token.as_bytes(), now) {
                         Some(d) => (Value::Nil, r.as_str(), d.to_string()).into_lua_multi(lua),
@@ -251,6 +311,40 @@ impl UserData for LuaVerifier {
                 }
             },
         );
+        add_verifier_method(
+            methods,
+            "signout",
+            |lua, this, (line, now, load, nodeprep): (Value, Option<Value>, Value, Value)| {
+                let line = string_arg("line", &line)?;
+                let now = time_arg(&now)?;
+                let Value::Function(load) = load else { return Err(type_error("load", "function", &load)) };
+                let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
+                if this.host().is_none() {
+                    return Err(LuaError::runtime("verifier:signout needs a verifier made with a host"));
+                }
+                let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+                let load = |user: &str| stored_signout(&load.call::<Value>(user)?);
+                match this.sign_out(&line.as_bytes(), now, &prep, load)? {
+                    Ok(done) => {
+                        (done.username, signout_table(lua, &done.record)?, done.note.map(|n| n.as_str())).into_lua_multi(lua)
+                    }
+                    Err(r) => fail(lua, r.as_str()),
+                }
+            },
+        );
+        add_verifier_method(methods, "signed_out_at", |lua, this, (username, record, now): (Value, Value, Option<Value>)| {
+            let username = string_arg("username", &username)?;
+            let now = time_arg(&now)?;
+            let stored = stored_signout(&record)?;
+            // a name that is not UTF-8 has no account, so its record cannot be its own
+            let username = username.to_str().map(|u| u.to_owned()).unwrap_or_default();
+            let (at, note) = this.signed_out_at(&username, stored.as_ref(), now);
+            let at = match at {
+                Some(t) => mlua::Integer::try_from(t).map_or(Value::Number(t as f64), Value::Integer),
+                None => Value::Nil,
+            };
+            (at, note.map(|n| n.as_str())).into_lua_multi(lua)
+        });
         add_verifier_method(methods, "replay_state", |lua, this, ()| {
             let (state, mac) = this.saved_replay_state().map_err(|r| LuaError::runtime(r.as_str()))?;
             record_table(lua, &StateRecord::saved(&state, &mac))
@@ -394,39 +488,45 @@ impl UserData for LuaExchange {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         // channel_binding (SASL-HMAC-PLUS): function(name) returning the connection's binding data
         // for that name (tls-exporter, tls-unique, tls-server-end-point), or nil
-        methods.add_method_mut("step", |lua, this, (msg, nodeprep, now, cb): (Value, Value, Option<Value>, Option<Value>)| {
-            let msg = match &msg {
-                Value::Nil => None,
-                v => Some(string_arg("message", v)?),
-            };
-            let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
-            let now = time_arg(&now)?;
-            let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
-            let cb = match cb {
-                None | Some(Value::Nil) => None,
-                Some(Value::Function(f)) => Some(f),
-                Some(other) => return Err(type_error("channel_binding", "function", &other)),
-            };
-            let binding = |name: &str| -> Option<Vec<u8>> {
-                let f = cb.as_ref()?;
-                match f.call::<Value>(name).ok()? {
-                    Value::String(s) => Some(s.as_bytes().to_vec()),
-                    _ => None,
+        // signed_out: as verify_user's
+        methods.add_method_mut(
+            "step",
+            |lua, this, (msg, nodeprep, now, cb, signed_out): (Value, Value, Option<Value>, Option<Value>, Option<Value>)| {
+                let msg = match &msg {
+                    Value::Nil => None,
+                    v => Some(string_arg("message", v)?),
+                };
+                let Value::Function(nodeprep) = nodeprep else { return Err(type_error("nodeprep", "function", &nodeprep)) };
+                let now = time_arg(&now)?;
+                let prep = |s: &str| -> Option<String> { nodeprep.call::<Option<String>>(s).ok().flatten() };
+                let cb = match cb {
+                    None | Some(Value::Nil) => None,
+                    Some(Value::Function(f)) => Some(f),
+                    Some(other) => return Err(type_error("channel_binding", "function", &other)),
+                };
+                let binding = |name: &str| -> Option<Vec<u8>> {
+                    let f = cb.as_ref()?;
+                    match f.call::<Value>(name).ok()? {
+                        Value::String(s) => Some(s.as_bytes().to_vec()),
+                        _ => None,
+                    }
+                };
+                let signed_out = signed_out_arg(signed_out)?;
+                let signed_out = |user: &str| lookup(&signed_out, user);
+                let bytes = msg.as_ref().map(|m| m.as_bytes());
+                match this.exchange.step_signed_out(&this.verifier, bytes.as_deref(), now, &prep, &binding, &signed_out) {
+                    Outcome::Success { username, additional } => {
+                        let extra = match additional {
+                            Some(data) => Value::String(lua.create_string(&data)?),
+                            None => Value::Nil,
+                        };
+                        ("success", username, extra).into_lua_multi(lua)
+                    }
+                    Outcome::Challenge(data) => ("challenge", lua.create_string(&data)?).into_lua_multi(lua),
+                    Outcome::Failure(r) => ("failure", r.as_str()).into_lua_multi(lua),
                 }
-            };
-            let bytes = msg.as_ref().map(|m| m.as_bytes());
-            match this.exchange.step_bound(&this.verifier, bytes.as_deref(), now, &prep, &binding) {
-                Outcome::Success { username, additional } => {
-                    let extra = match additional {
-                        Some(data) => Value::String(lua.create_string(&data)?),
-                        None => Value::Nil,
-                    };
-                    ("success", username, extra).into_lua_multi(lua)
-                }
-                Outcome::Challenge(data) => ("challenge", lua.create_string(&data)?).into_lua_multi(lua),
-                Outcome::Failure(r) => ("failure", r.as_str()).into_lua_multi(lua),
-            }
-        });
+            },
+        );
         methods.add_method("attempted_jid", |_, this, ()| Ok(this.exchange.attempted_jid().map(str::to_owned)));
         // after an "expired" or "otp-mismatch" failure: how far off the minting clock was, for the log line
         methods.add_method("clock_diagnosis", |_, this, ()| Ok(this.exchange.clock_diagnosis().map(|d| d.to_string())));

@@ -302,6 +302,8 @@ pub const OPTIONS: &[Opt] = &[
     ),
     // on while a bearer mechanism is offered: mod_auth_hmac decides
     opt("token_test_password", Type::Boolean, DefaultValue::Unset, Limit::None, Reader::Module),
+    // the sign-out endpoint (docs/signout.md): mod_auth_hmac serves it only when this is on
+    opt("token_signout", Type::Boolean, DefaultValue::Boolean(false), Limit::None, Reader::Module),
     opt("token_user_exists", Type::Choice, DefaultValue::Text(DEFAULT_USER_EXISTS), Limit::Choices(&USER_EXISTS), Reader::Module),
     opt("auth_hmac_library", Type::Path, DefaultValue::Unset, Limit::None, Reader::Module),
 ];

@@ -5,7 +5,7 @@
 use crate::check::Candidates;
 use crate::error::Reject;
 use crate::token::UntrustedToken;
-use crate::verifier::{ClockDiagnosis, Verifier};
+use crate::verifier::{never_signed_out, ClockDiagnosis, SignedOutAt, Verifier};
 
 pub use crate::identity::{
     check_username, localpart_identity, resolve_identity, verify_username, Identity, MAX_AUTHCID, MAX_AUTHZID,
@@ -161,11 +161,25 @@ impl Exchange {
         nodeprep: &dyn Fn(&str) -> Option<String>,
         channel_binding: ChannelBinding<'_>,
     ) -> Outcome {
+        self.step_signed_out(verifier, message, now, nodeprep, channel_binding, &never_signed_out)
+    }
+
+    /// [`Exchange::step_bound`] on a host whose users the web app can sign out: `signed_out` says
+    /// when (asked after the MAC and the OTP window; [`Verifier::admit`]).
+    pub fn step_signed_out(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+        channel_binding: ChannelBinding<'_>,
+        signed_out: SignedOutAt<'_>,
+    ) -> Outcome {
         let state = core::mem::replace(&mut self.state, State::Done);
         let result = match (state, self.mechanism) {
-            (State::Start, Mechanism::Plain | Mechanism::XToken) => {
-                self.token_step(verifier, message, now, nodeprep).map(|username| Outcome::Success { username, additional: None })
-            }
+            (State::Start, Mechanism::Plain | Mechanism::XToken) => self
+                .token_step(verifier, message, now, nodeprep, signed_out)
+                .map(|username| Outcome::Success { username, additional: None }),
             (State::Start, Mechanism::SaslHmac | Mechanism::SaslHmacPlus) if message.is_none() => {
                 self.state = State::AwaitFirst;
                 Ok(Outcome::Challenge(Vec::new()))
@@ -182,7 +196,7 @@ impl Exchange {
                     server_nonce: &server_nonce,
                     cb_data: cb_data.as_deref(),
                 };
-                self.hmac_proof(verifier, message, now, proof)
+                self.hmac_proof(verifier, message, now, proof, signed_out)
             }
             (State::AwaitFirst | State::Done, _) => Err(Reject::Malformed),
         };
@@ -216,11 +230,12 @@ impl Exchange {
         message: Option<&[u8]>,
         now: u64,
         nodeprep: &dyn Fn(&str) -> Option<String>,
+        signed_out: SignedOutAt<'_>,
     ) -> Result<String, Reject> {
         let (msg, identity) = self.identify(Self::host(verifier)?, verifier.jid_as_sent(), message, nodeprep)?;
         let sent = identity.as_sent.as_deref();
         let candidates = Candidates { account: &identity.account, also: sent.as_slice() };
-        if let Err(reason) = verifier.verify_for(msg.secret, candidates, now) {
+        if let Err(reason) = verifier.verify_for_user(msg.secret, candidates, now, signed_out) {
             self.diagnosis = verifier.explain(reason, msg.secret, now);
             return Err(reason);
         }
@@ -260,8 +275,15 @@ impl Exchange {
     }
 
     /// SASL-HMAC client proof: 32 octets.
-    fn hmac_proof(&mut self, verifier: &Verifier, message: Option<&[u8]>, now: u64, p: Proof<'_>) -> Result<Outcome, Reject> {
-        let result = self.hmac_proof_checked(verifier, message, now, &p);
+    fn hmac_proof(
+        &mut self,
+        verifier: &Verifier,
+        message: Option<&[u8]>,
+        now: u64,
+        p: Proof<'_>,
+        signed_out: SignedOutAt<'_>,
+    ) -> Result<Outcome, Reject> {
+        let result = self.hmac_proof_checked(verifier, message, now, &p, signed_out);
         if let Err(reason) = result {
             let public = &p.client_first[p.client_first.len() - p.public_len..];
             self.diagnosis = verifier.explain(reason, public, now);
@@ -275,6 +297,7 @@ impl Exchange {
         message: Option<&[u8]>,
         now: u64,
         p: &Proof<'_>,
+        signed_out: SignedOutAt<'_>,
     ) -> Result<Outcome, Reject> {
         let received = message.filter(|m| m.len() == PROOF_LEN).ok_or(Reject::Malformed)?;
         let public = &p.client_first[p.client_first.len() - p.public_len..];
@@ -290,7 +313,7 @@ impl Exchange {
         let mut key = [0u8; 16];
         key.copy_from_slice(&s[..16]);
         let otp = public.get(..checker.otp().digits()).ok_or(Reject::Malformed)?;
-        verifier.accept(checker.authentic(otp, key, jid_index, candidates.account, now)?, now)?;
+        verifier.admit(checker.authentic(otp, key, jid_index, candidates.account, now)?, now, signed_out)?;
         let server_proof = proof(&s, false, p.client_first, p.server_nonce, p.cb_data);
         Ok(Outcome::Success { username: p.identity.username.clone(), additional: Some(server_proof.to_vec()) })
     }

@@ -10,6 +10,7 @@ pub use crate::guard::{Accepted, ReplayGuard, ReplaySettings};
 use crate::replay::{Key, ReplayStore};
 use crate::replay_state::{self, Held, SavedState, Source, Start, Stored};
 use crate::secret::SecretBytes;
+use crate::signout::{self, SignoutKeys, StoredRecord};
 use crate::token::{Layout, MAC_LEN};
 use crate::totp::Otp;
 
@@ -91,6 +92,22 @@ impl Settings {
 pub struct Verifier {
     checker: TokenChecker,
     guard: ReplayGuard,
+    signout: SignoutKeys,
+}
+
+/// When the web app last signed a user out (docs/signout.md), asked with the nodeprep'd username
+/// after a token's MAC and OTP window have passed: `Ok(None)` never, `Ok(Some(unix time))`, or
+/// `Err` when it cannot be told (storage failed, a wrong answer): the login then fails closed as
+/// `internal-error`.
+pub type SignedOutAt<'a> = &'a dyn Fn(&str) -> Result<Option<u64>, LookupFailed>;
+
+/// A [`SignedOutAt`] lookup could not answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LookupFailed;
+
+/// The lookup for a host without sign-outs: nobody was ever signed out.
+pub fn never_signed_out(_: &str) -> Result<Option<u64>, LookupFailed> {
+    Ok(None)
 }
 
 impl fmt::Debug for Verifier {
@@ -125,7 +142,8 @@ impl Verifier {
         }
         let checker = TokenChecker::new(secrets, otp_seed, settings.token(), host)?;
         let guard = ReplayGuard::new(replay, &checker)?;
-        Ok(Verifier { checker, guard })
+        let signout = SignoutKeys::new(checker.keys());
+        Ok(Verifier { checker, guard, signout })
     }
 
     /// [`Verifier::new`] with another place to remember used tokens (its size and quota are its
@@ -139,7 +157,8 @@ impl Verifier {
     ) -> Result<Self, ConfigError> {
         let checker = TokenChecker::new(secrets, otp_seed, settings, host)?;
         let guard = ReplayGuard::with_store(store, &checker);
-        Ok(Verifier { checker, guard })
+        let signout = SignoutKeys::new(checker.keys());
+        Ok(Verifier { checker, guard, signout })
     }
 
     /// Whether a token is authentic (the stateless half).
@@ -333,9 +352,61 @@ impl Verifier {
         self.guard.accept(authentic, now)
     }
 
-    /// Accepts an authentic token once ([`ReplayGuard::accept`]).
+    /// Accepts an authentic token once ([`ReplayGuard::accept`]), for a host without sign-outs
+    /// ([`Verifier::admit`] with [`never_signed_out`]).
     pub fn accept(&self, token: Authentic, now: u64) -> Result<Accepted, Reject> {
+        self.admit(token, now, &never_signed_out)
+    }
+
+    /// Accepts an authentic token once unless its user was signed out since it was minted: the one
+    /// place every login (PLAIN, X-TOKEN, SASL-HMAC, `test_password`) is checked against a
+    /// sign-out. After the MAC and the OTP window (an [`Authentic`]), before the replay store, so a
+    /// refused token is not used up. A token of step `s` is refused as [`Reject::SignedOut`] when
+    /// `s ≤ floor(signed_out_at / otp_step)`; a lookup that fails refuses it as `internal-error`.
+    pub fn admit(&self, token: Authentic, now: u64, signed_out: SignedOutAt<'_>) -> Result<Accepted, Reject> {
+        let (username, _) = crate::jid::split_bare(token.account()).map_err(|_| Reject::Internal)?;
+        if let Some(at) = signed_out(username).map_err(|_| Reject::Internal)? {
+            if token.step() <= at / self.checker.otp().step_seconds().max(1) {
+                return Err(Reject::SignedOut);
+            }
+        }
         self.guard.accept(token, now)
+    }
+
+    /// [`Verifier::verify_for`], refusing tokens minted before a sign-out ([`Verifier::admit`]).
+    pub fn verify_for_user(
+        &self,
+        token: &[u8],
+        candidates: Candidates<'_>,
+        now: u64,
+        signed_out: SignedOutAt<'_>,
+    ) -> Result<Accepted, Reject> {
+        let authentic = self.checker.check(token, candidates, now)?;
+        self.admit(authentic, now, signed_out)
+    }
+
+    /// Checks a sign-out request line at `now` for this host (docs/signout.md,
+    /// [`crate::signout::sign_out`]): `nodeprep` is Prosody's, `load(username)` gives the user's
+    /// stored record and is called only for an authentic, timely request. The outer error is
+    /// `load`'s.
+    pub fn sign_out<E>(
+        &self,
+        line: &[u8],
+        now: u64,
+        nodeprep: &dyn Fn(&str) -> Option<String>,
+        load: impl FnOnce(&str) -> Result<Option<StoredRecord>, E>,
+    ) -> Result<Result<signout::Accepted, signout::Refusal>, E> {
+        signout::sign_out(&self.signout, self.checker.host(), line, now, nodeprep, load)
+    }
+
+    /// When `username` was signed out, by its stored record (`None`: nothing stored); a record that
+    /// fails its check counts as signed out at `now`, with a note to log.
+    pub fn signed_out_at(&self, username: &str, stored: Option<&StoredRecord>, now: u64) -> (Option<u64>, Option<signout::Note>) {
+        match self.checker.host() {
+            Some(host) => self.signout.signed_out_at(host, username, stored, now),
+            // no host, no sign-out endpoint: a stored record cannot be checked, so it counts as now
+            None => (stored.map(|_| now), stored.map(|_| signout::Note::StoredRecordInvalid)),
+        }
     }
 
     /// Mints a token for `jid` at unix time `now` with the first secret and a random nonce of the

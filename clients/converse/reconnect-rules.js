@@ -12,8 +12,10 @@
  *   { type: 'credentials', generation, response }   a credentials_url answer: { status, redirected,
  *                                       body } or { error } (a network error, a timeout, the hook's)
  *   { type: 'disconnected', condition, sent }   converse wants to reconnect; `condition`: the SASL
- *                                       condition (saslCondition), 'client-refused',
- *                                       'insecure-connection' or null; `sent`: a token went out
+ *                                       condition (saslCondition), 'signed-out' (the web site's
+ *                                       sign-out ended the session: streamErrorCondition),
+ *                                       'client-refused', 'insecure-connection' or null; `sent`: a
+ *                                       token went out
  *   { type: 'prebind-failed' }          prebind_url gave converse no session
  *   { type: 'connected' }               a session is established
  *   { type: 'timer', id }               the wait `id` is over (or was cancelled)
@@ -32,6 +34,7 @@
 
 /** What the user is shown when the plugin stops, by cause. */
 export const MESSAGES = {
+    'signed-out': 'You were signed out of the chat.',
     'credentials-expired': 'Chat sign-in failed: the chat server and this web site disagree on the time. '
         + 'Please tell the site administrator (the web site\'s clock or time zone is probably wrong).',
     'not-authorized': 'Chat sign-in failed: the chat server refused the sign-in from this web site. '
@@ -70,6 +73,9 @@ export const DEFAULTS = {
     token_reconnect_max_delay: 60000,
     token_reconnect_stable_after: 60000,
     token_credentials_timeout: 10000,
+    // after a sign-out by the web site: one OTP step (30 s by default) and a second, so that the one
+    // token fetched is of a later step than the sign-out, which Prosody accepts (docs/signout.md)
+    token_signout_retry_delay: 31000,
 };
 
 /** Public parts of the last tokens fetched that are remembered (no secret halves kept). */
@@ -101,6 +107,17 @@ export function saslCondition(name, text) {
     const condition = name || 'not-authorized';
     if (condition === 'not-authorized' && /\botp_seed\b/.test(text || '')) return 'otp-mismatch';
     return condition;
+}
+
+/** The text of the stream error with which Prosody ends the sessions of a user the web site signed out (docs/signout.md). */
+export const SIGNED_OUT_TEXT = 'Signed out by the web site';
+
+/**
+ * 'signed-out' for the stream error of a sign-out by the web site (condition not-authorized, text
+ * SIGNED_OUT_TEXT), else null: any other stream error is a dropped connection.
+ */
+export function streamErrorCondition(name, text) {
+    return name === 'not-authorized' && (text || '').trim() === SIGNED_OUT_TEXT ? 'signed-out' : null;
 }
 
 /**
@@ -141,6 +158,7 @@ export function initialState() {
         message: null, // why it stopped
         generation: 0, // bumped by stop and logout: work of an older generation gives up
         seen: [], // public parts of the last tokens fetched
+        signedOut: false, // the web site signed the user out: one more sign-in is tried, no more
     };
 }
 
@@ -177,6 +195,7 @@ export function step(state, event, env) {
             s.stopped = false;
             s.message = null;
             s.refusals = s.attempts = s.prebindFailures = 0;
+            s.signedOut = false;
         }
         if (!event.wanted) break;
         if (!event.secure) { // the token would come over the network in clear: not fetched at all
@@ -190,6 +209,10 @@ export function step(state, event, env) {
         if (event.generation !== s.generation) break;
         const result = credentialsResult(event.response);
         if (!result.ok) {
+            if (s.signedOut) { // the one fetch after a sign-out failed: the user stays out
+                stop('signed-out', MESSAGES['signed-out']);
+                break;
+            }
             if (!result.retry) {
                 stop('credentials-refused', format(MESSAGES['credentials-refused'], result.why));
                 break;
@@ -211,13 +234,27 @@ export function step(state, event, env) {
     }
 
     case 'disconnected': {
-        if (s.stopped || s.wait) break;
+        if (s.stopped) break;
+        if (event.condition === 'signed-out' && !s.signedOut) {
+            // the web site signed the user out: shown at once, then one fresh sign-in (a web site that
+            // still mints for the user lets them back; one that answers 4xx, or a refusal, leaves them
+            // out). It replaces a wait already pending, whose timer then does nothing: that wait's
+            // fetch would not know of the sign-out.
+            actions.push({ type: 'forget-outcome' });
+            s.signedOut = true;
+            wait('reconnect', Number(settings.token_signout_retry_delay), MESSAGES['signed-out']);
+            break;
+        }
+        if (s.wait) break;
         actions.push({ type: 'forget-outcome' });
         const { condition, sent } = event;
         const attemptsMessage = format(MESSAGES.attempts, maxAttempts);
         let ms;
         if (condition === 'client-refused' || condition === 'insecure-connection') {
             stop(condition, MESSAGES[condition]);
+            break;
+        } else if (s.signedOut) { // the one sign-in after a sign-out did not get the user back
+            stop('signed-out', MESSAGES['signed-out']);
             break;
         } else if (condition === 'temporary-auth-failure') {
             if (tooMany(++s.attempts, maxAttempts, 'attempts', attemptsMessage)) break;
@@ -251,6 +288,10 @@ export function step(state, event, env) {
         // converse gives up when prebind_url fails once; the web app may also be refusing its
         // token for good, so this stops after token_reconnect_max_attempts
         if (s.stopped || s.wait) break;
+        if (s.signedOut) {
+            stop('signed-out', MESSAGES['signed-out'], false);
+            break;
+        }
         if (tooMany(++s.prebindFailures, maxAttempts, 'prebind', format(MESSAGES.prebind, maxAttempts), false)) break;
         const ms = delay(s.prebindFailures);
         wait('prebind', ms, format(WAITING.credentials, 'prebind_url failed', seconds(ms)));
@@ -269,6 +310,7 @@ export function step(state, event, env) {
 
     case 'connected':
         s.refusals = s.attempts = s.credentialFailures = s.prebindFailures = 0;
+        s.signedOut = false;
         s.upSince = env.now;
         s.stopped = false;
         break;

@@ -16,12 +16,15 @@ export interface TokenReconnectSettings {
   token_reconnect_stable_after?: number;
   /** ms for one credentials_url request. */
   token_credentials_timeout?: number;
+  /** ms from a sign-out by the web site to the one sign-in tried after it: an OTP step and a second. */
+  token_signout_retry_delay?: number;
 }
 
 export const DEFAULTS: Readonly<Required<TokenReconnectSettings>>;
 
 /** Why the plugin stopped; the messages are what the user is shown (`%s`: a detail). */
 export type StopReason =
+  | "signed-out"
   | "credentials-expired"
   | "not-authorized"
   | "otp-mismatch"

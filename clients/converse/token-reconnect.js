@@ -54,6 +54,12 @@
  * - With `authentication: 'prebind'`, a failing `prebind_url` is retried with the same back-off
  *   (converse.js alone gives up after one failure), up to `token_reconnect_max_attempts` in a row.
  * - After a logout nothing is fetched or reconnected, also when the logout came during a wait.
+ * - When the web site signs the user out (docs/signout.md: Prosody ends the session with the stream
+ *   error not-authorized, "Signed out by the web site"), the plugin shows "You were signed out of
+ *   the chat" and, after `token_signout_retry_delay` ms (an OTP step and a second: Prosody refuses the
+ *   tokens of the sign-out's own step), fetches credentials once: if the web site still mints for the
+ *   user and that sign-in succeeds, the user is back; if the web site answers 4xx (or anything but a
+ *   token), or the sign-in fails, it stops and the message stays. It never loops.
  *
  * It works with or without the SASL-HMAC mechanism (sasl-hmac.js): it does not look at tokens.
  *
@@ -63,7 +69,7 @@
  */
 
 import * as rules from './reconnect-rules.js';
-import { DEFAULTS, MESSAGES, saslCondition, WAITING } from './reconnect-rules.js';
+import { DEFAULTS, MESSAGES, saslCondition, streamErrorCondition, WAITING } from './reconnect-rules.js';
 
 export const PLUGIN_NAME = 'token-reconnect';
 
@@ -112,6 +118,60 @@ function offersNoSignIn(elem, raw) {
     const error = elem?.getElementsByTagNameNS?.(NS_STREAM, 'error')[0];
     if (error) return !!error.getElementsByTagName('undefined-condition').length;
     return typeof raw === 'string' && /^\s*<stream:error[\s>]/.test(raw) && /<undefined-condition[\s/>]/.test(raw);
+}
+
+/** 'signed-out' when `elem` holds the stream error of a sign-out by the web site (streamErrorCondition), else null. */
+function signOutIn(elem) {
+    const error = elem?.getElementsByTagNameNS?.(NS_STREAM, 'error')[0];
+    if (!error) return null;
+    const children = Array.from(error.children || []);
+    const name = children.find((child) => child.localName !== 'text')?.localName;
+    const text = children.find((child) => child.localName === 'text')?.textContent || '';
+    return streamErrorCondition(name, text);
+}
+
+/**
+ * Records on the connection that the web site signed the user out, for the reconnect decision.
+ * Strophe reads a stream error's condition but drops its text: over WebSocket in
+ * Websocket._checkStreamError (the connection then reports ERROR), over BOSH in
+ * Connection._dataRecv (a <body type='terminate' condition='remote-stream-error'> holding the
+ * <stream:error>; CONNFAIL). Both are read here before Strophe acts on them.
+ */
+function recordSignOuts(Strophe) {
+    const ws = Strophe.Websocket?.prototype;
+    if (ws?._onMessage && !ws._tokenReconnectDeclaresStream) {
+        // Prosody 13 sends a stream error over WebSocket as text without declaring the stream:
+        // prefix (0.12's stanza filter adds it); the browser's parser then fails, and the sign-out
+        // reads as a dropped connection. The declaration is added before Strophe parses it.
+        const onMessage = ws._onMessage;
+        ws._onMessage = function (message) {
+            const data = message?.data;
+            if (typeof data === 'string' && /^\s*<stream:error[\s>]/.test(data) && !/^[^>]*\sxmlns:stream=/.test(data)) {
+                message = { data: data.replace('<stream:error', `<stream:error xmlns:stream="${NS_STREAM}"`) };
+            }
+            return onMessage.call(this, message);
+        };
+        ws._tokenReconnectDeclaresStream = true;
+    }
+    if (ws?._checkStreamError && !ws._tokenReconnectSignOuts) {
+        const check = ws._checkStreamError;
+        ws._checkStreamError = function (bodyWrap, status) {
+            if (this._conn && signOutIn(bodyWrap)) this._conn._tokenReconnectCondition = 'signed-out';
+            return check.call(this, bodyWrap, status);
+        };
+        ws._tokenReconnectSignOuts = true;
+    }
+    const proto = Strophe.Connection?.prototype;
+    if (proto?._dataRecv && !proto._tokenReconnectSignOuts) {
+        const received = proto._dataRecv;
+        proto._dataRecv = function (req, raw) {
+            // BOSH hands over its request, whose XHR holds the response; WebSocket an element
+            const elem = req?.xhr ? req.xhr.responseXML?.documentElement : req;
+            if (signOutIn(elem)) this._tokenReconnectCondition = 'signed-out';
+            return received.call(this, req, raw);
+        };
+        proto._tokenReconnectSignOuts = true;
+    }
 }
 
 /**
@@ -176,6 +236,7 @@ export function addTokenReconnect(converse) {
     if (converse.plugins?._tokenReconnectAdded) return;
     const { Strophe, log } = converse.env;
     recordFailureConditions(Strophe);
+    recordSignOuts(Strophe);
     nameInsecureConnections(Strophe);
     converse.plugins.add(PLUGIN_NAME, {
         initialize() {

@@ -69,3 +69,51 @@ export function verify(
   otpSeed: string,
   options?: VerifyOptions,
 ): VerifyFailure | null;
+
+/** Why Prosody did not accept a sign-out: a 403 refusal, another HTTP status, or no answer. */
+export type SignoutErrorKind = "refused" | "http" | "network";
+
+/**
+ * Rejected by `signout` when Prosody did not accept the request (the user may still be signed in).
+ * Its message never contains the request or the secret.
+ */
+export class SignoutError extends Error {
+  constructor(kind: SignoutErrorKind, message: string, status?: number | null);
+  readonly name: "SignoutError";
+  readonly kind: SignoutErrorKind;
+  /** The HTTP status for "refused" (403) and "http"; null for "network". */
+  readonly status: number | null;
+}
+
+export interface SignoutRequestOptions {
+  /** UTC unix seconds, 1 to 2^64−1 (a bigint beyond 2^53); default `Math.floor(Date.now() / 1000)`. */
+  now?: number | bigint;
+  /** FOR TEST VECTORS ONLY: 32 ASCII digits instead of 32 from the CSPRNG. */
+  nonce?: string;
+}
+
+export interface SignoutOptions {
+  /** As for `signoutRequest`. */
+  now?: number | bigint;
+  /** Milliseconds for the whole exchange, 1–600000; default 5000. */
+  timeout?: number;
+  /**
+   * The Host header; default the JID's domain (the VirtualHost, by which Prosody routes the
+   * request). Pass the name a reverse proxy in between routes by.
+   */
+  host?: string;
+}
+
+/**
+ * The sign-out request line `v1 TIME NONCE JID MAC` (docs/signout.md) for `jid`, which must be
+ * exactly Prosody's account name (lower-case localpart, the VirtualHost's name): nothing is
+ * lower-cased for you. Valid for 60 s and once: do not log it.
+ */
+export function signoutRequest(jid: string, tokenSecret: string, options?: SignoutRequestOptions): string;
+
+/**
+ * POSTs `signoutRequest(jid, …)` as text/plain to Prosody's endpoint (e.g.
+ * `http://127.0.0.1:5280/auth_hmac/signout`). Resolves when Prosody accepted it; rejects with
+ * `TokenError` (nothing sent) or `SignoutError`.
+ */
+export function signout(url: string, jid: string, tokenSecret: string, options?: SignoutOptions): Promise<void>;

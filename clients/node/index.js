@@ -6,8 +6,14 @@
 // OTP: RFC 6238 TOTP (HMAC-SHA1) of integer UTC unix seconds, keyed with the base32-decoded
 // otp_seed. NONCE: a fixed number of decimal digits from the CSPRNG. bare-JID: the JID as Prosody
 // checks it (localpart nodeprep'd, domain lower-case); this library prepares ASCII JIDs only.
+//
+// signout() sends Prosody the sign-out request of docs/signout.md (signoutRequest() builds it):
+//   v1 TIME NONCE JID base64( HMAC-SHA256( K, "prosody-auth-hmac signout v1\0" ‖ u64be(TIME) ‖ NONCE ‖ u16be(len JID) ‖ JID ) )
+//   K = HMAC-SHA256( key = token_secret, "\0prosody-auth-hmac signout key v1" )
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 
 const DIGITS = { min: 6, max: 8, def: 8 };
 const STEP = { min: 1, max: 86400, def: 30 };
@@ -16,10 +22,30 @@ const SKEW = { min: 0, max: 10, def: 1 };
 const MAX_TOKEN_BYTES = 1024;
 const MAX_PART_BYTES = 1023;
 const MAC_B64_LEN = 44; // 32 bytes, standard base64 with padding
+const SIGNOUT_NONCE_DIGITS = 32;
+const MAX_SIGNOUT_TIME = 2n ** 64n - 1n;
+const SIGNOUT_TIMEOUT = { min: 1, max: 600000, def: 5000 }; // ms
+// Domain separators: the derived key's message starts with a zero octet, so the key is never a
+// token's MAC (whose message starts with a digit), and the request's message is labelled too.
+const SIGNOUT_KEY_LABEL = Buffer.from("\x00prosody-auth-hmac signout key v1", "latin1");
+const SIGNOUT_LABEL = Buffer.from("prosody-auth-hmac signout v1\x00", "latin1");
+// RFC 3454 table B.1: what nodeprep maps to nothing (a localpart holding one is not nodeprep'd)
+const MAPPED_TO_NOTHING = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/u;
+// RFC 3454 table D.1: the right-to-left characters (Unicode 3.2)
+const RTL = "\u05BE\u05C0\u05C3\u05D0-\u05EA\u05F0-\u05F4\u061B\u061F\u0621-\u063A\u0640-\u064A\u066D-\u066F"
+  + "\u0671-\u06D5\u06DD\u06E5\u06E6\u06FA-\u06FE\u0700-\u070D\u0710\u0712-\u072C\u0780-\u07A5\u07B1\u200F\uFB1D"
+  + "\uFB1F-\uFB28\uFB2A-\uFB36\uFB38-\uFB3C\uFB3E\uFB40\uFB41\uFB43\uFB44\uFB46-\uFBB1\uFBD3-\uFD3D\uFD50-\uFD8F"
+  + "\uFD92-\uFDC7\uFDF0-\uFDFC\uFE70-\uFE74\uFE76-\uFEFC";
+const HAS_RTL = new RegExp(`[${RTL}]`, "u");
+const RTL_AT_BOTH_ENDS = new RegExp(`^[${RTL}](?:.*[${RTL}])?$`, "su");
+// table D.2's left-to-right characters, approximated: a letter that is not right-to-left
+const LTR_LETTER = new RegExp(`(?![${RTL}])\\p{L}`, "u");
 
 const MINT_OPTIONS = new Set(["now", "digits", "step", "nonceDigits", "prepared", "nonce"]);
 const VERIFY_OPTIONS = new Set(["now", "digits", "step", "skew", "nonceDigits", "host", "prepared"]);
 const JID_OPTIONS = new Set(["prepared"]);
+const SIGNOUT_REQUEST_OPTIONS = new Set(["now", "nonce"]);
+const SIGNOUT_OPTIONS = new Set(["now", "timeout", "host"]);
 
 const PREPARED_HINT =
   "pass prepared: true with the JID as Prosody nodepreps it (hmac-token jid NAME@HOST prints it)";
@@ -42,6 +68,32 @@ export class TokenError extends Error {
     this.name = "TokenError";
     /** @type {"jid" | "nonce" | "settings"} */
     this.kind = kind;
+  }
+}
+
+/**
+ * Prosody did not accept a sign-out request: the user may still be signed in to the chat. `kind`:
+ * - `"refused"`: Prosody answered 403: stale (check this machine's clock), replayed, for another
+ *   host, badly signed (another token_secret) or over the user's rate limit; Prosody's log says which;
+ * - `"http"`: another HTTP status (`status`): 404, the URL does not reach the sign-out endpoint (the
+ *   path, the Host, or token_signout is not on for the host); 500, Prosody ended the sessions but
+ *   could not store the sign-out: call signout again;
+ * - `"network"`: no answer: the connection failed or timed out, or TLS did not verify.
+ * The message never contains the request (valid for 60 s) or the secret.
+ */
+export class SignoutError extends Error {
+  /**
+   * @param {"refused" | "http" | "network"} kind
+   * @param {string} message
+   * @param {number | null} [status]
+   */
+  constructor(kind, message, status = null) {
+    super(message);
+    this.name = "SignoutError";
+    /** @type {"refused" | "http" | "network"} */
+    this.kind = kind;
+    /** @type {number | null} */
+    this.status = status;
   }
 }
 
@@ -357,4 +409,168 @@ export function verify(token, jid, tokenSecrets, otpSeed, options) {
     if (timingSafeEqual(Buffer.from(totp(seed, c, digits), "ascii"), given)) fresh = true;
   }
   return fresh ? null : "expired";
+}
+
+function signoutTime(value) {
+  if (value === undefined || value === null) return Math.floor(Date.now() / 1000);
+  const ok = typeof value === "bigint"
+    ? value >= 1n && value <= MAX_SIGNOUT_TIME
+    : typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
+  if (!ok) {
+    throw new TokenError("settings", "now must be an integer from 1 to 2^64-1 (UTC unix seconds; a number, or a bigint beyond 2^53)");
+  }
+  return value;
+}
+
+/**
+ * The JID as Prosody names the account: never prepared for the caller, so that it names exactly
+ * that account. What nodeprep would change or refuse in the localpart is refused, as far as this
+ * library can tell without nodeprep's tables; Prosody refuses the rest as malformed.
+ */
+function signoutJid(jid) {
+  const { local, jid: bare } = prepare(jid, true);
+  if (/[\p{Lu}\p{Lt}]/u.test(local)) { // nodeprep case-folds them
+    throw new TokenError("jid", "the JID's localpart has upper-case letters: pass it as Prosody nodepreps it (lower case; hmac-token jid NAME@HOST prints it)");
+  }
+  if (/[\s\p{Z}]/u.test(local)) throw new TokenError("jid", "the JID's localpart contains whitespace");
+  if (MAPPED_TO_NOTHING.test(local) || /[\p{Cc}\p{Co}]/u.test(local)) {
+    throw new TokenError("jid", "the JID's localpart contains a character nodeprep removes or refuses");
+  }
+  // RFC 3454 section 6: right-to-left text only, starting and ending with a right-to-left character
+  if (HAS_RTL.test(local) && (LTR_LETTER.test(local) || !RTL_AT_BOTH_ENDS.test(local))) {
+    throw new TokenError("jid", "the JID's localpart mixes right-to-left and left-to-right text, which nodeprep refuses");
+  }
+  return bare;
+}
+
+function signoutMac(key, now, nonce, jid) {
+  const derived = createHmac("sha256", key).update(SIGNOUT_KEY_LABEL).digest();
+  const j = Buffer.from(jid, "utf8");
+  const time = Buffer.alloc(8);
+  time.writeBigUInt64BE(BigInt(now));
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(j.length);
+  return createHmac("sha256", derived)
+    .update(Buffer.concat([SIGNOUT_LABEL, time, Buffer.from(nonce, "ascii"), length, j]))
+    .digest("base64");
+}
+
+/**
+ * The sign-out request for `jid`: one line, `v1 TIME NONCE JID MAC` (docs/signout.md). signout()
+ * builds and sends it; this is for a web app that sends it its own way. It is valid for 60 s and
+ * once: do not log it.
+ *
+ * @param {string} jid  the bare JID exactly as Prosody names the account: the localpart nodeprep'd
+ *   (lower case; `hmac-token jid NAME@HOST` prints it), the host the VirtualHost's name. Unlike
+ *   mint(), nothing is lower-cased for you: an upper-case letter in the localpart, a `/`,
+ *   whitespace, a character nodeprep removes (a soft hyphen) or refuses (a control or private-use
+ *   character, right-to-left text mixed with left-to-right), a part over 1023 bytes, or what
+ *   signedJid() refuses with `prepared: true` is refused (nodeprep itself is not reimplemented:
+ *   what else it would change, Prosody refuses as malformed)
+ * @param {string} tokenSecret  the plugin's `token_secret` (the key is derived from its UTF-8 bytes)
+ * @param {{ now?: number | bigint, nonce?: string }} [options]  `now`: UTC unix seconds, 1 to 2^64-1
+ *   (default `Math.floor(Date.now() / 1000)`); `nonce`: FOR TEST VECTORS ONLY, 32 ASCII digits
+ *   instead of 32 from the CSPRNG (Prosody refuses a nonce it accepted within 60 s)
+ * @returns {string}
+ * @throws {TokenError} kind "settings", "jid" or "nonce"
+ */
+export function signoutRequest(jid, tokenSecret, options) {
+  const o = checkOptions(options, SIGNOUT_REQUEST_OPTIONS, "signoutRequest");
+  const now = signoutTime(o.now);
+  const key = secretKey(tokenSecret, "token_secret");
+  const bare = signoutJid(jid);
+  let nonce;
+  if (o.nonce === undefined || o.nonce === null) {
+    nonce = randomNonce(SIGNOUT_NONCE_DIGITS);
+  } else {
+    if (typeof o.nonce !== "string" || !/^[0-9]{32}$/.test(o.nonce)) {
+      throw new TokenError("nonce", `the nonce must be exactly ${SIGNOUT_NONCE_DIGITS} ASCII digits`);
+    }
+    nonce = o.nonce;
+  }
+  return `v1 ${now} ${nonce} ${bare} ${signoutMac(key, now, nonce, bare)}`;
+}
+
+function signoutTarget(url) {
+  let target;
+  try {
+    target = new URL(url);
+  } catch {
+    throw new TokenError("settings", "url is not a URL");
+  }
+  if (typeof url !== "string" || !["http:", "https:"].includes(target.protocol) || !target.hostname) {
+    throw new TokenError("settings", "url must be an http:// or https:// URL with a host");
+  }
+  return target;
+}
+
+/**
+ * POSTs `body` as text/plain; resolves on 200, else rejects with a SignoutError. No redirect is
+ * followed and no proxy is used. `timeoutMs` bounds the whole exchange.
+ */
+function post(target, body, timeoutMs, host) {
+  const https = target.protocol === "https:";
+  const where = `${target.hostname}:${target.port || (https ? 443 : 80)}`;
+  return new Promise((resolve, reject) => {
+    let timer = null;
+    let settled = false;
+    const finish = (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve();
+    };
+    const headers = { Host: host, "Content-Type": "text/plain", "Content-Length": Buffer.byteLength(body) };
+    const req = (https ? httpsRequest : httpRequest)(target, { method: "POST", headers, agent: false }, (res) => {
+      const status = res.statusCode;
+      res.destroy(); // the status is Prosody's whole answer
+      if (status === 200) finish();
+      else if (status === 403) {
+        finish(new SignoutError("refused", `Prosody at ${where} refused the sign-out request (403); its log says why (stale: check this machine's clock; bad-signature: another token_secret)`, status));
+      } else {
+        const why = status >= 500 && status < 600
+          ? "Prosody could not complete it (its log says why): call signout again"
+          : "is the URL the auth_hmac/signout path, the Host the user's VirtualHost, and token_signout on?";
+        finish(new SignoutError("http", `the sign-out request to ${where} got HTTP ${status}: ${why}`, status));
+      }
+    });
+    // the error's code or text names the failure (refused, reset, certificate), never the body
+    req.on("error", (e) => finish(new SignoutError("network", `the sign-out request to ${where} got no answer: ${e.code || e.message}`)));
+    timer = setTimeout(() => {
+      finish(new SignoutError("network", `the sign-out request to ${where} got no answer: timed out after ${timeoutMs} ms`));
+      req.destroy();
+    }, timeoutMs);
+    req.end(body);
+  });
+}
+
+/**
+ * Signs `jid` out of the chat: POSTs signoutRequest() to Prosody's sign-out endpoint. Resolves
+ * when Prosody accepted it: every session of the user has ended and every token minted before
+ * `now` (to its OTP step) is refused. Call it on logout, account lock and password reset. It is not
+ * retried here: a new call makes a new request (a fresh nonce).
+ *
+ * @param {string} url  Prosody's endpoint, e.g. `"http://127.0.0.1:5280/auth_hmac/signout"`
+ *   (http:// or https://, whose certificate is verified; no proxy, no redirect)
+ * @param {string} jid  as for signoutRequest()
+ * @param {string} tokenSecret  the plugin's `token_secret`
+ * @param {{ now?: number | bigint, timeout?: number, host?: string }} [options]  `now` as for
+ *   signoutRequest(); `timeout`: milliseconds for the whole exchange, 1 to 600000 (default 5000);
+ *   `host`: the Host header, by default the JID's domain: the VirtualHost whose user this is, by
+ *   which Prosody routes the request (`http://127.0.0.1:5280/...` works so without
+ *   `http_default_host`); pass the name a reverse proxy in between routes by
+ * @returns {Promise<void>}
+ * @throws {TokenError} (rejects) kind "settings" or "jid": nothing was sent
+ * @throws {SignoutError} (rejects) Prosody did not accept it: kind "refused", "http" or "network"
+ */
+export async function signout(url, jid, tokenSecret, options) {
+  const o = checkOptions(options, SIGNOUT_OPTIONS, "signout");
+  const timeout = intSetting(o.timeout, "timeout", SIGNOUT_TIMEOUT);
+  if (o.host !== undefined && o.host !== null && (typeof o.host !== "string" || !/^[!-~]+$/.test(o.host))) {
+    throw new TokenError("settings", "host must be a host name (printable ASCII, no space)");
+  }
+  const target = signoutTarget(url);
+  const line = signoutRequest(jid, tokenSecret, { now: o.now });
+  await post(target, line, timeout, o.host ?? line.split(" ")[3].split("@")[1]);
 }

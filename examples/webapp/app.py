@@ -12,12 +12,17 @@ neither a script nor another site's page can spend a user's quota and lock the u
 answer GET only, with `Cache-Control: no-store`. Unlike a real app, /login?user=NAME&next=/PATH
 signs anybody in by name, without a password: it is a demo.
 
+A POST to /logout ends the web session and signs the user out of the chat with the Python library's
+`signout` (docs/signout.md): Prosody ends every chat session of the user and refuses the tokens
+handed out before. A real web app calls it on logout, on account lock and on password reset.
+
 /prebind opens a BOSH session with a token over SASL-HMAC (prebind.py) for converse's
 `authentication: 'prebind'`. Nothing here is for tests only: the browser tests' fake web app
 (bad, replayed and expired tokens, an endpoint that goes down, impostor BOSH servers) is a
 subclass of this one in tests/integration/fake_webapp.py.
 
     app = WebApp(port, prosody_domain, bosh_url, websocket_url, token_secret, otp_seed); app.start()
+    # signout_url: Prosody's sign-out endpoint; by default /auth_hmac/signout beside prebind's BOSH URL
     app.page_url("alice", transport="bosh")  # logs the browser in as alice, then opens the page
 """
 import atexit
@@ -85,9 +90,13 @@ def installed_converse_plugins():
 
 
 class WebApp:
-    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, prebind_bosh_url=None):
+    def __init__(self, port, domain, bosh_url, websocket_url, token_secret, otp_seed, prebind_bosh_url=None,
+                 signout_url=None):
         self.port, self.domain = port, domain
         self.prebind_bosh_url = prebind_bosh_url or bosh_url  # Prosody's own endpoint, not the public one
+        # Prosody's sign-out endpoint (token_signout = true), on Prosody's own HTTP port: never one
+        # the reverse proxy exposes
+        self.signout_url = signout_url or urllib.parse.urljoin(self.prebind_bosh_url, "/auth_hmac/signout")
         self.config = {"domain": domain, "bosh_url": bosh_url, "websocket_url": websocket_url}
         self.token_secret, self.otp_seed = token_secret, otp_seed
         self.sessions = {}  # session cookie -> user
@@ -161,9 +170,38 @@ class WebApp:
         return self.send(req, 404, b"not found", "text/plain")
 
     def handle_post(self, req):
-        """Nothing here takes a POST (credentials_url and prebind_url are GETs: converse fetches them so)."""
+        """POST /logout; nothing else takes a POST (credentials_url and prebind_url are GETs: converse
+        fetches them so)."""
         req.rfile.read(int(req.headers.get("Content-Length") or 0))
+        if urllib.parse.urlsplit(req.path).path == "/logout":
+            return self.logout(req)
         return self.send(req, 404, b"not found", "text/plain")
+
+    def logout(self, req):
+        """POST /logout: ends the web session and signs its user out of the chat. A POST (never a
+        GET: a link or an <img> must not log anybody out), from a page of this site only."""
+        if req.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+            return self.send(req, 403, b"cross-site request", "text/plain")
+        cookie = self.session_cookie(req)
+        with self._lock:
+            user = self.sessions.pop(cookie, None)
+        if user is not None:
+            self.signout(user)
+        return self.send(req, 303, b"", "text/plain", extra={
+            "Location": "/", "Set-Cookie": "chat_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict"})
+
+    def signout(self, user):
+        """Signs `user` out of the chat: every chat session ends, and the tokens handed out before
+        are refused. The web logout happens whatever Prosody answers; a failure is logged (the
+        library's messages never hold the request, which is valid for 60 s). True if accepted."""
+        jid = prosody_hmac_token.signed_jid("%s@%s" % (user, self.domain))  # the account the tokens are for
+        try:
+            prosody_hmac_token.signout(self.signout_url, jid, self.token_secret)
+        except (prosody_hmac_token.SignoutError, prosody_hmac_token.TokenError) as e:
+            logger.warning("chat sign-out for %s failed (%s): %s", jid, e.kind, e)
+            return False
+        logger.info("chat sign-out for %s: accepted", jid)
+        return True
 
     def hand_out(self, req, path, user, query):
         """/credentials or /prebind for `user`, the web session's: a token, within the rate limit."""
@@ -218,16 +256,21 @@ class WebApp:
         return self.send(req, 303, b"", "text/plain", extra={
             "Location": target, "Set-Cookie": "chat_session=%s; Path=/; HttpOnly; SameSite=Strict" % cookie})
 
-    def session_user(self, req):
-        """The user of the request's web session, or None."""
+    def session_cookie(self, req):
+        """The request's web session cookie, if it names a session, else None."""
         for part in (req.headers.get("Cookie") or "").split(";"):
             name, _, value = part.strip().partition("=")
             if name == "chat_session":
                 with self._lock:
-                    user = self.sessions.get(value)
-                if user is not None:
-                    return user
+                    if value in self.sessions:
+                        return value
         return None
+
+    def session_user(self, req):
+        """The user of the request's web session, or None."""
+        cookie = self.session_cookie(req)
+        with self._lock:
+            return self.sessions.get(cookie)
 
     def allow(self, user):
         """Whether `user` may have another token now; counts it if so (a sliding window)."""

@@ -11,8 +11,8 @@
 -- luacheck: no unused args, no unused secondaries
 -- luacheck: ignore 241 (the class tables below are declared for the annotations, never read)
 
----A refusal reason (`reasons`): what `verify`, `verify_user`, `mint` and `exchange:step` return; the last
----four are decided by the shims (they have the sessions and the account store), never by the library.
+---A refusal reason (`reasons`): what `verify`, `verify_user`, `mint` and `exchange:step` return; the four
+---before signed-out are decided by the shims (they have the sessions and the account store), never by the library.
 ---@alias prosody_auth_hmac.reason
 ---| "malformed"
 ---| "bad-signature"
@@ -29,6 +29,7 @@
 ---| "bearer-disabled"
 ---| "too-many-failures"
 ---| "account-disabled"
+---| "signed-out"
 
 ---A SASL mechanism the module offers.
 ---@alias prosody_auth_hmac.mechanism
@@ -88,6 +89,7 @@ function prosody_auth_hmac.printable(s) end
 ---@field token_max_failures integer Failed token logins one stream may make (5).
 ---@field token_max_failures_per_address integer Failed token logins from one client address that get a log line in a minute (20).
 ---@field token_user_exists string Which accounts exist: "seen" (default) or "any".
+---@field token_signout boolean Serve the web app's signed sign-out requests (docs/signout.md) (false).
 ---@field token_mechanisms prosody_auth_hmac.mechanism[] The mechanisms offered unless configured (all).
 ---@field token_jid_as_sent boolean Accept a signature over the JID as sent, not only the nodeprep'd one (false).
 ---@field token_allow_weak_secrets boolean Accept a secret shorter than secret_min_bytes (false).
@@ -141,6 +143,13 @@ function prosody_auth_hmac.printable(s) end
 ---@field format integer The state format (3).
 ---@field running boolean true.
 
+---What `verifier:signout()` returns for storage and `verifier:signed_out_at()` takes: a user's sign-out record, sealed for that user and host.
+---@class prosody_auth_hmac.signout_record
+---@field format integer The record format (1).
+---@field time string The latest sign-out, unix time in decimal.
+---@field nonces string The nonces still remembered: 32 digits and a 20-digit time each.
+---@field mac string The record's MAC (hex), keyed from the first token secret.
+
 ---What `verifier:restore_replay_state()` returns.
 ---@class prosody_auth_hmac.restart
 ---@field outcome string "fresh" (nothing stored), "clean" (a clean stop's state taken) or "unclean" (a crash, or a state refused).
@@ -179,10 +188,29 @@ function verifier:verify(token, jid, now) end
 ---@param username string
 ---@param nodeprep fun(s:string):string? Prepares the username; nil refuses it.
 ---@param now? integer
+---@param signed_out? fun(username:string):integer? When the web app signed the user out (unix time), or nil; asked with the nodeprep'd username after the MAC and the OTP window pass. A token of that step or before is refused (signed-out); an error or an answer that is not a whole number refuses it (internal-error).
 ---@return string|nil username The account's (nodeprep'd) username; nil when refused.
 ---@return prosody_auth_hmac.reason? reason
 ---@return string? clock For "expired": how far off the minting clock was (or that it was used late); for "otp-mismatch": that no step within a day matches.
-function verifier:verify_user(token, username, nodeprep, now) end
+function verifier:verify_user(token, username, nodeprep, now, signed_out) end
+
+---Checks a sign-out request line (docs/signout.md) for this verifier's host; raises for a verifier made without a host.
+---@param line string The request body: `v1 TIME NONCE JID MAC`.
+---@param now? integer
+---@param load fun(username:string):prosody_auth_hmac.signout_record? The user's stored record, or nil; called only for an authentic, timely request (an error it raises is raised).
+---@param nodeprep fun(s:string):string? Prosody's nodeprep: a localpart it changes or refuses is malformed.
+---@return string|nil username The user signed out (nodeprep'd localpart); nil when refused.
+---@return prosody_auth_hmac.signout_record|"malformed"|"wrong-host"|"bad-signature"|"stale"|"replayed"|"rate-limited" record On success the record to store as it is; when refused the reason.
+---@return "stored-record-invalid"? note The loaded record failed its check and counted as "signed out now" (log it as an error).
+function verifier:signout(line, now, load, nodeprep) end
+
+---When a user was signed out, by their stored sign-out record.
+---@param username string The nodeprep'd username.
+---@param record prosody_auth_hmac.signout_record|any|nil What storage holds (nil: nothing).
+---@param now? integer
+---@return integer|nil time Unix time of the sign-out; nil for no record; `now` for a record that fails its check.
+---@return "stored-record-invalid"? note The record failed its check (log it as an error).
+function verifier:signed_out_at(username, record, now) end
 
 ---Mints a token for a JID on this verifier's host, with the first secret.
 ---@param jid string
@@ -237,10 +265,11 @@ local exchange = {}
 ---@param nodeprep fun(s:string):string? Prepares the username; nil refuses it.
 ---@param now? integer
 ---@param channel_binding? fun(name:string):string? The connection's binding data for tls-exporter, tls-unique or tls-server-end-point, or nil.
+---@param signed_out? fun(username:string):integer? As verifier:verify_user's.
 ---@return "success"|"challenge"|"failure" status
 ---@return string value The username on success, the data to send on challenge, the reason (prosody_auth_hmac.reason) on failure.
 ---@return string? additional On success, additional data for the client, if any.
-function exchange:step(message, nodeprep, now, channel_binding) end
+function exchange:step(message, nodeprep, now, channel_binding, signed_out) end
 
 ---The JID the client tried to log in as, log-safe (printable), or nil before it is known.
 ---@return string?

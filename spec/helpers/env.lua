@@ -36,7 +36,10 @@ end
 -- Loads a plugin file into a fresh environment with a `module` object. `options` are its
 -- configuration; `deps` maps module names to already-loaded environments for module:depends();
 -- `stores` (optional) is the storage to share with an earlier load, as across a restart;
--- `stores.fail_writes = { [store_name] = true }` makes that store's writes fail.
+-- `stores.fail_writes = { [store_name] = true }` makes that store's writes fail, `stores.fail_reads`
+-- its reads.
+M.shared = {};
+
 function M.load_module(name, host, options, deps, stores)
 	local set = require "util.set";
 	local logs, events, provided = {}, {}, {};
@@ -68,6 +71,11 @@ function M.load_module(name, host, options, deps, stores)
 	local timers = {};
 	function module:add_timer(_, f) timers[#timers+1] = f; end
 	function module:provides(kind, item) provided[kind] = item; end
+	-- module:shared(path): one table per path, shared by every module this helper loads
+	function module:shared(path)
+		M.shared[path] = M.shared[path] or {};
+		return M.shared[path];
+	end
 	local metrics = {};
 	function module:metric(kind, metric_name)
 		local family = { kind = kind, values = {} };
@@ -85,7 +93,10 @@ function M.load_module(name, host, options, deps, stores)
 		local data = stores[store_name] or {};
 		stores[store_name] = data;
 		return {
-			get = function(_, key) return data[key]; end;
+			get = function(_, key)
+				if stores.fail_reads and stores.fail_reads[store_name] then return nil, "injected read failure"; end
+				return data[key];
+			end;
 			set = function(_, key, value)
 				-- `stores.fail_writes[store_name]`: the back end refuses writes (a full disk, a lost database)
 				if stores.fail_writes and stores.fail_writes[store_name] then return nil, "injected write failure"; end

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use prosody_auth_hmac::identity::check_username;
 use prosody_auth_hmac::options::{self, DEFAULT_NONCE_DIGITS};
-use prosody_auth_hmac::random::random_bytes;
+use prosody_auth_hmac::random::{random_bytes, random_digits};
 use prosody_auth_hmac::secret_file;
 use prosody_auth_hmac::totp::{decode_seed, encode_seed};
 use prosody_auth_hmac::{ConfigError, Reject, SecretBytes, SettingNames, TokenChecker, TokenSettings};
@@ -80,6 +80,22 @@ enum Command {
         #[command(flatten)]
         keys: Keys,
     },
+    /// Print a signed sign-out request for a bare JID (docs/signout.md): the line to POST to
+    /// Prosody's /auth_hmac/signout, which ends the user's sessions and voids their tokens minted
+    /// before it. Signed with the first token secret, as mint signs.
+    Signout {
+        /// The bare JID, e.g. alice@example.org (signed in its nodeprep'd form).
+        #[arg(long)]
+        jid: String,
+        /// Unix time to sign instead of the clock (Prosody accepts it within 60 s of its own).
+        #[arg(long)]
+        now: Option<u64>,
+        /// The request's nonce, 32 digits (random when absent; never reuse one).
+        #[arg(long)]
+        nonce: Option<String>,
+        #[command(flatten)]
+        keys: SecretKeys,
+    },
     /// Write the manual pages (hmac-token.1 and one per subcommand) into DIR, rendered from this
     /// definition so they cannot drift from --help. Hidden: the package build's, not a user's.
     #[command(hide = true)]
@@ -125,6 +141,38 @@ struct Keys {
     /// Accept a token lifetime over 15 minutes (the server's token_allow_long_lifetime).
     #[arg(long = options::cli_flag("token_allow_long_lifetime"))]
     allow_long_lifetime: bool,
+}
+
+/// The token secrets alone (a sign-out request needs no OTP seed): the same flags and variables as
+/// mint's.
+#[derive(Args)]
+struct SecretKeys {
+    /// Token secret (repeat for rotation: the first signs).
+    #[arg(long = options::cli_flag("token_secret"), env = "TOKEN_SECRET", hide_env_values = true)]
+    secrets: Vec<String>,
+    /// File holding the token secret (trailing newline ignored).
+    #[arg(long = options::cli_flag("token_secret_file"), env = "TOKEN_SECRET_FILE", hide_env_values = true)]
+    secret_file: Option<String>,
+    /// Accept short and published example secrets (the server's token_allow_weak_secrets; for
+    /// test vectors only).
+    #[arg(long = options::cli_flag("token_allow_weak_secrets"), env = "TOKEN_ALLOW_WEAK_SECRETS", value_parser = clap::builder::BoolishValueParser::new())]
+    allow_weak_secrets: bool,
+}
+
+impl SecretKeys {
+    fn signout_keys(&self) -> Result<prosody_auth_hmac::signout::SignoutKeys, String> {
+        let secrets = token_secrets(&self.secrets, self.secret_file.as_deref())?;
+        prosody_auth_hmac::signout::SignoutKeys::from_config(&secrets, self.allow_weak_secrets).map_err(cli_error)
+    }
+}
+
+/// The token secrets from `--secret` (and TOKEN_SECRET) and then the secret file, in that order.
+fn token_secrets(given: &[String], file: Option<&str>) -> Result<Vec<SecretBytes>, String> {
+    let mut secrets: Vec<SecretBytes> = given.iter().map(|s| SecretBytes::from_config_str(s)).collect();
+    if let Some(f) = file {
+        secrets.push(SecretBytes::from_config_str(&read_secret_file("token_secret_file", f)?));
+    }
+    Ok(secrets)
 }
 
 /// The gid of `group` from /etc/group.
@@ -220,6 +268,23 @@ fn server_jid(jid: &str) -> Result<(&str, String, String), String> {
     Ok((local, prepped, domain))
 }
 
+/// The JID `given` in the form the server verifies, and its domain; `action` names the command for
+/// the errors. A name whose localpart nodeprep changes beyond ASCII case is refused: whether the
+/// two are one user is the web app's decision, not this tool's.
+fn prepared_jid(given: &str, action: &str) -> Result<(String, String), String> {
+    let (sent, local, domain) = server_jid(given).map_err(|e| format!("cannot {action} {given:?}: {e}"))?;
+    if local != sent.to_ascii_lowercase() {
+        return Err(format!(
+            "cannot {action} {given:?}: its localpart is the XMPP account {local:?}; {action} {local}@{domain} if that is the same user"
+        ));
+    }
+    let jid = format!("{local}@{domain}");
+    if jid != given {
+        eprintln!("hmac-token: using {jid} (the form the server verifies), not {given}");
+    }
+    Ok((jid, domain))
+}
+
 /// The CLI's names for the server's options (`options::OPTIONS`' flags and variables), so that an
 /// error names what to type here.
 struct CliNames;
@@ -248,10 +313,7 @@ fn cli_error(e: ConfigError) -> String {
 impl Keys {
     /// The token half of the server's verifier: no replay store (a verify here accepts nothing).
     fn checker(&self, host: &str, jid_as_sent: bool) -> Result<TokenChecker, String> {
-        let mut secrets: Vec<SecretBytes> = self.secrets.iter().map(|s| SecretBytes::from_config_str(s)).collect();
-        if let Some(f) = &self.secret_file {
-            secrets.push(SecretBytes::from_config_str(&read_secret_file("token_secret_file", f)?));
-        }
+        let secrets = token_secrets(&self.secrets, self.secret_file.as_deref())?;
         let seed = match (&self.otp_seed, &self.otp_seed_file) {
             (Some(s), _) => s.clone(),
             (None, Some(f)) => read_secret_file("otp_seed_file", f)?,
@@ -302,18 +364,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Mint { jid: given, json, keys } => {
-            let (sent, local, domain) = server_jid(&given).map_err(|e| format!("cannot mint for {given:?}: {e}"))?;
-            if local != sent.to_ascii_lowercase() {
-                // a web-app name that is another string in XMPP: whether both are one user is the web
-                // app's decision, not this tool's
-                return Err(format!(
-                    "cannot mint for {given:?}: its localpart is the XMPP account {local:?}; mint for {local}@{domain} if that is the same user"
-                ));
-            }
-            let jid = format!("{local}@{domain}");
-            if jid != given {
-                eprintln!("hmac-token: minting for {jid} (the form the server verifies), not {given}");
-            }
+            let (jid, domain) = prepared_jid(&given, "mint for")?;
             let v = keys.checker(&domain, false)?;
             let token = v.mint(&jid, keys.now()?).map_err(|e| format!("cannot mint for {jid:?}: {e}"))?;
             if json {
@@ -321,6 +372,27 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 println!("{token}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Signout { jid: given, now, nonce, keys } => {
+            let (jid, _) = prepared_jid(&given, "sign out")?;
+            let signer = keys.signout_keys()?;
+            let now = match now {
+                Some(t) => t,
+                None => SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).map_err(|e| e.to_string())?,
+            };
+            let nonce = match nonce {
+                Some(n) => n,
+                None => random_digits(prosody_auth_hmac::signout::NONCE_LEN).map_err(|e| e.to_string())?,
+            };
+            let line = signer.request_line(now, &nonce, &jid).ok_or_else(|| {
+                format!(
+                    "cannot sign out {jid:?}: the time must be a unix time from 1 on, the nonce {} digits, the JID at most {} bytes",
+                    prosody_auth_hmac::signout::NONCE_LEN,
+                    prosody_auth_hmac::signout::MAX_JID_LEN
+                )
+            })?;
+            println!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Man { dir } => {

@@ -1,9 +1,9 @@
 """What the browser-session tests (pages/: test_browser_sessions.py, test_browser_refusals.py,
-test_browser_credentials.py, whose fixtures are pages/conftest.py's) share: converse.js 14 with the
-token-reconnect plugin (clients/converse/token-reconnect.js) in Debian's headless Chromium, pages
-kept open while a test acts on the server. Over WebSocket and BOSH, with PLAIN (token as password)
-and SASL-HMAC. Counts come from the fake web app's request log (fake_webapp.py) and Prosody's log; a
-screenshot of every outcome goes to test-artifacts/browser/.
+test_browser_credentials.py, test_browser_signout.py, whose fixtures are pages/conftest.py's)
+share: converse.js 14 with the token-reconnect plugin (clients/converse/token-reconnect.js) in
+Debian's headless Chromium, pages kept open while a test acts on the server. Over WebSocket and
+BOSH, with PLAIN (token as password) and SASL-HMAC. Counts come from the fake web app's request log
+(fake_webapp.py) and Prosody's log; a screenshot of every outcome goes to test-artifacts/browser/.
 
 Waits are shortened with the plugin's settings (FAST: the first reconnect after 0.25-0.5 s, at most
 4 s apart), and refusals=2 (the default is 3) so a changed default would show. The plugin's rules
@@ -19,9 +19,10 @@ from harness import Prosody, free_port
 from logins import plain
 
 
-def page_server():
-    """A module's Prosody for the pages (a fixture's body: yields it, stops it after)."""
-    s = Prosody(keep_dir=True, extra_modules=("auth_events_probe", "admin_shell")).start()
+def page_server(extra_global=""):
+    """A module's Prosody for the pages (a fixture's body: yields it, stops it after), with
+    `extra_global` added to its configuration's global section."""
+    s = Prosody(keep_dir=True, extra_modules=("auth_events_probe", "admin_shell"), extra_global=extra_global).start()
     yield s
     s.keep_dir = False
     s.stop()

@@ -37,6 +37,7 @@ class FakeWebApp(WebApp):
         self.impostor_sessions = Counter()  # impostor path -> BOSH sessions opened on it
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         self.served = []  # the paths of the static files served, in order
+        self.locked = set()  # users whose credentials_url answers 403 (an account the site has locked)
 
     def mint(self, user, offset=0):
         now = int(self.fixed_now or time.time()) + offset
@@ -45,7 +46,18 @@ class FakeWebApp(WebApp):
     def hand_out(self, req, path, user, query):
         if self.down:  # before the rate limit, as a web app that is down counts nothing
             return self.fail(req, user, query)
+        if user in self.locked:  # the web session is still there, the account is not: no token
+            self.log(user, query, "403")
+            return self.send(req, 403, b"account locked", "text/plain")
         return super().hand_out(req, path, user, query)
+
+    def sign_out(self, user):
+        """Signs `user` out of the chat as the example's logout does (the Python library's
+        `signout`), at `fixed_now` if set: Prosody checks the request's time against its token
+        clock, which the tests pin. Raises if Prosody does not accept it (the example only logs)."""
+        jid = prosody_hmac_token.signed_jid("%s@%s" % (user, self.domain))
+        prosody_hmac_token.signout(self.signout_url, jid, self.token_secret,
+                                   now=int(self.fixed_now) if self.fixed_now else None)
 
     def credentials(self, user, query):
         """credentials_url's answer (after the rate limit), once `hold` (if any) is set, for the page's

@@ -365,6 +365,17 @@ class Prosody:
         env = dict(os.environ, TOKEN_SECRET=secret, OTP_SEED=seed or self.otp_seed)
         return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
+    def signout(self, jid, now=None, secret=None):
+        """A sign-out request line from the project's CLI (`hmac-token signout`, the web app's side
+        of docs/signout.md), signed with the JID's host's first secret unless `secret` is given."""
+        if secret is None:
+            secret = self.other_token_secret if jid.endswith("@" + self.other_host) else self.token_secret
+        args = [str(HMAC_TOKEN), "signout", "--jid", jid]
+        if now is not None:
+            args += ["--now", str(int(now))]
+        env = dict(os.environ, TOKEN_SECRET=secret)
+        return subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout.strip()
+
 
 def reseal_replay_state(text, token_secret, host, **fields):
     """A clean stop's saved replay state (Prosody's internal storage, a Lua table) with `fields`

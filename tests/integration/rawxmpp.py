@@ -32,7 +32,7 @@ class Result:
     condition: Optional[str] = None
     data: Optional[bytes] = None  # challenge or success additional data
     authzid: Optional[str] = None  # SASL2 success: the authorization-identifier
-    text: Optional[str] = None  # SASL failure: the <text/> the server sent with the condition
+    text: Optional[str] = None  # SASL failure or stream error: the <text/> the server sent with the condition
 
     def __str__(self):
         return "%s(%s)" % (self.status, self.condition or "")
@@ -72,7 +72,7 @@ def interpret(el):
         return Result("failure", cond, text=el.findtext("{%s}text" % NS_SASL2))
     if tag == "{%s}error" % NS_STREAM:
         cond = next((c.tag.split("}")[1] for c in el if c.tag.startswith("{%s}" % NS_STREAMS_ERR) and not c.tag.endswith("}text")), None)
-        return Result("stream-error", cond)
+        return Result("stream-error", cond, text=el.findtext("{%s}text" % NS_STREAMS_ERR))
     return None
 
 

@@ -273,3 +273,50 @@ def test_secrets_on_the_command_line_are_warned_about_and_files_checked():
         foreign = run("mint", "--jid", "a@example.org", "--secret-file", sf, "--otp-seed-file", of)
         assert foreign.returncode == 0, foreign.stderr
         assert ("is readable by group %d, which is not Prosody's (%d)" % (other, prosody_gid)) in foreign.stderr, foreign.stderr
+
+
+def signout_vectors():
+    with open(Path(__file__).resolve().parents[1] / "vectors" / "signout.json") as f:
+        return json.load(f)
+
+
+def test_signout_writes_every_vectors_line_exactly():
+    cases = [c for c in signout_vectors()["cases"] if "mint" in c]
+    assert len(cases) > 10
+    for c in cases:
+        m = c["mint"]
+        r = run("signout", "--jid", m["jid"], "--now", str(m["time"]), "--nonce", m["nonce"],
+                env={"TOKEN_SECRET": m["secret"], "OTP_SEED": None})
+        assert (r.returncode, r.stdout) == (0, c["line"] + "\n"), (c["name"], r.stderr)
+
+
+def test_signout_picks_a_fresh_nonce_and_the_clock_and_signs_the_prepared_jid():
+    k = keys()
+    env = {"TOKEN_SECRET": k["token_secret"]}
+    first, second = (run("signout", "--jid", "Alice@Example.ORG", env=env) for _ in range(2))
+    assert first.returncode == 0, first.stderr
+    assert "alice@example.org" in first.stderr  # says which form it signed
+    lines = [r.stdout.split(" ") for r in (first, second)]
+    for version, time, nonce, jid, mac in lines:
+        assert (version, jid) == ("v1", "alice@example.org")
+        assert abs(int(time) - __import__("time").time()) < 60
+        assert re.fullmatch(r"\d{32}", nonce) and re.fullmatch(r"[A-Za-z0-9+/]{43}=\n", mac)
+    assert lines[0][2] != lines[1][2], "a random nonce each time"
+
+
+def test_signout_refuses_what_the_server_would_refuse():
+    k = keys()
+    env = {"TOKEN_SECRET": k["token_secret"]}
+    for args, says in [
+        (["--jid", "alice@example.org", "--nonce", "1" * 31], "nonce 32 digits"),
+        (["--jid", "alice@example.org", "--nonce", "1" * 33], "nonce 32 digits"),
+        (["--jid", "alice@example.org", "--now", "0"], "unix time from 1 on"),
+        (["--jid", "alice@example.org/web"], "not a bare JID"),
+        (["--jid", "\uff21lice@example.org"], "its localpart is the XMPP account"),
+    ]:
+        r = run("signout", *args, env=env)
+        assert r.returncode == 2 and r.stdout == "" and says in r.stderr, (args, r.stderr)
+    weak = run("signout", "--jid", "alice@example.org", env={"TOKEN_SECRET": "short"})
+    assert weak.returncode == 2 and "--secret/TOKEN_SECRET must be at least 16 bytes" in weak.stderr, weak.stderr
+    none = run("signout", "--jid", "alice@example.org", env={"TOKEN_SECRET": None, "TOKEN_SECRET_FILE": None})
+    assert none.returncode == 2 and "--secret/TOKEN_SECRET is not set" in none.stderr, none.stderr

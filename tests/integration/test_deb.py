@@ -100,8 +100,8 @@ def test_the_manual_pages_come_from_the_cli(deb):
         subprocess.run(["dpkg-deb", "-x", str(path), str(root)], check=True)
         man = root / "usr" / "share" / "man" / "man1"
         assert sorted(p.name for p in man.iterdir()) == [
-            "hmac-token-jid.1.gz", "hmac-token-keygen.1.gz", "hmac-token-mint.1.gz", "hmac-token-verify.1.gz",
-            "hmac-token.1.gz"]
+            "hmac-token-jid.1.gz", "hmac-token-keygen.1.gz", "hmac-token-mint.1.gz", "hmac-token-signout.1.gz",
+            "hmac-token-verify.1.gz", "hmac-token.1.gz"]
         page = subprocess.run(["man", "-l", str(man / "hmac-token-keygen.1.gz")], capture_output=True, text=True,
                               env=dict(os.environ, MANWIDTH="200", LC_ALL="C.UTF-8"))
         assert page.returncode == 0 and page.stderr == "", page.stderr

@@ -23,9 +23,17 @@ CODE = (".py", ".js", ".mjs", ".cjs", ".ts", ".php", ".lua", ".rs", ".sh", ".go"
 NOT_THE_FORMAT = {
     "src/check.rs": "verification and minting policy: calls src/token.rs for the signed message",
     "src/replay_state.rs": "the saved replay state's MAC (its own label)",
+    "src/signout.rs": "the sign-out request's and record's MACs (derived keys, their own labels: docs/signout.md)",
     "tests/integration/harness.py": "a test copy of the saved replay state's MAC",
     "tests/rfc_vectors.rs": "RFC 4231 HMAC-SHA256 vectors",
+    "tests/signout.rs": "a sign-out MAC made under the token secret itself, which must be refused",
+    "tests/vectors/generate_signout.py": "sign-out request MACs (docs/signout.md); its login tokens come from "
+                                         "tests/interop's create_token",
     "tests/integration/test_format_homes.py": "this test: its patterns",
+    "clients/python/tests/test_signout.py": "a sign-out MAC under the token secret itself, which must differ "
+                                            "from the library's (derived key)",
+    "tests/integration/signout_requests.py": "a test copy of the sign-out request's MAC (docs/signout.md)",
+    "tests/integration/test_signout.py": "a sign-out MAC under the token secret itself, which Prosody must refuse",
 }
 
 

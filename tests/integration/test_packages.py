@@ -188,6 +188,16 @@ def check(token: str, secrets: List[str], seed: str) -> Optional[str]:
 
 token: str = pht.mint("alice@example.org", b"secret", "JBSWY3DPEHPK3PXP")
 jid: str = pht.signed_jid("Alice@Example.org", prepared=False)
+line: str = pht.signout_request("alice@example.org", "secret", now=1700000000)
+
+
+def logout(url: str, secret: str) -> Optional[str]:
+    try:
+        pht.signout(url, "alice@example.org", secret, timeout=2.5, host="example.org")
+    except pht.SignoutError as e:
+        status: Optional[int] = e.status
+        return e.kind if status is None else "%s %d" % (e.kind, status)
+    return None
 '''
 
 # what --strict must refuse: proof that mypy reads the package's types rather than Any
@@ -196,6 +206,8 @@ MISUSES = {
     "now is an int": 'pht.mint("a@b.c", "s", "JBSWY3DP", now="1700000000")',
     "verify may return None": 'r: str = pht.verify("t", "a@b.c", ["s"], "JBSWY3DP")',
     "no such keyword": 'pht.credentials("a@b.c", "s", "JBSWY3DP", nonce_length=32)',
+    "signout returns None": 'ok: bool = pht.signout("http://127.0.0.1:5280/auth_hmac/signout", "a@b.c", "s")',
+    "signout takes no nonce": 'pht.signout("http://127.0.0.1:5280/auth_hmac/signout", "a@b.c", "s", nonce="1" * 32)',
 }
 
 
@@ -308,8 +320,8 @@ def test_node_package_exports_only_its_entry_point(node_project):
 
 
 TS_CONSUMER = """\
-import { credentials, mint, signedJid, verify, TokenError } from "prosody-hmac-token";
-import type { Credentials, MintOptions, TokenErrorKind, VerifyFailure } from "prosody-hmac-token";
+import { credentials, mint, signedJid, signout, signoutRequest, verify, SignoutError, TokenError } from "prosody-hmac-token";
+import type { Credentials, MintOptions, SignoutErrorKind, TokenErrorKind, VerifyFailure } from "prosody-hmac-token";
 
 const options: MintOptions = { now: 1700000000, digits: 8, step: 30, nonceDigits: 32 };
 export function endpoint(user: string, secret: string, seed: string): Credentials | { error: TokenErrorKind } {
@@ -323,6 +335,16 @@ export function endpoint(user: string, secret: string, seed: string): Credential
 export const token: string = mint("alice@example.org", "secret", "JBSWY3DPEHPK3PXP");
 export const jid: string = signedJid("Alice@Example.org", { prepared: false });
 export const result: VerifyFailure | null = verify(token, jid, ["secret"], "JBSWY3DPEHPK3PXP", { host: "example.org", skew: 1 });
+export const line: string = signoutRequest("alice@example.org", "secret", { now: 1700000000n });
+export async function logout(url: string): Promise<SignoutErrorKind | null> {
+  try {
+    await signout(url, "alice@example.org", "secret", { timeout: 2000, host: "example.org" });
+    return null;
+  } catch (e) {
+    if (e instanceof SignoutError) return e.kind;
+    throw e;
+  }
+}
 """
 
 # what tsc must refuse: proof that it reads the package's declarations rather than any
@@ -331,6 +353,8 @@ TS_MISUSES = {
     "now is a number": 'mint("a@b.c", "s", "JBSWY3DP", { now: "1700000000" });',
     "verify may return null": 'export const r: VerifyFailure = verify("t", "a@b.c", ["s"], "JBSWY3DP");',
     "no such option": 'mint("a@b.c", "s", "JBSWY3DP", { nonceLength: 32 });',
+    "signout resolves to nothing": 'export const b: Promise<boolean> = signout("u", "a@b.c", "s");',
+    "signout takes no nonce": 'signout("u", "a@b.c", "s", { nonce: "1" });',
 }
 
 TSCONFIG = {"compilerOptions": {"strict": True, "noEmit": True, "module": "node16", "moduleResolution": "node16",

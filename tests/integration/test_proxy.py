@@ -44,7 +44,8 @@ def stack(request):
     X-Forwarded-Proto from a trusted proxy), the web app, and the proxy in front of both."""
     server = Prosody(extra_global="\n".join([
         "consider_bosh_secure = false", "consider_websocket_secure = false",  # the harness's direct-HTTP default
-        'trusted_proxies = { "127.0.0.1", "::1" }', "bosh_max_wait = %d" % BOSH_MAX_WAIT]))
+        'trusted_proxies = { "127.0.0.1", "::1" }', "bosh_max_wait = %d" % BOSH_MAX_WAIT,
+        "token_signout = true"]))
     make_cert(server.dir, [NAME, server.host, server.other_host])  # one certificate for the proxy and Prosody
     server.start()
     app_port = free_port()
@@ -257,6 +258,61 @@ def login_ws(port, server, user, tls=True):
     ws.restart()
     ws.bind(restart=False)
     return ws
+
+
+SIGNOUT_DENY = {
+    "nginx": "\tlocation ^~ /auth_hmac/ {\n\t\treturn 404;\n\t}\n",
+    "apache": '\t<Location "/auth_hmac/">\n\t\tRequire all denied\n\t</Location>\n',
+}
+
+
+def wholesale_proxy(stack, deny=True):
+    """The shipped site with its web-app location forwarding to Prosody's HTTP server instead (an
+    admin proxying Prosody wholesale), with or without the site's refusal of /auth_hmac/."""
+    server, proxy, app = stack
+    p = make_proxy(proxy.kind, server.http_port, app.port, server.dir / "host.crt", server.dir / "host.key", scale=SCALE)
+    site = (p.dir / "site.conf").read_text()
+    assert site.count(SIGNOUT_DENY[proxy.kind]) == 1, site
+    if not deny:
+        site = site.replace(SIGNOUT_DENY[proxy.kind], "")
+    site = site.replace("127.0.0.1:%d" % app.port, "127.0.0.1:%d" % server.http_port)
+    (p.dir / "site.conf").write_text(site)
+    return p.start()
+
+
+def post_through(p, body, host):
+    import http.client
+    from proxies import tls_context
+    conn = http.client.HTTPSConnection("127.0.0.1", p.https_port, timeout=15, source_address=(CLIENT, 0),
+                                       context=tls_context())
+    try:
+        conn.request("POST", "/auth_hmac/signout", body=body.encode(), headers={"Host": host, "Content-Type": "text/plain"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode(errors="replace")
+    finally:
+        conn.close()
+
+
+def test_the_signout_endpoint_is_refused_by_the_proxy_even_when_it_forwards_prosody_wholesale(stack):
+    """Prosody's /auth_hmac/ is for the web app on loopback: the shipped sites refuse it, also in a
+    copy whose catch-all location forwards Prosody's HTTP server; without the refusal the same
+    request would sign the user out (what the refusal is measured against)."""
+    import signout_requests
+    server = stack[0]
+    for deny, expected in ((True, None), (False, (200, "accepted"))):
+        p = wholesale_proxy(stack, deny=deny)
+        try:
+            request = signout_requests.line(server.token_secret, "proxied@" + server.host, int(time.time()))
+            mark = server.log_mark()
+            status, body = post_through(p, request, server.host)
+            if expected:
+                assert (status, body) == expected, (status, body, server.tail())
+                assert "Signed out proxied@%s at the request of %s" % (server.host, CLIENT) in server.log_since(mark)
+            else:
+                assert status in (403, 404) and "accepted" not in body and "refused" not in body, (status, body)
+                assert "sign-out" not in server.log_since(mark).lower() and "Signed out" not in server.log_since(mark)
+        finally:
+            p.stop()
 
 
 def test_an_idle_websocket_outlives_the_proxys_default_timeout(stack):

@@ -4,7 +4,10 @@ and at most `rate_limit` tokens per user per `rate_window`, so that neither a sc
 site's page can spend the user's per-account quota on the server (token_replay_user_quota) and
 lock the user out. The rate limit's clock is the app's `clock`, replaced here: nothing waits."""
 import http.cookiejar
+import http.server
 import json
+import logging
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -12,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+import prosody_hmac_token
 import rawxmpp
 from app import WebApp
 from harness import free_port
@@ -177,3 +181,100 @@ def test_the_example_serves_nothing_only_tests_need(app, prosody):
         assert request(opener, app.url + path)[0] == 404, path
     for name in ("down", "slow", "fixed_now", "impostor_log", "issued_log", "requests", "served"):
         assert not hasattr(app, name), name
+
+
+class StandInSignout:
+    """Prosody's sign-out endpoint as the web app sees it: records each POST, answers `status`."""
+
+    def __init__(self, status=200):
+        self.status, self.requests = status, []
+        stand_in = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                stand_in.requests.append((self.path, self.headers.get("Host"), self.headers.get("Content-Type"), body))
+                self.send_response(stand_in.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/auth_hmac/signout" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def endpoint(app):
+    stand_in = StandInSignout()
+    app.signout_url = stand_in.url
+    yield stand_in
+    stand_in.close()
+
+
+def logout(opener, app, sec_fetch_site="same-origin"):
+    headers = {"Sec-Fetch-Site": sec_fetch_site} if sec_fetch_site else {}
+    try:
+        with NoRedirectOpener(opener).open(urllib.request.Request(app.url + "logout", data=b"", headers=headers),
+                                           timeout=30) as r:
+            return r.status, r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers
+
+
+def NoRedirectOpener(opener):
+    """`opener`'s cookies, without following the answer's redirect."""
+    jar = next(h.cookiejar for h in opener.handlers if isinstance(h, urllib.request.HTTPCookieProcessor))
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+
+
+def test_logout_ends_the_web_session_and_signs_the_user_out(app, endpoint, prosody):
+    opener = browser(app, "Rita")
+    assert request(opener, app.url + "credentials")[0] == 200
+    status, headers = logout(opener, app)
+    assert status == 303 and headers["Location"] == "/", status
+    assert "Max-Age=0" in headers["Set-Cookie"]
+    (path, host, ctype, body), = endpoint.requests
+    jid = "rita@%s" % prosody.host  # the account the tokens were signed for
+    assert (path, host, ctype) == ("/auth_hmac/signout", prosody.host, "text/plain")
+    version, time, nonce, signed, _ = body.split(" ")
+    assert (version, signed) == ("v1", jid)
+    assert body == prosody_hmac_token.signout_request(jid, prosody.token_secret, now=int(time), nonce=nonce)
+    # the web session is gone: no more tokens for it, and logging out again signs nobody out
+    assert request(opener, app.url + "credentials")[0] == 401
+    assert logout(opener, app)[0] == 303
+    assert len(endpoint.requests) == 1
+
+
+def test_a_failed_signout_is_logged_without_the_request(app, endpoint, caplog):
+    endpoint.status = 403
+    opener = browser(app, "sam")
+    with caplog.at_level(logging.INFO, logger="webapp"):
+        assert logout(opener, app)[0] == 303
+    (_, _, _, body), = endpoint.requests
+    failures = [r for r in caplog.records if r.name == "webapp" and r.levelno == logging.WARNING]
+    assert len(failures) == 1 and "refused" in failures[0].getMessage(), [r.getMessage() for r in caplog.records]
+    for record in caplog.records:
+        assert body.split(" ")[4] not in record.getMessage() and body.split(" ")[2] not in record.getMessage()
+    assert request(opener, app.url + "credentials")[0] == 401  # the web logout happened all the same
+
+
+def test_no_logout_from_another_site(app, endpoint):
+    opener = browser(app, "tess")
+    for fetch_site in ("cross-site", "same-site"):
+        assert logout(opener, app, fetch_site)[0] == 403
+    assert endpoint.requests == []
+    assert request(opener, app.url + "credentials")[0] == 200
+    # and a GET does nothing (a link or an <img> must not log anybody out)
+    assert request(opener, app.url + "logout")[0] == 404
+    assert endpoint.requests == []
+
+
+def test_the_signout_url_defaults_to_prosodys_own_port(app, prosody):
+    assert app.signout_url == "http://127.0.0.1:%d/auth_hmac/signout" % urllib.parse.urlsplit(prosody.bosh_url).port

@@ -6,7 +6,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-    backoffDelay, credentialsResult, DEFAULTS, initialState, MESSAGES, saslCondition, SEEN_MAX, step, WAITING,
+    backoffDelay, credentialsResult, DEFAULTS, initialState, MESSAGES, saslCondition, SEEN_MAX, SIGNED_OUT_TEXT, step,
+    streamErrorCondition, WAITING,
 } from '../reconnect-rules.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -102,6 +103,7 @@ describe('back-off', () => {
         assert.deepEqual(DEFAULTS, {
             token_reconnect_max_refusals: 3, token_reconnect_max_attempts: 10, token_reconnect_delay: 1000,
             token_reconnect_max_delay: 60000, token_reconnect_stable_after: 60000, token_credentials_timeout: 10000,
+            token_signout_retry_delay: 31000,
         });
         const m = machine(); // no settings: the defaults
         assert.equal(m.waitAfter(dropped()).ms, 500);
@@ -494,6 +496,167 @@ describe('after a stop or a logout nothing happens', () => {
         assert.equal(m.state.wait, null);
         assert.deepEqual(m.send({ type: 'timer', id: w.id }), []);
         for (const event of events) assert.deepEqual(m.send(event), []);
+    });
+});
+
+describe('the web site signed the user out', () => {
+    const signedOut = { type: 'disconnected', condition: 'signed-out', sent: false };
+    const login = { type: 'login', wanted: true, secure: true };
+    const SIGNED_OUT_STOP = { type: 'stop', reason: 'signed-out', message: MESSAGES['signed-out'], disconnect: true };
+
+    /** A connected machine that the sign-out's stream error ended: it shows the message and waits for its one reconnect. */
+    function afterSignOut() {
+        const m = machine();
+        m.send({ type: 'connected' });
+        const w = m.waitAfter(signedOut);
+        // one OTP step and a second: the token fetched then is of a later step than the sign-out
+        assert.deepEqual([w.ms, w.status], [31000, MESSAGES['signed-out']]);
+        assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+        assert.deepEqual(m.send(login), [{ type: 'fetch', generation: m.state.generation }]);
+        return m;
+    }
+
+    test('streamErrorCondition: not-authorized with the sign-out text, nothing else', () => {
+        assert.equal(SIGNED_OUT_TEXT, 'Signed out by the web site');
+        assert.equal(streamErrorCondition('not-authorized', 'Signed out by the web site'), 'signed-out');
+        assert.equal(streamErrorCondition('not-authorized', '  Signed out by the web site\n'), 'signed-out');
+        assert.equal(streamErrorCondition('not-authorized', 'Signed out by the web site!'), null);
+        assert.equal(streamErrorCondition('not-authorized', ''), null);
+        assert.equal(streamErrorCondition('not-authorized', undefined), null);
+        assert.equal(streamErrorCondition('conflict', 'Signed out by the web site'), null);
+        assert.equal(streamErrorCondition(undefined, 'Signed out by the web site'), null);
+    });
+
+    test('the message; the wait is token_signout_retry_delay, whatever the back-off', () => {
+        assert.match(MESSAGES['signed-out'], /^You were signed out of the chat\b/);
+        const m = machine({ token_signout_retry_delay: 61000, token_reconnect_delay: 10 }, { random: TOP });
+        m.waitAfter(dropped());
+        m.elapse();
+        assert.equal(m.waitAfter(signedOut).ms, 61000);
+    });
+
+    for (const [why, response] of [['401', { status: 401, redirected: false, body: '' }],
+        ['a redirect to the login page', { status: 200, redirected: true, body: '<html>' }],
+        ['a retryable failure (503): not asked again', { status: 503, redirected: false, body: '' }],
+        ['no answer: not asked again', { error: 'network error' }]]) {
+        test(`the one credentials fetch fails (${why}): stops with the sign-out message`, () => {
+            const m = afterSignOut();
+            assert.deepEqual(m.send({ type: 'credentials', generation: m.state.generation, response }), [SIGNED_OUT_STOP]);
+            assert.equal(m.state.message, MESSAGES['signed-out']);
+            for (const event of [dropped(), signedOut, failed('not-authorized'), { type: 'prebind-failed' }]) {
+                assert.deepEqual(m.send(event), [], JSON.stringify(event));
+            }
+        });
+    }
+
+    for (const [why, event] of [['refused as not-authorized', failed('not-authorized')],
+        ['refused as credentials-expired', failed('credentials-expired')],
+        ['signed out again', signedOut],
+        ['no answer after the token went out', dropped(true)],
+        ['dropped before the token went out', dropped(false)],
+        ['temporary-auth-failure', failed('temporary-auth-failure')]]) {
+        test(`the one sign-in after it fails (${why}): stops with the sign-out message, nothing more is fetched`, () => {
+            const m = afterSignOut();
+            const generation = m.state.generation;
+            assert.equal(types(m.send({ type: 'credentials', generation, response: ok('a@b', 'P1 mac') }))[0], 'sign-in');
+            assert.deepEqual(m.send(event), [{ type: 'forget-outcome' }, SIGNED_OUT_STOP]);
+            assert.equal(m.state.refusals, 0); // not counted as a refused token: the page is not broken
+            assert.deepEqual(m.send(event), []);
+        });
+    }
+
+    test('the client\'s own refusal on that sign-in keeps its own message', () => {
+        const m = afterSignOut();
+        m.send({ type: 'credentials', generation: m.state.generation, response: ok('a@b', 'P1 mac') });
+        assert.equal(stopOf(m.send(failed('client-refused'))).reason, 'client-refused');
+    });
+
+    test('a sign-in that succeeds lets the user back; a later sign-out is tried once again', () => {
+        const m = afterSignOut();
+        m.send({ type: 'credentials', generation: m.state.generation, response: ok('a@b', 'P1 mac') });
+        m.send({ type: 'connected' });
+        assert.equal(m.state.signedOut, false);
+        assert.equal(m.waitAfter(signedOut).status, MESSAGES['signed-out']);
+        assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+        // and an ordinary refusal later is counted as usual
+        m.send(login);
+        m.send({ type: 'credentials', generation: m.state.generation, response: ok('a@b', 'P2 mac') });
+        m.send({ type: 'connected' });
+        m.waitAfter(failed('not-authorized'));
+        assert.equal(m.state.refusals, 1);
+    });
+
+    test('never loops: a web site that always mints and a server that always signs out fetch once per sign-out', () => {
+        const m = afterSignOut();
+        let fetches = 1;
+        let stopped = false;
+        for (let i = 0; i < 50 && !stopped; i += 1) {
+            const actions = m.send({ type: 'credentials', generation: m.state.generation, response: ok('a@b', `P${i} mac`) });
+            assert.equal(types(actions)[0], 'sign-in');
+            const after = m.send(signedOut);
+            stopped = after.some((a) => a.type === 'stop');
+            if (!stopped) {
+                m.elapse();
+                if (types(m.send(login)).includes('fetch')) fetches += 1;
+            }
+        }
+        assert.ok(stopped);
+        assert.equal(fetches, 1);
+    });
+
+    test('a login after the stop (the login form) starts over', () => {
+        const m = afterSignOut();
+        m.send({ type: 'credentials', generation: m.state.generation, response: { status: 401 } });
+        assert.deepEqual(m.send(login), [{ type: 'fetch', generation: m.state.generation }]);
+        assert.equal(m.state.signedOut, false);
+        assert.equal(m.waitAfter({ type: 'credentials', generation: m.state.generation, response: { status: 503 } }).ms, 500);
+    });
+
+    test('prebind: the one prebind after it fails: stops, no connection to end', () => {
+        const m = machine();
+        m.send({ type: 'connected' });
+        m.waitAfter(signedOut);
+        assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+        assert.deepEqual(m.send({ type: 'prebind-failed' }), [{ ...SIGNED_OUT_STOP, disconnect: false }]);
+    });
+
+    for (const [what, pending] of [['a reconnect', () => dropped()], ['a refusal\'s reconnect', () => failed('not-authorized')]]) {
+        test(`a sign-out while ${what} is pending replaces that wait: its timer does nothing`, () => {
+            const m = machine();
+            m.send({ type: 'connected' });
+            const old = m.waitAfter(pending());
+            const actions = m.send(signedOut);
+            assert.deepEqual(types(actions), ['forget-outcome', 'wait']);
+            assert.equal(actions[1].status, MESSAGES['signed-out']);
+            assert.deepEqual(m.send({ type: 'timer', id: old.id }), []);
+            assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+            m.send(login);
+            assert.deepEqual(m.send({ type: 'credentials', generation: m.state.generation, response: { status: 401 } }),
+                [SIGNED_OUT_STOP]);
+        });
+    }
+
+    test('a sign-out while credentials are awaited again (a fetch wait) replaces it too', () => {
+        const m = machine();
+        m.send(login);
+        const old = m.waitAfter({ type: 'credentials', generation: 0, response: { status: 503 } });
+        assert.deepEqual(types(m.send(signedOut)), ['forget-outcome', 'wait']);
+        assert.deepEqual(m.send({ type: 'timer', id: old.id }), []);
+        assert.deepEqual(m.elapse(), [{ type: 'reconnect' }]);
+    });
+
+    test('converse\'s second call for the same sign-out is ignored while its wait is pending', () => {
+        const m = machine();
+        m.waitAfter(signedOut);
+        assert.deepEqual(m.send(dropped()), []);
+        assert.deepEqual(m.send(signedOut), []);
+    });
+
+    test('a logout during the wait: nothing happens', () => {
+        const m = machine();
+        const w = m.waitAfter(signedOut);
+        m.send({ type: 'logout' });
+        assert.deepEqual(m.send({ type: 'timer', id: w.id }), []);
     });
 });
 

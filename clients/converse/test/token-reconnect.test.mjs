@@ -105,8 +105,13 @@ function page(settings = {}) {
     class Connection {}
     Object.assign(Connection.prototype, {
         _sasl_failure_cb() {}, _attemptSASLAuth() { return true; }, _changeConnectStatus() {}, _connect_cb() {},
+        _dataRecv() { log.push(['strophe data']); },
     });
-    const Strophe = { Connection, Status: STATUS, ErrorCondition: { NO_AUTH_MECH: 'no-auth-mech' } };
+    class Websocket {
+        _checkStreamError() { log.push(['strophe stream error']); return true; }
+        _onMessage(message) { log.push(['strophe message', message.data]); }
+    }
+    const Strophe = { Connection, Websocket, Status: STATUS, ErrorCondition: { NO_AUTH_MECH: 'no-auth-mech' } };
     const quiet = { info() {}, warn() {}, error() {} };
     const converse = {
         plugins: { add: (_name, plugin) => plugin.initialize.call({ _converse: { api, state: {} } }) },
@@ -118,8 +123,45 @@ function page(settings = {}) {
         for (const fn of listeners[name] || []) result = await fn(...args);
         return result;
     };
-    return { api, conn, log, emit, values };
+    return { api, conn, log, emit, values, Strophe };
 }
+
+const NS_STREAM = 'http://etherx.jabber.org/streams';
+
+/** A stand-in DOM element: its children, and getElementsByTagNameNS over its descendants. */
+function element(ns, localName, children = [], textContent = '') {
+    return {
+        namespaceURI: ns, localName, children, textContent,
+        getElementsByTagNameNS(wantNs, name) {
+            const found = [];
+            const walk = (el) => {
+                for (const child of el.children) {
+                    if (child.namespaceURI === wantNs && child.localName === name) found.push(child);
+                    walk(child);
+                }
+            };
+            walk(this);
+            return found;
+        },
+    };
+}
+
+/** <stream:error><CONDITION/><text>TEXT</text></stream:error> inside `wrapper` (WebSocket's stream wrapper, BOSH's body). */
+function streamError(wrapper, condition, text) {
+    const NS_ERRORS = 'urn:ietf:params:xml:ns:xmpp-streams';
+    const parts = [element(NS_ERRORS, condition)];
+    if (text !== undefined) parts.push(element(NS_ERRORS, 'text', [], text));
+    return element(wrapper.ns, wrapper.name, [element(NS_STREAM, 'error', parts)]);
+}
+
+const WS_WRAPPER = { ns: NS_STREAM, name: 'stream' };
+const BOSH_BODY = { ns: 'http://jabber.org/protocol/httpbind', name: 'body' };
+/** How each transport hands a received element to Strophe (the call the plugin wraps). */
+const TRANSPORTS = {
+    websocket: (p, elem) => p.Strophe.Websocket.prototype._checkStreamError.call({ _conn: p.conn }, elem, STATUS.ERROR),
+    bosh: (p, elem) => p.Strophe.Connection.prototype._dataRecv.call(p.conn, { xhr: { responseXML: { documentElement: elem } } }),
+};
+const WRAPPERS = { websocket: WS_WRAPPER, bosh: BOSH_BODY };
 
 const of = (log, kind) => log.filter((entry) => entry[0] === kind);
 const good = (password) => ({ status: 200, body: JSON.stringify({ jid: 'alice@chat.example', password }) });
@@ -261,4 +303,94 @@ test('converse\'s give-up while connecting is turned into a reconnect, unless st
     p.conn.status = STATUS.CONNECTING;
     p.conn.onDisconnected();
     assert.deepEqual(of(p.log, 'status'), [['status', fmt(WAITING.drop, 1)]]);
+});
+
+for (const transport of ['websocket', 'bosh']) {
+    test(`${transport}: the sign-out stream error shows the message, fetches once, and a 4xx leaves the user out`, async () => {
+        const p = page({ token_signout_retry_delay: 31000 });
+        await p.emit('connected');
+        TRANSPORTS[transport](p, streamError(WRAPPERS[transport], 'not-authorized', 'Signed out by the web site'));
+        assert.equal(p.conn._tokenReconnectCondition, 'signed-out');
+        assert.ok(p.log.some(([what]) => what.startsWith('strophe')), 'Strophe still handles it');
+        p.api.connection.reconnect(); // converse, after the stream error ended the connection
+        p.api.connection.reconnect();
+        assert.deepEqual(of(p.log, 'status'), [['status', MESSAGES['signed-out']]]);
+        await advance(30999);
+        assert.deepEqual(of(p.log, 'reconnect'), []);
+        await advance(1);
+        assert.deepEqual(of(p.log, 'reconnect'), [['reconnect']]);
+        answers = [{ status: 401 }];
+        assert.deepEqual(await p.emit('login', null, { automatic: true }), { automatic: true, success: true });
+        assert.equal(requests.length, 1);
+        assert.deepEqual(of(p.log, 'finish'), [['finish', MESSAGES['signed-out']]]);
+        assert.deepEqual(of(p.log, 'login'), []);
+        p.api.connection.reconnect();
+        await advance(10 * 60 * 1000);
+        assert.equal(requests.length, 1);
+        assert.deepEqual(of(p.log, 'reconnect'), [['reconnect']]);
+    });
+}
+
+test('after a sign-out, a web site that still mints lets the user back in with one fetch', async () => {
+    const p = page();
+    await p.emit('connected');
+    TRANSPORTS.websocket(p, streamError(WS_WRAPPER, 'not-authorized', 'Signed out by the web site'));
+    p.api.connection.reconnect();
+    await advance(31000);
+    answers = [good('P1 mac')];
+    await p.emit('login', null, { automatic: true });
+    assert.deepEqual(of(p.log, 'login'), [['login', 'alice@chat.example', 'P1 mac', true]]);
+    await p.emit('connected');
+    assert.deepEqual(of(p.log, 'finish'), []);
+});
+
+test('after a sign-out, the one token refused again stops with the sign-out message', async () => {
+    const p = page();
+    await p.emit('connected');
+    TRANSPORTS.bosh(p, streamError(BOSH_BODY, 'not-authorized', 'Signed out by the web site'));
+    p.api.connection.reconnect();
+    await advance(31000);
+    answers = [good('P1 mac')];
+    await p.emit('login', null, { automatic: true });
+    p.conn._tokenReconnectCondition = 'not-authorized'; // the server's SASL <failure/>
+    p.conn._tokenReconnectSent = true;
+    p.api.connection.reconnect();
+    await advance(0);
+    assert.deepEqual(of(p.log, 'finish'), [['finish', MESSAGES['signed-out']]]);
+    await advance(10 * 60 * 1000);
+    assert.equal(requests.length, 1);
+});
+
+for (const [what, condition, text] of [['another condition', 'conflict', 'Signed out by the web site'],
+    ['another text', 'not-authorized', 'Replaced by new connection'], ['no text', 'not-authorized', undefined]]) {
+    test(`a stream error with ${what} is not a sign-out: a drop, reconnected as usual`, async () => {
+        const p = page();
+        for (const transport of ['websocket', 'bosh']) {
+            TRANSPORTS[transport](p, streamError(WRAPPERS[transport], condition, text));
+            assert.equal(p.conn._tokenReconnectCondition, undefined, transport);
+        }
+        p.api.connection.reconnect();
+        assert.deepEqual(of(p.log, 'status'), [['status', fmt(WAITING.drop, 1)]]);
+    });
+}
+
+test('BOSH data without a stream error, and WebSocket elements, pass through untouched', () => {
+    const p = page();
+    p.Strophe.Connection.prototype._dataRecv.call(p.conn, { xhr: { responseXML: { documentElement: element(BOSH_BODY.ns, 'body') } } });
+    p.Strophe.Connection.prototype._dataRecv.call(p.conn, element(NS_STREAM, 'stream'));
+    p.Strophe.Connection.prototype._dataRecv.call(p.conn, { xhr: { responseXML: null } });
+    assert.equal(p.conn._tokenReconnectCondition, undefined);
+    assert.equal(of(p.log, 'strophe data').length, 3);
+});
+
+test('WebSocket: a <stream:error> without the stream: prefix declared (Prosody 13) gets it before Strophe parses it', () => {
+    const p = page();
+    const receive = (data) => p.Strophe.Websocket.prototype._onMessage.call({ _conn: p.conn }, { data });
+    const bare = '<stream:error><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>';
+    const declared = `<stream:error xmlns:stream="${NS_STREAM}"><not-authorized xmlns="urn:ietf:params:xml:ns:xmpp-streams"/></stream:error>`;
+    const others = [declared, '<message xmlns="jabber:client"><body>&lt;stream:error</body></message>',
+        '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing" />'];
+    receive(bare);
+    for (const data of others) receive(data);
+    assert.deepEqual(of(p.log, 'strophe message').map(([, data]) => data), [declared, ...others]);
 });

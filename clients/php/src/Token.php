@@ -23,7 +23,11 @@ namespace ProsodyHmacToken;
  *  - 'skew'         int, verify only, steps either side accepted, 0–10 (default 1) — otp_skew
  *  - 'host'         string, verify only, the Prosody host the JID must belong to (default none)
  *
- * Requires 64-bit PHP (the TOTP counter is packed as a 64-bit integer).
+ * signout() sends Prosody the sign-out request of docs/signout.md (signoutRequest() builds it), on
+ * logout, account lock and password reset: Prosody ends the user's sessions and refuses the tokens
+ * minted before it.
+ *
+ * Requires 64-bit PHP (the TOTP counter and the sign-out time are packed as 64-bit integers).
  */
 final class Token
 {
@@ -38,7 +42,27 @@ final class Token
     /** Longest localpart (and domain) Prosody accepts, in bytes. */
     private const MAX_PART_BYTES = 1023;
 
+    /** Seconds signout() waits to connect and for each read of the answer, by default. */
+    public const SIGNOUT_TIMEOUT = 5.0;
+
+    private const SIGNOUT_NONCE_DIGITS = 32;
+    // Domain separators: the derived key's message starts with a zero octet, so the key is never a
+    // token's MAC (whose message starts with a digit), and the request's message is labelled too.
+    private const SIGNOUT_KEY_LABEL = "\x00prosody-auth-hmac signout key v1";
+    private const SIGNOUT_LABEL = "prosody-auth-hmac signout v1\x00";
+    /** RFC 3454 table B.1: what nodeprep maps to nothing (a localpart holding one is not nodeprep'd). */
+    private const MAPPED_TO_NOTHING = '\x{00AD}\x{034F}\x{1806}\x{180B}-\x{180D}\x{200B}-\x{200D}\x{2060}\x{FE00}-\x{FE0F}\x{FEFF}';
+    /** RFC 3454 table D.1: the right-to-left characters (Unicode 3.2), for a PCRE class. */
+    private const RTL = '\x{05BE}\x{05C0}\x{05C3}\x{05D0}-\x{05EA}\x{05F0}-\x{05F4}\x{061B}\x{061F}\x{0621}-\x{063A}'
+        . '\x{0640}-\x{064A}\x{066D}-\x{066F}\x{0671}-\x{06D5}\x{06DD}\x{06E5}\x{06E6}\x{06FA}-\x{06FE}\x{0700}-\x{070D}'
+        . '\x{0710}\x{0712}-\x{072C}\x{0780}-\x{07A5}\x{07B1}\x{200F}\x{FB1D}\x{FB1F}-\x{FB28}\x{FB2A}-\x{FB36}'
+        . '\x{FB38}-\x{FB3C}\x{FB3E}\x{FB40}\x{FB41}\x{FB43}\x{FB44}\x{FB46}-\x{FBB1}\x{FBD3}-\x{FD3D}\x{FD50}-\x{FD8F}'
+        . '\x{FD92}-\x{FDC7}\x{FDF0}-\x{FDFC}\x{FE70}-\x{FE74}\x{FE76}-\x{FEFC}';
+    /** What is read of Prosody's answer: its status is all it says. */
+    private const SIGNOUT_MAX_ANSWER = 4096;
+
     private const MINT_OPTIONS = ['now', 'digits', 'step', 'nonce_digits', 'prepared', 'nonce'];
+    private const SIGNOUT_REQUEST_OPTIONS = ['now', 'nonce'];
     private const VERIFY_OPTIONS = ['now', 'digits', 'step', 'nonce_digits', 'prepared', 'skew', 'host'];
 
     /** [min, max] of the integer options: the plugin's ranges. */
@@ -219,6 +243,215 @@ final class Token
             $fresh = hash_equals(self::otp($key, $low + $i, $digits), $otp) || $fresh;
         }
         return $fresh ? null : 'expired';
+    }
+
+    /**
+     * The sign-out request for $jid: one line, "v1 TIME NONCE JID MAC" (docs/signout.md).
+     *
+     * signout() builds and sends it; this is for a web app that sends it its own way. It is valid
+     * for 60 s and once: do not log it.
+     *
+     * @param string $jid         the bare JID exactly as Prosody names the account: the localpart
+     *                            nodeprep'd (lower case; `hmac-token jid NAME@HOST` prints it), the
+     *                            host the VirtualHost's name. Unlike mint(), nothing is lower-cased
+     *                            for you: an upper-case letter in the localpart, a '/', whitespace,
+     *                            a character nodeprep removes (a soft hyphen) or refuses (a control
+     *                            or private-use character, right-to-left text mixed with
+     *                            left-to-right), a part over 1023 bytes, or what
+     *                            signedJid($jid, true) refuses is refused (nodeprep itself is not
+     *                            reimplemented: what else it would change, Prosody refuses)
+     * @param string $tokenSecret the plugin's token_secret (the key is derived from its bytes)
+     * @param array{now?: ?int, nonce?: ?string} $options 'now': UTC unix seconds, at least 1 (default
+     *                            time()); 'nonce': FOR TEST VECTORS ONLY, 32 ASCII digits instead of
+     *                            32 from the CSPRNG (Prosody refuses a nonce it accepted within 60 s)
+     *
+     * @return string the request line
+     *
+     * @throws TokenError        kind "settings", "jid" or "nonce" (checked in that order)
+     * @throws \RuntimeException on 32-bit PHP
+     * @throws \Exception        if no CSPRNG is available (from random_int)
+     */
+    public static function signoutRequest(
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        array $options = [],
+    ): string {
+        $o = self::options($options, self::SIGNOUT_REQUEST_OPTIONS);
+        if ($o['now'] < 1) {
+            throw new TokenError(TokenError::SETTINGS, "option 'now' must be an integer of at least 1 (UTC unix seconds)");
+        }
+        self::checkSecret($tokenSecret);
+        $signed = self::signoutJid($jid);
+        $n = self::SIGNOUT_NONCE_DIGITS;
+        if ($o['nonce'] === null) {
+            $nonce = '';
+            for ($i = 0; $i < $n; $i++) {
+                $nonce .= (string) random_int(0, 9);
+            }
+        } else {
+            $nonce = $o['nonce'];
+            if (strlen($nonce) !== $n || strspn($nonce, '0123456789') !== $n) {
+                throw new TokenError(TokenError::NONCE, "the nonce must be exactly $n ASCII digits");
+            }
+        }
+        $key = hash_hmac('sha256', self::SIGNOUT_KEY_LABEL, $tokenSecret, true);
+        $message = self::SIGNOUT_LABEL . pack('J', $o['now']) . $nonce . pack('n', strlen($signed)) . $signed;
+        return 'v1 ' . $o['now'] . ' ' . $nonce . ' ' . $signed . ' ' . base64_encode(hash_hmac('sha256', $message, $key, true));
+    }
+
+    /**
+     * The JID as Prosody names the account: never prepared for the caller, so that it names exactly
+     * that account. What nodeprep would change or refuse in the localpart is refused, as far as this
+     * library can tell without nodeprep's tables; Prosody refuses the rest as malformed.
+     */
+    private static function signoutJid(string $jid): string
+    {
+        $signed = self::prepare($jid, true);
+        $local = substr($signed, 0, (int) strpos($signed, '@'));
+        if (preg_match('/[\p{Lu}\p{Lt}]/u', $local) === 1) { // nodeprep case-folds them
+            throw new TokenError(
+                TokenError::JID,
+                'the username has upper-case letters: pass the JID as Prosody nodepreps it'
+                . ' (lower case; hmac-token jid NAME@HOST prints it)',
+            );
+        }
+        if (preg_match('/[\s\p{Z}\x{85}]/u', $local) === 1) {
+            throw new TokenError(TokenError::JID, 'the username contains whitespace');
+        }
+        if (preg_match('/[' . self::MAPPED_TO_NOTHING . '\p{Cc}\p{Co}]/u', $local) === 1) {
+            throw new TokenError(TokenError::JID, 'the username contains a character nodeprep removes or refuses');
+        }
+        // RFC 3454 section 6: right-to-left text only, starting and ending with a right-to-left
+        // character; table D.2's left-to-right characters approximated as letters not right-to-left
+        $rtl = self::RTL;
+        if (preg_match("/[$rtl]/u", $local) === 1
+            && (preg_match("/(?![$rtl])\\p{L}/u", $local) === 1 || preg_match("/\\A[$rtl](?:.*[$rtl])?\\z/su", $local) !== 1)) {
+            throw new TokenError(TokenError::JID, 'the username mixes right-to-left and left-to-right text, which nodeprep refuses');
+        }
+        return $signed;
+    }
+
+    /**
+     * Signs $jid out of the chat: POSTs signoutRequest() as text/plain to Prosody's endpoint.
+     *
+     * Returns when Prosody accepted it: every session of the user has ended and every token minted
+     * before 'now' (to its OTP step) is refused. Call it on logout, account lock and password reset.
+     * It is not retried here: a new call makes a new request (a fresh nonce). Uses PHP's http://
+     * stream wrapper (allow_url_fopen): no proxy, no redirect; an https:// certificate is verified.
+     *
+     * @param string $url         Prosody's endpoint, e.g. "http://127.0.0.1:5280/auth_hmac/signout"
+     * @param string $jid         as for signoutRequest()
+     * @param string $tokenSecret the plugin's token_secret
+     * @param array{now?: ?int, timeout?: int|float|null, host?: ?string} $options 'now' as for
+     *                            signoutRequest(); 'timeout': seconds to connect and for each read,
+     *                            over 0 and at most 600 (default 5); 'host': the Host header, by
+     *                            default the JID's domain: the VirtualHost whose user this is, by
+     *                            which Prosody routes the request (http://127.0.0.1:5280/... works
+     *                            so without http_default_host); pass the name a reverse proxy in
+     *                            between routes by
+     *
+     * @throws TokenError        kind "settings" or "jid": nothing was sent
+     * @throws SignoutError      Prosody did not accept it: kind "refused", "http" or "network"
+     * @throws \RuntimeException on 32-bit PHP
+     * @throws \Exception        if no CSPRNG is available (from random_int)
+     */
+    public static function signout(
+        string $url,
+        string $jid,
+        #[\SensitiveParameter] string $tokenSecret,
+        array $options = [],
+    ): void {
+        foreach (array_keys($options) as $name) {
+            if (!in_array($name, ['now', 'timeout', 'host'], true)) {
+                throw new TokenError(TokenError::SETTINGS, sprintf("unknown option '%s' (known: now, timeout, host)", (string) $name));
+            }
+        }
+        $host = $options['host'] ?? null;
+        if ($host !== null && (!is_string($host) || preg_match('/\A[!-~]+\z/', $host) !== 1)) {
+            throw new TokenError(TokenError::SETTINGS, "option 'host' must be a host name (printable ASCII, no space)");
+        }
+        $timeout = $options['timeout'] ?? self::SIGNOUT_TIMEOUT;
+        if (!(is_int($timeout) || is_float($timeout)) || !is_finite((float) $timeout) || $timeout <= 0 || $timeout > 600) {
+            throw new TokenError(TokenError::SETTINGS, "option 'timeout' must be a number of seconds, over 0 and at most 600");
+        }
+        $where = self::signoutTarget($url);
+        $line = self::signoutRequest($jid, $tokenSecret, ['now' => $options['now'] ?? null]);
+        $host ??= substr((string) strrchr(explode(' ', $line)[3], '@'), 1); // the JID's domain
+        self::post($url, $where, $line, (float) $timeout, $host);
+    }
+
+    /** "host:port" of an http:// or https:// URL. */
+    private static function signoutTarget(string $url): string
+    {
+        $parts = parse_url($url);
+        $scheme = strtolower((string) ($parts['scheme'] ?? ''));
+        if ($parts === false || !in_array($scheme, ['http', 'https'], true) || ($parts['host'] ?? '') === '') {
+            throw new TokenError(TokenError::SETTINGS, 'the URL must be an http:// or https:// URL with a host');
+        }
+        return $parts['host'] . ':' . ($parts['port'] ?? ($scheme === 'https' ? 443 : 80));
+    }
+
+    /** POSTs $body; returns on 200, else throws SignoutError. */
+    private static function post(string $url, string $where, #[\SensitiveParameter] string $body, float $timeout, string $host): void
+    {
+        if (!filter_var(ini_get('allow_url_fopen'), FILTER_VALIDATE_BOOLEAN)) {
+            throw new SignoutError(SignoutError::NETWORK, 'PHP cannot send the sign-out request: allow_url_fopen is off');
+        }
+        $context = stream_context_create([
+            'http' => [
+                'method' => 'POST',
+                'header' => "Host: $host\r\nContent-Type: text/plain\r\n",
+                'content' => $body,
+                'timeout' => $timeout,
+                'follow_location' => 0,
+                'ignore_errors' => true, // a 403 is an answer to read, not a failure to open
+            ],
+            'ssl' => ['verify_peer' => true, 'verify_peer_name' => true],
+        ]);
+        $warning = null;
+        set_error_handler(static function (int $no, string $text) use (&$warning): bool {
+            $warning = $text; // names the URL and the failure, never the body
+            return true;
+        });
+        $started = hrtime(true);
+        try {
+            $stream = fopen($url, 'rb', false, $context);
+        } finally {
+            restore_error_handler();
+        }
+        if ($stream === false) {
+            $reason = (hrtime(true) - $started) / 1e9 >= $timeout
+                ? sprintf('timed out after %g s', $timeout)
+                : preg_replace('/^.*?: /', '', (string) $warning);
+            throw new SignoutError(SignoutError::NETWORK, "the sign-out request to $where got no answer: $reason");
+        }
+        try {
+            $headers = stream_get_meta_data($stream)['wrapper_data'] ?? [];
+            stream_get_contents($stream, self::SIGNOUT_MAX_ANSWER);
+        } finally {
+            fclose($stream);
+        }
+        $status = 0;
+        foreach (is_array($headers) ? $headers : [] as $line) {
+            if (is_string($line) && preg_match('#\AHTTP/\S+\s+(\d{3})#', $line, $m) === 1) {
+                $status = (int) $m[1]; // the last status line: the final answer
+            }
+        }
+        if ($status === 200) {
+            return;
+        }
+        if ($status === 403) {
+            throw new SignoutError(
+                SignoutError::REFUSED,
+                "Prosody at $where refused the sign-out request (403); its log says why"
+                . " (stale: check this machine's clock; bad-signature: another token_secret)",
+                403,
+            );
+        }
+        $why = $status >= 500 && $status < 600
+            ? 'Prosody could not complete it (its log says why): call signout again'
+            : "is the URL the auth_hmac/signout path, the Host the user's VirtualHost, and token_signout on?";
+        throw new SignoutError(SignoutError::HTTP, "the sign-out request to $where got HTTP $status: $why", $status);
     }
 
     /**

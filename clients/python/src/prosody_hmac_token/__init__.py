@@ -17,9 +17,17 @@ Typical use, in a ``credentials_url`` handler::
     body = pht.credentials("alice@example.org", os.environ["TOKEN_SECRET"], os.environ["OTP_SEED"])
     json.dumps(body)  # {"jid": "alice@example.org", "password": "<token>"}
 
+When the user logs out of the site, or their account is locked, or their password is reset,
+:func:`signout` asks Prosody to end the user's chat sessions and refuse the tokens minted before
+(docs/signout.md)::
+
+    pht.signout("http://127.0.0.1:5280/auth_hmac/signout", "alice@example.org",
+                os.environ["TOKEN_SECRET"])  # raises SignoutError unless Prosody accepted it
+
 All times are integer UTC unix seconds (``int(time.time())``); there are no time zones and no
 datetime objects anywhere. Errors in the caller's input are raised as :class:`TokenError`, whose
 ``kind`` is ``"jid"``, ``"nonce"`` or ``"settings"``; no message ever contains a secret or a seed.
+A sign-out Prosody did not accept is raised as :class:`SignoutError`.
 """
 
 import base64
@@ -27,19 +35,29 @@ import binascii
 import collections.abc
 import hashlib
 import hmac
+import http.client
+import math
 import secrets
+import socket
+import ssl
+import stringprep
 import struct
 import time
+import unicodedata
+import urllib.parse
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
 __version__ = "0.2.0"
 
 __all__ = [
     "TokenError",
+    "SignoutError",
     "mint",
     "credentials",
     "signed_jid",
     "verify",
+    "signout_request",
+    "signout",
     "__version__",
 ]
 
@@ -54,7 +72,22 @@ MAX_JID_PART = 1023
 #: The longest token :func:`verify` looks at, in bytes.
 MAX_TOKEN_BYTES = 1024
 
+#: The sign-out request (docs/signout.md): its nonce's digits, its largest time (u64), the
+#: default seconds :func:`signout` waits for Prosody.
+SIGNOUT_NONCE_DIGITS = 32
+MAX_SIGNOUT_TIME = 2**64 - 1
+SIGNOUT_TIMEOUT = 5.0
+
 _MAC_B64_LEN = 44  # standard base64 of 32 bytes, with padding
+# Domain separators: the derived key's message starts with a zero octet, so the key is never a
+# token's MAC (whose message starts with a digit), and the request's message is labelled too.
+_SIGNOUT_KEY_LABEL = b"\x00prosody-auth-hmac signout key v1"
+_SIGNOUT_LABEL = b"prosody-auth-hmac signout v1\x00"
+# RFC 3454 table B.1: what nodeprep maps to nothing (a localpart holding one is not nodeprep'd)
+_MAPPED_TO_NOTHING = frozenset("\u00ad\u034f\u1806\u180b\u180c\u180d\u200b\u200c\u200d\u2060\ufeff") | frozenset(
+    chr(c) for c in range(0xFE00, 0xFE10)
+)
+
 _ASCII_DIGITS = frozenset("0123456789")
 _B64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 _DOMAIN_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
@@ -87,6 +120,31 @@ class TokenError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class SignoutError(Exception):
+    """Prosody did not accept a sign-out request: the user may still be signed in to the chat.
+
+    ``kind`` says what happened:
+
+    * ``"refused"``: Prosody answered 403: the request was stale (check the web app's clock),
+      replayed, for another host, badly signed (another ``token_secret``) or over the user's rate
+      limit. Prosody's log has the reason; the answer has none.
+    * ``"http"``: another HTTP status (``status``): 404, the URL does not reach the sign-out
+      endpoint (the path, the ``Host``, or ``token_signout`` is not on for the host); 500, Prosody
+      ended the sessions but could not store the sign-out: call :func:`signout` again.
+    * ``"network"``: no answer: the connection failed or timed out, or TLS did not verify.
+
+    The message never contains the request (it is valid for 60 s) or the secret.
+    """
+
+    kind: str
+    status: Optional[int]
+
+    def __init__(self, kind: str, message: str, status: Optional[int] = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -293,6 +351,124 @@ def _mac(key: bytes, public: str, jid: str) -> bytes:
     return hmac.new(key, (public + jid).encode("utf-8"), hashlib.sha256).digest()
 
 
+def _signout_time(now: Optional[int]) -> int:
+    if now is None:
+        now = int(time.time())
+    elif not _is_int(now) or not 1 <= now <= MAX_SIGNOUT_TIME:
+        raise TokenError(
+            "settings", "now must be an integer from 1 to 2^64-1 (UTC unix seconds) or None"
+        )
+    return now
+
+
+def _signout_jid(jid: str) -> str:
+    """The JID as Prosody names the account: a sign-out is never prepared for the caller, so that
+    it names exactly the account the web app means (docs/signout.md, "The request"). What nodeprep
+    would change or refuse in the localpart is refused here, as far as the standard library can
+    tell; Prosody refuses the rest as malformed."""
+    bare = signed_jid(jid, prepared=True)
+    local = bare.split("@", 1)[0]
+    for c in local:
+        category = unicodedata.category(c)
+        if category in ("Lu", "Lt"):  # nodeprep case-folds them
+            raise TokenError(
+                "jid",
+                "the JID's localpart has upper-case letters: pass it as Prosody nodepreps it "
+                "(lower case; hmac-token jid NAME@HOST prints it)",
+            )
+        if c.isspace() or category in ("Zs", "Zl", "Zp"):
+            raise TokenError("jid", "the JID's localpart contains whitespace")
+        if c in _MAPPED_TO_NOTHING or category in ("Cc", "Co", "Cs"):
+            raise TokenError(
+                "jid", "the JID's localpart contains a character nodeprep removes or refuses"
+            )
+    # RFC 3454 section 6: right-to-left text only, starting and ending with a right-to-left character
+    if any(stringprep.in_table_d1(c) for c in local) and (
+        any(stringprep.in_table_d2(c) for c in local)
+        or not (stringprep.in_table_d1(local[0]) and stringprep.in_table_d1(local[-1]))
+    ):
+        raise TokenError(
+            "jid", "the JID's localpart mixes right-to-left and left-to-right text, which nodeprep refuses"
+        )
+    return bare
+
+
+def _signout_mac(key: bytes, t: int, nonce: str, jid: str) -> bytes:
+    derived = hmac.new(key, _SIGNOUT_KEY_LABEL, hashlib.sha256).digest()
+    j = jid.encode("utf-8")
+    message = _SIGNOUT_LABEL + struct.pack(">Q", t) + nonce.encode("ascii") + struct.pack(">H", len(j)) + j
+    return hmac.new(derived, message, hashlib.sha256).digest()
+
+
+def _signout_timeout(timeout: object) -> float:
+    if (
+        not isinstance(timeout, (int, float))
+        or isinstance(timeout, bool)
+        or not math.isfinite(timeout)
+        or not 0 < timeout <= 600
+    ):
+        raise TokenError("settings", "timeout must be a number of seconds, over 0 and at most 600")
+    return float(timeout)
+
+
+def _signout_target(url: object) -> Tuple[str, str, Optional[int], str]:
+    """(scheme, host, port, path and query) of an http:// or https:// URL."""
+    if not isinstance(url, str):
+        raise TokenError("settings", "url must be a str")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise TokenError("settings", "url is not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise TokenError("settings", "url must be an http:// or https:// URL with a host")
+    path = (parts.path or "/") + ("?" + parts.query if parts.query else "")
+    return parts.scheme, parts.hostname, port, path
+
+
+def _signout_host(host: object) -> Optional[str]:
+    if host is not None and (not isinstance(host, str) or not host or any(not "!" <= c <= "~" for c in host)):
+        raise TokenError("settings", "host must be a host name (printable ASCII, no space) or None")
+    return host
+
+
+def _post(url: str, body: str, timeout: float, host_header: str) -> None:
+    """POST ``body`` as text/plain with ``Host: host_header``; returns when the answer is 200, else raises
+    SignoutError. No redirect is followed and no proxy is used: the request goes to ``url`` itself."""
+    scheme, host, port, path = _signout_target(url)
+    where = "%s:%d" % (host, port or (443 if scheme == "https" else 80))
+    conn: http.client.HTTPConnection
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=ssl.create_default_context()
+        )
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body.encode("ascii"), headers={"Host": host_header, "Content-Type": "text/plain"})
+        status = conn.getresponse().status  # the whole answer: its body is not read
+    except (OSError, http.client.HTTPException) as e:
+        # the exception's text names the failure (refused, timed out, certificate), never the body
+        reason = "timed out after %g s" % timeout if isinstance(e, socket.timeout) else str(e) or type(e).__name__
+        raise SignoutError("network", "the sign-out request to %s got no answer: %s" % (where, reason)) from None
+    finally:
+        conn.close()
+    if status == 200:
+        return
+    if status == 403:
+        raise SignoutError(
+            "refused",
+            "Prosody at %s refused the sign-out request (403); its log says why "
+            "(stale: check this machine's clock; bad-signature: another token_secret)" % where,
+            status,
+        )
+    if 500 <= status < 600:
+        why = "Prosody could not complete it (its log says why): call signout again"
+    else:  # 404: Prosody's answer when the path, the Host or token_signout is wrong
+        why = "is the URL the auth_hmac/signout path, the Host the user's VirtualHost, and token_signout on?"
+    raise SignoutError("http", "the sign-out request to %s got HTTP %d: %s" % (where, status, why), status)
+
+
 # ---------------------------------------------------------------------------------------------
 # Public API
 
@@ -460,3 +636,73 @@ def verify(
     if not fresh:
         return "expired"
     return None
+
+
+def signout_request(
+    jid: str,
+    token_secret: Secret,
+    now: Optional[int] = None,
+    nonce: Optional[str] = None,
+) -> str:
+    """The sign-out request for ``jid``: one line, ``v1 TIME NONCE JID MAC`` (docs/signout.md).
+
+    :func:`signout` builds and sends it; this is for a web app that sends it its own way.
+    It is valid for 60 s and once: do not log it.
+
+    :param jid: the bare JID exactly as Prosody names the account: the localpart nodeprep'd
+        (lower case; ``hmac-token jid NAME@HOST`` prints it) and the host the VirtualHost's name.
+        Unlike :func:`mint`, nothing is lower-cased for you: a JID with an upper-case letter in
+        its localpart, a ``/``, whitespace, a character nodeprep removes (a soft hyphen, a
+        zero-width space) or refuses (a control or private-use character, right-to-left text
+        mixed with left-to-right), a part over 1023 bytes, or anything :func:`signed_jid` refuses
+        with ``prepared=True`` is refused. Prosody's nodeprep is not reimplemented: what else it
+        would change, Prosody refuses as malformed.
+    :param token_secret: the plugin's ``token_secret``; the key is derived from its UTF-8 bytes.
+    :param now: UTC unix seconds, an integer from 1 to 2^64-1; defaults to ``int(time.time())``.
+    :param nonce: FOR TEST VECTORS ONLY: 32 ASCII digits instead of 32 from the CSPRNG. Prosody
+        refuses a nonce it accepted in the last 60 s as a replay.
+    :raises TokenError: ``kind`` ``"settings"``, ``"jid"`` or ``"nonce"``.
+    """
+    t = _signout_time(now)
+    key = _secret_key(token_secret)
+    bare = _signout_jid(jid)
+    if nonce is None:
+        nonce = _random_nonce(SIGNOUT_NONCE_DIGITS)
+    else:
+        nonce = _check_nonce(nonce, SIGNOUT_NONCE_DIGITS)
+    mac = base64.b64encode(_signout_mac(key, t, nonce, bare)).decode("ascii")
+    return "v1 %d %s %s %s" % (t, nonce, bare, mac)
+
+
+def signout(
+    url: str,
+    jid: str,
+    token_secret: Secret,
+    now: Optional[int] = None,
+    timeout: float = SIGNOUT_TIMEOUT,
+    host: Optional[str] = None,
+) -> None:
+    """Signs ``jid`` out of the chat: POSTs :func:`signout_request` to Prosody's sign-out endpoint.
+
+    Returns when Prosody accepted it: every session of the user has ended and every token minted
+    before ``now`` (to its OTP step) is refused. Call it on logout, account lock and password
+    reset. It is not retried here: a new call makes a new request (a fresh nonce).
+
+    :param url: Prosody's endpoint, e.g. ``"http://127.0.0.1:5280/auth_hmac/signout"``
+        (http:// or https://, whose certificate is verified; no proxy, no redirect).
+    :param jid: as for :func:`signout_request`.
+    :param token_secret: the plugin's ``token_secret``.
+    :param now: as for :func:`signout_request`.
+    :param timeout: seconds to wait to connect and for each read of the answer (default 5).
+    :param host: the ``Host`` header; by default the JID's domain, the VirtualHost whose user
+        this is, by which Prosody routes the request (``http://127.0.0.1:5280/...`` works so
+        without ``http_default_host``). Pass the name a reverse proxy in between routes by.
+    :raises TokenError: ``kind`` ``"settings"`` or ``"jid"``: nothing was sent.
+    :raises SignoutError: Prosody did not accept it (``kind`` ``"refused"``, ``"http"`` or
+        ``"network"``); the user may still be signed in.
+    """
+    seconds = _signout_timeout(timeout)
+    header = _signout_host(host)
+    _signout_target(url)  # a bad URL is the caller's error, found before anything is built
+    line = signout_request(jid, token_secret, now=now)
+    _post(url, line, seconds, header or line.split(" ")[3].split("@", 1)[1])
