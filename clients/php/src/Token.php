@@ -282,18 +282,7 @@ final class Token
         }
         self::checkSecret($tokenSecret);
         $signed = self::signoutJid($jid);
-        $n = self::SIGNOUT_NONCE_DIGITS;
-        if ($o['nonce'] === null) {
-            $nonce = '';
-            for ($i = 0; $i < $n; $i++) {
-                $nonce .= (string) random_int(0, 9);
-            }
-        } else {
-            $nonce = $o['nonce'];
-            if (strlen($nonce) !== $n || strspn($nonce, '0123456789') !== $n) {
-                throw new TokenError(TokenError::NONCE, "the nonce must be exactly $n ASCII digits");
-            }
-        }
+        $nonce = self::nonce($o['nonce'], self::SIGNOUT_NONCE_DIGITS);
         $key = hash_hmac('sha256', self::SIGNOUT_KEY_LABEL, $tokenSecret, true);
         $message = self::SIGNOUT_LABEL . pack('J', $o['now']) . $nonce . pack('n', strlen($signed)) . $signed;
         return 'v1 ' . $o['now'] . ' ' . $nonce . ' ' . $signed . ' ' . base64_encode(hash_hmac('sha256', $message, $key, true));
@@ -467,18 +456,7 @@ final class Token
         self::checkSecret($tokenSecret);
         $key = self::decodeSeed($otpSeed);
         $signed = self::prepare($jid, $o['prepared']);
-        $n = $o['nonce_digits'];
-        if ($o['nonce'] === null) {
-            $nonce = '';
-            for ($i = 0; $i < $n; $i++) {
-                $nonce .= (string) random_int(0, 9);
-            }
-        } else {
-            $nonce = $o['nonce'];
-            if (strlen($nonce) !== $n || strspn($nonce, '0123456789') !== $n) {
-                throw new TokenError(TokenError::NONCE, "the nonce must be exactly $n ASCII digits (nonce_digits)");
-            }
-        }
+        $nonce = self::nonce($o['nonce'], $o['nonce_digits'], ' (nonce_digits)');
         $public = self::otp($key, intdiv($o['now'], $o['step']), $o['digits']) . $nonce;
         $mac = hash_hmac('sha256', $public . $signed, $tokenSecret, true);
         return [$signed, $public . ' ' . base64_encode($mac)];
@@ -653,5 +631,24 @@ final class Token
     private static function asciiLower(string $s): string
     {
         return strtr($s, self::UPPER, self::LOWER);
+    }
+
+    /**
+     * `$n` decimal digits from the CSPRNG, or `$given` when it is exactly `$n` ASCII digits (test
+     * vectors); `$hint` ends the error's message.
+     */
+    private static function nonce(?string $given, int $n, string $hint = ''): string
+    {
+        if ($given === null) {
+            $nonce = '';
+            for ($i = 0; $i < $n; $i++) {
+                $nonce .= (string) random_int(0, 9);
+            }
+            return $nonce;
+        }
+        if (strlen($given) !== $n || strspn($given, '0123456789') !== $n) {
+            throw new TokenError(TokenError::NONCE, "the nonce must be exactly $n ASCII digits$hint");
+        }
+        return $given;
     }
 }
