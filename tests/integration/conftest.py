@@ -8,7 +8,8 @@ from harness import Prosody  # on the path by pytest.ini
 LONGEST_FIRST = (
     "test_packages.py", "pages/test_browser_sessions.py", "pages/test_browser_refusals.py", "test_proxy.py",
     "test_sasl2.py", "test_browser.py", "pages/test_browser_credentials.py", "test_prosodyctl.py",
-    "test_deb.py", "test_dist.py", "test_demo.py", "test_restart.py", "test_binary_rocks.py",
+    "pages/test_browser_signout.py", "test_deb.py", "test_dist.py", "test_demo.py", "test_restart.py",
+    "test_binary_rocks.py",
 )
 
 

@@ -211,26 +211,60 @@ MISUSES = {
 }
 
 
-def mypy(venv, cwd, source):
-    (cwd / "consumer.py").write_text(source)
+def mypy(venv, cwd, files):
+    """One mypy --strict run over every file of `files` (name: source), each its own module."""
+    for name, source in files.items():
+        (cwd / name).write_text(source)
     return subprocess.run(["mypy", "--strict", "--no-incremental", "--cache-dir", os.devnull,
-                           "--python-executable", str(venv / "bin" / "python"), "consumer.py"],
+                           "--python-executable", str(venv / "bin" / "python"), *sorted(files)],
                           cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.parametrize("kind", ["wheel", "sdist"])
-def test_python_package_types_check_strictly(python_venvs, kind, tmp_path):
+def misuse_files(consumer, misuses, suffix):
+    """One file per misuse: the consumer, then the misuse alone on the line after it. They are
+    type-checked together, as one program of independent modules, because each checker run costs
+    10-40 s; each file's errors are then read apart, so every misuse is still refused on its own."""
+    return {"misuse_%d%s" % (i, suffix): (name, consumer + misuses[name] + "\n")
+            for i, name in enumerate(sorted(misuses))}
+
+
+def error_lines(output, pattern):
+    """{file name: set of line numbers with an error}, from a checker's output."""
+    found = {}
+    for m in re.finditer(pattern, output, re.M):
+        found.setdefault(m.group(1), set()).add(int(m.group(2)))
+    return found
+
+
+MYPY_ERROR = r"^([\w.]+\.py):(\d+): error:"
+PY_MISUSE_FILES = misuse_files(CONSUMER, MISUSES, ".py")
+
+
+@pytest.fixture(scope="module")
+def mypy_wheel(python_venvs, tmp_path_factory):
+    """The consumer and every misuse file, checked in one mypy run against the wheel's install."""
+    files = {"consumer.py": CONSUMER} | {name: source for name, (_, source) in PY_MISUSE_FILES.items()}
+    r = mypy(python_venvs["wheel"], tmp_path_factory.mktemp("mypy-wheel"), files)
+    assert r.returncode == 1 and "(checked %d source files)" % len(files) in r.stdout, r.stdout + r.stderr
+    return r, error_lines(r.stdout, MYPY_ERROR)
+
+
+def test_python_package_types_check_strictly_wheel(mypy_wheel):
     """mypy --strict, with the venv's interpreter, finds the installed package's own hints
     (py.typed) and accepts a consumer that uses the API as documented."""
-    r = mypy(python_venvs[kind], tmp_path, CONSUMER)
+    r, errors = mypy_wheel
+    assert "consumer.py" not in errors, r.stdout
+
+
+def test_python_package_types_check_strictly_sdist(python_venvs, tmp_path):
+    r = mypy(python_venvs["sdist"], tmp_path, {"consumer.py": CONSUMER})
     assert r.returncode == 0 and "Success" in r.stdout, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("misuse", sorted(MISUSES))
-def test_python_package_types_refuse_misuse(python_venvs, misuse, tmp_path):
-    r = mypy(python_venvs["wheel"], tmp_path, CONSUMER + MISUSES[misuse] + "\n")
-    line = CONSUMER.count("\n") + 1
-    assert r.returncode == 1 and "consumer.py:%d: error:" % line in r.stdout, r.stdout + r.stderr
+@pytest.mark.parametrize("file", sorted(PY_MISUSE_FILES), ids=lambda f: PY_MISUSE_FILES[f][0])
+def test_python_package_types_refuse_misuse(mypy_wheel, file):
+    r, errors = mypy_wheel
+    assert errors.get(file) == {CONSUMER.count("\n") + 1}, r.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,30 +392,51 @@ TS_MISUSES = {
 }
 
 TSCONFIG = {"compilerOptions": {"strict": True, "noEmit": True, "module": "node16", "moduleResolution": "node16",
-                                "target": "es2020", "types": [], "skipLibCheck": False},
-            "files": ["consumer.ts"]}
+                                "target": "es2020", "types": [], "skipLibCheck": False}}
 
 
-def tsc(app, source):
-    (app / "tsconfig.json").write_text(json.dumps(TSCONFIG))
-    (app / "consumer.ts").write_text(source)
-    return subprocess.run(["tsc", "-p", "tsconfig.json"], cwd=app, env=clean_env(), capture_output=True,
-                          text=True, timeout=300)
+def tsc(app, files):
+    """One tsc run (strict, --noEmit) over every file of `files` (name: source), each a module."""
+    for name, source in files.items():
+        (app / name).write_text(source)
+    (app / "tsconfig.json").write_text(json.dumps(dict(TSCONFIG, files=sorted(files))))
+    return subprocess.run(["tsc", "-p", "tsconfig.json", "--listFiles"], cwd=app, env=clean_env(),
+                          capture_output=True, text=True, timeout=300)
 
 
-def test_node_package_types_check_with_tsc(node_project):
+TSC_ERROR = r"^([\w.]+\.ts)\((\d+),\d+\): error"
+
+
+def tsc_misuses(app, consumer, misuses):
+    """The consumer and every misuse file, in one tsc run; every file must have been read."""
+    files = misuse_files(consumer, misuses, ".ts")
+    r = tsc(app, {"consumer.ts": consumer} | {name: source for name, (_, source) in files.items()})
+    listed = [line for line in r.stdout.splitlines() if line.startswith("/")]
+    for name in ["consumer.ts", *files]:
+        assert str(app / name) in listed, r.stdout + r.stderr
+    return r, error_lines(r.stdout, TSC_ERROR)
+
+
+NODE_MISUSE_FILES = misuse_files(TS_CONSUMER, TS_MISUSES, ".ts")
+
+
+@pytest.fixture(scope="module")
+def node_tsc(node_project):
+    return tsc_misuses(node_project["app"], TS_CONSUMER, TS_MISUSES)
+
+
+def test_node_package_types_check_with_tsc(node_tsc):
     """tsc --noEmit (strict, node16 resolution: the exports map's `types`) accepts a consumer
     that uses the API as documented..."""
-    r = tsc(node_project["app"], TS_CONSUMER)
-    assert r.returncode == 0, r.stdout + r.stderr
+    r, errors = node_tsc
+    assert "consumer.ts" not in errors, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("misuse", sorted(TS_MISUSES))
-def test_node_package_types_refuse_misuse(node_project, misuse):
+@pytest.mark.parametrize("file", sorted(NODE_MISUSE_FILES), ids=lambda f: NODE_MISUSE_FILES[f][0])
+def test_node_package_types_refuse_misuse(node_tsc, file):
     """...and refuses one that does not."""
-    r = tsc(node_project["app"], TS_CONSUMER + TS_MISUSES[misuse] + "\n")
-    line = TS_CONSUMER.count("\n") + 1
-    assert r.returncode != 0 and "consumer.ts(%d," % line in r.stdout, r.stdout + r.stderr
+    r, errors = node_tsc
+    assert r.returncode != 0 and errors.get(file) == {TS_CONSUMER.count("\n") + 1}, r.stdout + r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
@@ -527,16 +582,23 @@ CONVERSE_TS_MISUSES = {
 }
 
 
-def test_converse_package_types_check_with_tsc(converse_project):
-    r = tsc(converse_project["app"], CONVERSE_TS)
-    assert r.returncode == 0, r.stdout + r.stderr
+CONVERSE_MISUSE_FILES = misuse_files(CONVERSE_TS, CONVERSE_TS_MISUSES, ".ts")
 
 
-@pytest.mark.parametrize("misuse", sorted(CONVERSE_TS_MISUSES))
-def test_converse_package_types_refuse_misuse(converse_project, misuse):
-    r = tsc(converse_project["app"], CONVERSE_TS + CONVERSE_TS_MISUSES[misuse] + "\n")
-    line = CONVERSE_TS.count("\n") + 1
-    assert r.returncode != 0 and "consumer.ts(%d," % line in r.stdout, r.stdout + r.stderr
+@pytest.fixture(scope="module")
+def converse_tsc(converse_project):
+    return tsc_misuses(converse_project["app"], CONVERSE_TS, CONVERSE_TS_MISUSES)
+
+
+def test_converse_package_types_check_with_tsc(converse_tsc):
+    r, errors = converse_tsc
+    assert "consumer.ts" not in errors, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("file", sorted(CONVERSE_MISUSE_FILES), ids=lambda f: CONVERSE_MISUSE_FILES[f][0])
+def test_converse_package_types_refuse_misuse(converse_tsc, file):
+    r, errors = converse_tsc
+    assert r.returncode != 0 and errors.get(file) == {CONVERSE_TS.count("\n") + 1}, r.stdout + r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
