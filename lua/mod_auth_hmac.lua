@@ -251,12 +251,18 @@ local signouts = {};
 function signouts.generation()
 	return signout_count;
 end
--- A stored record that fails its check counts as "signed out now" (docs/signout.md): the library
--- answers the time it is asked at, so the first such answer is kept here, by user, until a valid
+-- A stored record that fails its check, or whose time is ahead of the clock (the clock was set
+-- back), counts as "signed out now" (docs/signout.md): the library answers the time it is asked at, so the first such answer is kept here, by user, until a valid
 -- record is read or a sign-out is accepted. Asked again a step later, the same bad record must not
 -- refuse that step's tokens too (the spec: the next step's log in), and it is logged once. The time
 -- kept is never before the record's own: the record was written before it was first read.
 local invalid_since = {};
+-- the library's notes on a stored record, for the log
+local signout_notes = {
+	["stored-record-invalid"] = "fails its check (changed outside Prosody, or sealed under a token_secret no longer "
+		.. "configured)";
+	["stored-time-ahead"] = "holds a time more than a minute ahead of the clock (the clock was set back)";
+};
 
 -- The user's signed-out time for the library's login check: nil when never signed out. A record
 -- that cannot be read refuses the login (the library answers an error here with internal-error),
@@ -275,15 +281,14 @@ function signouts.signed_out(username)
 		return nil;
 	end
 	local at, note = verifier:signed_out_at(username, record, now);
-	if note ~= "stored-record-invalid" then
+	if note == nil then
 		invalid_since[username] = nil;
 		return at;
 	end
 	if not invalid_since[username] then
 		invalid_since[username] = at;
-		module:log("error", "The stored sign-out record of %s fails its check (changed outside Prosody, or sealed under "
-			.. "a token_secret no longer configured): handled as signed out now, at %s, until a sign-out replaces it",
-			printable(username .. "@" .. module.host), tostring(at));
+		module:log("error", "The stored sign-out record of %s %s: handled as signed out now, at %s, until a sign-out "
+			.. "replaces it", printable(username .. "@" .. module.host), signout_notes[note] or tostring(note), tostring(at));
 	end
 	return invalid_since[username];
 end
@@ -649,9 +654,9 @@ if signout_enabled then
 			return refuse(response, address, line, record);
 		end
 		local jid = printable(username .. "@" .. module.host);
-		if note == "stored-record-invalid" then
-			module:log("error", "The stored sign-out record of %s failed its check (changed outside Prosody, or sealed "
-				.. "under a token_secret no longer configured): replaced by this sign-out", jid);
+		if note then
+			module:log("error", "The stored sign-out record of %s %s: replaced by this sign-out", jid,
+				signout_notes[note] or tostring(note));
 		end
 		-- a record built without the stored one could move the stored time back: not written
 		local stored, store_err = false, "the stored record could not be read";

@@ -1594,5 +1594,20 @@ describe("mod_auth_hmac sign-out #prosody", function()
 		assert.are.equal(errors, errors_after);
 		assert.are.equal("success", (x.login("olga"))); -- her own record, valid: signed out at T - 30
 	end);
+
+	it("takes a stored time over a minute ahead of the clock as signed out when first read, not until then", function()
+		local x = setup();
+		assert.same({ 200, "accepted" }, { x.post(signout_line(x.secret, "olga@" .. HOST, T + 60)) });
+		-- the clock set back a day: not locked out for a day
+		x.set_now(T - 86400);
+		assert.are.equal("failure", (x.login("olga")));
+		local errors = {};
+		for _, l in ipairs(x.auth_seen.logs) do if l.level == "error" then errors[#errors + 1] = l.text; end end
+		assert.are.equal(1, #errors);
+		assert.truthy(errors[1]:find("The stored sign-out record of olga@example.org holds a time more than a minute "
+			.. "ahead of the clock", 1, true), errors[1]);
+		x.set_now(T - 86400 + 31);
+		assert.are.equal("success", (x.login("olga")));
+	end);
 end);
 

@@ -11,7 +11,17 @@
 //! Checks run in the spec's order ([`Refusal`]): the line's shape, the host, the MAC (under every
 //! configured secret, in constant time), the time window ([`WINDOW`]), and only then the user's
 //! stored record (so nobody without a secret makes the server read storage): a nonce seen in it is
-//! `replayed`, a full one `rate-limited`.
+//! `replayed`. An authentic, timely, new request is never refused for how many came before it: a
+//! web app signing a compromised account out must not find it made impossible by a flood of
+//! sign-outs someone else made it send. The record remembers at most [`MAX_RECENT`] nonces; when
+//! full, the one whose replay window ends soonest is forgotten (its request, replayed before that,
+//! only signs the user out again, at a time already stored).
+//!
+//! The stored time is the latest of the stored one, `TIME` and the server's clock at acceptance: a
+//! web server whose clock runs behind never makes a sign-out that lets a token of its own step in.
+//! Read back, a time more than [`WINDOW`] ahead of the server's clock cannot have been stored by a
+//! clock that only moved forward: it is taken as "signed out now" ([`Note::StoredTimeAhead`]), not
+//! as a lock-out until then.
 //!
 //! The record ([`StoredRecord`], what storage keeps) holds the signed-out time and the nonces still
 //! remembered, sealed with `HMAC-SHA256(token_secret, "\0prosody-auth-hmac signout state key v1")`
@@ -34,7 +44,7 @@ use crate::token::{HmacSha256, MAC_B64_LEN, MAC_LEN};
 /// Seconds a request's `TIME` may be from the server's clock, either way; also how long an accepted
 /// nonce is remembered after the later of its `TIME` and its acceptance (a replay is stale by then).
 pub const WINDOW: u64 = 60;
-/// Sign-outs accepted for one user within [`WINDOW`]: the nonces a record remembers.
+/// The nonces a record remembers (each until a replay of its request would be stale).
 pub const MAX_RECENT: usize = 16;
 /// Digits of a request's nonce.
 pub const NONCE_LEN: usize = 32;
@@ -74,14 +84,12 @@ pub enum Refusal {
     Stale,
     /// The nonce was accepted for this user and is still remembered.
     Replayed,
-    /// [`MAX_RECENT`] sign-outs for this user are still remembered.
-    RateLimited,
 }
 
 impl Refusal {
     /// Every reason, in the order the checks run.
-    pub const ALL: [Refusal; 6] =
-        [Refusal::Malformed, Refusal::WrongHost, Refusal::BadSignature, Refusal::Stale, Refusal::Replayed, Refusal::RateLimited];
+    pub const ALL: [Refusal; 5] =
+        [Refusal::Malformed, Refusal::WrongHost, Refusal::BadSignature, Refusal::Stale, Refusal::Replayed];
 
     /// Stable, log-friendly name.
     pub const fn as_str(self) -> &'static str {
@@ -91,7 +99,6 @@ impl Refusal {
             Refusal::BadSignature => "bad-signature",
             Refusal::Stale => "stale",
             Refusal::Replayed => "replayed",
-            Refusal::RateLimited => "rate-limited",
         }
     }
 }
@@ -109,6 +116,8 @@ impl std::error::Error for Refusal {}
 pub enum Note {
     /// The stored record is malformed, oversize or fails its MAC under every secret.
     StoredRecordInvalid,
+    /// The stored time is more than [`WINDOW`] ahead of the server's clock: the clock was set back.
+    StoredTimeAhead,
 }
 
 impl Note {
@@ -116,6 +125,7 @@ impl Note {
     pub const fn as_str(self) -> &'static str {
         match self {
             Note::StoredRecordInvalid => "stored-record-invalid",
+            Note::StoredTimeAhead => "stored-time-ahead",
         }
     }
 }
@@ -454,8 +464,23 @@ impl SignoutKeys {
         ok.then_some(record)
     }
 
+    /// The record `stored` holds, as of `now`: one that fails its check, or whose time is more than
+    /// [`WINDOW`] ahead of `now`, counts as signed out `now` (and keeps no nonces if it failed), with
+    /// the note to log. `None`: nothing stored.
+    fn current(&self, host: &str, username: &str, stored: Option<&StoredRecord>, now: u64) -> Option<(Record, Option<Note>)> {
+        let stored = stored?;
+        Some(match self.open(host, username, stored) {
+            None => (Record { signed_out_at: now, recent: Vec::new() }, Some(Note::StoredRecordInvalid)),
+            Some(r) if r.signed_out_at > now.saturating_add(WINDOW) => {
+                (Record { signed_out_at: now, ..r }, Some(Note::StoredTimeAhead))
+            }
+            Some(r) => (r, None),
+        })
+    }
+
     /// When `username` of `host` was signed out, by what storage holds at `now` (`None`: nothing):
-    /// a record that fails its check counts as signed out `now`, with the note to log.
+    /// a record that fails its check or is ahead of the clock counts as signed out `now`, with the
+    /// note to log.
     pub fn signed_out_at(
         &self,
         host: &str,
@@ -463,10 +488,9 @@ impl SignoutKeys {
         stored: Option<&StoredRecord>,
         now: u64,
     ) -> (Option<u64>, Option<Note>) {
-        match stored.map(|s| self.open(host, username, s)) {
+        match self.current(host, username, stored, now) {
             None => (None, None),
-            Some(Some(r)) => (Some(r.signed_out_at).filter(|&t| t > 0), None),
-            Some(None) => (Some(now), Some(Note::StoredRecordInvalid)),
+            Some((r, note)) => (Some(r.signed_out_at).filter(|&t| t > 0), note),
         }
     }
 }
@@ -512,18 +536,15 @@ pub fn sign_out<E>(
         return Ok(Err(Refusal::Stale));
     }
     let stored = load(username)?;
-    let (mut record, note) = match stored.map(|s| keys.open(host, username, &s)) {
-        None => (Record::default(), None),
-        Some(Some(r)) => (r, None),
-        Some(None) => (Record { signed_out_at: now, recent: Vec::new() }, Some(Note::StoredRecordInvalid)),
-    };
-    Ok(admit(&mut record, &request, now).and_then(|()| {
-        let record = keys.seal(host, username, &record).ok_or(Refusal::RateLimited)?;
-        Ok(Accepted { username: username.to_owned(), record, note })
-    }))
+    let (mut record, note) = keys.current(host, username, stored.as_ref(), now).unwrap_or_default();
+    if let Err(refusal) = admit(&mut record, &request, now) {
+        return Ok(Err(refusal));
+    }
+    let record = keys.seal(host, username, &record).expect("admit keeps at most MAX_RECENT nonces");
+    Ok(Ok(Accepted { username: username.to_owned(), record, note }))
 }
 
-/// The replay and rate checks against `record` at `now`, and the record after accepting.
+/// The replay check against `record` at `now`, and the record after accepting.
 fn admit(record: &mut Record, request: &SignoutRequest<'_>, now: u64) -> Result<(), Refusal> {
     // a nonce is forgotten only once a replay of its request would be stale
     record.recent.retain(|r| r.until >= now);
@@ -531,11 +552,14 @@ fn admit(record: &mut Record, request: &SignoutRequest<'_>, now: u64) -> Result<
         return Err(Refusal::Replayed);
     }
     if record.recent.len() >= MAX_RECENT {
-        return Err(Refusal::RateLimited);
+        // the first of the soonest to expire: a replay of its request has the least time left
+        let soonest = (0..record.recent.len()).min_by_key(|&i| record.recent[i].until).unwrap_or(0);
+        record.recent.remove(soonest);
     }
     record.recent.push(Recent { nonce: request.nonce, until: request.time.max(now).saturating_add(WINDOW) });
-    // a web server whose clock is behind never moves the time back
-    record.signed_out_at = record.signed_out_at.max(request.time);
+    // never back: neither a web server whose clock is behind, nor one behind the server's clock
+    // (a token its web app mints in the server's current step must be refused)
+    record.signed_out_at = record.signed_out_at.max(request.time).max(now);
     Ok(())
 }
 
@@ -664,7 +688,8 @@ mod tests {
     #[test]
     fn refusal_names_are_the_specs() {
         let names: Vec<&str> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
-        assert_eq!(names, ["malformed", "wrong-host", "bad-signature", "stale", "replayed", "rate-limited"]);
+        assert_eq!(names, ["malformed", "wrong-host", "bad-signature", "stale", "replayed"]);
         assert_eq!(Note::StoredRecordInvalid.as_str(), "stored-record-invalid");
+        assert_eq!(Note::StoredTimeAhead.as_str(), "stored-time-ahead");
     }
 }

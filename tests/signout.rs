@@ -154,17 +154,37 @@ fn a_nonce_is_refused_again_until_its_request_is_stale() {
 }
 
 #[test]
-fn sixteen_a_minute_then_rate_limited() {
+fn a_flood_of_sign_outs_never_refuses_an_authentic_new_one() {
     let v = verifier();
+    // sixteen remembered, the n-th until NOW + n + 60
     let mut stored = None;
     for n in 0..MAX_RECENT as u64 {
-        let (_, record, _) = sign_out(&v, &line(NOW, &nonce(n), "alice@example.org"), NOW + n, stored).unwrap();
+        let (_, record, _) = sign_out(&v, &line(NOW + n, &nonce(n), "alice@example.org"), NOW + n, stored).unwrap();
         stored = Some(record);
     }
-    let over = line(NOW, &nonce(99), "alice@example.org");
-    assert_eq!(sign_out(&v, &over, NOW + 16, stored.clone()).unwrap_err(), Refusal::RateLimited);
-    // the first is forgotten once its request is stale
-    assert!(sign_out(&v, &line(NOW + 61, &nonce(99), "alice@example.org"), NOW + 61, stored).is_ok());
+    let full = stored.unwrap();
+    // the seventeenth within the minute is accepted and moves the time on
+    let seventeenth = line(NOW + 20, &nonce(99), "alice@example.org");
+    let (_, after, note) = sign_out(&v, &seventeenth, NOW + 20, Some(full.clone())).unwrap();
+    assert_eq!(note, None);
+    assert_eq!(v.signed_out_at("alice", Some(&after), NOW + 20).0, Some(NOW + 20));
+    // what it forgot is the one whose window ends soonest, the first; every other is still refused
+    for n in 1..MAX_RECENT as u64 {
+        let replay = line(NOW + n, &nonce(n), "alice@example.org");
+        assert_eq!(sign_out(&v, &replay, NOW + 21, Some(after.clone())).unwrap_err(), Refusal::Replayed, "{n}");
+    }
+    assert_eq!(sign_out(&v, &seventeenth, NOW + 21, Some(after.clone())).unwrap_err(), Refusal::Replayed);
+    let (_, again, _) = sign_out(&v, &line(NOW, &nonce(0), "alice@example.org"), NOW + 21, Some(after)).unwrap();
+    // and a long flood still never refuses one, nor grows the record
+    let mut stored = Some(again);
+    for n in 100..300u64 {
+        let (_, record, _) = sign_out(&v, &line(NOW + 30, &nonce(n), "alice@example.org"), NOW + 30, stored).unwrap();
+        let Field::Text(nonces) = &record.nonces else { panic!() };
+        assert_eq!(nonces.len(), MAX_RECENT * 52, "{n}");
+        stored = Some(record);
+    }
+    // the first is forgotten once its request is stale in any case
+    assert!(sign_out(&v, &line(NOW + 61, &nonce(99), "alice@example.org"), NOW + 81, Some(full)).is_ok());
 }
 
 #[test]
@@ -176,6 +196,33 @@ fn the_stored_time_never_moves_back() {
     assert_eq!(v.signed_out_at("alice", Some(&record), NOW).0, Some(NOW + 50));
     let (_, record, _) = sign_out(&v, &line(NOW + 59, &nonce(3), "alice@example.org"), NOW + 5, Some(record)).unwrap();
     assert_eq!(v.signed_out_at("alice", Some(&record), NOW).0, Some(NOW + 59));
+}
+
+#[test]
+fn the_stored_time_is_never_before_the_servers_clock() {
+    // a web app whose clock is 45 s behind mints, right after its sign-out, tokens of the server's
+    // previous step at most: none of them may log in
+    let v = verifier();
+    let (_, record, _) = sign_out(&v, &line(NOW - 45, NONCE, "alice@example.org"), NOW, None).unwrap();
+    assert_eq!(v.signed_out_at("alice", Some(&record), NOW), (Some(NOW), None));
+}
+
+#[test]
+fn a_stored_time_ahead_of_the_clock_counts_as_signed_out_now() {
+    let v = verifier();
+    let ahead = line(NOW + WINDOW, NONCE, "alice@example.org");
+    let (_, record, _) = sign_out(&v, &ahead, NOW, None).unwrap();
+    // as far ahead as a sign-out can store: as it is
+    assert_eq!(v.signed_out_at("alice", Some(&record), NOW), (Some(NOW + WINDOW), None));
+    // the clock set back a second, or a day: signed out now, noted, not locked out until then
+    for back in [NOW - 1, NOW - 86_400] {
+        assert_eq!(v.signed_out_at("alice", Some(&record), back), (Some(back), Some(Note::StoredTimeAhead)), "{back}");
+    }
+    // a sign-out over it stores the clock's time, and still remembers the nonces
+    let (_, over, note) = sign_out(&v, &line(NOW - 1, &nonce(1), "alice@example.org"), NOW - 1, Some(record.clone())).unwrap();
+    assert_eq!(note, Some(Note::StoredTimeAhead));
+    assert_eq!(v.signed_out_at("alice", Some(&over), NOW - 1), (Some(NOW - 1), None));
+    assert_eq!(sign_out(&v, &ahead, NOW, Some(over)).unwrap_err(), Refusal::Replayed);
 }
 
 /// A good record with one field changed.

@@ -72,7 +72,7 @@ fn every_request_has_its_outcome() {
     }
     // every outcome is exercised
     let all: std::collections::BTreeSet<&str> =
-        ["accepted", "malformed", "wrong-host", "bad-signature", "stale", "replayed", "rate-limited"].into();
+        ["accepted", "malformed", "wrong-host", "bad-signature", "stale", "replayed"].into();
     assert_eq!(seen, all);
 }
 

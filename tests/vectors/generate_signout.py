@@ -5,7 +5,10 @@ must have. Run: /usr/bin/python3 tests/vectors/generate_signout.py
 
 Every case stands alone: a fresh store, then the lines in `before` (each accepted at its `now`,
 its record stored for the user), then `line` at `now`. `expect` is "accepted" or the refusal
-reason; an accepted case also gives `username` and the stored time after it, `signed_out_at`.
+reason; an accepted case also gives `username` and the stored time after it, `signed_out_at`: the
+latest of every accepted line's TIME and the server's clock (`now`) when it was accepted. No
+authentic, timely, new request is refused for the number before it: past 16 remembered nonces the
+one whose replay window ends soonest (the first of them) is forgotten.
 A case with `mint` holds what a minting library needs to write `line` exactly: the secret, the
 time, the nonce and the bare JID. A case flagged `beyond_2_53` has integers past 2^53 (a reader
 with only doubles skips it). `logins` are login tokens for a verifier with these secrets and
@@ -71,12 +74,14 @@ def prosody_nodeprep(s):
 cases = []
 
 
-def accepted(name, time, n, jid, now=None, secret=SECRETS[0], before=(), signed_out_at=None):
+def accepted(name, time, n, jid, now=None, secret=SECRETS[0], before=()):
     local = jid.split("@")[0]
     assert prosody_nodeprep(local) == local, "an accepted JID's localpart is nodeprep'd: %r" % jid
-    c = {"name": name, "now": T if now is None else now, "line": line(time, n, jid, secret),
-         "expect": "accepted", "username": local,
-         "signed_out_at": time if signed_out_at is None else signed_out_at,
+    now = T if now is None else now
+    # the stored time never moves back, and is never before the server's clock at acceptance
+    signed_out_at = max([time, now] + [max(int(b.split(" ")[1]), at) for b, at in before])
+    c = {"name": name, "now": now, "line": line(time, n, jid, secret),
+         "expect": "accepted", "username": local, "signed_out_at": signed_out_at,
          "mint": {"secret": secret, "time": time, "nonce": n, "jid": jid}}
     if before:
         c["before"] = [{"line": b, "now": at} for b, at in before]
@@ -114,7 +119,10 @@ accepted("one trailing line feed is ignored", T, nonce(11), "alice@example.org")
 cases[-1]["line"] += "\n"
 del cases[-1]["mint"]  # a library writes the line without it
 accepted("an older TIME never moves the stored time back", T - 30, nonce(12), "alice@example.org",
-         before=[(line(T + 30, nonce(13), "alice@example.org"), T)], signed_out_at=T + 30)
+         before=[(line(T + 30, nonce(13), "alice@example.org"), T)])
+assert cases[-1]["signed_out_at"] == T + 30
+accepted("a TIME behind the server's clock stores the server's", T - 45, nonce(16), "alice@example.org")
+assert cases[-1]["signed_out_at"] == T
 accepted("a later TIME moves it on", T + 30, nonce(14), "alice@example.org",
          before=[(line(T - 30, nonce(15), "alice@example.org"), T)])
 accepted("another user's nonce is no replay", T, N, "bob@example.org", before=[(GOOD, T)])
@@ -124,6 +132,14 @@ accepted("sixteen within a minute", T, nonce(100 + MAX_RECENT - 1), "alice@examp
          before=[(line(T, nonce(100 + i), "alice@example.org"), T) for i in range(MAX_RECENT - 1)])
 accepted("the seventeenth once the first is stale", T + 61, nonce(200), "alice@example.org", now=T + 61,
          before=[(line(T, nonce(100 + i), "alice@example.org"), T) for i in range(MAX_RECENT)])
+accepted("the seventeenth within a minute (a flood never delays a sign-out)", T, nonce(999), "alice@example.org",
+         now=T + 30, before=[(line(T, nonce(100 + i), "alice@example.org"), T) for i in range(MAX_RECENT)])
+# sixteen remembered, each until a second later than the one before; then a seventeenth
+FULL = [(line(T + i, nonce(300 + i), "alice@example.org"), T + i) for i in range(MAX_RECENT)]
+SEVENTEENTH = line(T + 20, nonce(399), "alice@example.org")
+accepted("past sixteen, the nonce that expires soonest is forgotten", T, nonce(300), "alice@example.org",
+         now=T + 21, before=FULL + [(SEVENTEENTH, T + 20)])
+assert cases[-1]["line"] == FULL[0][0]
 
 # malformed: the shape
 fields = GOOD.split(" ")
@@ -243,9 +259,10 @@ refused("the same nonce for the same user with another TIME", line(T + 5, N, "al
 ahead = line(T + 60, N, "alice@example.org")
 refused("a replay 120 s later of a request 60 s ahead", ahead, "replayed", now=T + 120, before=[(ahead, T)])
 
-# rate-limited
-refused("the seventeenth within a minute", line(T, nonce(999), "alice@example.org"), "rate-limited", now=T + 30,
-        before=[(line(T, nonce(100 + i), "alice@example.org"), T) for i in range(MAX_RECENT)])
+refused("past sixteen, the others are still remembered", FULL[1][0], "replayed", now=T + 21,
+        before=FULL + [(SEVENTEENTH, T + 20)])
+refused("past sixteen, the newest is remembered", SEVENTEENTH, "replayed", now=T + 21,
+        before=FULL + [(SEVENTEENTH, T + 20)])
 
 # login tokens
 logins = []
