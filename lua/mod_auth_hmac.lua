@@ -462,10 +462,9 @@ end
 -- Prosody 13's user-disabled handling (mod_c2s) ends bound sessions only, and the account is
 -- checked at login: a stream that logged in before the account was disabled, but had not yet bound
 -- a resource, could bind afterwards and work. So the account is checked again where a session
--- becomes usable (resource binding, also SASL2/Bind2's inline one; stream-management resumption),
--- and the logged-in, unbound streams of an account are closed when it is disabled. SASL2's inline
--- resumption needs no check of its own: it follows, in the same event, the SASL success that
--- checked the account (mod_sasl_hmac keeps FAST, the one SASL2 login that would not, off token hosts).
+-- becomes usable (resource binding, also SASL2/Bind2's inline one; stream-management resumption,
+-- also SASL2's inline one), and the logged-in, unbound streams of an account are closed when it is
+-- disabled.
 -- mod_c2s ends bound sessions with not-authorized; SASL's conditions are the native module's alone,
 -- so these get the stream error this plugin closes streams with
 local account_disabled = { condition = "policy-violation", text = "Account disabled" };
@@ -524,6 +523,21 @@ local function check_resumption(event)
 end
 module:hook("stanza/urn:xmpp:sm:2:resume", check_resumption, 10);
 module:hook("stanza/urn:xmpp:sm:3:resume", check_resumption, 10);
+
+-- XEP-0198 <resume/> inside SASL2's <authenticate/> (prosody-modules' mod_sasl2_sm): resumed by
+-- mod_smacks.do_resume in sasl2/c2s/success at priority 110, with none of the stanza events above.
+-- The SASL success does not cover it: a login whose check began before a sign-out was stored passed
+-- that check. Between mod_sasl2's login (1000, which makes event.success) and the resumption, a
+-- refused request is dropped and answered inside the <success/>, as check_resumption answers.
+module:hook("sasl2/c2s/success", function (event)
+	local session = event.session;
+	local request = session.sasl2_sm_request;
+	if not request or request.name ~= "resume" or not session.username then return; end
+	if usable(session, "a stream resumption") then return; end
+	session.sasl2_sm_request = nil;
+	event.success:add_child(st.stanza("failed", { xmlns = request.attr.xmlns })
+		:tag("forbidden", { xmlns = "urn:ietf:params:xml:ns:xmpp-stanzas" }));
+end, 200);
 
 -- Logged-in streams (any transport, classic SASL or SASL2), weakly held: the ones still unbound
 -- when their account is disabled are closed here; mod_c2s (priority 200) closes the bound ones.

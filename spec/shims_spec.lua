@@ -1520,6 +1520,31 @@ describe("mod_auth_hmac sign-out #prosody", function()
 		local after = { username = "olga", auth_hmac_generation = 1, ip = "192.0.2.52" };
 		assert.is_nil(bind({ session = after }));
 		assert.is_nil(bind({ session = { username = "pia", ip = "192.0.2.52" } })); -- never signed out
+		-- nor resume inline in SASL2 (mod_sasl2_sm): between mod_sasl2's login and the resumption
+		local st = require "util.stanza";
+		local inline = x.auth_seen.hooks["sasl2/c2s/success"];
+		assert.is_true(inline.priority > 110 and inline.priority < 1000, tostring(inline.priority));
+		local function sasl2_resume(session)
+			session.sasl2_sm_request = st.stanza("resume", { xmlns = "urn:xmpp:sm:3", previd = "p", h = "0" });
+			local ev = { session = session, success = st.stanza("success", { xmlns = "urn:xmpp:sasl:2" }) };
+			inline.handler(ev);
+			return ev.success, session.sasl2_sm_request;
+		end
+		local success, request = sasl2_resume({ username = "olga", auth_hmac_generation = 0, ip = "192.0.2.53" });
+		assert.is_nil(request);
+		local failed = success:get_child("failed", "urn:xmpp:sm:3");
+		assert.is_not_nil(failed, tostring(success));
+		assert.is_not_nil(failed:get_child("forbidden", "urn:ietf:params:xml:ns:xmpp-stanzas"), tostring(success));
+		local logged = x.auth_seen.logs[#x.auth_seen.logs].text;
+		assert.truthy(logged:find("Refused a stream resumption for olga@example.org from 192.0.2.53: signed out by the web site", 1, true), logged);
+		success, request = sasl2_resume({ username = "olga", auth_hmac_generation = 1, ip = "192.0.2.53" });
+		assert.are.equal("resume", request.name);
+		assert.is_nil(success:get_child("failed", "urn:xmpp:sm:3"));
+		-- an <enable/> (Bind 2's) is no resumption: left to mod_sasl2_sm
+		local enable = { username = "olga", auth_hmac_generation = 0, ip = "192.0.2.53",
+			sasl2_sm_request = st.stanza("enable", { xmlns = "urn:xmpp:sm:3" }) };
+		inline.handler({ session = enable, success = st.stanza("success", { xmlns = "urn:xmpp:sasl:2" }) });
+		assert.are.equal("enable", enable.sasl2_sm_request.name);
 	end);
 
 	it("refuses what fails a check with 403 and one budgeted line per address, never a valid request", function()

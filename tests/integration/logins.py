@@ -88,3 +88,26 @@ def shell(server, command):
     """prosodyctl shell COMMAND against `server` (which loads admin_shell): (exit code, output)."""
     r = server.shell(*command.split())
     return r.returncode, r.stdout + r.stderr
+
+
+NS_SM = "urn:xmpp:sm:3"  # XEP-0198, stream management
+NS_BIND2 = "urn:xmpp:bind:0"  # XEP-0386, Bind 2
+
+
+def sasl2_inline(stream, user, token, inline):
+    """A PLAIN XEP-0388 <authenticate/> for `user` carrying `inline` (XML text: a Bind 2 <bind/>, a
+    stream-management <resume/>); the <success/> or <failure/> element the server answers."""
+    stream.send_raw("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s</initial-response>"
+                    "<user-agent id='5a2b1d3c-0000-4000-8000-000000000002'><software>rawxmpp</software></user-agent>"
+                    "%s</authenticate>" % (rawxmpp.NS_SASL2, rawxmpp.sasl_text(plain(user, token)), inline))
+    while True:
+        el = stream.recv()
+        assert el is not None, "stream closed during SASL2"
+        if el.tag in ("{%s}success" % rawxmpp.NS_SASL2, "{%s}failure" % rawxmpp.NS_SASL2):
+            return el
+
+
+def inline_resume(previd):
+    """What a client sends inline to resume the session `previd`: the <resume/> and, should that
+    fail, a Bind 2 request to fall back on."""
+    return "<resume xmlns='%s' previd='%s' h='0'/><bind xmlns='%s'><tag>resumer</tag></bind>" % (NS_SM, previd, NS_BIND2)

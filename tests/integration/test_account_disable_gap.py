@@ -12,13 +12,11 @@ import pytest
 
 import rawxmpp
 from harness import Prosody, prosody_modules_dir, prosody_version
-from logins import TRANSPORTS, connect, plain, shell
+from logins import NS_BIND2, NS_SM, TRANSPORTS, connect, inline_resume, plain, sasl2_inline, shell
 
 pytestmark = pytest.mark.skipif(prosody_version() < (13,), reason="Prosody 0.12 has no account disabling "
                                 "(the bind check runs there in the existing suites)")
 
-NS_SM = "urn:xmpp:sm:3"
-NS_BIND2 = "urn:xmpp:bind:0"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
@@ -106,15 +104,7 @@ def test_bind_is_refused_for_an_account_disabled_after_login(server, transport):
 
 def sasl2_with_inline_bind(stream, user, token):
     """XEP-0388 <authenticate/> with a Bind 2 request; returns the <success/> or <failure/> element."""
-    payload = rawxmpp.sasl_text(plain(user, token))
-    stream.send_raw("<authenticate xmlns='%s' mechanism='PLAIN'><initial-response>%s</initial-response>"
-                    "<user-agent id='5a2b1d3c-0000-4000-8000-000000000002'><software>rawxmpp</software></user-agent>"
-                    "<bind xmlns='%s'><tag>gap</tag></bind></authenticate>" % (rawxmpp.NS_SASL2, payload, NS_BIND2))
-    while True:
-        el = stream.recv()
-        assert el is not None, "stream closed during SASL2"
-        if el.tag in ("{%s}success" % rawxmpp.NS_SASL2, "{%s}failure" % rawxmpp.NS_SASL2):
-            return el
+    return sasl2_inline(stream, user, token, "<bind xmlns='%s'><tag>gap</tag></bind>" % NS_BIND2)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -194,5 +184,38 @@ def test_resumption_of_an_enabled_account_still_works(server):
         el = resume(s, previd)
         assert el is not None and el.tag == "{%s}resumed" % NS_SM, el if el is None else ET.tostring(el)
         assert s.ping()
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("transport", ["c2s", "websocket"])
+def test_sasl2_inline_resumption_is_refused_for_an_account_disabled_after_login(server, transport):
+    """mod_sasl2_sm resumes inside <authenticate/> (mod_smacks.do_resume, in the SASL2 success event),
+    with none of the <resume/> stanza events: the plugin checks the account there too. The <success/>
+    carries <failed/> instead of <resumed/>, one log line, the stream closed; the fallback Bind 2
+    request is refused too. mod_disable_midway disables `midway*` accounts between the SASL2 login and
+    the resumption. An account nobody disables resumes inline (what the refusal is measured against)."""
+    user = fresh("midway")
+    previd = hibernating(server, user)
+    s = connect(server, transport)
+    try:
+        mark = server.log_mark()
+        el = sasl2_inline(s, user, server.mint("%s@%s" % (user, server.host)), inline_resume(previd))
+        assert el.tag == "{%s}success" % rawxmpp.NS_SASL2, ET.tostring(el)
+        assert el.find("{%s}resumed" % NS_SM) is None, ET.tostring(el)
+        assert el.find("{%s}failed/{%s}forbidden" % (NS_SM, NS_STANZAS)) is not None, ET.tostring(el)
+        assert el.find("{%s}bound" % NS_BIND2) is None, ET.tostring(el)
+        line = "Refused a stream resumption for %s@%s from 127.0.0.1: the account is disabled" % (user, server.host)
+        assert server.wait_log(mark, line).count(line) == 1, server.log_since(mark)
+        assert closed(s)
+    finally:
+        s.close()
+    user = fresh("inline_resumes")
+    previd = hibernating(server, user)
+    s = connect(server, transport)
+    try:
+        el = sasl2_inline(s, user, server.mint("%s@%s" % (user, server.host)), inline_resume(previd))
+        assert el.find("{%s}resumed" % NS_SM) is not None, ET.tostring(el)
+        assert el.find("{%s}resumed" % NS_SM).get("previd") == previd, ET.tostring(el)
     finally:
         s.close()

@@ -14,12 +14,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import rawxmpp
-from harness import Prosody
-from logins import TRANSPORTS, connect, mint, plain
+from harness import Prosody, prosody_modules_dir, prosody_version
+from logins import NS_BIND2, NS_SM, TRANSPORTS, connect, inline_resume, mint, plain, sasl2_inline
 from signout_requests import forged, line, nonce, post
 
 STEP = 30  # otp_step, the harness's default
-NS_SM = "urn:xmpp:sm:3"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 SIGNED_OUT_TEXT = "Signed out by the web site"
 
@@ -253,6 +252,58 @@ def test_a_stream_whose_login_raced_the_sign_out_cannot_resume(server):
     try:
         el = resume(s, previd)
         assert el is not None and el.tag == "{%s}resumed" % NS_SM, el if el is None else ET.tostring(el)
+    finally:
+        s.close()
+
+
+@pytest.fixture(scope="module")
+def sasl2_server():
+    """The same with SASL2 and its inline stream-management resumption (mod_sasl2, mod_sasl2_bind2
+    and mod_sasl2_sm from prosody-modules)."""
+    modules = ("mod_sasl2", "mod_sasl2_bind2", "mod_sasl2_sm")
+    s = Prosody(extra_modules=("auth_events_probe", "admin_shell", "smacks", "signout_midway", "sasl2", "sasl2_bind2",
+                               "sasl2_sm"),
+                extra_global="token_signout = true", extra_plugin_paths=tuple(prosody_modules_dir(m) for m in modules))
+    s.start()
+    s.used_tokens = []
+    s.clock = Clock(s)
+    yield s
+    s.stop()
+
+
+@pytest.mark.skipif(prosody_version() < (13,), reason="Prosody 0.12's mod_smacks has no do_resume: bookworm's "
+                    "mod_sasl2_sm raises on every inline resumption there (attempt to call a nil value), so none happens")
+@pytest.mark.parametrize("transport", ["c2s", "websocket"])
+def test_a_sasl2_login_that_raced_the_sign_out_cannot_resume_inline(sasl2_server, transport):
+    """mod_sasl2_sm resumes inside <authenticate/> (mod_smacks.do_resume, in the SASL2 success event),
+    with none of the <resume/> stanza events: the same refusal there. The <success/> carries <failed/>
+    instead of <resumed/> (one line, the stream closed) and the fallback Bind 2 request is refused
+    too; the same session then resumes inline for a login that did not race."""
+    server = sasl2_server
+    user = fresh("racer_inline")
+    assert sign_out(server, user)[:2] == (200, "accepted")
+    server.clock.next_step()
+    previd = hibernating(server, user)
+    race(server, user)
+    s = connect(server, transport)
+    try:
+        mark = server.log_mark()
+        el = sasl2_inline(s, user, token(server, user), inline_resume(previd))
+        assert el.tag == "{%s}success" % rawxmpp.NS_SASL2, ET.tostring(el)
+        assert el.find("{%s}resumed" % NS_SM) is None, ET.tostring(el)
+        assert el.find("{%s}failed/{%s}forbidden" % (NS_SM, NS_STANZAS)) is not None, ET.tostring(el)
+        assert el.find("{%s}bound" % NS_BIND2) is None, ET.tostring(el)
+        refused = ("Refused a stream resumption for %s from 127.0.0.1: signed out by the web site since this stream "
+                   "logged in; closing the stream" % jid(server, user))
+        assert server.wait_log(mark, refused).count(refused) == 1, server.log_since(mark)
+        assert not s.ping()
+    finally:
+        s.close()
+    s = connect(server, transport)  # not racing: the same session resumes inline
+    try:
+        el = sasl2_inline(s, user, token(server, user), inline_resume(previd))
+        resumed = el.find("{%s}resumed" % NS_SM)
+        assert resumed is not None and resumed.get("previd") == previd, ET.tostring(el)
     finally:
         s.close()
 
