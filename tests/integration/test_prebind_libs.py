@@ -1,0 +1,183 @@
+"""prebind() of each minting library (clients/python, clients/node, clients/php; docs/prebind.md)
+against the live Prosody: the session it opens is one a raw BOSH client goes on with, as converse.js
+does after attaching; an impostor BOSH server that cannot prove the token secret, and a PLAIN-only
+one, get no session and nothing that logs in; a refused token gives the SASL condition."""
+import base64
+import json
+import os
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+import rawxmpp
+from harness import REPO
+
+# Each mints a token with the library, calls its prebind, and prints {"ok": session} or the error.
+RUNNERS = {
+    "python": ["/usr/bin/python3", "-c", """
+import json, os, sys
+sys.path.insert(0, 'clients/python/src')
+import prosody_hmac_token as t
+url, jid = sys.argv[1:3]
+import time
+token = t.mint(jid, os.environ['TOKEN_SECRET'], os.environ['OTP_SEED'], now=int(time.time()) - int(os.environ['AGO']))
+try:
+    print(json.dumps({'ok': t.prebind(url, jid, token, timeout=10)}))
+except t.PrebindError as e:
+    print(json.dumps({'error': e.kind, 'condition': e.condition, 'message': str(e)}))
+"""],
+    "node": ["node", "--input-type=module", "-e", """
+import { mint, prebind, PrebindError } from './clients/node/index.js';
+const [url, jid] = process.argv.slice(1);
+const token = mint(jid, process.env.TOKEN_SECRET, process.env.OTP_SEED, { now: Math.floor(Date.now() / 1000) - Number(process.env.AGO) });
+try {
+  console.log(JSON.stringify({ ok: await prebind(url, jid, token, { timeout: 10000 }) }));
+} catch (e) {
+  if (!(e instanceof PrebindError)) throw e;
+  console.log(JSON.stringify({ error: e.kind, condition: e.condition, message: e.message }));
+}
+"""],
+    "php": ["php", "-r", """
+foreach (['TokenError', 'PrebindError', 'Prebind', 'Token'] as $f) { require "clients/php/src/$f.php"; }
+use ProsodyHmacToken\\{PrebindError, Token};
+[$url, $jid] = array_slice($argv, 1);
+$token = Token::mint($jid, getenv('TOKEN_SECRET'), getenv('OTP_SEED'), ['now' => time() - (int) getenv('AGO')]);
+try {
+    echo json_encode(['ok' => Token::prebind($url, $jid, $token, ['timeout' => 10])]);
+} catch (PrebindError $e) {
+    echo json_encode(['error' => $e->kind, 'condition' => $e->condition, 'message' => $e->getMessage()]);
+}
+""", "--"],
+}
+LANGS = sorted(RUNNERS)
+
+
+def run_prebind(lang, url, jid, secret, seed, ago=0):
+    """The library's prebind with a token it mints, minted `ago` seconds back."""
+    env = dict(os.environ, TOKEN_SECRET=secret, OTP_SEED=seed, AGO=str(ago))
+    r = subprocess.run([*RUNNERS[lang], url, jid], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert secret not in r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def attached(server, session):
+    """A raw BOSH client on the prebound session, as converse.js attaches: its first request uses
+    the returned rid."""
+    b = rawxmpp.Bosh.__new__(rawxmpp.Bosh)
+    b.url, b.domain, b.timeout = server.bosh_url, server.host, 15
+    b.queue, b.terminated, b.sid = [], None, session["sid"]
+    b.rid = session["rid"] - 1  # it counts up before each request
+    return b
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_prebind_opens_a_session_a_bosh_client_goes_on_with(prosody, lang):
+    user = "prebind" + lang
+    jid = "%s@%s" % (user, prosody.host)
+    mark = prosody.log_mark()
+    out = run_prebind(lang, prosody.bosh_url, jid, prosody.token_secret, prosody.otp_seed)
+    assert "ok" in out, out
+    session = out["ok"]
+    assert session["jid"].startswith(jid + "/") and len(session["jid"]) > len(jid) + 1
+    assert isinstance(session["rid"], int) and session["sid"]
+    assert "probe: authentication-success user=%s " % user in prosody.wait_log(mark, "authentication-success user=%s " % user)
+    assert "Failed SASL-HMAC" not in prosody.log_since(mark)
+    b = attached(prosody, session)
+    assert b.ping(), "the prebound session does not answer"
+    b.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_token_of_another_secret_is_refused_with_its_condition(prosody, lang):
+    user = "prebindbad" + lang
+    jid = "%s@%s" % (user, prosody.host)
+    mark = prosody.log_mark()
+    out = run_prebind(lang, prosody.bosh_url, jid, "not-the-token-secret-of-this-host", prosody.otp_seed)
+    assert (out.get("error"), out.get("condition")) == ("refused", "not-authorized"), out
+    line = "Failed SASL-HMAC token login for %s from 127.0.0.1: bad-signature" % jid
+    assert prosody.wait_log(mark, line).count(line) == 1
+    assert "probe: authentication-success user=%s " % user not in prosody.log_since(mark)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_expired_token_is_refused_with_its_condition(prosody, lang):
+    user = "prebindold" + lang
+    jid = "%s@%s" % (user, prosody.host)
+    mark = prosody.log_mark()
+    out = run_prebind(lang, prosody.bosh_url, jid, prosody.token_secret, prosody.otp_seed, ago=600)
+    assert (out.get("error"), out.get("condition")) == ("refused", "credentials-expired"), out
+    line = "Failed SASL-HMAC token login for %s from 127.0.0.1: expired" % jid
+    assert prosody.wait_log(mark, line).count(line) == 1
+
+
+class BoshImpostor:
+    """A BOSH endpoint that does not hold the token secret: it offers SASL-HMAC and answers any
+    proof with a made-up server proof ("wrong-proof"), or offers PLAIN alone ("plain-only"). It
+    records every body it is sent and whether the client went on after <success/>."""
+
+    SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+
+    def __init__(self, mode):
+        self.mode, self.bodies, self.went_on = mode, [], False
+        impostor = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8", "replace")
+                answer = impostor.answer(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = "http://127.0.0.1:%d/http-bind" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, body):
+        succeeded = any("<response" in b for b in self.bodies)
+        self.bodies.append(body)
+        head = "<body xmlns='http://jabber.org/protocol/httpbind' xmlns:stream='http://etherx.jabber.org/streams'"
+        if "sid=" not in body:
+            mechanism = "PLAIN" if self.mode == "plain-only" else "SASL-HMAC"
+            return head + (" sid='impostor' wait='10' hold='1' ver='1.6'><stream:features><mechanisms xmlns='%s'>"
+                           "<mechanism>%s</mechanism></mechanisms></stream:features></body>" % (self.SASL, mechanism))
+        if succeeded:
+            self.went_on = True
+            return head + "><stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features></body>"
+        if "<auth" in body:
+            return head + "><challenge xmlns='%s'>%s</challenge></body>" % (self.SASL, base64.b64encode(os.urandom(24)).decode())
+        if "<response" in body:
+            return head + "><success xmlns='%s'>%s</success></body>" % (self.SASL, base64.b64encode(os.urandom(32)).decode())
+        return head + "/>"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", ["wrong-proof", "plain-only"])
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_impostor_gets_no_session_and_nothing_that_logs_in(prosody, lang, mode):
+    """Tokens of the live Prosody's secret, sent to an impostor: `unproven`, the client stops at
+    the made-up proof (or before any <auth/>), and sends no PLAIN auth."""
+    impostor = BoshImpostor(mode)
+    try:
+        out = run_prebind(lang, impostor.url, "imp%s@%s" % (lang, prosody.host), prosody.token_secret, prosody.otp_seed)
+    finally:
+        impostor.close()
+    assert out.get("error") == "unproven", out
+    assert not impostor.went_on, "the client went on after an unproven success"
+    sent = "\n".join(impostor.bodies)
+    assert "mechanism='PLAIN'" not in sent and "X-TOKEN" not in sent
+    if mode == "plain-only":
+        assert len(impostor.bodies) == 1 and "<auth" not in sent  # the session creation alone
+    else:
+        assert "<auth" in sent and "<response" in sent
