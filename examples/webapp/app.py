@@ -210,13 +210,17 @@ class WebApp:
         body = self.credentials(user, query)
         if path == "/prebind":
             try:
-                body = prosody_hmac_token.prebind(self.prebind_bosh_url, body["jid"], body["password"])
+                body = self.prebind(body["jid"], body["password"])
             except (prosody_hmac_token.PrebindError, prosody_hmac_token.TokenError) as e:
                 self.log(user, query, "prebind failed (%s): %s" % (e.kind, e))
                 return self.send(req, 502, b"could not open a chat session", "text/plain")
         self.log(user, query, "ok")
         # no-store: a token (or a session's rid) kept by a cache could be handed out again
         return self.send(req, 200, json.dumps(body).encode(), "application/json", extra={"Cache-Control": "no-store"})
+
+    def prebind(self, jid, token):
+        """A BOSH session for `jid`, logged in with `token` over SASL-HMAC: {jid, sid, rid}."""
+        return prosody_hmac_token.prebind(self.prebind_bosh_url, jid, token)
 
     def credentials(self, user, query):
         """What credentials_url answers for `user` (the request's query plays no part here)."""

@@ -96,6 +96,27 @@ def test_prebind_attach_reload_and_restart(server, app):
         delivered(server, b, [user])
 
 
+@pytest.mark.parametrize("lang", ["node", "php"])
+def test_prebind_by_the_node_and_php_libraries_attaches(server, app, lang):
+    """The web app opens the session with the Node or the PHP library's prebind (in its own
+    process, prebind_runners.py) and converse.js attaches to it and shows the roster; a reload
+    re-attaches to the same session."""
+    app.prebind_lang = lang
+    user = "prebound" + lang
+    with Browser() as b:
+        mark = server.log_mark()
+        b.open(user, page(app, user, "bosh", auth="prebind"))
+        st = b.wait(user, "roster")
+        assert st["reached"], st
+        b.screenshot(user, "prebind-%s-attached" % lang)
+        assert logins(server.log_since(mark), user, "SASL-HMAC") == 1 and len(served(app, user)) == 1
+        assert [(lang_, s["jid"]) for lang_, s in app.prebound] == [(lang, st["jid"])], app.prebound
+        b.reload(user)
+        st = b.wait(user, "roster")
+        assert st["reached"] and st["jid"] == app.prebound[0][1]["jid"], st
+        assert len(app.prebound) == 1 and logins(server.log_since(mark), user, "SASL-HMAC") == 1
+
+
 def test_prebind_refuses_servers_that_cannot_prove_the_secret(app):
     """The Python library's prebind against the fake web app's impostor endpoints: one that offers SASL-HMAC and
     answers with a made-up server proof, one that offers only PLAIN and legacy login. No session is

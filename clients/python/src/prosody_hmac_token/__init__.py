@@ -906,7 +906,7 @@ def _split_prebind_token(token: object) -> Tuple[bytes, bytes]:
         s = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         s = b""
-    if len(s) != 32:
+    if len(s) != 32 or base64.b64encode(s).decode("ascii") != b64:
         raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
     return public.encode("ascii"), s
 
