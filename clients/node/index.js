@@ -731,9 +731,8 @@ function parseXml(text) {
         if (end < 0) fail();
         el.text += text.slice(i + 9, end);
         i = end + 3;
-      } else if (text[i + 1] === "!" || text[i + 1] === "?") {
-        fail(); // DOCTYPE, comment or processing instruction
       } else {
+        // "<!" and "<?" start no name: a DOCTYPE, a comment or a processing instruction fails there
         el.children.push(element(scope, depth + 1));
       }
     }
@@ -746,7 +745,7 @@ function parseXml(text) {
     i = end + 2;
     skipSpace();
   }
-  if (text[i] !== "<" || text[i + 1] === "!" || text[i + 1] === "?") fail();
+  if (text[i] !== "<") fail();
   const root = element(new Map(), 0);
   skipSpace();
   if (i !== text.length) fail();

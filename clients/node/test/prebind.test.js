@@ -128,7 +128,7 @@ test("the caller's mistakes are refused before anything is sent", async () => {
     ["alice@example.org/res", c.token, {}, "jid"],
     [c.jid, "not a token", {}, "token"],
     [c.jid, c.token.replace(" ", "  "), {}, "token"],
-    [c.jid, `${c.token.split(" ")[0]} ${"A".repeat(42)}B=`, {}, "token"], // not canonical base64
+    [c.jid, `${fresh(6).split(" ")[0]} ${"A".repeat(42)}B=`, {}, "token"], // not canonical base64
     [c.jid, null, {}, "token"],
     [c.jid, fresh(2), { timeout: 0 }, "settings"],
     [c.jid, fresh(2), { timeout: 600001 }, "settings"],

@@ -35,6 +35,9 @@ final class Prebind
      */
     private static array $tried = [];
 
+    /** @var (callable(): float)|null the monotonic clock in seconds; tests replace it */
+    private static $clock = null;
+
     /** @var callable(string, float): array{0: int, 1: string} */
     private $transport;
     private float $deadline;
@@ -46,9 +49,24 @@ final class Prebind
     private function __construct(callable $transport, float $timeout)
     {
         $this->transport = $transport;
-        $this->deadline = hrtime(true) / 1e9 + $timeout;
+        $this->deadline = self::now() + $timeout;
         $this->wait = (int) min(self::MAX_WAIT, ceil($timeout));
         $this->rid = random_int(1 << 20, (1 << 20) + (1 << 40)); // room to count up within 2^53 (XEP-0124 section 7)
+    }
+
+    /**
+     * Replaces the monotonic clock (seconds), or restores it with null. For tests only.
+     *
+     * @param (callable(): float)|null $clock
+     */
+    public static function useClock(?callable $clock): void
+    {
+        self::$clock = $clock;
+    }
+
+    private static function now(): float
+    {
+        return self::$clock === null ? hrtime(true) / 1e9 : (float) (self::$clock)();
     }
 
     /**
@@ -235,7 +253,7 @@ final class Prebind
             $head .= " $k='" . htmlspecialchars($v, ENT_QUOTES | ENT_XML1, 'UTF-8') . "'";
         }
         $data = "<body xmlns='" . self::NS_BOSH . "'$head>$inner</body>";
-        $left = $this->deadline - hrtime(true) / 1e9;
+        $left = $this->deadline - self::now();
         if ($left <= 0) {
             throw new PrebindError(PrebindError::TRANSPORT, 'Prosody did not complete the login in time');
         }

@@ -234,7 +234,7 @@ final class PrebindTest extends TestCase
             ['alice@example.org/res', $c['token'], [], 'jid'],
             [$c['jid'], 'not a token', [], 'token'],
             [$c['jid'], str_replace(' ', '  ', $c['token']), [], 'token'],
-            [$c['jid'], explode(' ', $c['token'])[0] . ' ' . str_repeat('A', 42) . 'B=', [], 'token'],
+            [$c['jid'], explode(' ', self::fresh(6))[0] . ' ' . str_repeat('A', 42) . 'B=', [], 'token'], // not canonical
             [$c['jid'], self::fresh(2), ['timeout' => 0], 'settings'],
             [$c['jid'], self::fresh(2), ['timeout' => 601], 'settings'],
             [$c['jid'], self::fresh(2), ['timeout' => NAN], 'settings'],
@@ -281,6 +281,31 @@ final class PrebindTest extends TestCase
         self::assertCount(1, $lefts);
         self::assertTrue($lefts[0] > 2.4 && $lefts[0] <= 2.5);
         self::assertSame(['3'], $waits);
+    }
+
+    public function testTheDeadlineEndsTheLogin(): void
+    {
+        $c = self::genuine();
+        $clock = 1000.0;
+        $lefts = [];
+        $slow = static function (string $data, float $left) use (&$clock, &$lefts): array {
+            $lefts[] = $left;
+            $clock += 3.0; // each answer takes 3 s of the 7 allowed
+            return [200, "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'/>"];
+        };
+        \ProsodyHmacToken\Prebind::useClock(static function () use (&$clock): float {
+            return $clock;
+        });
+        try {
+            Token::prebind('http://x/', $c['jid'], self::fresh(5), ['transport' => $slow, 'timeout' => 7]);
+            self::fail('no error');
+        } catch (PrebindError $e) {
+            self::assertSame('transport', $e->kind);
+            self::assertStringContainsString('in time', $e->getMessage());
+        } finally {
+            \ProsodyHmacToken\Prebind::useClock(null);
+        }
+        self::assertSame([7.0, 4.0, 1.0], $lefts);
     }
 
     public function testTheReaderRefusesWhatItMustNotRead(): void

@@ -148,7 +148,7 @@ def test_refusals_before_anything_is_sent():
         (case["jid"], "not a token", "token"),
         (case["jid"], case["token"].replace(" ", "  "), "token"),
         (case["jid"], case["token"][:-2] + "==", "token"),
-        (case["jid"], case["token"].split(" ")[0] + " " + "A" * 42 + "B=", "token"),  # not canonical
+        (case["jid"], _fresh(case, 6).split(" ")[0] + " " + "A" * 42 + "B=", "token"),  # not canonical
         (case["jid"], None, "token"),
     ]:
         with pytest.raises(pht.TokenError) as info:
