@@ -3,7 +3,6 @@ tests/vectors/prebind.json, through a fake transport that checks every request t
 
 Run: /usr/bin/python3 -m pytest -q clients/python/tests
 """
-import base64
 import json
 import pathlib
 import sys
