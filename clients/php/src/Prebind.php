@@ -26,10 +26,10 @@ final class Prebind
     private const NS_XML = 'http://www.w3.org/XML/1998/namespace';
 
     /**
-     * SHA-256 of the public parts of the tokens this process has sent (as keys, oldest first):
-     * SASL-HMAC has no client nonce, so an impostor that recorded one exchange could answer a
-     * second one with the same token, and a token is never sent twice (docs/sasl-hmac.md). Under
-     * PHP-FPM a process serves many requests, but this is not shared between processes.
+     * SHA-256 of the public parts of the tokens sent (as keys, oldest first): SASL-HMAC has no
+     * client nonce, so an impostor that recorded one exchange could answer a second one with the
+     * same token, and a token is never sent twice (docs/sasl-hmac.md). PHP keeps static properties
+     * for one request only (a CLI worker: its whole run), so the caller must mint per call.
      *
      * @var array<string, true>
      */

@@ -382,8 +382,8 @@ final class Token
      * from a cache.
      *
      * A token is sent once: mint one per call (Token::prebind($url, $jid, Token::mint($jid, ...))).
-     * One this PHP process has tried before is refused before anything is sent; another process
-     * cannot know, so never pass a token that was used anywhere else.
+     * One tried before in the same request (or CLI run) is refused before anything is sent; PHP
+     * keeps nothing between requests, so never pass a token that was used anywhere else.
      *
      * @param string $boshUrl Prosody's BOSH endpoint itself (http://127.0.0.1:5280/http-bind, or
      *                        https:// with a verified certificate), not the proxy browsers reach;
