@@ -12,6 +12,7 @@ import prosody_hmac_token as pht
 import pytest
 
 import rawxmpp
+from harness import free_port
 from prebind_runners import LANGS, prebind
 
 def run_prebind(lang, url, jid, secret, seed, ago=0):
@@ -71,6 +72,17 @@ def test_an_expired_token_is_refused_with_its_condition(prosody, lang):
     assert (out.get("error"), out.get("condition")) == ("refused", "credentials-expired"), out
     line = "Failed SASL-HMAC token login for %s from 127.0.0.1: expired" % jid
     assert prosody.wait_log(mark, line).count(line) == 1
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_bosh_endpoint_is_a_transport_error(prosody, lang):
+    """The library's own HTTP client: a port nobody listens on, and Prosody's HTTP port at a path
+    that is not BOSH (404)."""
+    jid = "prebindnone%s@%s" % (lang, prosody.host)
+    for url in ("http://127.0.0.1:%d/http-bind" % free_port(), prosody.bosh_url.replace("/http-bind", "/no-such-path")):
+        out = run_prebind(lang, url, jid, prosody.token_secret, prosody.otp_seed)
+        assert out.get("error") == "transport", (url, out)
+        assert out["token"].split(" ")[0] not in out["message"]
 
 
 class BoshImpostor:
