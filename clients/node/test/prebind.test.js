@@ -173,3 +173,53 @@ test("the timeout bounds a transport that never answers, and the wait asked for"
   assert.ok(lefts.length === 1 && lefts[0] <= 2500 && lefts[0] > 2400, String(lefts));
   assert.deepEqual(waits, ["3"]);
 });
+
+test("the XML reader: what it must refuse ends the login as a transport error", async () => {
+  const head = "<body xmlns='http://jabber.org/protocol/httpbind' xmlns:stream='http://etherx.jabber.org/streams' sid='s'>";
+  const mech = "<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SASL-HMAC</mechanism></mechanisms></stream:features>";
+  const bad = [
+    `${head}<!-- a comment -->${mech}</body>`,
+    `${head}<?pi x?>${mech}</body>`,
+    `${head}${mech}&unknown;</body>`,
+    `${head}${mech} a & b</body>`,
+    `${head}${mech}&lt</body>`, // no semicolon
+    `${head}<x:features/></body>`,
+    `${head}<a><b></a></b></body>`,
+    `${head}${mech}</body><body/>`,
+    `${head}${"<a>".repeat(40)}${"</a>".repeat(40)}</body>`,
+    `${head.slice(0, -1)} a='<'>${mech}</body>`,
+    `${head}${mech}`,
+    `${head}${mech}&#xD800;</body>`,
+  ];
+  for (const [i, answer] of bad.entries()) {
+    let sent = 0;
+    const transport = async () => {
+      sent += 1;
+      return { status: 200, body: answer };
+    };
+    await assert.rejects(prebind("http://x/", genuine().jid, fresh(100 + i), { transport }), (e) => {
+      assert.ok(e instanceof PrebindError && e.kind === "transport", `${answer}: ${e}`);
+      return true;
+    });
+    assert.equal(sent, 1, answer);
+  }
+});
+
+test("the XML reader: entities, CDATA, a declaration and prefixes are read", async () => {
+  const answers = [
+    "<?xml version='1.0'?>\n<b:body xmlns:b='http://jabber.org/protocol/httpbind' sid=\"s&amp;1\"><f:features xmlns:f='http://etherx.jabber.org/streams'>"
+      + "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SASL&#x2D;H<![CDATA[MA]]>C</mechanism></mechanisms></f:features></b:body>",
+    "<body xmlns='http://jabber.org/protocol/httpbind'><failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><text>&lt;no&gt;</text><not-authorized/></failure></body>",
+  ];
+  const sent = [];
+  const transport = async (data) => {
+    sent.push(data);
+    return { status: 200, body: answers[sent.length - 1] };
+  };
+  await assert.rejects(prebind("http://x/", genuine().jid, fresh(200), { transport }), (e) => {
+    assert.ok(e instanceof PrebindError && e.kind === "refused" && e.condition === "not-authorized", String(e));
+    return true;
+  });
+  assert.match(sent[1], /sid='s&amp;1'/);
+  assert.match(sent[1], /<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SASL-HMAC'>/);
+});

@@ -315,6 +315,8 @@ final class PrebindTest extends TestCase
             '<b><!-- a comment --></b>',
             '<b>&unknown;</b>',
             '<b>a & b</b>',
+            '<b>&lt</b>', // no semicolon
+            '<b>&#xD800;</b>',
             '<b><c></b></c>',
             '<p:b/>',
             '<b/><b/>',
