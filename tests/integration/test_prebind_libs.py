@@ -15,11 +15,11 @@ import rawxmpp
 from harness import free_port
 from prebind_runners import LANGS, prebind
 
-def run_prebind(lang, url, jid, secret, seed, ago=0):
+def run_prebind(lang, url, jid, secret, seed, ago=0, resource=None):
     """The library's prebind with a token minted `ago` seconds back: {"ok": session} or the error."""
     token = pht.mint(jid, secret, seed, now=int(time.time()) - ago)
     try:
-        return {"ok": prebind(lang, url, jid, token)}
+        return {"ok": prebind(lang, url, jid, token, resource)}
     except pht.PrebindError as e:
         return {"error": e.kind, "condition": e.condition, "message": str(e), "token": token}
 
@@ -49,6 +49,14 @@ def test_prebind_opens_a_session_a_bosh_client_goes_on_with(prosody, lang):
     b = attached(prosody, session)
     assert b.ping(), "the prebound session does not answer"
     b.close()
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_resource_asked_for_is_bound(prosody, lang):
+    """Sent escaped: XML's special characters are a resource's like any other."""
+    jid = "prebindres%s@%s" % (lang, prosody.host)
+    out = run_prebind(lang, prosody.bosh_url, jid, prosody.token_secret, prosody.otp_seed, resource="web <&'\"> 1")
+    assert out.get("ok", {}).get("jid") == jid + "/web <&'\"> 1", out
 
 
 @pytest.mark.parametrize("lang", LANGS)
