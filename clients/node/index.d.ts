@@ -1,7 +1,10 @@
 // Type declarations for prosody-hmac-token (index.js).
 
-/** What was wrong: the JID, an explicit nonce, or an option / the time / a secret / the seed. */
-export type TokenErrorKind = "jid" | "nonce" | "settings";
+/**
+ * What was wrong: the JID, an explicit nonce, what prebind was given as a token (or one it tried
+ * before), or an option / the time / a secret / the seed.
+ */
+export type TokenErrorKind = "jid" | "nonce" | "token" | "settings";
 
 /** Thrown by every function of the library. Its message never contains a secret or the seed. */
 export class TokenError extends Error {
@@ -117,3 +120,46 @@ export function signoutRequest(jid: string, tokenSecret: string, options?: Signo
  * `TokenError` (nothing sent) or `SignoutError`.
  */
 export function signout(url: string, jid: string, tokenSecret: string, options?: SignoutOptions): Promise<void>;
+
+/** Why prebind opened no session: a SASL failure, a server that proved nothing, or no usable answer. */
+export type PrebindErrorKind = "refused" | "unproven" | "transport";
+
+/**
+ * Rejected by `prebind` when it opened no session (docs/prebind.md). Its message never contains
+ * the token or its parts.
+ */
+export class PrebindError extends Error {
+  constructor(kind: PrebindErrorKind, message: string, condition?: string | null);
+  readonly name: "PrebindError";
+  readonly kind: PrebindErrorKind;
+  /** The SASL condition for "refused" (e.g. "not-authorized", "credentials-expired"); else null. */
+  readonly condition: string | null;
+}
+
+/** What `prebind` resolves to: for converse.js's `prebind_url`, as JSON. */
+export interface PrebindSession {
+  /** The bound full JID. */
+  jid: string;
+  sid: string;
+  /** The next request id: the browser's first request uses it. */
+  rid: number;
+}
+
+/** Posts one BOSH body; resolves to the HTTP status and the answer's body. */
+export type PrebindTransport = (body: string, timeoutMs: number) => Promise<{ status: number; body: string }>;
+
+export interface PrebindOptions extends JidOptions {
+  /** Milliseconds the whole login may take, 1–600000; default 10000. */
+  timeout?: number;
+  /** The resource to ask for; by default Prosody picks one. */
+  resource?: string;
+  /** FOR TESTS, or another HTTP client: replaces the POST to `boshUrl`. */
+  transport?: PrebindTransport;
+}
+
+/**
+ * Opens a BOSH session logged in as `jid` with `token` over SASL-HMAC, checks Prosody's proof that
+ * it holds the token secret and the bound JID, for converse.js's `prebind_url`. Rejects with
+ * `TokenError` (nothing sent) or `PrebindError`. A token is sent once.
+ */
+export function prebind(boshUrl: string, jid: string, token: string, options?: PrebindOptions): Promise<PrebindSession>;

@@ -10,8 +10,12 @@
 // signout() sends Prosody the sign-out request of docs/signout.md (signoutRequest() builds it):
 //   v1 TIME NONCE JID base64( HMAC-SHA256( K, "prosody-auth-hmac signout v1\0" ‖ u64be(TIME) ‖ NONCE ‖ u16be(len JID) ‖ JID ) )
 //   K = HMAC-SHA256( key = token_secret, "\0prosody-auth-hmac signout key v1" )
+//
+// prebind() opens a BOSH session logged in with SASL-HMAC for converse.js's prebind_url
+// (docs/prebind.md): Prosody must prove it holds the token secret, and the bound JID must be the
+// token's; it resolves to { jid, sid, rid }.
 
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes, randomInt, timingSafeEqual } from "node:crypto";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 
@@ -54,19 +58,21 @@ const PREPARED_HINT =
  * The error every function of this library throws. `kind` says what was wrong:
  * - `"jid"`: not a bare JID Prosody accepts, or not one this library can prepare;
  * - `"nonce"`: an explicit nonce that is not exactly `nonceDigits` ASCII digits;
+ * - `"token"`: prebind() was given something that is not a token, or a token this process has
+ *   tried before;
  * - `"settings"`: an option, the time, a secret or the seed is missing, of the wrong type or out
  *   of range.
  * Messages never contain a secret, the seed, or the input that was refused.
  */
 export class TokenError extends Error {
   /**
-   * @param {"jid" | "nonce" | "settings"} kind
+   * @param {"jid" | "nonce" | "token" | "settings"} kind
    * @param {string} message
    */
   constructor(kind, message) {
     super(message);
     this.name = "TokenError";
-    /** @type {"jid" | "nonce" | "settings"} */
+    /** @type {"jid" | "nonce" | "token" | "settings"} */
     this.kind = kind;
   }
 }
@@ -573,4 +579,414 @@ export async function signout(url, jid, tokenSecret, options) {
   const target = signoutTarget(url);
   const line = signoutRequest(jid, tokenSecret, { now: o.now });
   await post(target, line, timeout, o.host ?? line.split(" ")[3].split("@")[1]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prebind (docs/prebind.md)
+
+const PREBIND_OPTIONS = new Set(["timeout", "resource", "prepared", "transport"]);
+const PREBIND_TIMEOUT = { min: 1, max: 600000, def: 10000 }; // ms
+const PREBIND_WAIT = 10; // s, the most BOSH wait asked for
+const PREBIND_MAX_POLLS = 5; // empty answers in a row polled past
+const PREBIND_MAX_ANSWER = 1 << 20; // bytes
+const MAX_TRIED = 1 << 16;
+const SERVER_NONCE_LEN = 24;
+const NS_BOSH = "http://jabber.org/protocol/httpbind";
+const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_XML = "http://www.w3.org/XML/1998/namespace";
+
+/**
+ * prebind() opened no session: the browser has nothing to attach to. `kind`:
+ * - `"refused"`: Prosody refused the login with a SASL failure, in `condition` (`not-authorized`:
+ *   another token_secret, another user's or a used token; `credentials-expired`: the clock or
+ *   otp_seed; `temporary-auth-failure`); mint a new token to try again;
+ * - `"unproven"`: the server did not prove that it holds the token secret (no SASL-HMAC offered, a
+ *   missing or wrong proof) or it bound another JID: the URL does not reach the Prosody this web app
+ *   shares token_secret with; nothing that would log in was sent;
+ * - `"transport"`: no usable answer: no connection, the timeout, an HTTP status other than 200, not
+ *   a BOSH body, a terminated session, or an answer out of protocol.
+ * The message never contains the token or its parts.
+ */
+export class PrebindError extends Error {
+  /**
+   * @param {"refused" | "unproven" | "transport"} kind
+   * @param {string} message
+   * @param {string | null} [condition]
+   */
+  constructor(kind, message, condition = null) {
+    super(message);
+    this.name = "PrebindError";
+    /** @type {"refused" | "unproven" | "transport"} */
+    this.kind = kind;
+    /** @type {string | null} */
+    this.condition = condition;
+  }
+}
+
+// SHA-256 of the public parts of the tokens this process has sent: SASL-HMAC has no client nonce,
+// so an impostor that recorded one exchange could answer a second one with the same token, and a
+// token is never sent twice (docs/sasl-hmac.md). Insertion-ordered: past MAX_TRIED the oldest go.
+const tried = new Set();
+
+const ENTITIES = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
+
+function decodeText(raw) {
+  return raw.replace(/&([^;&<]*);?/g, (all, name) => {
+    if (!all.endsWith(";")) throw new Error("a bare &");
+    if (name in ENTITIES) return ENTITIES[name];
+    const m = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(name);
+    const code = m ? parseInt(m[1] ?? m[2], m[1] ? 16 : 10) : -1;
+    if (code < 1 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) throw new Error("an unknown entity");
+    return String.fromCodePoint(code);
+  });
+}
+
+/**
+ * A small XML reader for BOSH answers: elements, attributes, text, CDATA and namespaces. It refuses
+ * a DOCTYPE (no entity is ever defined or expanded), comments, processing instructions other than
+ * the XML declaration, and nesting over 32 deep. Elements are { tag: "{ns}local", attrs, children,
+ * text } with attribute names "{ns}local" when prefixed.
+ */
+function parseXml(text) {
+  const NAME = /[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?/y;
+  const SPACE = /[ \t\r\n]*/y;
+  let i = 0;
+  const fail = () => {
+    throw new Error("not XML");
+  };
+  const skipSpace = () => {
+    SPACE.lastIndex = i;
+    SPACE.exec(text);
+    i = SPACE.lastIndex;
+  };
+  const name = () => {
+    NAME.lastIndex = i;
+    const m = NAME.exec(text);
+    if (!m) fail();
+    i = NAME.lastIndex;
+    return m[0];
+  };
+  const resolve = (qname, scope, isAttr) => {
+    const colon = qname.indexOf(":");
+    if (colon < 0) return isAttr ? qname : `{${scope.get("") ?? ""}}${qname}`;
+    const prefix = qname.slice(0, colon);
+    const ns = prefix === "xml" ? NS_XML : scope.get(prefix);
+    if (ns === undefined) fail();
+    return `{${ns}}${qname.slice(colon + 1)}`;
+  };
+  const element = (parentScope, depth) => {
+    if (depth > 32) fail();
+    i += 1; // "<"
+    const qname = name();
+    const raw = [];
+    for (;;) {
+      const before = i;
+      skipSpace();
+      if (text.startsWith("/>", i) || text[i] === ">") break;
+      if (i === before) fail();
+      const key = name();
+      skipSpace();
+      if (text[i] !== "=") fail();
+      i += 1;
+      skipSpace();
+      const quote = text[i];
+      if (quote !== "'" && quote !== '"') fail();
+      const end = text.indexOf(quote, i + 1);
+      if (end < 0) fail();
+      const value = text.slice(i + 1, end);
+      if (value.includes("<")) fail();
+      raw.push([key, decodeText(value)]);
+      i = end + 1;
+    }
+    const scope = new Map(parentScope);
+    for (const [key, value] of raw) {
+      if (key === "xmlns") scope.set("", value);
+      else if (key.startsWith("xmlns:")) scope.set(key.slice(6), value);
+    }
+    const el = { tag: resolve(qname, scope, false), attrs: {}, children: [], text: "" };
+    for (const [key, value] of raw) {
+      if (key !== "xmlns" && !key.startsWith("xmlns:")) el.attrs[resolve(key, scope, true)] = value;
+    }
+    if (text.startsWith("/>", i)) {
+      i += 2;
+      return el;
+    }
+    i += 1; // ">"
+    for (;;) {
+      const lt = text.indexOf("<", i);
+      if (lt < 0) fail();
+      el.text += decodeText(text.slice(i, lt));
+      i = lt;
+      if (text.startsWith("</", i)) {
+        i += 2;
+        if (name() !== qname) fail();
+        skipSpace();
+        if (text[i] !== ">") fail();
+        i += 1;
+        return el;
+      }
+      if (text.startsWith("<![CDATA[", i)) {
+        const end = text.indexOf("]]>", i);
+        if (end < 0) fail();
+        el.text += text.slice(i + 9, end);
+        i = end + 3;
+      } else {
+        // "<!" and "<?" start no name: a DOCTYPE, a comment or a processing instruction fails there
+        el.children.push(element(scope, depth + 1));
+      }
+    }
+  };
+  if (text.startsWith("\uFEFF")) i = 1;
+  skipSpace();
+  if (text.startsWith("<?xml", i)) {
+    const end = text.indexOf("?>", i);
+    if (end < 0) fail();
+    i = end + 2;
+    skipSpace();
+  }
+  if (text[i] !== "<") fail();
+  const root = element(new Map(), 0);
+  skipSpace();
+  if (i !== text.length) fail();
+  return root;
+}
+
+const child = (el, tag) => el.children.find((c) => c.tag === tag);
+const localName = (tag) => printable(tag.slice(tag.indexOf("}") + 1));
+
+function printable(text) {
+  return String(text).slice(0, 64).replace(/[^ -~]/g, "?");
+}
+
+function escapeXml(s) {
+  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]);
+}
+
+/** The default transport: a POST with node:http(s), no proxy, no redirect. */
+function httpTransport(target) {
+  const https = target.protocol === "https:";
+  const where = `${target.hostname}:${target.port || (https ? 443 : 80)}`;
+  return (body, timeoutMs) => new Promise((resolve, reject) => {
+    let timer = null;
+    let settled = false;
+    const finish = (error, value) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve(value);
+    };
+    const headers = { "Content-Type": "text/xml; charset=utf-8", "Content-Length": Buffer.byteLength(body) };
+    const req = (https ? httpsRequest : httpRequest)(target, { method: "POST", headers, agent: false }, (res) => {
+      const chunks = [];
+      let size = 0;
+      res.on("data", (chunk) => {
+        size += chunk.length;
+        if (size > PREBIND_MAX_ANSWER) {
+          res.destroy();
+          finish(new Error(`an answer over ${PREBIND_MAX_ANSWER} bytes from ${where}`));
+        } else chunks.push(chunk);
+      });
+      res.on("end", () => finish(null, { status: res.statusCode, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("error", (e) => finish(new Error(`${where}: ${e.code || e.message}`)));
+    });
+    req.on("error", (e) => finish(new Error(`${where}: ${e.code || e.message}`)));
+    timer = setTimeout(() => {
+      finish(new Error(`timed out at ${where}`));
+      req.destroy();
+    }, timeoutMs);
+    req.end(body);
+  });
+}
+
+class BoshSession {
+  constructor(transport, timeoutMs) {
+    this.transport = transport;
+    this.deadline = performance.now() + timeoutMs;
+    this.wait = Math.min(PREBIND_WAIT, Math.ceil(timeoutMs / 1000));
+    this.rid = randomInt(2 ** 20, 2 ** 20 + 2 ** 40); // room to count up within 2^53 (XEP-0124 section 7)
+    this.sid = null;
+  }
+
+  /** One request; resolves to the answer's <body/>. */
+  async post(inner = "", attrs = {}) {
+    const all = { ...attrs, rid: String(this.rid) };
+    if (this.sid !== null) all.sid = this.sid;
+    this.rid += 1;
+    const head = Object.entries(all).map(([k, v]) => `${k}='${escapeXml(v)}'`).join(" ");
+    const data = `<body xmlns='${NS_BOSH}' ${head}>${inner}</body>`;
+    const left = this.deadline - performance.now();
+    if (left <= 0) throw new PrebindError("transport", "Prosody did not complete the login in time");
+    let answer;
+    let timer = null;
+    // the time left bounds a transport that never settles too
+    const expire = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new PrebindError("transport", "Prosody did not complete the login in time")), left);
+    });
+    const sent = (async () => this.transport(data, left))().catch((e) => {
+      throw new PrebindError("transport", `no answer from Prosody (${printable(e?.message ?? e)})`);
+    });
+    try {
+      answer = await Promise.race([sent, expire]);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (answer?.status !== 200) {
+      throw new PrebindError("transport", `Prosody answered HTTP ${printable(answer?.status)}: is the URL its BOSH endpoint?`);
+    }
+    const text = String(answer.body);
+    if (Buffer.byteLength(text) > PREBIND_MAX_ANSWER) {
+      throw new PrebindError("transport", `Prosody's answer is over ${PREBIND_MAX_ANSWER} bytes`);
+    }
+    let body;
+    try {
+      body = parseXml(text);
+    } catch {
+      throw new PrebindError("transport", "Prosody's answer is not XML (or has a DOCTYPE or a comment)");
+    }
+    if (body.tag !== `{${NS_BOSH}}body`) throw new PrebindError("transport", "Prosody's answer is not a BOSH body");
+    if (body.attrs.type === "terminate") {
+      throw new PrebindError("transport", `Prosody terminated the BOSH session (${printable(body.attrs.condition || "no condition")})`);
+    }
+    return body;
+  }
+
+  /** The first child of this answer, or of the next answer with one. */
+  async next(body) {
+    let polls = 0;
+    while (body.children.length === 0) {
+      if (polls === PREBIND_MAX_POLLS) throw new PrebindError("transport", `Prosody sent nothing in ${polls} polls`);
+      polls += 1;
+      body = await this.post();
+    }
+    return body.children[0];
+  }
+}
+
+function saslProof(s, label, clientFirst, serverNonce) {
+  return createHmac("sha256", s)
+    .update(Buffer.concat([Buffer.from(label, "ascii"), Buffer.from([0]), clientFirst, Buffer.from([0]), serverNonce]))
+    .digest();
+}
+
+function base64Payload(el) {
+  const text = el.text.trim();
+  if (!/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text)) return null;
+  return Buffer.from(text, "base64");
+}
+
+function saslCondition(el) {
+  if (el.tag !== `{${NS_SASL}}failure`) return null;
+  const c = el.children.find((x) => x.tag.startsWith(`{${NS_SASL}}`) && x.tag !== `{${NS_SASL}}text`);
+  return c ? localName(c.tag) : "failure";
+}
+
+function splitToken(token) {
+  const bad = () => new TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)");
+  if (typeof token !== "string") throw bad();
+  const m = /^([0-9]{22,72}) ([A-Za-z0-9+/]{43}=)$/.exec(token);
+  if (!m) throw bad();
+  const s = Buffer.from(m[2], "base64");
+  if (s.length !== 32 || s.toString("base64") !== m[2]) throw bad();
+  return { pub: Buffer.from(m[1], "ascii"), s };
+}
+
+/**
+ * Opens a BOSH session logged in as `jid` with `token`, for converse.js's `prebind_url`
+ * (docs/prebind.md). It creates the session, logs in with SASL-HMAC (never anything else: the
+ * token's secret half is never sent), checks Prosody's proof that it holds the token secret, binds
+ * a resource and checks that the bound JID is `jid`'s. Answer the browser's prebind_url request
+ * with the result as JSON, with `Cache-Control: no-store`; the browser must attach within Prosody's
+ * bosh_max_inactivity (60 s by default), so open a session for each request, never from a cache.
+ *
+ * A token is sent once: one this process has tried before is refused before anything is sent
+ * (mint one per call: `prebind(url, jid, mint(jid, secret, seed))`).
+ *
+ * @param {string} boshUrl  Prosody's BOSH endpoint itself (`http://127.0.0.1:5280/http-bind`, or
+ *   https:// with a verified certificate), not the proxy browsers reach; no proxy, no redirect
+ * @param {string} jid  the bare JID the token was minted for (as for mint())
+ * @param {string} token  a token from mint()
+ * @param {{ timeout?: number, resource?: string, prepared?: boolean,
+ *   transport?: (body: string, timeoutMs: number) => Promise<{ status: number, body: string }> }} [options]
+ *   `timeout`: milliseconds the whole login may take, 1 to 600000 (default 10000); `resource`: the
+ *   resource to ask for (by default Prosody picks one); `prepared` as for mint(); `transport`: FOR
+ *   TESTS, or another HTTP client: posts one BOSH body, resolves to the HTTP status and answer body
+ * @returns {Promise<{ jid: string, sid: string, rid: number }>}
+ * @throws {TokenError} (rejects) kind "settings", "jid" or "token": nothing was sent
+ * @throws {PrebindError} (rejects) kind "refused" (with `condition`), "unproven" or "transport"
+ */
+export async function prebind(boshUrl, jid, token, options) {
+  const o = checkOptions(options, PREBIND_OPTIONS, "prebind");
+  const timeout = intSetting(o.timeout, "timeout", PREBIND_TIMEOUT);
+  const bare = prepare(jid, boolSetting(o.prepared, "prepared"));
+  const resource = o.resource ?? null;
+  if (resource !== null && (typeof resource !== "string" || resource === "" || /[\x00-\x1F\x7F]/.test(resource))) {
+    throw new TokenError("settings", "resource must be a non-empty string without control characters");
+  }
+  let transport = o.transport ?? null;
+  if (transport === null) transport = httpTransport(signoutTarget(boshUrl));
+  else if (typeof transport !== "function") throw new TokenError("settings", "transport must be a function");
+  const { pub, s } = splitToken(token);
+  const tag = createHash("sha256").update(pub).digest("base64");
+  if (tried.has(tag)) throw new TokenError("token", "this token was tried before: mint a new one for each prebind");
+  tried.add(tag);
+  while (tried.size > MAX_TRIED) tried.delete(tried.values().next().value);
+
+  const bosh = new BoshSession(transport, timeout);
+  const { local, domain } = bare;
+  let body = await bosh.post("", {
+    to: domain, "xml:lang": "en", ver: "1.6", wait: String(bosh.wait), hold: "1",
+    content: "text/xml; charset=utf-8", "xmlns:xmpp": "urn:xmpp:xbosh", "xmpp:version": "1.0",
+  });
+  const sid = body.attrs.sid;
+  if (!sid) throw new PrebindError("transport", "Prosody did not open a BOSH session (no sid)");
+  bosh.sid = sid;
+  const features = await bosh.next(body);
+  const mechanisms = child(features, `{${NS_SASL}}mechanisms`);
+  const offered = mechanisms ? mechanisms.children.filter((m) => m.tag === `{${NS_SASL}}mechanism`).map((m) => m.text) : [];
+  if (!offered.includes("SASL-HMAC")) { // never another: PLAIN would send the whole token
+    const list = offered.slice(0, 8).map(printable).join(", ") || "none";
+    throw new PrebindError("unproven", `the server does not offer SASL-HMAC (it offers: ${list}): is this the Prosody that holds token_secret?`);
+  }
+
+  const clientFirst = Buffer.concat([Buffer.from([0]), Buffer.from(local, "utf8"), Buffer.from([0]), pub]);
+  let el = await bosh.next(await bosh.post(`<auth xmlns='${NS_SASL}' mechanism='SASL-HMAC'>${clientFirst.toString("base64")}</auth>`));
+  let condition = saslCondition(el);
+  if (condition !== null) throw new PrebindError("refused", `Prosody refused the login: ${condition}`, condition);
+  if (el.tag !== `{${NS_SASL}}challenge`) {
+    throw new PrebindError("unproven", `the server answered the login with a ${localName(el.tag)}, not a challenge`);
+  }
+  const serverNonce = base64Payload(el);
+  if (serverNonce === null) throw new PrebindError("transport", "Prosody's challenge is not base64");
+  if (serverNonce.length !== SERVER_NONCE_LEN) throw new PrebindError("transport", `Prosody's challenge is not ${SERVER_NONCE_LEN} octets`);
+
+  const proof = saslProof(s, "SASL-HMAC client", clientFirst, serverNonce);
+  el = await bosh.next(await bosh.post(`<response xmlns='${NS_SASL}'>${proof.toString("base64")}</response>`));
+  condition = saslCondition(el);
+  if (condition !== null) throw new PrebindError("refused", `Prosody refused the login: ${condition}`, condition);
+  if (el.tag !== `{${NS_SASL}}success`) {
+    throw new PrebindError("unproven", `the server answered the proof with a ${localName(el.tag)}, not success`);
+  }
+  const expected = saslProof(s, "SASL-HMAC server", clientFirst, serverNonce);
+  const got = base64Payload(el);
+  // the session is never used unproven
+  if (got === null || got.length !== expected.length || !timingSafeEqual(got, expected)) {
+    throw new PrebindError("unproven", "the server could not prove that it holds the token secret");
+  }
+
+  const bindFeatures = await bosh.next(await bosh.post("", { to: domain, "xml:lang": "en", "xmpp:restart": "true", "xmlns:xmpp": "urn:xmpp:xbosh" }));
+  if (!child(bindFeatures, `{${NS_BIND}}bind`)) throw new PrebindError("transport", "Prosody offered no resource binding");
+  const res = resource !== null ? `<resource>${escapeXml(resource)}</resource>` : "";
+  el = await bosh.next(await bosh.post(`<iq xmlns='jabber:client' type='set' id='prebind_1'><bind xmlns='${NS_BIND}'>${res}</bind></iq>`));
+  const bind = child(el, `{${NS_BIND}}bind`);
+  const jidEl = bind && child(bind, `{${NS_BIND}}jid`);
+  const full = jidEl ? jidEl.text : "";
+  if (el.tag !== "{jabber:client}iq" || el.attrs.type !== "result" || !full) {
+    throw new PrebindError("transport", "Prosody did not bind a resource");
+  }
+  if (!(full.startsWith(`${bare.jid}/`) && full.length > bare.jid.length + 1)) { // the token's user, or no session
+    throw new PrebindError("unproven", "the server bound another JID than the token's");
+  }
+  return { jid: full, sid, rid: bosh.rid };
 }

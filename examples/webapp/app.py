@@ -16,7 +16,7 @@ A POST to /logout ends the web session and signs the user out of the chat with t
 `signout` (docs/signout.md): Prosody ends every chat session of the user and refuses the tokens
 handed out before. A real web app calls it on logout, on account lock and on password reset.
 
-/prebind opens a BOSH session with a token over SASL-HMAC (prebind.py) for converse's
+/prebind opens a BOSH session with a token over SASL-HMAC (prosody_hmac_token.prebind) for converse's
 `authentication: 'prebind'`. Nothing here is for tests only: the browser tests' fake web app
 (bad, replayed and expired tokens, an endpoint that goes down, impostor BOSH servers) is a
 subclass of this one in tests/integration/fake_webapp.py.
@@ -42,8 +42,6 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-from prebind import PrebindError, prebind
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "clients" / "python" / "src"))
@@ -212,13 +210,17 @@ class WebApp:
         body = self.credentials(user, query)
         if path == "/prebind":
             try:
-                body = prebind(self.prebind_bosh_url, body["jid"], body["password"])
-            except (OSError, PrebindError) as e:
-                self.log(user, query, "prebind failed: %s" % e)
+                body = self.prebind(body["jid"], body["password"])
+            except (prosody_hmac_token.PrebindError, prosody_hmac_token.TokenError) as e:
+                self.log(user, query, "prebind failed (%s): %s" % (e.kind, e))
                 return self.send(req, 502, b"could not open a chat session", "text/plain")
         self.log(user, query, "ok")
         # no-store: a token (or a session's rid) kept by a cache could be handed out again
         return self.send(req, 200, json.dumps(body).encode(), "application/json", extra={"Cache-Control": "no-store"})
+
+    def prebind(self, jid, token):
+        """A BOSH session for `jid`, logged in with `token` over SASL-HMAC: {jid, sid, rid}."""
+        return prosody_hmac_token.prebind(self.prebind_bosh_url, jid, token)
 
     def credentials(self, user, query):
         """What credentials_url answers for `user` (the request's query plays no part here)."""

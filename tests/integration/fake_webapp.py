@@ -11,6 +11,7 @@ from collections import Counter
 from itertools import count
 
 from app import WebApp, prosody_hmac_token
+import prebind_runners
 
 
 class FakeWebApp(WebApp):
@@ -38,10 +39,22 @@ class FakeWebApp(WebApp):
         self.impostor_bodies = []  # every request body the PLAIN-only impostor received
         self.served = []  # the paths of the static files served, in order
         self.locked = set()  # users whose credentials_url answers 403 (an account the site has locked)
+        self.prebind_lang = "python"  # the minting library whose prebind opens the sessions: python, node or php
+        self.prebound = []  # (language, session) of every session prebind opened
 
     def mint(self, user, offset=0):
         now = int(self.fixed_now or time.time()) + offset
         return prosody_hmac_token.credentials("%s@%s" % (user, self.domain), self.token_secret, self.otp_seed, now=now)
+
+    def prebind(self, jid, token):
+        """The session from the library of `prebind_lang`: Python's in this process, Node's and
+        PHP's run in their own (prebind_runners.py)."""
+        if self.prebind_lang == "python":
+            session = super().prebind(jid, token)
+        else:
+            session = prebind_runners.prebind(self.prebind_lang, self.prebind_bosh_url, jid, token)
+        self.prebound.append((self.prebind_lang, session))
+        return session
 
     def hand_out(self, req, path, user, query):
         if self.down:  # before the rate limit, as a web app that is down counts nothing

@@ -203,6 +203,17 @@ def logout(url: str, secret: str) -> Optional[str]:
         status: Optional[int] = e.status
         return e.kind if status is None else "%s %d" % (e.kind, status)
     return None
+
+
+def attach(url: str, token: str) -> pht.PrebindSession:
+    try:
+        session = pht.prebind(url, "alice@example.org", token, timeout=5.0, resource="web")
+    except pht.PrebindError as e:
+        condition: Optional[str] = e.condition
+        raise RuntimeError("%s %s" % (e.kind, condition))
+    rid: int = session["rid"]
+    sid: str = session["sid"]
+    return session
 '''
 
 # what --strict must refuse: proof that mypy reads the package's types rather than Any
@@ -213,6 +224,7 @@ MISUSES = {
     "no such keyword": 'pht.credentials("a@b.c", "s", "JBSWY3DP", nonce_length=32)',
     "signout returns None": 'ok: bool = pht.signout("http://127.0.0.1:5280/auth_hmac/signout", "a@b.c", "s")',
     "signout takes no nonce": 'pht.signout("http://127.0.0.1:5280/auth_hmac/signout", "a@b.c", "s", nonce="1" * 32)',
+    "prebind's rid is an int": 'r: str = pht.prebind("http://127.0.0.1:5280/http-bind", "a@b.c", "t")["rid"]',
 }
 
 
@@ -359,8 +371,8 @@ def test_node_package_exports_only_its_entry_point(node_project):
 
 
 TS_CONSUMER = """\
-import { credentials, mint, signedJid, signout, signoutRequest, verify, SignoutError, TokenError } from "prosody-hmac-token";
-import type { Credentials, MintOptions, SignoutErrorKind, TokenErrorKind, VerifyFailure } from "prosody-hmac-token";
+import { credentials, mint, prebind, signedJid, signout, signoutRequest, verify, PrebindError, SignoutError, TokenError } from "prosody-hmac-token";
+import type { Credentials, MintOptions, PrebindErrorKind, PrebindSession, SignoutErrorKind, TokenErrorKind, VerifyFailure } from "prosody-hmac-token";
 
 const options: MintOptions = { now: 1700000000, digits: 8, step: 30, nonceDigits: 32 };
 export function endpoint(user: string, secret: string, seed: string): Credentials | { error: TokenErrorKind } {
@@ -384,6 +396,16 @@ export async function logout(url: string): Promise<SignoutErrorKind | null> {
     throw e;
   }
 }
+export async function attach(url: string): Promise<PrebindSession | [PrebindErrorKind, string | null]> {
+  try {
+    const session = await prebind(url, "alice@example.org", mint("alice@example.org", "secret", "JBSWY3DP"), { timeout: 5000, resource: "web" });
+    const rid: number = session.rid;
+    return session;
+  } catch (e) {
+    if (e instanceof PrebindError) return [e.kind, e.condition];
+    throw e;
+  }
+}
 """
 
 # what tsc must refuse: proof that it reads the package's declarations rather than any
@@ -394,6 +416,7 @@ TS_MISUSES = {
     "no such option": 'mint("a@b.c", "s", "JBSWY3DP", { nonceLength: 32 });',
     "signout resolves to nothing": 'export const b: Promise<boolean> = signout("u", "a@b.c", "s");',
     "signout takes no nonce": 'signout("u", "a@b.c", "s", { nonce: "1" });',
+    "prebind resolves to a session": 'export const p: Promise<string> = prebind("u", "a@b.c", "t");',
 }
 
 TSCONFIG = {"compilerOptions": {"strict": True, "noEmit": True, "module": "node16", "moduleResolution": "node16",

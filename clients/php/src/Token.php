@@ -23,6 +23,9 @@ namespace ProsodyHmacToken;
  *  - 'skew'         int, verify only, steps either side accepted, 0–10 (default 1) — otp_skew
  *  - 'host'         string, verify only, the Prosody host the JID must belong to (default none)
  *
+ * prebind() opens a chat session for converse.js's prebind_url: it logs in over BOSH with SASL-HMAC,
+ * checks that Prosody proves it holds the token secret and binds a resource (docs/prebind.md).
+ *
  * signout() sends Prosody the sign-out request of docs/signout.md (signoutRequest() builds it), on
  * logout, account lock and password reset: Prosody ends the user's sessions and refuses the tokens
  * minted before it.
@@ -367,6 +370,75 @@ final class Token
         $line = self::signoutRequest($jid, $tokenSecret, ['now' => $options['now'] ?? null]);
         $host ??= substr((string) strrchr(explode(' ', $line)[3], '@'), 1); // the JID's domain
         self::post($url, $where, $line, (float) $timeout, $host);
+    }
+
+    /**
+     * Opens a BOSH session logged in as $jid with $token, for converse.js's prebind_url
+     * (docs/prebind.md). It creates the session, logs in with SASL-HMAC (never anything else: the
+     * token's secret half is never sent), checks Prosody's proof that it holds the token secret,
+     * binds a resource and checks that the bound JID is $jid's. Answer the browser's prebind_url
+     * request with the result as JSON, with Cache-Control: no-store; the browser must attach within
+     * Prosody's bosh_max_inactivity (60 s by default), so open a session for each request, never
+     * from a cache.
+     *
+     * A token is sent once: mint one per call (Token::prebind($url, $jid, Token::mint($jid, ...))).
+     * One tried before in the same request (or CLI run) is refused before anything is sent; PHP
+     * keeps nothing between requests, so never pass a token that was used anywhere else.
+     *
+     * @param string $boshUrl Prosody's BOSH endpoint itself (http://127.0.0.1:5280/http-bind, or
+     *                        https:// with a verified certificate), not the proxy browsers reach;
+     *                        no proxy, no redirect
+     * @param string $jid     the bare JID the token was minted for (as for mint())
+     * @param string $token   a token from mint()
+     * @param array{timeout?: int|float|null, resource?: ?string, prepared?: ?bool, transport?: ?callable} $options
+     *                        'timeout': seconds the whole login may take, over 0 and at most 600
+     *                        (default 10); 'resource': the resource to ask for (by default Prosody
+     *                        picks one); 'prepared' as for mint(); 'transport': FOR TESTS, or
+     *                        another HTTP client: fn(string $body, float $secondsLeft): [int $status,
+     *                        string $answer], throwing when there is no answer
+     *
+     * @return array{jid: string, sid: string, rid: int} the bound full JID, the session id, the next request id
+     *
+     * @throws TokenError   kind "settings", "jid" or "token": nothing was sent
+     * @throws PrebindError kind "refused" (with `condition`), "unproven" or "transport"
+     */
+    public static function prebind(
+        string $boshUrl,
+        string $jid,
+        #[\SensitiveParameter] string $token,
+        array $options = [],
+    ): array {
+        foreach (array_keys($options) as $name) {
+            if (!in_array($name, ['timeout', 'resource', 'prepared', 'transport'], true)) {
+                throw new TokenError(TokenError::SETTINGS, 'an unknown option was given (known: timeout, resource, prepared, transport)');
+            }
+        }
+        $timeout = $options['timeout'] ?? 10;
+        if (!(is_int($timeout) || is_float($timeout)) || !is_finite((float) $timeout) || $timeout <= 0 || $timeout > 600) {
+            throw new TokenError(TokenError::SETTINGS, "option 'timeout' must be a number of seconds, over 0 and at most 600");
+        }
+        $prepared = $options['prepared'] ?? false;
+        if (!is_bool($prepared)) {
+            throw new TokenError(TokenError::SETTINGS, "option 'prepared' must be a bool");
+        }
+        $bare = self::prepare($jid, $prepared);
+        $resource = $options['resource'] ?? null;
+        if ($resource !== null && (!is_string($resource) || $resource === '' || preg_match('/[\x00-\x1f\x7f]/', $resource) === 1
+            || preg_match('//u', $resource) !== 1)) {
+            throw new TokenError(TokenError::SETTINGS, "option 'resource' must be a non-empty UTF-8 string without control characters");
+        }
+        $transport = $options['transport'] ?? null;
+        if ($transport === null) {
+            $transport = Prebind::http($boshUrl, self::signoutTarget($boshUrl));
+        } elseif (!is_callable($transport)) {
+            throw new TokenError(TokenError::SETTINGS, "option 'transport' must be callable");
+        }
+        if (preg_match('#\A([0-9]{22,72}) ([A-Za-z0-9+/]{43}=)\z#', $token, $m) !== 1
+            || ($s = base64_decode($m[2], true)) === false || strlen($s) !== 32 || base64_encode($s) !== $m[2]) {
+            throw new TokenError(TokenError::TOKEN, 'not a token (OTP and nonce digits, a space, 44 characters of base64)');
+        }
+        Prebind::once($m[1]);
+        return Prebind::run($transport, (float) $timeout, $bare, $m[1], $s, $resource);
     }
 
     /** "host:port" of an http:// or https:// URL. */

@@ -62,7 +62,7 @@ def test_credentials_url_down_then_back(server, app):
 
 def test_prebind_attach_reload_and_restart(server, app):
     """authentication: 'prebind': the web app opens and authenticates the BOSH session with
-    SASL-HMAC (prebind.py) and converse attaches. A reload re-attaches to the session converse kept
+    SASL-HMAC (prosody_hmac_token.prebind) and converse attaches. A reload re-attaches to the session converse kept
     in sessionStorage; a page load without it (a new tab) calls prebind_url again; after a Prosody
     restart the open page calls prebind_url again and attaches to the new session."""
     user = "prebound"
@@ -96,27 +96,50 @@ def test_prebind_attach_reload_and_restart(server, app):
         delivered(server, b, [user])
 
 
+@pytest.mark.parametrize("lang", ["node", "php"])
+def test_prebind_by_the_node_and_php_libraries_attaches(server, app, lang):
+    """The web app opens the session with the Node or the PHP library's prebind (in its own
+    process, prebind_runners.py) and converse.js attaches to it and shows the roster; a reload
+    re-attaches to the same session."""
+    app.prebind_lang = lang
+    user = "prebound" + lang
+    with Browser() as b:
+        mark = server.log_mark()
+        b.open(user, page(app, user, "bosh", auth="prebind"))
+        st = b.wait(user, "roster")
+        assert st["reached"], st
+        b.screenshot(user, "prebind-%s-attached" % lang)
+        assert logins(server.log_since(mark), user, "SASL-HMAC") == 1 and len(served(app, user)) == 1
+        assert [(lang_, s["jid"]) for lang_, s in app.prebound] == [(lang, st["jid"])], app.prebound
+        b.reload(user)
+        st = b.wait(user, "roster")
+        assert st["reached"] and st["jid"] == app.prebound[0][1]["jid"], st
+        assert len(app.prebound) == 1 and logins(server.log_since(mark), user, "SASL-HMAC") == 1
+
+
 def test_prebind_refuses_servers_that_cannot_prove_the_secret(app):
-    """prebind.py against the fake web app's impostor endpoints: one that offers SASL-HMAC and
+    """The Python library's prebind against the fake web app's impostor endpoints: one that offers SASL-HMAC and
     answers with a made-up server proof, one that offers only PLAIN and legacy login. No session is
     handed out, and the PLAIN-only one is sent nothing of the token."""
-    from prebind import PrebindError, prebind
+    from prosody_hmac_token import PrebindError, prebind
     token = app.mint("imp")["password"]
     jid = "imp@" + app.domain
-    with pytest.raises(PrebindError, match="could not prove"):
+    with pytest.raises(PrebindError, match="could not prove") as info:
         prebind(app.url + "impostor-bosh", jid, token)
+    assert info.value.kind == "unproven"
     assert app.impostor_log[-1] == "response"
     app.impostor_bodies.clear()
     token = app.mint("imp")["password"]
-    with pytest.raises(PrebindError, match="does not offer SASL-HMAC"):
+    with pytest.raises(PrebindError, match="does not offer SASL-HMAC") as info:
         prebind(app.url + "impostor-plain-bosh", jid, token)
+    assert info.value.kind == "unproven"
     public, mac = token.split(" ")
     assert app.impostor_bodies and not any(public in b or mac in b for b in app.impostor_bodies)
 
 
 @pytest.mark.parametrize("scenario", ["bad", "replay", "expired", "other-user"])
 def test_prebind_with_a_refused_token_hands_out_no_session(server, app, scenario):
-    from prebind import PrebindError, prebind
+    from prosody_hmac_token import PrebindError, prebind
     user = "pb" + scenario.replace("-", "")
     jid = "%s@%s" % (user, server.host)
     token = app.mint(user, app.clock_offset if scenario == "expired" else 0)["password"]
@@ -128,8 +151,10 @@ def test_prebind_with_a_refused_token_hands_out_no_session(server, app, scenario
     if scenario == "other-user":  # a token minted for someone else
         token = app.mint(user + "x")["password"]
     mark = server.log_mark()
-    with pytest.raises(PrebindError, match="login refused"):
+    with pytest.raises(PrebindError, match="refused the login") as info:
         prebind(server.bosh_url, jid, token)
+    condition = "credentials-expired" if scenario == "expired" else "not-authorized"
+    assert (info.value.kind, info.value.condition) == ("refused", condition)
     reason = {"bad": "bad-signature", "replay": "replayed", "expired": "expired", "other-user": "bad-signature"}[scenario]
     line = "Failed SASL-HMAC token login for %s from 127.0.0.1: %s" % (jid, reason)
     assert server.wait_log(mark, line).count(line) == 1
@@ -137,12 +162,13 @@ def test_prebind_with_a_refused_token_hands_out_no_session(server, app, scenario
 
 
 def test_prebind_never_tries_a_token_twice(server, app):
-    from prebind import PrebindError, prebind
+    from prosody_hmac_token import TokenError, prebind
     token = app.mint("twice")["password"]
     jid = "twice@" + server.host
     assert prebind(server.bosh_url, jid, token)["jid"].startswith(jid + "/")
-    with pytest.raises(PrebindError, match="already tried"):
+    with pytest.raises(TokenError, match="tried before") as info:
         prebind("http://127.0.0.1:1/http-bind", jid, token)  # refused before any connection
+    assert info.value.kind == "token"
 
 
 def test_prebind_with_refused_tokens_stops_after_max_attempts(server, app):

@@ -26,8 +26,15 @@ When the user logs out of the site, or their account is locked, or their passwor
 
 All times are integer UTC unix seconds (``int(time.time())``); there are no time zones and no
 datetime objects anywhere. Errors in the caller's input are raised as :class:`TokenError`, whose
-``kind`` is ``"jid"``, ``"nonce"`` or ``"settings"``; no message ever contains a secret or a seed.
+``kind`` is ``"jid"``, ``"nonce"``, ``"token"`` or ``"settings"``; no message ever contains a secret or a seed.
 A sign-out Prosody did not accept is raised as :class:`SignoutError`.
+
+:func:`prebind` opens a chat session for converse.js's ``prebind_url`` (docs/prebind.md): it logs
+in over BOSH with SASL-HMAC, checks that Prosody proves it holds the token secret, binds a
+resource and returns ``{"jid", "sid", "rid"}``; it raises :class:`PrebindError` otherwise::
+
+    token = pht.mint("alice@example.org", os.environ["TOKEN_SECRET"], os.environ["OTP_SEED"])
+    session = pht.prebind("http://127.0.0.1:5280/http-bind", "alice@example.org", token)
 """
 
 import base64
@@ -45,7 +52,9 @@ import struct
 import time
 import unicodedata
 import urllib.parse
-from typing import Dict, Iterable, List, Optional, Tuple, Union
+import xml.etree.ElementTree as ET
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypedDict, Union
+from xml.sax.saxutils import escape, quoteattr
 
 __version__ = "0.2.0"
 
@@ -58,6 +67,9 @@ __all__ = [
     "verify",
     "signout_request",
     "signout",
+    "PrebindError",
+    "PrebindSession",
+    "prebind",
     "__version__",
 ]
 
@@ -109,6 +121,8 @@ class TokenError(ValueError):
 
     * ``"jid"``: not a bare JID Prosody accepts, or not one this library can prepare;
     * ``"nonce"``: an explicit nonce that is not exactly ``nonce_digits`` ASCII digits;
+    * ``"token"``: :func:`prebind` was given something that is not a token, or a token this
+      process has tried before;
     * ``"settings"``: ``digits``, ``step``, ``nonce_digits``, ``skew`` or ``now`` out of range,
       or an unusable ``token_secret`` / ``otp_seed`` (empty, or a seed that is not base32).
 
@@ -145,6 +159,35 @@ class SignoutError(Exception):
         super().__init__(message)
         self.kind = kind
         self.status = status
+
+
+class PrebindError(Exception):
+    """:func:`prebind` opened no session: the browser has nothing to attach to.
+
+    ``kind`` says what happened:
+
+    * ``"refused"``: Prosody refused the login with a SASL failure, whose condition is in
+      ``condition`` (``"not-authorized"``: a token of another ``token_secret``, for another user,
+      or already used; ``"credentials-expired"``: check this machine's clock and ``otp_seed``;
+      ``"temporary-auth-failure"``; ...). Mint a new token to try again.
+    * ``"unproven"``: the server did not prove that it holds the token secret (it does not offer
+      SASL-HMAC, or its proof is missing or wrong), or it bound another JID than the token's. The
+      URL does not reach the Prosody this web app shares ``token_secret`` with, or something in
+      between is not Prosody: nothing that would log in was sent.
+    * ``"transport"``: no usable answer: the connection failed or timed out, an HTTP status other
+      than 200, an answer that is not a BOSH body, a session Prosody terminated, or an answer out
+      of protocol.
+
+    The message never contains the token or its parts.
+    """
+
+    kind: str
+    condition: Optional[str]
+
+    def __init__(self, kind: str, message: str, condition: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.condition = condition
 
 
 # ---------------------------------------------------------------------------------------------
@@ -706,3 +749,274 @@ def signout(
     _signout_target(url)  # a bad URL is the caller's error, found before anything is built
     line = signout_request(jid, token_secret, now=now)
     _post(url, line, seconds, header or line.split(" ")[3].split("@", 1)[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Prebind (docs/prebind.md)
+
+#: Seconds :func:`prebind` may take in all, by default; the BOSH ``wait`` it asks for.
+PREBIND_TIMEOUT = 10.0
+PREBIND_WAIT = 10
+#: Empty answers in a row :func:`prebind` polls past before it gives up.
+PREBIND_MAX_POLLS = 5
+#: The largest BOSH answer read, in bytes.
+PREBIND_MAX_ANSWER = 1 << 20
+_SERVER_NONCE_LEN = 24
+_SASL_MECHANISM = "SASL-HMAC"
+_NS_BOSH = "http://jabber.org/protocol/httpbind"
+_NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+_NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+_MAX_TRIED = 1 << 16
+
+class PrebindSession(TypedDict):
+    """What :func:`prebind` returns, for converse.js's ``prebind_url`` (as JSON)."""
+
+    jid: str  #: the bound full JID
+    sid: str
+    rid: int  #: the next request id: the browser's first request uses it
+
+
+#: (BOSH body, seconds left) -> (HTTP status, answer body); raises OSError when there is no answer.
+Transport = Callable[[bytes, float], Tuple[int, bytes]]
+
+# SHA-256 of the public parts of the tokens this process has sent: SASL-HMAC has no client nonce,
+# so an impostor that recorded one exchange could answer a second one with the same token, and a
+# token is never sent twice (docs/sasl-hmac.md). Oldest first; past _MAX_TRIED the oldest are
+# forgotten (their tokens expired long before, at any rate a web app can prebind).
+_tried: Dict[bytes, None] = {}
+
+
+def _http_transport(url: str) -> Transport:
+    scheme, host, port, path = _signout_target(url)
+    where = "%s:%d" % (host, port or (443 if scheme == "https" else 80))
+
+    def post(body: bytes, seconds: float) -> Tuple[int, bytes]:
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=seconds, context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=seconds)
+        try:
+            conn.request("POST", path, body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
+            r = conn.getresponse()
+            data = r.read(PREBIND_MAX_ANSWER + 1)
+            return r.status, data
+        except socket.timeout:
+            raise OSError("timed out at %s" % where) from None
+        except (OSError, http.client.HTTPException) as e:
+            raise OSError("%s: %s" % (where, str(e) or type(e).__name__)) from None
+        finally:
+            conn.close()
+
+    return post
+
+
+class _Session:
+    """The client's side of one BOSH session: request ids, the deadline, what Prosody answers."""
+
+    def __init__(self, transport: Transport, timeout: float, wait: int) -> None:
+        self.transport = transport
+        self.deadline = time.monotonic() + timeout
+        self.wait = wait
+        self.rid = secrets.randbelow(2**40) + 2**20  # room to count up within 2^53 (XEP-0124 section 7)
+        self.sid: Optional[str] = None
+
+    def post(self, inner: str = "", **attrs: str) -> ET.Element:
+        """One request; returns the answer's <body/>."""
+        attrs["rid"] = str(self.rid)
+        if self.sid is not None:
+            attrs["sid"] = self.sid
+        self.rid += 1
+        head = " ".join("%s=%s" % (k.replace("_", ":"), quoteattr(v)) for k, v in attrs.items())
+        data = ("<body xmlns='%s' %s>%s</body>" % (_NS_BOSH, head, inner)).encode("utf-8")
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise PrebindError("transport", "Prosody did not complete the login in time")
+        try:
+            status, answer = self.transport(data, left)
+        except OSError as e:
+            raise PrebindError("transport", "no answer from Prosody (%s)" % e) from None
+        if status != 200:
+            raise PrebindError("transport", "Prosody answered HTTP %d: is the URL its BOSH endpoint?" % status)
+        if len(answer) > PREBIND_MAX_ANSWER:
+            raise PrebindError("transport", "Prosody's answer is over %d bytes" % PREBIND_MAX_ANSWER)
+        if b"<!" in answer.replace(b"<![CDATA[", b""):  # no DOCTYPE: entities are never expanded
+            raise PrebindError("transport", "Prosody's answer has a DOCTYPE or a comment")
+        try:
+            body = ET.fromstring(answer)
+        except ET.ParseError:
+            raise PrebindError("transport", "Prosody's answer is not XML") from None
+        if body.tag != "{%s}body" % _NS_BOSH:
+            raise PrebindError("transport", "Prosody's answer is not a BOSH body")
+        if body.get("type") == "terminate":
+            raise PrebindError(
+                "transport", "Prosody terminated the BOSH session (%s)" % _printable(body.get("condition") or "no condition")
+            )
+        return body
+
+    def next_element(self, body: ET.Element) -> ET.Element:
+        """The first child of this answer, or of the next answer with one."""
+        polls = 0
+        while len(body) == 0:
+            if polls == PREBIND_MAX_POLLS:
+                raise PrebindError("transport", "Prosody sent nothing in %d polls" % polls)
+            polls += 1
+            body = self.post()
+        return body[0]
+
+
+def _printable(text: str) -> str:
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:64])
+
+
+def _sasl_proof(s: bytes, label: bytes, client_first: bytes, server_nonce: bytes) -> bytes:
+    return hmac.new(s, label + b"\0" + client_first + b"\0" + server_nonce, hashlib.sha256).digest()
+
+
+def _b64_payload(el: ET.Element) -> bytes:
+    try:
+        return base64.b64decode((el.text or "").strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise PrebindError("transport", "Prosody's %s is not base64" % el.tag.split("}")[-1]) from None
+
+
+def _sasl_condition(el: ET.Element) -> Optional[str]:
+    if el.tag != "{%s}failure" % _NS_SASL:
+        return None
+    for child in el:
+        if child.tag.startswith("{%s}" % _NS_SASL) and child.tag != "{%s}text" % _NS_SASL:
+            return _printable(child.tag.split("}")[1])
+    return "failure"
+
+
+def _split_prebind_token(token: object) -> Tuple[bytes, bytes]:
+    """(public part, S) of a token; TokenError("token") if it is not one."""
+    if not isinstance(token, str):
+        raise TokenError("token", "the token must be a str")
+    public, sep, b64 = token.partition(" ")
+    if (
+        not sep
+        or not 16 + 6 <= len(public) <= 64 + 8
+        or not set(public) <= _ASCII_DIGITS
+        or len(b64) != _MAC_B64_LEN
+        or not set(b64.rstrip("=")) <= _B64_CHARS
+    ):
+        raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
+    try:
+        s = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        s = b""
+    if len(s) != 32 or base64.b64encode(s).decode("ascii") != b64:
+        raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
+    return public.encode("ascii"), s
+
+
+def prebind(
+    bosh_url: str,
+    jid: str,
+    token: str,
+    timeout: float = PREBIND_TIMEOUT,
+    resource: Optional[str] = None,
+    prepared: bool = False,
+    transport: Optional[Transport] = None,
+) -> PrebindSession:
+    """Opens a BOSH session logged in as ``jid`` with ``token``, for converse.js's ``prebind_url``.
+
+    It creates the session, logs in with SASL-HMAC (never anything else: the token's secret half
+    is never sent), checks Prosody's proof that it holds the token secret, binds a resource and
+    checks that the bound JID is ``jid``'s. Returns ``{"jid": full JID, "sid": ..., "rid": the next
+    request id}``: answer the browser's ``prebind_url`` request with it as JSON, with
+    ``Cache-Control: no-store``. The browser must attach within Prosody's ``bosh_max_inactivity``
+    (60 s by default): open a session for each request, never from a cache.
+
+    A token is sent once: a token this process has tried before is refused before anything is
+    sent (mint one per call: ``prebind(url, jid, mint(jid, secret, seed))``).
+
+    :param bosh_url: Prosody's BOSH endpoint itself (``http://127.0.0.1:5280/http-bind``, or
+        https:// with a verified certificate), not the proxy browsers reach; no proxy, no redirect.
+    :param jid: the bare JID the token was minted for (as for :func:`mint`).
+    :param token: a token from :func:`mint`.
+    :param timeout: seconds the whole login may take, over 0 and at most 600 (default 10).
+    :param resource: the resource to ask for; by default Prosody chooses one.
+    :param prepared: as for :func:`mint`.
+    :param transport: FOR TESTS, or to post through another HTTP client: called with each BOSH
+        request body and the seconds left, returns (HTTP status, answer body), raises OSError
+        when there is no answer.
+    :raises TokenError: ``kind`` ``"settings"``, ``"jid"`` or ``"token"`` (not a token, or one
+        this process has tried): nothing was sent.
+    :raises PrebindError: ``kind`` ``"refused"`` (with ``condition``), ``"unproven"`` or
+        ``"transport"``.
+    """
+    seconds = _signout_timeout(timeout)
+    bare = signed_jid(jid, prepared)
+    if resource is not None and (not isinstance(resource, str) or not resource or _has_control(resource)):
+        raise TokenError("settings", "resource must be a non-empty str without control characters, or None")
+    if transport is None:
+        transport = _http_transport(bosh_url)
+    elif not callable(transport):
+        raise TokenError("settings", "transport must be callable")
+    public, s = _split_prebind_token(token)
+    tag = hashlib.sha256(public).digest()
+    if tag in _tried:
+        raise TokenError("token", "this token was tried before: mint a new one for each prebind")
+    _tried[tag] = None
+    while len(_tried) > _MAX_TRIED:
+        del _tried[next(iter(_tried))]
+    return _prebind(_Session(transport, seconds, min(PREBIND_WAIT, math.ceil(seconds))), bare, public, s, resource)
+
+
+def _prebind(bosh: _Session, bare: str, public: bytes, s: bytes, resource: Optional[str]) -> PrebindSession:
+    local, domain = bare.split("@", 1)
+    body = bosh.post(to=domain, xml_lang="en", ver="1.6", wait=str(bosh.wait), hold="1",
+                     content="text/xml; charset=utf-8", xmlns_xmpp="urn:xmpp:xbosh", xmpp_version="1.0")
+    sid = body.get("sid")
+    if not sid:
+        raise PrebindError("transport", "Prosody did not open a BOSH session (no sid)")
+    bosh.sid = sid
+    features = bosh.next_element(body)
+    offered = [m.text or "" for m in features.iter("{%s}mechanism" % _NS_SASL)]
+    if _SASL_MECHANISM not in offered:  # never another: PLAIN would send the whole token
+        raise PrebindError(
+            "unproven",
+            "the server does not offer %s (it offers: %s): is this the Prosody that holds token_secret?"
+            % (_SASL_MECHANISM, ", ".join(_printable(m) for m in offered[:8]) or "none"),
+        )
+
+    client_first = b"\0" + local.encode("utf-8") + b"\0" + public
+    el = bosh.next_element(bosh.post("<auth xmlns='%s' mechanism='%s'>%s</auth>" % (
+        _NS_SASL, _SASL_MECHANISM, base64.b64encode(client_first).decode("ascii"))))
+    condition = _sasl_condition(el)
+    if condition is not None:
+        raise PrebindError("refused", "Prosody refused the login: %s" % condition, condition)
+    if el.tag != "{%s}challenge" % _NS_SASL:
+        raise PrebindError("unproven", "the server answered the login with a %s, not a challenge" % _printable(el.tag.split("}")[-1]))
+    server_nonce = _b64_payload(el)
+    if len(server_nonce) != _SERVER_NONCE_LEN:
+        raise PrebindError("transport", "Prosody's challenge is not %d octets" % _SERVER_NONCE_LEN)
+
+    proof = _sasl_proof(s, b"SASL-HMAC client", client_first, server_nonce)
+    el = bosh.next_element(bosh.post("<response xmlns='%s'>%s</response>" % (_NS_SASL, base64.b64encode(proof).decode("ascii"))))
+    condition = _sasl_condition(el)
+    if condition is not None:
+        raise PrebindError("refused", "Prosody refused the login: %s" % condition, condition)
+    if el.tag != "{%s}success" % _NS_SASL:
+        raise PrebindError("unproven", "the server answered the proof with a %s, not success" % _printable(el.tag.split("}")[-1]))
+    expected = _sasl_proof(s, b"SASL-HMAC server", client_first, server_nonce)
+    try:
+        got = base64.b64decode((el.text or "").strip(), validate=True)
+    except (binascii.Error, ValueError):
+        got = b""
+    if not hmac.compare_digest(got, expected):  # the session is never used unproven
+        raise PrebindError("unproven", "the server could not prove that it holds the token secret")
+
+    features = bosh.next_element(bosh.post(to=domain, xml_lang="en", xmpp_restart="true", xmlns_xmpp="urn:xmpp:xbosh"))
+    if features.find("{%s}bind" % _NS_BIND) is None:
+        raise PrebindError("transport", "Prosody offered no resource binding")
+    res = "<resource>%s</resource>" % escape(resource) if resource else ""
+    el = bosh.next_element(bosh.post("<iq xmlns='jabber:client' type='set' id='prebind_1'><bind xmlns='%s'>%s</bind></iq>" % (_NS_BIND, res)))
+    full = el.findtext("{%s}bind/{%s}jid" % (_NS_BIND, _NS_BIND))
+    if el.tag != "{jabber:client}iq" or el.get("type") != "result" or not full:
+        raise PrebindError("transport", "Prosody did not bind a resource")
+    if not (full.startswith(bare + "/") and len(full) > len(bare) + 1):  # the token's user, or no session
+        raise PrebindError("unproven", "the server bound another JID than the token's")
+    return {"jid": full, "sid": sid, "rid": bosh.rid}
