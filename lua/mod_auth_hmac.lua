@@ -251,8 +251,8 @@ local signouts = {};
 function signouts.generation()
 	return signout_count;
 end
--- A stored record that fails its check, or whose time is ahead of the clock (the clock was set
--- back), counts as "signed out now" (docs/signout.md): the library answers the time it is asked at, so the first such answer is kept here, by user, until a valid
+-- A stored record that fails its check counts as "signed out now" (docs/signout.md): the library
+-- answers the time it is asked at, so the first such answer is kept here, by user, until a valid
 -- record is read or a sign-out is accepted. Asked again a step later, the same bad record must not
 -- refuse that step's tokens too (the spec: the next step's log in), and it is logged once. The time
 -- kept is never before the record's own: the record was written before it was first read.
@@ -261,7 +261,6 @@ local invalid_since = {};
 local signout_notes = {
 	["stored-record-invalid"] = "fails its check (changed outside Prosody, or sealed under a token_secret no longer "
 		.. "configured)";
-	["stored-time-ahead"] = "holds a time more than a minute ahead of the clock (the clock was set back)";
 };
 
 -- The user's signed-out time for the library's login check: nil when never signed out. A record

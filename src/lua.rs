@@ -17,8 +17,7 @@
 //! v:signout(line, now, load, nodeprep) --> username, record, note | nil, reason
 //!                                     (docs/signout.md; load(username) --> the stored record or nil,
 //!                                     called only for an authentic, timely request; record: the table
-//!                                     to store; note: nil, "stored-record-invalid" or
-//!                                     "stored-time-ahead")
+//!                                     to store; note: nil or "stored-record-invalid")
 //! v:signed_out_at(username, record, now) --> unix time | nil, note (nil record: nil)
 //! v:replay_state()                    --> { format = 3, otp_step = s, otp_skew = n, high_water = step, quarantine = step,
 //!                                           entries = { "<key hex> <expiry>", ... }, mac = "<hex>" }

@@ -13,15 +13,15 @@
 //! stored record (so nobody without a secret makes the server read storage): a nonce seen in it is
 //! `replayed`. An authentic, timely, new request is never refused for how many came before it: a
 //! web app signing a compromised account out must not find it made impossible by a flood of
-//! sign-outs someone else made it send. The record remembers at most [`MAX_RECENT`] nonces; when
-//! full, the one whose replay window ends soonest is forgotten (its request, replayed before that,
-//! only signs the user out again, at a time already stored).
+//! sign-outs someone else made it send. The record remembers at most [`MAX_RECENT`] nonces, each
+//! until a replay of its request would be stale (`TIME` + [`WINDOW`]); when full, the one whose
+//! window ends soonest is forgotten (its request, replayed before then, signs the user out again).
 //!
 //! The stored time is the latest of the stored one, `TIME` and the server's clock at acceptance: a
 //! web server whose clock runs behind never makes a sign-out that lets a token of its own step in.
-//! Read back, a time more than [`WINDOW`] ahead of the server's clock cannot have been stored by a
-//! clock that only moved forward: it is taken as "signed out now" ([`Note::StoredTimeAhead`]), not
-//! as a lock-out until then.
+//! It is kept as stored whatever the clock reads later: after the clock is set back, the user's
+//! tokens stay refused until it passes that time again (as the replay cache refuses every token
+//! login after such a step), never let in because they look newer than a clock that went back.
 //!
 //! The record ([`StoredRecord`], what storage keeps) holds the signed-out time and the nonces still
 //! remembered, sealed with `HMAC-SHA256(token_secret, "\0prosody-auth-hmac signout state key v1")`
@@ -41,8 +41,8 @@ use crate::replay_state::Field;
 use crate::secret::SecretBytes;
 use crate::token::{HmacSha256, MAC_B64_LEN, MAC_LEN};
 
-/// Seconds a request's `TIME` may be from the server's clock, either way; also how long an accepted
-/// nonce is remembered after the later of its `TIME` and its acceptance (a replay is stale by then).
+/// Seconds a request's `TIME` may be from the server's clock, either way; also how long after its
+/// `TIME` an accepted nonce is remembered (a replay is stale by then).
 pub const WINDOW: u64 = 60;
 /// The nonces a record remembers (each until a replay of its request would be stale).
 pub const MAX_RECENT: usize = 16;
@@ -116,8 +116,6 @@ impl std::error::Error for Refusal {}
 pub enum Note {
     /// The stored record is malformed, oversize or fails its MAC under every secret.
     StoredRecordInvalid,
-    /// The stored time is more than [`WINDOW`] ahead of the server's clock: the clock was set back.
-    StoredTimeAhead,
 }
 
 impl Note {
@@ -125,7 +123,6 @@ impl Note {
     pub const fn as_str(self) -> &'static str {
         match self {
             Note::StoredRecordInvalid => "stored-record-invalid",
-            Note::StoredTimeAhead => "stored-time-ahead",
         }
     }
 }
@@ -464,23 +461,17 @@ impl SignoutKeys {
         ok.then_some(record)
     }
 
-    /// The record `stored` holds, as of `now`: one that fails its check, or whose time is more than
-    /// [`WINDOW`] ahead of `now`, counts as signed out `now` (and keeps no nonces if it failed), with
-    /// the note to log. `None`: nothing stored.
+    /// The record `stored` holds, as of `now`: one that fails its check counts as signed out `now`,
+    /// with no nonces and the note to log. `None`: nothing stored.
     fn current(&self, host: &str, username: &str, stored: Option<&StoredRecord>, now: u64) -> Option<(Record, Option<Note>)> {
-        let stored = stored?;
-        Some(match self.open(host, username, stored) {
+        Some(match self.open(host, username, stored?) {
             None => (Record { signed_out_at: now, recent: Vec::new() }, Some(Note::StoredRecordInvalid)),
-            Some(r) if r.signed_out_at > now.saturating_add(WINDOW) => {
-                (Record { signed_out_at: now, ..r }, Some(Note::StoredTimeAhead))
-            }
             Some(r) => (r, None),
         })
     }
 
     /// When `username` of `host` was signed out, by what storage holds at `now` (`None`: nothing):
-    /// a record that fails its check or is ahead of the clock counts as signed out `now`, with the
-    /// note to log.
+    /// a record that fails its check counts as signed out `now`, with the note to log.
     pub fn signed_out_at(
         &self,
         host: &str,
@@ -551,12 +542,13 @@ fn admit(record: &mut Record, request: &SignoutRequest<'_>, now: u64) -> Result<
     if record.recent.iter().any(|r| r.nonce == request.nonce) {
         return Err(Refusal::Replayed);
     }
-    if record.recent.len() >= MAX_RECENT {
+    while record.recent.len() >= MAX_RECENT {
         // the first of the soonest to expire: a replay of its request has the least time left
         let soonest = (0..record.recent.len()).min_by_key(|&i| record.recent[i].until).unwrap_or(0);
         record.recent.remove(soonest);
     }
-    record.recent.push(Recent { nonce: request.nonce, until: request.time.max(now).saturating_add(WINDOW) });
+    // a replay is stale once the clock is past TIME + WINDOW; the time check made that at least now
+    record.recent.push(Recent { nonce: request.nonce, until: request.time.saturating_add(WINDOW) });
     // never back: neither a web server whose clock is behind, nor one behind the server's clock
     // (a token its web app mints in the server's current step must be refused)
     record.signed_out_at = record.signed_out_at.max(request.time).max(now);
@@ -690,6 +682,5 @@ mod tests {
         let names: Vec<&str> = Refusal::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(names, ["malformed", "wrong-host", "bad-signature", "stale", "replayed"]);
         assert_eq!(Note::StoredRecordInvalid.as_str(), "stored-record-invalid");
-        assert_eq!(Note::StoredTimeAhead.as_str(), "stored-time-ahead");
     }
 }

@@ -201,15 +201,15 @@ function verifier:verify_user(token, username, nodeprep, now, signed_out) end
 ---@param nodeprep fun(s:string):string? Prosody's nodeprep: a localpart it changes or refuses is malformed.
 ---@return string|nil username The user signed out (nodeprep'd localpart); nil when refused.
 ---@return prosody_auth_hmac.signout_record|"malformed"|"wrong-host"|"bad-signature"|"stale"|"replayed" record On success the record to store as it is; when refused the reason.
----@return "stored-record-invalid"|"stored-time-ahead"|nil note The loaded record failed its check, or held a time more than a minute ahead of `now`, and counted as "signed out now" (log it as an error).
+---@return "stored-record-invalid"? note The loaded record failed its check and counted as "signed out now" (log it as an error).
 function verifier:signout(line, now, load, nodeprep) end
 
 ---When a user was signed out, by their stored sign-out record.
 ---@param username string The nodeprep'd username.
 ---@param record prosody_auth_hmac.signout_record|any|nil What storage holds (nil: nothing).
 ---@param now? integer
----@return integer|nil time Unix time of the sign-out; nil for no record; `now` for a record that fails its check or whose time is more than a minute ahead of `now`.
----@return "stored-record-invalid"|"stored-time-ahead"|nil note Why the record counted as "signed out now" (log it as an error).
+---@return integer|nil time Unix time of the sign-out; nil for no record; `now` for a record that fails its check.
+---@return "stored-record-invalid"? note The record failed its check (log it as an error).
 function verifier:signed_out_at(username, record, now) end
 
 ---Mints a token for a JID on this verifier's host, with the first secret.

@@ -7,8 +7,9 @@ Every case stands alone: a fresh store, then the lines in `before` (each accepte
 its record stored for the user), then `line` at `now`. `expect` is "accepted" or the refusal
 reason; an accepted case also gives `username` and the stored time after it, `signed_out_at`: the
 latest of every accepted line's TIME and the server's clock (`now`) when it was accepted. No
-authentic, timely, new request is refused for the number before it: past 16 remembered nonces the
-one whose replay window ends soonest (the first of them) is forgotten.
+authentic, timely, new request is refused for the number before it: a nonce is remembered until
+its TIME + 60 s, and past 16 remembered nonces the one whose window ends soonest (the first of
+them) is forgotten.
 A case with `mint` holds what a minting library needs to write `line` exactly: the secret, the
 time, the nonce and the bare JID. A case flagged `beyond_2_53` has integers past 2^53 (a reader
 with only doubles skips it). `logins` are login tokens for a verifier with these secrets and
@@ -261,6 +262,15 @@ refused("a replay 120 s later of a request 60 s ahead", ahead, "replayed", now=T
 
 refused("past sixteen, the others are still remembered", FULL[1][0], "replayed", now=T + 21,
         before=FULL + [(SEVENTEENTH, T + 20)])
+# the oldest is not the one forgotten when its window ends last: one 50 s ahead, then fifteen 50 s
+# behind, the latest TIME first (behind(1)'s window, TIME + 60, ends first), then a seventeenth
+AHEAD = line(T + 50, nonce(400), "alice@example.org")
+MIXED = [(AHEAD, T)] + [(line(T - 50 + n, nonce(400 + n), "alice@example.org"), T) for n in range(15, 0, -1)] \
+    + [(line(T, nonce(499), "alice@example.org"), T)]
+accepted("past sixteen, the window that ends first is forgotten, not the oldest", T - 49, nonce(401),
+         "alice@example.org", before=MIXED)
+refused("past sixteen, the oldest whose window ends last is still remembered", AHEAD, "replayed", before=MIXED)
+refused("past sixteen, one whose window ends later is still remembered", MIXED[1][0], "replayed", before=MIXED)
 refused("past sixteen, the newest is remembered", SEVENTEENTH, "replayed", now=T + 21,
         before=FULL + [(SEVENTEENTH, T + 20)])
 
