@@ -9,11 +9,13 @@ must send (create: a session creation request, no sid; poll: an empty body; auth
 <auth/> whose text is `payload`; response: a SASL <response/> whose text is `payload`; restart: a
 stream restart; bind: a resource binding <iq/>) and `response` the BOSH body the server answers
 with (`status`, when present, the HTTP status instead of 200 and no body; `response` null: no
-answer at all, a connection error). A client that sends anything else, or anything after the last
+answer at all, a connection error; `response_base64`, when present, the answer's exact bytes in
+base64, sent instead of `response` in UTF-8, which then holds the same text for reading). A client that sends anything else, or anything after the last
 step, fails the case. `expect` is {"jid", "sid"} (and the returned rid is the last request's rid
 plus one), or {"error": kind} with the SASL `condition` for "refused".
 """
 import base64
+import codecs
 import hashlib
 import hmac
 import json
@@ -262,6 +264,16 @@ c.add("an answer that is not XML", [{"request": "create", "response": "<html><bo
 c = Case()
 c.add("an answer with a DOCTYPE (entities are never expanded)", [{"request": "create", "response":
       "<!DOCTYPE body [<!ENTITY m 'SASL-HMAC'>]>" + body(mechanisms("&m;"), first=True)}], err("transport"))
+
+c = Case()
+doc = ("<?xml version='1.0' encoding='UTF-16'?><!DOCTYPE body [<!ENTITY m 'SASL-HMAC'>]>"
+       + body(mechanisms("&m;"), first=True))
+c.add("an answer in UTF-16 with a DOCTYPE (its <! is not the octets <!)", [{"request": "create", "response": doc,
+      "response_base64": b64(codecs.BOM_UTF16_LE + doc.encode("utf-16-le"))}], err("transport"))
+
+c = Case()
+c.add("a processing instruction inside the body", [{"request": "create", "response": body(
+    "<?pi x?>" + mechanisms("SASL-HMAC"), first=True)}], err("transport"))
 
 c = Case()
 c.add("a creation answer without a sid", [{"request": "create", "response": body(

@@ -43,16 +43,20 @@ import collections.abc
 import hashlib
 import hmac
 import http.client
+import io
+import ipaddress
 import math
 import secrets
 import socket
 import ssl
 import stringprep
 import struct
+import threading
 import time
 import unicodedata
 import urllib.parse
 import xml.etree.ElementTree as ET
+import xml.parsers.expat
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, TypedDict, Union
 from xml.sax.saxutils import escape, quoteattr
 
@@ -784,6 +788,63 @@ Transport = Callable[[bytes, float], Tuple[int, bytes]]
 # token is never sent twice (docs/sasl-hmac.md). Oldest first; past _MAX_TRIED the oldest are
 # forgotten (their tokens expired long before, at any rate a web app can prebind).
 _tried: Dict[bytes, None] = {}
+_tried_lock = threading.Lock()
+
+
+class _DeadlineSocket:
+    """A connected socket whose every send and read waits at most until the deadline: a server that
+    trickles its answer a byte at a time cannot hold the call past it (a socket timeout alone bounds
+    each read, not the exchange)."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+
+    def _arm(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        self.sock.settimeout(left)
+
+    def sendall(self, data: bytes) -> None:
+        self._arm()
+        self.sock.sendall(data)
+
+    def recv_into(self, buffer: bytearray, nbytes: int = 0, flags: int = 0) -> int:
+        self._arm()
+        return self.sock.recv_into(buffer, nbytes, flags)
+
+    def makefile(self, mode: str = "rb", buffering: Optional[int] = None) -> io.BufferedReader:
+        return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
+
+    def _decref_socketios(self) -> None:  # what socket.SocketIO calls on close
+        pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _DeadlineConnection(http.client.HTTPConnection):
+    """http.client on a _DeadlineSocket (https:// with a verified certificate); no proxy, no tunnel."""
+
+    def __init__(self, host: str, port: Optional[int], tls: bool, deadline: float) -> None:
+        super().__init__(host, port or (443 if tls else 80))
+        self.tls = tls
+        self.deadline = deadline
+
+    def connect(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout("timed out")
+        sock = socket.create_connection((self.host, self.port), timeout=left)
+        try:
+            if self.tls:  # the handshake's reads share one timeout in all (CPython's ssl module)
+                sock.settimeout(max(self.deadline - time.monotonic(), 0.001))
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = _DeadlineSocket(sock, self.deadline)
 
 
 def _http_transport(url: str) -> Transport:
@@ -791,11 +852,7 @@ def _http_transport(url: str) -> Transport:
     where = "%s:%d" % (host, port or (443 if scheme == "https" else 80))
 
     def post(body: bytes, seconds: float) -> Tuple[int, bytes]:
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=seconds, context=ssl.create_default_context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=seconds)
+        conn = _DeadlineConnection(host, port, scheme == "https", time.monotonic() + seconds)
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
             r = conn.getresponse()
@@ -803,7 +860,10 @@ def _http_transport(url: str) -> Transport:
             return r.status, data
         except socket.timeout:
             raise OSError("timed out at %s" % where) from None
-        except (OSError, http.client.HTTPException) as e:
+        except http.client.HTTPException as e:
+            # its text may be the server's (a bad status line holds it): only the kind is told
+            raise OSError("%s: %s" % (where, type(e).__name__)) from None
+        except OSError as e:
             raise OSError("%s: %s" % (where, str(e) or type(e).__name__)) from None
         finally:
             conn.close()
@@ -835,17 +895,12 @@ class _Session:
         try:
             status, answer = self.transport(data, left)
         except OSError as e:
-            raise PrebindError("transport", "no answer from Prosody (%s)" % e) from None
+            raise PrebindError("transport", "no answer from Prosody (%s)" % _printable(str(e))) from None
         if status != 200:
             raise PrebindError("transport", "Prosody answered HTTP %d: is the URL its BOSH endpoint?" % status)
         if len(answer) > PREBIND_MAX_ANSWER:
             raise PrebindError("transport", "Prosody's answer is over %d bytes" % PREBIND_MAX_ANSWER)
-        if b"<!" in answer.replace(b"<![CDATA[", b""):  # no DOCTYPE: entities are never expanded
-            raise PrebindError("transport", "Prosody's answer has a DOCTYPE or a comment")
-        try:
-            body = ET.fromstring(answer)
-        except ET.ParseError:
-            raise PrebindError("transport", "Prosody's answer is not XML") from None
+        body = _parse_answer(answer)
         if body.tag != "{%s}body" % _NS_BOSH:
             raise PrebindError("transport", "Prosody's answer is not a BOSH body")
         if body.get("type") == "terminate":
@@ -863,6 +918,68 @@ class _Session:
             polls += 1
             body = self.post()
         return body[0]
+
+
+class _Refused(Exception):
+    """What the answer's reader raises from an expat handler: something a BOSH answer never holds."""
+
+
+def _refuse(what: str) -> Callable[..., None]:
+    def handler(*args: object) -> None:
+        raise _Refused(what)
+
+    return handler
+
+
+def _parse_answer(answer: bytes) -> ET.Element:
+    """The answer's root element. Only UTF-8 is read (expat is told so whatever the answer declares),
+    and no DOCTYPE, entity or notation declaration, comment or processing instruction is accepted:
+    entities are never declared, so never expanded, whatever the encoding."""
+    if answer.startswith(b"\xef\xbb\xbf"):
+        answer = answer[3:]
+    try:
+        answer.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PrebindError("transport", "Prosody's answer is not UTF-8") from None
+    if b"\0" in answer:  # UTF-16 or UTF-32 without a byte order mark is valid UTF-8
+        raise PrebindError("transport", "Prosody's answer is not UTF-8")
+    builder = ET.TreeBuilder()
+
+    def xml_decl(version: Optional[str], encoding: Optional[str], standalone: int) -> None:
+        if encoding is not None and encoding.lower() not in ("utf-8", "utf8"):
+            raise _Refused("an XML declaration naming another encoding than UTF-8")
+
+    def start(tag: str, attrs: Dict[str, str]) -> None:
+        builder.start(_clark(tag), {_clark(k): v for k, v in attrs.items()})
+
+    def end(tag: str) -> None:
+        builder.end(_clark(tag))
+
+    parser = xml.parsers.expat.ParserCreate("UTF-8", "}")
+    parser.SetParamEntityParsing(xml.parsers.expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.XmlDeclHandler = xml_decl
+    parser.StartDoctypeDeclHandler = _refuse("a DOCTYPE")
+    parser.EntityDeclHandler = _refuse("an entity declaration")
+    parser.UnparsedEntityDeclHandler = _refuse("an entity declaration")
+    parser.NotationDeclHandler = _refuse("a notation declaration")
+    parser.CommentHandler = _refuse("a comment")
+    parser.ProcessingInstructionHandler = _refuse("a processing instruction")
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = builder.data
+    parser.buffer_text = True
+    try:
+        parser.Parse(answer, True)
+        return builder.close()
+    except _Refused as e:
+        raise PrebindError("transport", "Prosody's answer has %s" % e) from None
+    except (xml.parsers.expat.ExpatError, ValueError, LookupError, RecursionError):
+        raise PrebindError("transport", "Prosody's answer is not XML") from None
+
+
+def _clark(name: str) -> str:
+    """expat's "namespace}local" as ElementTree's "{namespace}local"."""
+    return "{" + name if "}" in name else name
 
 
 def _printable(text: str) -> str:
@@ -889,26 +1006,71 @@ def _sasl_condition(el: ET.Element) -> Optional[str]:
     return "failure"
 
 
-def _split_prebind_token(token: object) -> Tuple[bytes, bytes]:
+class _Secret:
+    """S, the token's secret half, in an object whose repr hides it: an error tracker that records
+    the locals of a traceback's frames records "<secret>"."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+
+def _split_prebind_token(token: object) -> Tuple[bytes, _Secret]:
     """(public part, S) of a token; TokenError("token") if it is not one."""
     if not isinstance(token, str):
         raise TokenError("token", "the token must be a str")
     public, sep, b64 = token.partition(" ")
-    if (
-        not sep
-        or not 16 + 6 <= len(public) <= 64 + 8
-        or not set(public) <= _ASCII_DIGITS
-        or len(b64) != _MAC_B64_LEN
-        or not set(b64.rstrip("=")) <= _B64_CHARS
-    ):
-        raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
+    s = b""
     try:
-        s = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError):
+        if (
+            not sep
+            or not 16 + 6 <= len(public) <= 64 + 8
+            or not set(public) <= _ASCII_DIGITS
+            or len(b64) != _MAC_B64_LEN
+            or not set(b64.rstrip("=")) <= _B64_CHARS
+        ):
+            raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
+        try:
+            s = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            s = b""
+        if len(s) != 32 or base64.b64encode(s).decode("ascii") != b64:
+            raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
+        return public.encode("ascii"), _Secret(s)
+    finally:  # no frame of a traceback holds S
+        token = b64 = ""
         s = b""
-    if len(s) != 32 or base64.b64encode(s).decode("ascii") != b64:
-        raise TokenError("token", "not a token (OTP and nonce digits, a space, 44 characters of base64)")
-    return public.encode("ascii"), s
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv4Address):
+        return address in ipaddress.IPv4Network("127.0.0.0/8")
+    return address == ipaddress.IPv6Address("::1")
+
+
+def _check_bosh_url(url: object, insecure_http: object) -> None:
+    """https://, or http:// to loopback: the SASL-HMAC proof covers neither the sid nor the bind
+    result, so anyone on the path of a plain http:// URL could hand the web app a session of their
+    choosing (docs/prebind.md). ``insecure_http=True`` allows http:// elsewhere."""
+    if not isinstance(insecure_http, bool):
+        raise TokenError("settings", "insecure_http must be a bool")
+    scheme, host, _, _ = _signout_target(url)
+    if scheme == "http" and not insecure_http and not _is_loopback(host):
+        raise TokenError(
+            "settings",
+            "http:// is allowed to a loopback address only (127.0.0.0/8, ::1, localhost): use https://, "
+            "or pass insecure_http=True on a network nobody else is on",
+        )
 
 
 def prebind(
@@ -919,6 +1081,7 @@ def prebind(
     resource: Optional[str] = None,
     prepared: bool = False,
     transport: Optional[Transport] = None,
+    insecure_http: bool = False,
 ) -> PrebindSession:
     """Opens a BOSH session logged in as ``jid`` with ``token``, for converse.js's ``prebind_url``.
 
@@ -934,6 +1097,7 @@ def prebind(
 
     :param bosh_url: Prosody's BOSH endpoint itself (``http://127.0.0.1:5280/http-bind``, or
         https:// with a verified certificate), not the proxy browsers reach; no proxy, no redirect.
+        http:// only to a loopback address (127.0.0.0/8, ::1, localhost), unless ``insecure_http``.
     :param jid: the bare JID the token was minted for (as for :func:`mint`).
     :param token: a token from :func:`mint`.
     :param timeout: seconds the whole login may take, over 0 and at most 600 (default 10).
@@ -941,31 +1105,49 @@ def prebind(
     :param prepared: as for :func:`mint`.
     :param transport: FOR TESTS, or to post through another HTTP client: called with each BOSH
         request body and the seconds left, returns (HTTP status, answer body), raises OSError
-        when there is no answer.
+        when there is no answer. The URL is checked all the same.
+    :param insecure_http: allow an http:// URL whose host is not a loopback address. Nothing
+        authenticates the BOSH session itself (the proof covers neither the sid nor the bound JID):
+        anyone on that network path could hand the web app a session of their choosing.
     :raises TokenError: ``kind`` ``"settings"``, ``"jid"`` or ``"token"`` (not a token, or one
         this process has tried): nothing was sent.
     :raises PrebindError: ``kind`` ``"refused"`` (with ``condition``), ``"unproven"`` or
         ``"transport"``.
     """
+    try:
+        public, s = _split_prebind_token(token)
+    finally:  # no frame of a traceback holds S
+        token = ""
     seconds = _signout_timeout(timeout)
     bare = signed_jid(jid, prepared)
-    if resource is not None and (not isinstance(resource, str) or not resource or _has_control(resource)):
-        raise TokenError("settings", "resource must be a non-empty str without control characters, or None")
+    if resource is not None and (not isinstance(resource, str) or not resource or _has_control(resource)
+                                 or not _encodes(resource)):
+        raise TokenError("settings", "resource must be a non-empty str (UTF-8, no control characters), or None")
+    _check_bosh_url(bosh_url, insecure_http)
     if transport is None:
         transport = _http_transport(bosh_url)
     elif not callable(transport):
         raise TokenError("settings", "transport must be callable")
-    public, s = _split_prebind_token(token)
     tag = hashlib.sha256(public).digest()
-    if tag in _tried:
-        raise TokenError("token", "this token was tried before: mint a new one for each prebind")
-    _tried[tag] = None
-    while len(_tried) > _MAX_TRIED:
-        del _tried[next(iter(_tried))]
+    with _tried_lock:
+        if tag in _tried:
+            raise TokenError("token", "this token was tried before: mint a new one for each prebind")
+        _tried[tag] = None
+        while len(_tried) > _MAX_TRIED:
+            del _tried[next(iter(_tried))]
     return _prebind(_Session(transport, seconds, min(PREBIND_WAIT, math.ceil(seconds))), bare, public, s, resource)
 
 
-def _prebind(bosh: _Session, bare: str, public: bytes, s: bytes, resource: Optional[str]) -> PrebindSession:
+def _encodes(text: str) -> bool:
+    """Whether ``text`` is UTF-8-encodable (a lone surrogate is not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _prebind(bosh: _Session, bare: str, public: bytes, s: _Secret, resource: Optional[str]) -> PrebindSession:
     local, domain = bare.split("@", 1)
     body = bosh.post(to=domain, xml_lang="en", ver="1.6", wait=str(bosh.wait), hold="1",
                      content="text/xml; charset=utf-8", xmlns_xmpp="urn:xmpp:xbosh", xmpp_version="1.0")
@@ -974,7 +1156,7 @@ def _prebind(bosh: _Session, bare: str, public: bytes, s: bytes, resource: Optio
         raise PrebindError("transport", "Prosody did not open a BOSH session (no sid)")
     bosh.sid = sid
     features = bosh.next_element(body)
-    offered = [m.text or "" for m in features.iter("{%s}mechanism" % _NS_SASL)]
+    offered = [m.text or "" for m in features.findall("{%s}mechanisms/{%s}mechanism" % (_NS_SASL, _NS_SASL))]
     if _SASL_MECHANISM not in offered:  # never another: PLAIN would send the whole token
         raise PrebindError(
             "unproven",
@@ -994,19 +1176,19 @@ def _prebind(bosh: _Session, bare: str, public: bytes, s: bytes, resource: Optio
     if len(server_nonce) != _SERVER_NONCE_LEN:
         raise PrebindError("transport", "Prosody's challenge is not %d octets" % _SERVER_NONCE_LEN)
 
-    proof = _sasl_proof(s, b"SASL-HMAC client", client_first, server_nonce)
-    el = bosh.next_element(bosh.post("<response xmlns='%s'>%s</response>" % (_NS_SASL, base64.b64encode(proof).decode("ascii"))))
+    proof = base64.b64encode(_sasl_proof(s.value, b"SASL-HMAC client", client_first, server_nonce)).decode("ascii")
+    el = bosh.next_element(bosh.post("<response xmlns='%s'>%s</response>" % (_NS_SASL, proof)))
     condition = _sasl_condition(el)
     if condition is not None:
         raise PrebindError("refused", "Prosody refused the login: %s" % condition, condition)
     if el.tag != "{%s}success" % _NS_SASL:
         raise PrebindError("unproven", "the server answered the proof with a %s, not success" % _printable(el.tag.split("}")[-1]))
-    expected = _sasl_proof(s, b"SASL-HMAC server", client_first, server_nonce)
     try:
         got = base64.b64decode((el.text or "").strip(), validate=True)
     except (binascii.Error, ValueError):
         got = b""
-    if not hmac.compare_digest(got, expected):  # the session is never used unproven
+    # the session is never used unproven; the expected proof is in no local (a traceback's frames)
+    if not hmac.compare_digest(got, _sasl_proof(s.value, b"SASL-HMAC server", client_first, server_nonce)):
         raise PrebindError("unproven", "the server could not prove that it holds the token secret")
 
     features = bosh.next_element(bosh.post(to=domain, xml_lang="en", xmpp_restart="true", xmlns_xmpp="urn:xmpp:xbosh"))
