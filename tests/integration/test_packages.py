@@ -207,7 +207,7 @@ def logout(url: str, secret: str) -> Optional[str]:
 
 def attach(url: str, token: str) -> pht.PrebindSession:
     try:
-        session = pht.prebind(url, "alice@example.org", token, timeout=5.0, resource="web")
+        session = pht.prebind(url, "alice@example.org", token, timeout=5.0, resource="web", insecure_http=False)
     except pht.PrebindError as e:
         condition: Optional[str] = e.condition
         raise RuntimeError("%s %s" % (e.kind, condition))

@@ -6,6 +6,7 @@ import base64
 import os
 import threading
 import time
+import xml.etree.ElementTree as ET
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import prosody_hmac_token as pht
@@ -157,8 +158,14 @@ def test_an_impostor_gets_no_session_and_nothing_that_logs_in(prosody, lang, mod
     assert not impostor.went_on, "the client went on after an unproven success"
     sent = "\n".join(impostor.bodies)
     assert "mechanism='PLAIN'" not in sent and "X-TOKEN" not in sent
-    assert out["token"].split(" ")[1] not in sent  # the secret half
+    public, mac = out["token"].split(" ")
+    s = base64.b64decode(mac)  # the secret half: in no SASL payload, decoded, nor anywhere as base64
+    payloads = [base64.b64decode(el.text or "") for b in impostor.bodies for el in ET.fromstring(b)
+                if el.tag in ("{%s}auth" % BoshImpostor.SASL, "{%s}response" % BoshImpostor.SASL)]
+    assert mac not in sent and not any(s in p for p in payloads)
     if mode == "plain-only":
         assert len(impostor.bodies) == 1 and "<auth" not in sent  # the session creation alone
     else:
         assert "<auth" in sent and "<response" in sent
+        local = "imp%s" % lang
+        assert payloads[0] == b"\0" + local.encode() + b"\0" + public.encode() and len(payloads[1]) == 32
