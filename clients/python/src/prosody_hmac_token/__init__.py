@@ -799,6 +799,10 @@ class _DeadlineSocket:
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
+        # as socket.socket does: http.client closes the connection before reading an HTTP/1.0
+        # answer's body through the file, so the socket is closed when both are
+        self.files = 0
+        self.closed = False
 
     def _arm(self) -> None:
         left = self.deadline - time.monotonic()
@@ -815,13 +819,18 @@ class _DeadlineSocket:
         return self.sock.recv_into(buffer, nbytes, flags)
 
     def makefile(self, mode: str = "rb", buffering: Optional[int] = None) -> io.BufferedReader:
+        self.files += 1
         return io.BufferedReader(socket.SocketIO(self, "rb"))  # type: ignore[arg-type]
 
     def _decref_socketios(self) -> None:  # what socket.SocketIO calls on close
-        pass
+        self.files -= 1
+        if self.closed and self.files <= 0:
+            self.sock.close()
 
     def close(self) -> None:
-        self.sock.close()
+        self.closed = True
+        if self.files <= 0:
+            self.sock.close()
 
 
 class _DeadlineConnection(http.client.HTTPConnection):
