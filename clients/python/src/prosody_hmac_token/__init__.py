@@ -862,6 +862,7 @@ def _http_transport(url: str) -> Transport:
 
     def post(body: bytes, seconds: float) -> Tuple[int, bytes]:
         conn = _DeadlineConnection(host, port, scheme == "https", time.monotonic() + seconds)
+        r: Optional[http.client.HTTPResponse] = None
         try:
             conn.request("POST", path, body=body, headers={"Content-Type": "text/xml; charset=utf-8"})
             r = conn.getresponse()
@@ -875,6 +876,8 @@ def _http_transport(url: str) -> Transport:
         except OSError as e:
             raise OSError("%s: %s" % (where, str(e) or type(e).__name__)) from None
         finally:
+            if r is not None:
+                r.close()  # an answer over the limit is not read to its end
             conn.close()
 
     return post
