@@ -81,7 +81,7 @@ for (;;) {
                 usleep(1000);
             }
             @fwrite($c, "0\r\nX-Trailer: t\r\n\r\n");
-            usleep(500000); // the client must not wait for the end of the connection
+            usleep(2000000); // the client must not wait for the end of the connection
             break;
         case 'close':
             @fwrite($c, "HTTP/1.0 200 OK\r\n\r\n" . $answer);
