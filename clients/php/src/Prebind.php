@@ -116,7 +116,6 @@ final class Prebind
                 'verify_peer_name' => true,
                 'peer_name' => $name,
                 'SNI_enabled' => true,
-                'crypto_method' => STREAM_CRYPTO_METHOD_TLSv1_2_CLIENT | STREAM_CRYPTO_METHOD_TLSv1_3_CLIENT,
                 'allow_self_signed' => false,
                 'capture_peer_cert' => false,
             ]]);
