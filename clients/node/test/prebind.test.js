@@ -194,8 +194,14 @@ test("the XML reader: what it must refuse ends the login as a transport error", 
     `${head}${mech}&constructor;</body>`, // not an entity, though on Object's prototype
     `${head}${mech}&toString;</body>`,
     `${head.slice(0, -1)} a='1' a='2'>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:p='u' xmlns:p='v'>${mech}</body>`,
     `${head.slice(0, -1)} xmlns:p='u' xmlns:q='u' p:a='1' q:a='2'>${mech}</body>`, // one expanded name twice
     `${head.slice(0, -1)} xmlns:p=''>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:xmlns='u'>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:xml='u'>${mech}</body>`,
+    `${head}${mech}<f>${"<a/>".repeat(4096)}</f></body>`, // over 4096 elements
+    `${head}${mech}<f>${"<a b='1' c='2' d='3'/>".repeat(2800)}</f></body>`, // over 8192 attributes
+    `${head.slice(0, -1)}${Array.from({ length: 1023 }, (_, k) => ` xmlns:p${k}='u'`).join("")}>${mech}</body>`, // over 1024 declarations
     `${head}${mech}&#1;</body>`,
     `${head}${mech}&#xFFFE;</body>`,
     `${head}${mech}\u0001</body>`,

@@ -160,7 +160,7 @@ final class Prebind
                     }
                     $chunk = self::read($stream, $deadline, $where, 8192);
                     if ($chunk === '') {
-                        throw new \RuntimeException("$where: the connection closed before the answer's headers");
+                        throw new \RuntimeException("$where: the connection closed in the headers");
                     }
                     $buffer .= $chunk;
                 }
@@ -208,7 +208,7 @@ final class Prebind
                     while (strlen($rest) < $length) {
                         $chunk = self::read($stream, $deadline, $where, $length - strlen($rest));
                         if ($chunk === '') {
-                            throw new \RuntimeException("$where: the connection closed before the answer's end");
+                            throw new \RuntimeException("$where: the connection closed in the body");
                         }
                         $rest .= $chunk;
                     }
@@ -227,7 +227,7 @@ final class Prebind
                     $chunk = self::read($stream, $deadline, $where, 65536);
                     if ($chunk === '') {
                         if ($chunked) {
-                            throw new \RuntimeException("$where: the connection closed before the answer's end");
+                            throw new \RuntimeException("$where: the connection closed in the body");
                         }
                         return [200, $rest];
                     }

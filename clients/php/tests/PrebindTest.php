@@ -325,9 +325,11 @@ final class PrebindTest extends TestCase
             "<b>\xed\xa0\x80</b>", // an encoded surrogate
             '<b>&constructor;</b>',
             "<b a='1' a='2'/>",
+            "<b xmlns:p='u' xmlns:p='v'/>",
             "<b xmlns:p='u' xmlns:q='u' p:a='1' q:a='2'/>", // one expanded name twice
             "<b xmlns:p=''/>",
             "<b xmlns:xmlns='u'/>",
+            "<b xmlns:xml='u'/>",
             '<b>&#1;</b>',
             '<b>&#xFFFE;</b>',
             "<b>\x01</b>",
@@ -532,6 +534,40 @@ final class PrebindTest extends TestCase
             self::assertStringStartsWith("POST /http-bind?x=1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n", $head);
             self::assertStringContainsString("\r\nConnection: close", $head);
             self::assertMatchesRegularExpression('/\r\nContent-Length: [1-9][0-9]*(\r\n|\n)/', $head);
+            $this->tearDown();
+        }
+    }
+
+    public function testAnAnswerOutOfHttpIsATransportError(): void
+    {
+        $ok = "HTTP/1.1 200 OK\r\n";
+        $cases = [
+            [$ok . implode('', array_map(static fn (int $k): string => "X-$k: v\r\n", range(1, 65))) . "\r\n", 'over 64 header lines'],
+            ["HTTP/2 200\r\nContent-Length: 0\r\n\r\n", 'not HTTP/1.x'],
+            ["HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", 'not HTTP/1.x'],
+            [$ok . "Content-Length: 0\r\n folded\r\n\r\n", 'a malformed header line'],
+            [$ok . "Content-Length 0\r\n\r\n", 'a malformed header line'],
+            [$ok . "Content-Length: 1x\r\n\r\n", 'a malformed Content-Length'],
+            [$ok . "Content-Length: -1\r\n\r\n", 'a malformed Content-Length'],
+            [$ok . "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 'a malformed Content-Length'],
+            [$ok . "Transfer-Encoding: gzip, chunked\r\n\r\n", 'a transfer coding other than chunked'],
+            [$ok . "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 'a transfer coding other than chunked'],
+            [$ok . "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 'both Content-Length and chunked'],
+            [$ok . "Content-Length: 500\r\n\r\n<body/>", 'closed in the body'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", 'closed in the body'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 'a malformed chunk'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXY3\r\nabc\r\n0\r\n\r\n", 'a malformed chunk'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\n" . str_repeat('1', 2000), 'a malformed chunk'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\nFFFFFF\r\nabc", 'an answer over 1048576 bytes'],
+            [$ok . "Content-Length: 1048577\r\n\r\n", 'an answer over 1048576 bytes'],
+            [$ok . 'X: y' . "\r\n", 'closed in the headers'],
+            ["HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n", 'answered HTTP 302'],
+        ];
+        foreach ($cases as $k => [$raw, $why]) {
+            $port = $this->startServer('raw', $raw);
+            [$e] = self::viaHttp("http://127.0.0.1:$port/http-bind", 440 + $k, 5.0);
+            self::assertSame('transport', $e->kind);
+            self::assertStringContainsString($why, $e->getMessage(), "case $k");
             $this->tearDown();
         }
     }

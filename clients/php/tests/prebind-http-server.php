@@ -9,6 +9,7 @@
  * - length, chunked, close: the BOSH answer in argv[2] with a Content-Length, in chunks (a few
  *   bytes each, with an extension and a trailer), or to the end of the connection;
  * - huge: a Content-Length over 1 MiB;
+ * - raw: argv[2] as it is, then the end of the connection;
  * - tls: over TLS with the certificate and key in the PEM file argv[2], a terminated session.
  * It appends each request's head (request line and headers) to the file argv[3], if given.
  */
@@ -85,6 +86,9 @@ for (;;) {
             break;
         case 'close':
             @fwrite($c, "HTTP/1.0 200 OK\r\n\r\n" . $answer);
+            break;
+        case 'raw':
+            @fwrite($c, $answer);
             break;
         case 'huge':
             @fwrite($c, "HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n" . str_repeat(' ', 65536));
