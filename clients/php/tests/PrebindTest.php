@@ -426,6 +426,14 @@ final class PrebindTest extends TestCase
                 self::assertStringContainsString('insecure_http', $e->getMessage());
             }
         }
+        foreach (['http://u:p@127.0.0.1/http-bind', "http://127.0.0.1/http bind", "http://127.0.0.1/\u{e9}"] as $url) {
+            try {
+                Token::prebind($url, self::genuine()['jid'], self::fresh($n++), ['transport' => $transport]);
+                self::fail("no error for $url");
+            } catch (TokenError $e) {
+                self::assertSame('settings', $e->kind, $url);
+            }
+        }
         try {
             Token::prebind('https://10.0.0.5/', self::genuine()['jid'], self::fresh($n++), ['transport' => $transport, 'insecure_http' => 1]);
             self::fail('no error');
