@@ -145,8 +145,11 @@ export interface PrebindSession {
   rid: number;
 }
 
-/** Posts one BOSH body; resolves to the HTTP status and the answer's body. */
-export type PrebindTransport = (body: string, timeoutMs: number) => Promise<{ status: number; body: string }>;
+/**
+ * Posts one BOSH body; resolves to the HTTP status and the answer's body (bytes are read as UTF-8,
+ * and invalid UTF-8 is refused).
+ */
+export type PrebindTransport = (body: string, timeoutMs: number) => Promise<{ status: number; body: string | Uint8Array }>;
 
 export interface PrebindOptions extends JidOptions {
   /** Milliseconds the whole login may take, 1–600000; default 10000. */
@@ -155,6 +158,12 @@ export interface PrebindOptions extends JidOptions {
   resource?: string;
   /** FOR TESTS, or another HTTP client: replaces the POST to `boshUrl`. */
   transport?: PrebindTransport;
+  /**
+   * Allows an http:// `boshUrl` whose host is not loopback (127.0.0.0/8, ::1, localhost), refused
+   * by default: nothing authenticates the BOSH session, so on a network an attacker on the path
+   * could relay the login and hand back another session. Default false.
+   */
+  insecureHttp?: boolean;
 }
 
 /**

@@ -497,6 +497,12 @@ export function signoutRequest(jid, tokenSecret, options) {
   return `v1 ${now} ${nonce} ${bare} ${signoutMac(key, now, nonce, bare)}`;
 }
 
+/** Whether a URL's hostname is a loopback address: 127.0.0.0/8, ::1 or localhost. */
+function isLoopback(hostname) {
+  const h = hostname.toLowerCase();
+  return h === "localhost" || h === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 function signoutTarget(url) {
   let target;
   try {
@@ -584,7 +590,7 @@ export async function signout(url, jid, tokenSecret, options) {
 // ---------------------------------------------------------------------------------------------
 // Prebind (docs/prebind.md)
 
-const PREBIND_OPTIONS = new Set(["timeout", "resource", "prepared", "transport"]);
+const PREBIND_OPTIONS = new Set(["timeout", "resource", "prepared", "transport", "insecureHttp"]);
 const PREBIND_TIMEOUT = { min: 1, max: 600000, def: 10000 }; // ms
 const PREBIND_WAIT = 10; // s, the most BOSH wait asked for
 const PREBIND_MAX_POLLS = 5; // empty answers in a row polled past
@@ -630,14 +636,25 @@ export class PrebindError extends Error {
 const tried = new Set();
 
 const ENTITIES = { lt: "<", gt: ">", amp: "&", quot: '"', apos: "'" };
+// Caps per answer: Prosody's answers during a prebind hold a few dozen elements; these bound the
+// reader's work and memory for an answer that is no BOSH answer (refused as a transport error).
+const XML_MAX_DEPTH = 32;
+const XML_MAX_ELEMENTS = 4096;
+const XML_MAX_ATTRIBUTES = 8192; // namespace declarations included
+const XML_MAX_XMLNS = 1024;
+// anything outside XML 1.0's Char production (controls, U+FFFE, U+FFFF, a lone surrogate)
+const NOT_CHAR = /[^\t\n\r\x20-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/u;
+
+const isChar = (c) => c === 0x9 || c === 0xa || c === 0xd || (c >= 0x20 && c <= 0xd7ff)
+  || (c >= 0xe000 && c <= 0xfffd) || (c >= 0x10000 && c <= 0x10ffff);
 
 function decodeText(raw) {
   return raw.replace(/&([^;&<]*);?/g, (all, name) => {
     if (!all.endsWith(";")) throw new Error("a bare &");
-    if (name in ENTITIES) return ENTITIES[name];
+    if (Object.hasOwn(ENTITIES, name)) return ENTITIES[name]; // not `in`: &constructor; is no entity
     const m = /^#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))$/.exec(name);
     const code = m ? parseInt(m[1] ?? m[2], m[1] ? 16 : 10) : -1;
-    if (code < 1 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) throw new Error("an unknown entity");
+    if (!isChar(code)) throw new Error("an unknown entity");
     return String.fromCodePoint(code);
   });
 }
@@ -645,16 +662,24 @@ function decodeText(raw) {
 /**
  * A small XML reader for BOSH answers: elements, attributes, text, CDATA and namespaces. It refuses
  * a DOCTYPE (no entity is ever defined or expanded), comments, processing instructions other than
- * the XML declaration, and nesting over 32 deep. Elements are { tag: "{ns}local", attrs, children,
- * text } with attribute names "{ns}local" when prefixed.
+ * the XML declaration (which must say UTF-8, if anything), characters outside XML's Char, a duplicate
+ * attribute, an undeclared prefix (`xmlns:p=''`), and more than the caps above. It runs in time
+ * linear in the answer: an element's namespace scope links to its parent's, and only an element
+ * that declares one has its own. Elements are { tag: "{ns}local", attrs, children, text } with
+ * attribute names "{ns}local" when prefixed.
  */
 function parseXml(text) {
   const NAME = /[A-Za-z_][A-Za-z0-9_.-]*(?::[A-Za-z_][A-Za-z0-9_.-]*)?/y;
   const SPACE = /[ \t\r\n]*/y;
+  const DECL = /<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(['"])1\.[0-9]+\1(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(['"])[Uu][Tt][Ff]-8\2)?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(['"])(?:yes|no)\3)?[ \t\r\n]*\?>/y;
   let i = 0;
+  let elements = 0;
+  let attributes = 0;
+  let declarations = 0;
   const fail = () => {
     throw new Error("not XML");
   };
+  if (NOT_CHAR.test(text)) fail();
   const skipSpace = () => {
     SPACE.lastIndex = i;
     SPACE.exec(text);
@@ -667,25 +692,37 @@ function parseXml(text) {
     i = NAME.lastIndex;
     return m[0];
   };
+  // scope: null, or { decls: Map(prefix -> ns), parent: scope }; at most XML_MAX_DEPTH + 1 links
+  const lookup = (scope, prefix) => {
+    for (let s = scope; s !== null; s = s.parent) {
+      const ns = s.decls.get(prefix);
+      if (ns !== undefined) return ns;
+    }
+    return undefined;
+  };
   const resolve = (qname, scope, isAttr) => {
     const colon = qname.indexOf(":");
-    if (colon < 0) return isAttr ? qname : `{${scope.get("") ?? ""}}${qname}`;
+    if (colon < 0) return isAttr ? qname : `{${lookup(scope, "") ?? ""}}${qname}`;
     const prefix = qname.slice(0, colon);
-    const ns = prefix === "xml" ? NS_XML : scope.get(prefix);
+    const ns = prefix === "xml" ? NS_XML : lookup(scope, prefix);
     if (ns === undefined) fail();
     return `{${ns}}${qname.slice(colon + 1)}`;
   };
   const element = (parentScope, depth) => {
-    if (depth > 32) fail();
+    if (depth > XML_MAX_DEPTH || ++elements > XML_MAX_ELEMENTS) fail();
     i += 1; // "<"
     const qname = name();
     const raw = [];
+    const names = new Set();
+    let decls = null;
     for (;;) {
       const before = i;
       skipSpace();
       if (text.startsWith("/>", i) || text[i] === ">") break;
       if (i === before) fail();
       const key = name();
+      if (names.has(key) || ++attributes > XML_MAX_ATTRIBUTES) fail();
+      names.add(key);
       skipSpace();
       if (text[i] !== "=") fail();
       i += 1;
@@ -696,17 +733,21 @@ function parseXml(text) {
       if (end < 0) fail();
       const value = text.slice(i + 1, end);
       if (value.includes("<")) fail();
-      raw.push([key, decodeText(value)]);
       i = end + 1;
+      if (key === "xmlns" || key.startsWith("xmlns:")) {
+        const prefix = key === "xmlns" ? "" : key.slice(6);
+        const ns = decodeText(value);
+        if ((prefix !== "" && ns === "") || prefix === "xml" || prefix === "xmlns" || ++declarations > XML_MAX_XMLNS) fail();
+        decls ??= new Map();
+        decls.set(prefix, ns);
+      } else raw.push([key, decodeText(value)]);
     }
-    const scope = new Map(parentScope);
-    for (const [key, value] of raw) {
-      if (key === "xmlns") scope.set("", value);
-      else if (key.startsWith("xmlns:")) scope.set(key.slice(6), value);
-    }
+    const scope = decls === null ? parentScope : { decls, parent: parentScope };
     const el = { tag: resolve(qname, scope, false), attrs: {}, children: [], text: "" };
     for (const [key, value] of raw) {
-      if (key !== "xmlns" && !key.startsWith("xmlns:")) el.attrs[resolve(key, scope, true)] = value;
+      const expanded = resolve(key, scope, true);
+      if (Object.hasOwn(el.attrs, expanded)) fail(); // a:x and b:x bound to one namespace
+      el.attrs[expanded] = value;
     }
     if (text.startsWith("/>", i)) {
       i += 2;
@@ -740,13 +781,13 @@ function parseXml(text) {
   if (text.startsWith("\uFEFF")) i = 1;
   skipSpace();
   if (text.startsWith("<?xml", i)) {
-    const end = text.indexOf("?>", i);
-    if (end < 0) fail();
-    i = end + 2;
+    DECL.lastIndex = i;
+    if (!DECL.exec(text)) fail();
+    i = DECL.lastIndex;
     skipSpace();
   }
   if (text[i] !== "<") fail();
-  const root = element(new Map(), 0);
+  const root = element(null, 0);
   skipSpace();
   if (i !== text.length) fail();
   return root;
@@ -788,7 +829,7 @@ function httpTransport(target) {
           finish(new Error(`an answer over ${PREBIND_MAX_ANSWER} bytes from ${where}`));
         } else chunks.push(chunk);
       });
-      res.on("end", () => finish(null, { status: res.statusCode, body: Buffer.concat(chunks).toString("utf8") }));
+      res.on("end", () => finish(null, { status: res.statusCode, body: Buffer.concat(chunks) }));
       res.on("error", (e) => finish(new Error(`${where}: ${e.code || e.message}`)));
     });
     req.on("error", (e) => finish(new Error(`${where}: ${e.code || e.message}`)));
@@ -835,12 +876,14 @@ class BoshSession {
     if (answer?.status !== 200) {
       throw new PrebindError("transport", `Prosody answered HTTP ${printable(answer?.status)}: is the URL its BOSH endpoint?`);
     }
-    const text = String(answer.body);
-    if (Buffer.byteLength(text) > PREBIND_MAX_ANSWER) {
+    const bytes = answer.body instanceof Uint8Array ? answer.body : null;
+    if ((bytes !== null ? bytes.length : Buffer.byteLength(String(answer.body))) > PREBIND_MAX_ANSWER) {
       throw new PrebindError("transport", `Prosody's answer is over ${PREBIND_MAX_ANSWER} bytes`);
     }
     let body;
     try {
+      // invalid UTF-8 is refused, not replaced with U+FFFD
+      const text = bytes !== null ? new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes) : String(answer.body);
       body = parseXml(text);
     } catch {
       throw new PrebindError("transport", "Prosody's answer is not XML (or has a DOCTYPE or a comment)");
@@ -903,15 +946,19 @@ function splitToken(token) {
  * A token is sent once: one this process has tried before is refused before anything is sent
  * (mint one per call: `prebind(url, jid, mint(jid, secret, seed))`).
  *
- * @param {string} boshUrl  Prosody's BOSH endpoint itself (`http://127.0.0.1:5280/http-bind`, or
- *   https:// with a verified certificate), not the proxy browsers reach; no proxy, no redirect
+ * @param {string} boshUrl  Prosody's BOSH endpoint itself (`http://127.0.0.1:5280/http-bind`, a
+ *   loopback host, or https:// with a verified certificate), not the proxy browsers reach; no proxy,
+ *   no redirect
  * @param {string} jid  the bare JID the token was minted for (as for mint())
  * @param {string} token  a token from mint()
- * @param {{ timeout?: number, resource?: string, prepared?: boolean,
- *   transport?: (body: string, timeoutMs: number) => Promise<{ status: number, body: string }> }} [options]
+ * @param {{ timeout?: number, resource?: string, prepared?: boolean, insecureHttp?: boolean,
+ *   transport?: (body: string, timeoutMs: number) => Promise<{ status: number, body: string | Uint8Array }> }} [options]
  *   `timeout`: milliseconds the whole login may take, 1 to 600000 (default 10000); `resource`: the
- *   resource to ask for (by default Prosody picks one); `prepared` as for mint(); `transport`: FOR
- *   TESTS, or another HTTP client: posts one BOSH body, resolves to the HTTP status and answer body
+ *   resource to ask for (by default Prosody picks one); `prepared` as for mint(); `insecureHttp`:
+ *   allow an http:// URL whose host is not loopback (127.0.0.0/8, ::1, localhost), refused by
+ *   default as nothing authenticates the BOSH session on the way; `transport`: FOR TESTS, or
+ *   another HTTP client: posts one BOSH body, resolves to the HTTP status and answer body (bytes:
+ *   UTF-8)
  * @returns {Promise<{ jid: string, sid: string, rid: number }>}
  * @throws {TokenError} (rejects) kind "settings", "jid" or "token": nothing was sent
  * @throws {PrebindError} (rejects) kind "refused" (with `condition`), "unproven" or "transport"
@@ -924,8 +971,15 @@ export async function prebind(boshUrl, jid, token, options) {
   if (resource !== null && (typeof resource !== "string" || resource === "" || /[\x00-\x1F\x7F]/.test(resource))) {
     throw new TokenError("settings", "resource must be a non-empty string without control characters");
   }
+  const insecureHttp = boolSetting(o.insecureHttp, "insecureHttp");
+  const target = signoutTarget(boshUrl);
+  // nothing authenticates the BOSH session itself (the proof covers the SASL exchange, not the sid
+  // or the bind): on a network path an attacker could relay the login and hand back another session
+  if (target.protocol === "http:" && !isLoopback(target.hostname) && !insecureHttp) {
+    throw new TokenError("settings", "an http:// URL must name a loopback host (127.0.0.0/8, ::1, localhost): use https://, or insecureHttp: true");
+  }
   let transport = o.transport ?? null;
-  if (transport === null) transport = httpTransport(signoutTarget(boshUrl));
+  if (transport === null) transport = httpTransport(target);
   else if (typeof transport !== "function") throw new TokenError("settings", "transport must be a function");
   const { pub, s } = splitToken(token);
   const tag = createHash("sha256").update(pub).digest("base64");
@@ -944,7 +998,8 @@ export async function prebind(boshUrl, jid, token, options) {
   bosh.sid = sid;
   const features = await bosh.next(body);
   const mechanisms = child(features, `{${NS_SASL}}mechanisms`);
-  const offered = mechanisms ? mechanisms.children.filter((m) => m.tag === `{${NS_SASL}}mechanism`).map((m) => m.text) : [];
+  // a mechanism's name is its text alone: SASL-<x/>HMAC names none
+  const offered = mechanisms ? mechanisms.children.filter((m) => m.tag === `{${NS_SASL}}mechanism` && m.children.length === 0).map((m) => m.text) : [];
   if (!offered.includes("SASL-HMAC")) { // never another: PLAIN would send the whole token
     const list = offered.slice(0, 8).map(printable).join(", ") || "none";
     throw new PrebindError("unproven", `the server does not offer SASL-HMAC (it offers: ${list}): is this the Prosody that holds token_secret?`);

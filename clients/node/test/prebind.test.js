@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -110,10 +111,10 @@ test("a token is sent once", async () => {
   const c = { ...genuine(), token: fresh(1) };
   c.script = [c.script[0], { ...c.script[1], payload: "(any)" }];
   const f = fake(c);
-  await assert.rejects(prebind("http://x/", c.jid, c.token, { transport: f.transport }), PrebindError);
+  await assert.rejects(prebind("http://127.0.0.1:1/http-bind", c.jid, c.token, { transport: f.transport }), PrebindError);
   assert.match(f.broken, /script expects auth/); // it went as far as the auth
   const f2 = fake(c);
-  await assert.rejects(prebind("http://x/", c.jid, c.token, { transport: f2.transport }), (e) => {
+  await assert.rejects(prebind("http://127.0.0.1:1/http-bind", c.jid, c.token, { transport: f2.transport }), (e) => {
     assert.ok(e instanceof TokenError && e.kind === "token" && hidden(e, c.token));
     return true;
   });
@@ -139,7 +140,7 @@ test("the caller's mistakes are refused before anything is sent", async () => {
     [c.jid, fresh(2), { token_secret: "x" }, "settings"],
   ];
   for (const [jid, token, options, kind] of cases) {
-    await assert.rejects(prebind("http://x/", jid, token, { transport: f.transport, ...options }), (e) => {
+    await assert.rejects(prebind("http://127.0.0.1:1/http-bind", jid, token, { transport: f.transport, ...options }), (e) => {
       assert.ok(e instanceof TokenError, String(e));
       assert.equal(e.kind, kind, `${jid} ${token} ${JSON.stringify(options)}`);
       return true;
@@ -159,7 +160,7 @@ test("the timeout bounds a transport that never answers, and the wait asked for"
     waits.push(attr(data, "wait"));
     return new Promise(() => {});
   };
-  const pending = prebind("http://x/", c.jid, c.token, { transport, timeout: 2500 });
+  const pending = prebind("http://127.0.0.1:1/http-bind", c.jid, c.token, { transport, timeout: 2500 });
   let outcome = null;
   pending.then(() => { outcome = "resolved"; }, (e) => { outcome = e; });
   await new Promise((r) => setImmediate(r));
@@ -190,6 +191,24 @@ test("the XML reader: what it must refuse ends the login as a transport error", 
     `${head.slice(0, -1)} a='<'>${mech}</body>`,
     `${head}${mech}`,
     `${head}${mech}&#xD800;</body>`,
+    `${head}${mech}&constructor;</body>`, // not an entity, though on Object's prototype
+    `${head}${mech}&toString;</body>`,
+    `${head.slice(0, -1)} a='1' a='2'>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:p='u' xmlns:p='v'>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:p='u' xmlns:q='u' p:a='1' q:a='2'>${mech}</body>`, // one expanded name twice
+    `${head.slice(0, -1)} xmlns:p=''>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:xmlns='u'>${mech}</body>`,
+    `${head.slice(0, -1)} xmlns:xml='u'>${mech}</body>`,
+    `${head}${mech}<f>${"<a/>".repeat(4096)}</f></body>`, // over 4096 elements
+    `${head}${mech}<f>${"<a b='1' c='2' d='3'/>".repeat(2800)}</f></body>`, // over 8192 attributes
+    `${head.slice(0, -1)}${Array.from({ length: 1023 }, (_, k) => ` xmlns:p${k}='u'`).join("")}>${mech}</body>`, // over 1024 declarations
+    `${head}${mech}&#1;</body>`,
+    `${head}${mech}&#xFFFE;</body>`,
+    `${head}${mech}\u0001</body>`,
+    `${head}${mech}\uFFFF</body>`,
+    `${head}${mech}\uD800</body>`, // a lone surrogate
+    `<?xml <!DOCTYPE x> ?>${head}${mech}</body>`,
+    `<?xml version='1.0' encoding='utf-16'?>${head}${mech}</body>`,
   ];
   for (const [i, answer] of bad.entries()) {
     let sent = 0;
@@ -197,12 +216,114 @@ test("the XML reader: what it must refuse ends the login as a transport error", 
       sent += 1;
       return { status: 200, body: answer };
     };
-    await assert.rejects(prebind("http://x/", genuine().jid, fresh(100 + i), { transport }), (e) => {
+    await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, fresh(100 + i), { transport }), (e) => {
       assert.ok(e instanceof PrebindError && e.kind === "transport", `${answer}: ${e}`);
       return true;
     });
     assert.equal(sent, 1, answer);
   }
+});
+
+test("the XML reader refuses invalid UTF-8 rather than replacing it", async () => {
+  const head = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'>";
+  const mech = "<features xmlns='http://etherx.jabber.org/streams'><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SASL-HMAC</mechanism></mechanisms></features>";
+  let sent = 0;
+  const transport = async () => {
+    sent += 1;
+    return { status: 200, body: Buffer.concat([Buffer.from(head + mech), Buffer.from([0xff, 0xc0, 0x80]), Buffer.from("</body>")]) };
+  };
+  await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, fresh(300), { transport }), (e) => {
+    assert.ok(e instanceof PrebindError && e.kind === "transport", String(e));
+    return true;
+  });
+  assert.equal(sent, 1);
+});
+
+test("the default transport refuses invalid UTF-8 from a real server", async () => {
+  const head = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'>";
+  const mech = "<features xmlns='http://etherx.jabber.org/streams'><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SASL-HMAC</mechanism></mechanisms></features>";
+  let requests = 0;
+  const server = createHttpServer((req, res) => {
+    requests += 1;
+    req.resume();
+    req.on("end", () => res.end(Buffer.concat([Buffer.from(head + mech), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from("</body>")])));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    await assert.rejects(prebind(`http://127.0.0.1:${server.address().port}/http-bind`, genuine().jid, fresh(301), { timeout: 3000 }), (e) => {
+      assert.ok(e instanceof PrebindError && e.kind === "transport" && /not XML/.test(e.message), String(e));
+      return true;
+    });
+  } finally {
+    server.close();
+  }
+  assert.equal(requests, 1);
+});
+
+test("the XML reader runs in linear time and caps an answer (many declarations, many children)", async () => {
+  const tok = (n) => fresh(400 + n);
+  let n = 0;
+  // the review's answers: N xmlns:pK declarations on <body>, M empty children (refused by the caps)
+  for (const [nDecl, nKids, kidTag] of [[5000, 20000, "<a/>"], [20000, 60000, "<a/>"], [40000, 100000, "<a/>"], [100, 30000, "<a xmlns=''/>"]]) {
+    const decl = Array.from({ length: nDecl }, (_, k) => ` xmlns:p${k}='u${k}'`).join("");
+    const doc = `<body xmlns='http://jabber.org/protocol/httpbind' sid='s'${decl}><f>${kidTag.repeat(nKids)}</f></body>`;
+    const t = performance.now();
+    await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, tok(n++), { timeout: 60000, transport: async () => ({ status: 200, body: doc }) }), (e) => {
+      assert.ok(e instanceof PrebindError && e.kind === "transport", String(e));
+      return true;
+    });
+    assert.ok(performance.now() - t < 1000, `${nDecl} ${nKids}: ${performance.now() - t} ms`);
+  }
+  // just within the caps: 1020 declarations and 4090 children, read (no transport error); a scope
+  // copied per element costs 4 million entries, over a second here, the linked one about 0.1 s
+  const decl = Array.from({ length: 1020 }, (_, k) => ` xmlns:p${k}='u${k}'`).join("");
+  const doc = `<body xmlns='http://jabber.org/protocol/httpbind' sid='s'${decl}><f>${"<a/>".repeat(4090)}</f></body>`;
+  const t = performance.now();
+  await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, tok(n++), { timeout: 60000, transport: async () => ({ status: 200, body: doc }) }), (e) => {
+    assert.ok(e instanceof PrebindError && e.kind === "unproven" && /offers: none/.test(e.message), String(e));
+    return true;
+  });
+  assert.ok(performance.now() - t < 600, `${performance.now() - t} ms`);
+});
+
+test("a mechanism's name is its text alone", async () => {
+  const answer = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'><features xmlns='http://etherx.jabber.org/streams'>"
+    + "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SASL-<x/>HMAC</mechanism></mechanisms></features></body>";
+  let sent = 0;
+  const transport = async () => {
+    sent += 1;
+    return { status: 200, body: answer };
+  };
+  await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, fresh(310), { transport }), (e) => {
+    assert.ok(e instanceof PrebindError && e.kind === "unproven", String(e));
+    return true;
+  });
+  assert.equal(sent, 1);
+});
+
+test("http:// is refused before anything is sent unless the host is loopback or insecureHttp is set", async () => {
+  let sent = 0;
+  const transport = async () => {
+    sent += 1;
+    throw new Error("connect ECONNREFUSED");
+  };
+  let n = 320;
+  for (const url of ["http://10.0.0.5/http-bind", "http://example.org:5280/http-bind", "http://127.0.0.1.example.org/", "http://[::2]/", "http://localhost.example/"]) {
+    await assert.rejects(prebind(url, genuine().jid, fresh(n++), { transport }), (e) => {
+      assert.ok(e instanceof TokenError && e.kind === "settings" && /insecureHttp/.test(e.message), `${url}: ${e}`);
+      return true;
+    });
+  }
+  await assert.rejects(prebind("https://10.0.0.5/", genuine().jid, fresh(n++), { transport, insecureHttp: "yes" }), (e) => e instanceof TokenError && e.kind === "settings");
+  assert.equal(sent, 0);
+  const allowed = [
+    ["http://127.0.0.1:5280/http-bind", {}], ["http://127.9.8.7/", {}], ["http://[::1]:5280/", {}], ["http://LocalHost/", {}],
+    ["https://10.0.0.5/http-bind", {}], ["http://10.0.0.5/http-bind", { insecureHttp: true }],
+  ];
+  for (const [url, options] of allowed) {
+    await assert.rejects(prebind(url, genuine().jid, fresh(n++), { transport, ...options }), (e) => e instanceof PrebindError && e.kind === "transport");
+  }
+  assert.equal(sent, allowed.length);
 });
 
 test("the XML reader: entities, CDATA, a declaration and prefixes are read", async () => {
@@ -216,7 +337,7 @@ test("the XML reader: entities, CDATA, a declaration and prefixes are read", asy
     sent.push(data);
     return { status: 200, body: answers[sent.length - 1] };
   };
-  await assert.rejects(prebind("http://x/", genuine().jid, fresh(200), { transport }), (e) => {
+  await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, fresh(200), { transport }), (e) => {
     assert.ok(e instanceof PrebindError && e.kind === "refused" && e.condition === "not-authorized", String(e));
     return true;
   });

@@ -86,58 +86,253 @@ final class Prebind
         }
     }
 
+    /** The most bytes of an answer's status line and headers. */
+    public const MAX_HEAD = 16384;
+    /** The most header lines of an answer. */
+    public const MAX_HEADER_LINES = 64;
+
     /**
-     * The default transport: a POST through PHP's HTTP stream wrapper, no proxy, no redirect.
+     * The default transport: one HTTP/1.1 POST over stream_socket_client (tcp://, or tls:// with
+     * the peer's certificate and name verified, SNI), Connection: close, no proxy, no redirect. One
+     * deadline bounds the whole exchange, every read and write included (PHP's stream timeouts are
+     * per read: a server trickling a byte at a time would hold the HTTP wrapper for ever); the
+     * status line and headers, their lines and the body are capped. The answer's body is read by
+     * its Content-Length (as Prosody sends it), chunked, or to the end of the connection.
+     *
+     * @param array{scheme: string, host: string, port: int, path: string} $target
      *
      * @return callable(string, float): array{0: int, 1: string}
      */
-    public static function http(string $url, string $where): callable
+    public static function http(array $target): callable
     {
-        return static function (string $body, float $timeout) use ($url, $where): array {
-            if (!filter_var(ini_get('allow_url_fopen'), FILTER_VALIDATE_BOOLEAN)) {
-                throw new \RuntimeException('PHP cannot open URLs: allow_url_fopen is off');
-            }
-            $context = stream_context_create([
-                'http' => [
-                    'method' => 'POST',
-                    'header' => "Content-Type: text/xml; charset=utf-8\r\n",
-                    'content' => $body,
-                    'timeout' => $timeout,
-                    'follow_location' => 0,
-                    'ignore_errors' => true,
-                ],
-                'ssl' => ['verify_peer' => true, 'verify_peer_name' => true],
-            ]);
-            $warning = null;
-            set_error_handler(static function (int $no, string $text) use (&$warning): bool {
-                $warning = $text; // names the URL and the failure, never the body
+        return static function (string $body, float $timeout) use ($target): array {
+            $deadline = self::now() + $timeout;
+            $https = $target['scheme'] === 'https';
+            $host = $target['host'];
+            $where = "$host:{$target['port']}";
+            $name = trim($host, '[]'); // an IPv6 literal's brackets
+            $context = stream_context_create(['ssl' => [
+                'verify_peer' => true,
+                'verify_peer_name' => true,
+                'peer_name' => $name,
+                'SNI_enabled' => true,
+                'allow_self_signed' => false,
+                'capture_peer_cert' => false,
+            ]]);
+            $warnings = [];
+            set_error_handler(static function (int $no, string $text) use (&$warnings): bool {
+                $warnings[] = $text; // names the URL and the failure, never the body
                 return true;
             });
             try {
-                $stream = fopen($url, 'rb', false, $context);
+                $stream = stream_socket_client(
+                    ($https ? 'tls://' : 'tcp://') . $where,
+                    $errno,
+                    $errstr,
+                    max(0.001, $deadline - self::now()),
+                    STREAM_CLIENT_CONNECT,
+                    $context,
+                );
             } finally {
                 restore_error_handler();
             }
             if ($stream === false) {
-                throw new \RuntimeException("$where: " . preg_replace('/^.*?: /', '', (string) $warning));
+                throw new \RuntimeException("$where: " . self::connectFailure($warnings, (string) $errstr));
             }
             try {
-                $headers = stream_get_meta_data($stream)['wrapper_data'] ?? [];
-                $answer = (string) stream_get_contents($stream, self::MAX_ANSWER + 1);
-                if (stream_get_meta_data($stream)['timed_out']) {
-                    throw new \RuntimeException("timed out at $where");
+                $default = ($https ? 443 : 80) === $target['port'];
+                $request = "POST {$target['path']} HTTP/1.1\r\nHost: " . ($default ? $host : $where) . "\r\n"
+                    . "Content-Type: text/xml; charset=utf-8\r\nContent-Length: " . strlen($body) . "\r\n"
+                    . "Connection: close\r\n\r\n" . $body;
+                while ($request !== '') {
+                    self::timeLeft($stream, $deadline, $where);
+                    $n = @fwrite($stream, $request);
+                    if ($n === false || ($n === 0 && stream_get_meta_data($stream)['timed_out'])) {
+                        throw new \RuntimeException("$where: the request could not be sent");
+                    }
+                    $request = (string) substr($request, $n);
+                }
+                // the status line and headers
+                $buffer = '';
+                while (($end = strpos($buffer, "\r\n\r\n", max(0, strlen($buffer) - 8192 - 3))) === false) {
+                    if (strlen($buffer) > self::MAX_HEAD) {
+                        throw new \RuntimeException("$where: the answer's headers are over " . self::MAX_HEAD . ' bytes');
+                    }
+                    $chunk = self::read($stream, $deadline, $where, 8192);
+                    if ($chunk === '') {
+                        throw new \RuntimeException("$where: the connection closed in the headers");
+                    }
+                    $buffer .= $chunk;
+                }
+                if ($end > self::MAX_HEAD) {
+                    throw new \RuntimeException("$where: the answer's headers are over " . self::MAX_HEAD . ' bytes');
+                }
+                $lines = explode("\r\n", substr($buffer, 0, $end));
+                $rest = (string) substr($buffer, $end + 4);
+                if (count($lines) > self::MAX_HEADER_LINES + 1) {
+                    throw new \RuntimeException("$where: the answer has over " . self::MAX_HEADER_LINES . ' header lines');
+                }
+                if (preg_match('#\AHTTP/1\.[01] ([0-9]{3})(?: |\z)#', (string) array_shift($lines), $m) !== 1) {
+                    throw new \RuntimeException("$where: the answer is not HTTP/1.x");
+                }
+                $status = (int) $m[1];
+                if ($status !== 200) {
+                    return [$status, '']; // refused whatever its body
+                }
+                $length = null;
+                $chunked = false;
+                foreach ($lines as $line) {
+                    if (preg_match('/\A([!#-\'*+.^_`|~0-9A-Za-z-]+):[ \t]*(.*?)[ \t]*\z/', $line, $h) !== 1) {
+                        throw new \RuntimeException("$where: a malformed header line");
+                    }
+                    $field = strtolower($h[1]);
+                    if ($field === 'content-length') {
+                        if (preg_match('/\A[0-9]{1,9}\z/', $h[2]) !== 1 || ($length !== null && $length !== (int) $h[2])) {
+                            throw new \RuntimeException("$where: a malformed Content-Length");
+                        }
+                        $length = (int) $h[2];
+                    } elseif ($field === 'transfer-encoding') {
+                        if (strtolower($h[2]) !== 'chunked' || $chunked) {
+                            throw new \RuntimeException("$where: a transfer coding other than chunked");
+                        }
+                        $chunked = true;
+                    }
+                }
+                if ($chunked && $length !== null) {
+                    throw new \RuntimeException("$where: both Content-Length and chunked");
+                }
+                if ($length !== null) {
+                    if ($length > self::MAX_ANSWER) {
+                        throw new \RuntimeException("$where: an answer over " . self::MAX_ANSWER . ' bytes');
+                    }
+                    while (strlen($rest) < $length) {
+                        $chunk = self::read($stream, $deadline, $where, $length - strlen($rest));
+                        if ($chunk === '') {
+                            throw new \RuntimeException("$where: the connection closed in the body");
+                        }
+                        $rest .= $chunk;
+                    }
+                    return [200, substr($rest, 0, $length)];
+                }
+                // chunked or to the end: the raw bytes are capped with room for the chunk sizes
+                $at = 0;
+                $answer = '';
+                for (;;) {
+                    if ($chunked && self::unchunk($rest, $at, $answer)) {
+                        return [200, $answer];
+                    }
+                    if (strlen($rest) > self::MAX_ANSWER + 65536) {
+                        throw new \RuntimeException("$where: an answer over " . self::MAX_ANSWER . ' bytes');
+                    }
+                    $chunk = self::read($stream, $deadline, $where, 65536);
+                    if ($chunk === '') {
+                        if ($chunked) {
+                            throw new \RuntimeException("$where: the connection closed in the body");
+                        }
+                        return [200, $rest];
+                    }
+                    $rest .= $chunk;
                 }
             } finally {
                 fclose($stream);
             }
-            $status = 0;
-            foreach (is_array($headers) ? $headers : [] as $line) {
-                if (is_string($line) && preg_match('#\AHTTP/\S+\s+(\d{3})#', $line, $m) === 1) {
-                    $status = (int) $m[1];
-                }
-            }
-            return [$status, $answer];
         };
+    }
+
+    /**
+     * Sets the stream's timeout to the time left before $deadline.
+     *
+     * @param resource $stream
+     */
+    private static function timeLeft($stream, float $deadline, string $where): void
+    {
+        $left = $deadline - self::now();
+        if ($left <= 0) {
+            throw new \RuntimeException("timed out at $where");
+        }
+        $seconds = (int) floor($left);
+        stream_set_timeout($stream, $seconds, max(1, (int) (($left - $seconds) * 1e6)));
+    }
+
+    /**
+     * Up to $max bytes, within the time left; '' at the end of the connection.
+     *
+     * @param resource $stream
+     */
+    private static function read($stream, float $deadline, string $where, int $max): string
+    {
+        self::timeLeft($stream, $deadline, $where);
+        $chunk = @fread($stream, max(1, min($max, 65536)));
+        if (stream_get_meta_data($stream)['timed_out'] || self::now() >= $deadline) {
+            throw new \RuntimeException("timed out at $where");
+        }
+        if ($chunk === false) {
+            throw new \RuntimeException("$where: the connection failed");
+        }
+        if ($chunk === '' && !feof($stream)) {
+            throw new \RuntimeException("$where: the connection failed");
+        }
+        return $chunk;
+    }
+
+    /**
+     * Decodes the chunks of $raw from $at on into $out (both kept across calls, so each byte is
+     * read once); true when the last chunk and the trailers are in. Throws when it is malformed.
+     */
+    private static function unchunk(string $raw, int &$at, string &$out): bool
+    {
+        for (;;) {
+            $eol = strpos($raw, "\r\n", $at);
+            if ($eol === false) {
+                if (strlen($raw) - $at > 1024) {
+                    throw new \RuntimeException('a malformed chunk');
+                }
+                return false;
+            }
+            if (preg_match('/\A([0-9A-Fa-f]{1,8})(?:;[^\r\n]{0,1000})?\z/', substr($raw, $at, $eol - $at), $m) !== 1) {
+                throw new \RuntimeException('a malformed chunk');
+            }
+            $size = (int) hexdec($m[1]);
+            if ($size === 0) {
+                // the trailers, if any, end with an empty line
+                return strpos($raw, "\r\n\r\n", $eol) !== false;
+            }
+            if (strlen($out) + $size > self::MAX_ANSWER) {
+                throw new \RuntimeException('an answer over ' . self::MAX_ANSWER . ' bytes');
+            }
+            if (strlen($raw) < $eol + 2 + $size + 2) {
+                return false;
+            }
+            if (substr($raw, $eol + 2 + $size, 2) !== "\r\n") {
+                throw new \RuntimeException('a malformed chunk');
+            }
+            $out .= substr($raw, $eol + 2, $size);
+            $at = $eol + 2 + $size + 2;
+        }
+    }
+
+    /**
+     * Why a connection failed, from PHP's warnings: OpenSSL's reason (e.g. "certificate verify
+     * failed") rather than its "operation failed".
+     *
+     * @param list<string> $warnings
+     */
+    private static function connectFailure(array $warnings, string $errstr): string
+    {
+        foreach ($warnings as $w) {
+            if (preg_match('/error:[0-9A-Fa-f]+:[^:]*:[^:]*:([^\n]+)/', $w, $m) === 1) {
+                return 'TLS: ' . $m[1];
+            }
+        }
+        foreach ($warnings as $w) {
+            if (preg_match('/(certificate|peer|SSL|TLS|crypto)/i', $w) === 1) {
+                return preg_replace('/^.*?: /', '', $w) ?? $w;
+            }
+        }
+        if ($errstr !== '') {
+            return $errstr;
+        }
+        return $warnings === [] ? 'no connection' : (preg_replace('/^.*?: /', '', end($warnings)) ?? 'no connection');
     }
 
     /**
@@ -172,7 +367,7 @@ final class Prebind
         $offered = [];
         $mechanisms = self::child($features, '{' . self::NS_SASL . '}mechanisms');
         foreach ($mechanisms['children'] ?? [] as $m) {
-            if ($m['tag'] === '{' . self::NS_SASL . '}mechanism') {
+            if ($m['tag'] === '{' . self::NS_SASL . '}mechanism' && $m['children'] === []) { // its text alone: SASL-<x/>HMAC names none
                 $offered[] = $m['text'];
             }
         }
@@ -371,7 +566,17 @@ final class Prebind
     // -----------------------------------------------------------------------------------------
     // A small XML reader for BOSH answers: elements, attributes, text, CDATA and namespaces. It
     // refuses a DOCTYPE (no entity is ever defined or expanded), comments, processing instructions
-    // other than the XML declaration and nesting over 32 deep; PHP's XML extensions are not needed.
+    // other than the XML declaration (which must say UTF-8, if anything), characters outside XML's
+    // Char, a duplicate attribute, an undeclared prefix (xmlns:p=''), and more than the caps below;
+    // PHP's XML extensions are not needed. It runs in time linear in the answer: an element's
+    // namespace scope links to its parent's, and only an element that declares one has its own.
+
+    // Caps per answer: Prosody's answers during a prebind hold a few dozen elements; these bound
+    // the reader's work and memory for an answer that is no BOSH answer.
+    private const XML_MAX_DEPTH = 32;
+    private const XML_MAX_ELEMENTS = 4096;
+    private const XML_MAX_ATTRIBUTES = 8192; // namespace declarations included
+    private const XML_MAX_XMLNS = 1024;
 
     /**
      * @return array{tag: string, attrs: array<string, string>, children: list<array<mixed>>, text: string}
@@ -380,23 +585,27 @@ final class Prebind
      */
     public static function parse(string $text): array
     {
-        if (preg_match('//u', $text) !== 1) {
-            throw new \UnexpectedValueException('not UTF-8');
+        // valid UTF-8 (no encoded surrogate) of XML 1.0's Char only
+        if (preg_match('/[^\x{9}\x{A}\x{D}\x{20}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}]/u', $text) !== 0) {
+            throw new \UnexpectedValueException('not UTF-8 XML characters');
         }
         $i = str_starts_with($text, "\u{FEFF}") ? 3 : 0;
         $i += strspn($text, " \t\r\n", $i);
         if (substr($text, $i, 5) === '<?xml') {
-            $end = strpos($text, '?>', $i);
-            if ($end === false) {
+            $decl = '/\G<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*([\'"])1\.[0-9]+\1'
+                . '(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*([\'"])[Uu][Tt][Ff]-8\2)?'
+                . '(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*([\'"])(?:yes|no)\3)?[ \t\r\n]*\?>/';
+            if (preg_match($decl, $text, $m, 0, $i) !== 1) {
                 throw new \UnexpectedValueException('not XML');
             }
-            $i = $end + 2;
+            $i += strlen($m[0]);
             $i += strspn($text, " \t\r\n", $i);
         }
         if (($text[$i] ?? '') !== '<' || in_array($text[$i + 1] ?? '', ['!', '?'], true)) {
             throw new \UnexpectedValueException('not XML');
         }
-        $root = self::element($text, $i, [], 0);
+        $count = ['elements' => 0, 'attributes' => 0, 'xmlns' => 0];
+        $root = self::element($text, $i, null, 0, $count);
         $i += strspn($text, " \t\r\n", $i);
         if ($i !== strlen($text)) {
             throw new \UnexpectedValueException('not XML');
@@ -405,18 +614,21 @@ final class Prebind
     }
 
     /**
-     * @param array<string, string> $scope
+     * @param array{decls: array<string, string>, parent: array<mixed>|null}|null $parentScope
+     * @param array{elements: int, attributes: int, xmlns: int} $count
      *
      * @return array{tag: string, attrs: array<string, string>, children: list<array<mixed>>, text: string}
      */
-    private static function element(string $text, int &$i, array $scope, int $depth): array
+    private static function element(string $text, int &$i, ?array $parentScope, int $depth, array &$count): array
     {
-        if ($depth > 32) {
-            throw new \UnexpectedValueException('too deep');
+        if ($depth > self::XML_MAX_DEPTH || ++$count['elements'] > self::XML_MAX_ELEMENTS) {
+            throw new \UnexpectedValueException('too deep or too many elements');
         }
         $i++; // "<"
         $qname = self::name($text, $i);
         $raw = [];
+        $decls = null;
+        $names = [];
         for (;;) {
             $before = $i;
             $i += strspn($text, " \t\r\n", $i);
@@ -427,6 +639,10 @@ final class Prebind
                 throw new \UnexpectedValueException('not XML');
             }
             $key = self::name($text, $i);
+            if (isset($names[$key]) || ++$count['attributes'] > self::XML_MAX_ATTRIBUTES) {
+                throw new \UnexpectedValueException('a duplicate attribute, or too many');
+            }
+            $names[$key] = true;
             $i += strspn($text, " \t\r\n", $i);
             if (($text[$i] ?? '') !== '=') {
                 throw new \UnexpectedValueException('not XML');
@@ -442,21 +658,26 @@ final class Prebind
             if (str_contains($value, '<')) {
                 throw new \UnexpectedValueException('not XML');
             }
-            $raw[] = [$key, self::decode($value)];
             $i = $end + 1;
-        }
-        foreach ($raw as [$key, $value]) {
-            if ($key === 'xmlns') {
-                $scope[''] = $value;
-            } elseif (str_starts_with($key, 'xmlns:')) {
-                $scope[substr($key, 6)] = $value;
+            if ($key === 'xmlns' || str_starts_with($key, 'xmlns:')) {
+                $prefix = $key === 'xmlns' ? '' : substr($key, 6);
+                $ns = self::decode($value);
+                if (($prefix !== '' && $ns === '') || $prefix === 'xml' || $prefix === 'xmlns' || ++$count['xmlns'] > self::XML_MAX_XMLNS) {
+                    throw new \UnexpectedValueException('an undeclared prefix, a reserved one, or too many declarations');
+                }
+                $decls[$prefix] = $ns;
+            } else {
+                $raw[] = [$key, self::decode($value)];
             }
         }
+        $scope = $decls === null ? $parentScope : ['decls' => $decls, 'parent' => $parentScope];
         $el = ['tag' => self::resolve($qname, $scope, false), 'attrs' => [], 'children' => [], 'text' => ''];
         foreach ($raw as [$key, $value]) {
-            if ($key !== 'xmlns' && !str_starts_with($key, 'xmlns:')) {
-                $el['attrs'][self::resolve($key, $scope, true)] = $value;
+            $expanded = self::resolve($key, $scope, true);
+            if (array_key_exists($expanded, $el['attrs'])) { // a:x and b:x bound to one namespace
+                throw new \UnexpectedValueException('a duplicate attribute');
             }
+            $el['attrs'][$expanded] = $value;
         }
         if (substr($text, $i, 2) === '/>') {
             $i += 2;
@@ -492,7 +713,7 @@ final class Prebind
             } elseif (in_array($text[$i + 1] ?? '', ['!', '?'], true)) {
                 throw new \UnexpectedValueException('a DOCTYPE, comment or processing instruction');
             } else {
-                $el['children'][] = self::element($text, $i, $scope, $depth + 1);
+                $el['children'][] = self::element($text, $i, $scope, $depth + 1, $count);
             }
         }
     }
@@ -506,15 +727,30 @@ final class Prebind
         return $m[0];
     }
 
-    /** @param array<string, string> $scope */
-    private static function resolve(string $qname, array $scope, bool $isAttr): string
+    /**
+     * The namespace $prefix is bound to, walking at most XML_MAX_DEPTH + 1 links up.
+     *
+     * @param array{decls: array<string, string>, parent: array<mixed>|null}|null $scope
+     */
+    private static function lookup(?array $scope, string $prefix): ?string
+    {
+        for (; $scope !== null; $scope = $scope['parent']) {
+            if (isset($scope['decls'][$prefix])) {
+                return $scope['decls'][$prefix];
+            }
+        }
+        return null;
+    }
+
+    /** @param array{decls: array<string, string>, parent: array<mixed>|null}|null $scope */
+    private static function resolve(string $qname, ?array $scope, bool $isAttr): string
     {
         $colon = strpos($qname, ':');
         if ($colon === false) {
-            return $isAttr ? $qname : '{' . ($scope[''] ?? '') . '}' . $qname;
+            return $isAttr ? $qname : '{' . (self::lookup($scope, '') ?? '') . '}' . $qname;
         }
         $prefix = substr($qname, 0, $colon);
-        $ns = $prefix === 'xml' ? self::NS_XML : ($scope[$prefix] ?? null);
+        $ns = $prefix === 'xml' ? self::NS_XML : self::lookup($scope, $prefix);
         if ($ns === null) {
             throw new \UnexpectedValueException('an unbound prefix');
         }
@@ -547,7 +783,8 @@ final class Prebind
             }
             if (preg_match('/\A#(?:x([0-9A-Fa-f]{1,6})|([0-9]{1,7}))\z/', $m[1], $n) === 1) {
                 $code = ($n[1] ?? '') !== '' ? (int) hexdec($n[1]) : (int) $n[2];
-                if ($code >= 1 && $code <= 0x10FFFF && ($code < 0xD800 || $code > 0xDFFF)) {
+                if ($code === 0x9 || $code === 0xA || $code === 0xD || ($code >= 0x20 && $code <= 0xD7FF)
+                    || ($code >= 0xE000 && $code <= 0xFFFD) || ($code >= 0x10000 && $code <= 0x10FFFF)) { // XML's Char
                     return self::utf8($code);
                 }
             }

@@ -385,17 +385,20 @@ final class Token
      * One tried before in the same request (or CLI run) is refused before anything is sent; PHP
      * keeps nothing between requests, so never pass a token that was used anywhere else.
      *
-     * @param string $boshUrl Prosody's BOSH endpoint itself (http://127.0.0.1:5280/http-bind, or
-     *                        https:// with a verified certificate), not the proxy browsers reach;
-     *                        no proxy, no redirect
+     * @param string $boshUrl Prosody's BOSH endpoint itself (http://127.0.0.1:5280/http-bind, a
+     *                        loopback host, or https:// with a verified certificate), not the proxy
+     *                        browsers reach; no proxy, no redirect
      * @param string $jid     the bare JID the token was minted for (as for mint())
      * @param string $token   a token from mint()
-     * @param array{timeout?: int|float|null, resource?: ?string, prepared?: ?bool, transport?: ?callable} $options
+     * @param array{timeout?: int|float|null, resource?: ?string, prepared?: ?bool, transport?: ?callable, insecure_http?: ?bool} $options
      *                        'timeout': seconds the whole login may take, over 0 and at most 600
      *                        (default 10); 'resource': the resource to ask for (by default Prosody
-     *                        picks one); 'prepared' as for mint(); 'transport': FOR TESTS, or
-     *                        another HTTP client: fn(string $body, float $secondsLeft): [int $status,
-     *                        string $answer], throwing when there is no answer
+     *                        picks one); 'prepared' as for mint(); 'insecure_http': allow an
+     *                        http:// URL whose host is not loopback (127.0.0.0/8, ::1, localhost),
+     *                        refused by default as nothing authenticates the BOSH session on the
+     *                        way; 'transport': FOR TESTS, or another HTTP client: fn(string $body,
+     *                        float $secondsLeft): [int $status, string $answer], throwing when
+     *                        there is no answer
      *
      * @return array{jid: string, sid: string, rid: int} the bound full JID, the session id, the next request id
      *
@@ -409,8 +412,8 @@ final class Token
         array $options = [],
     ): array {
         foreach (array_keys($options) as $name) {
-            if (!in_array($name, ['timeout', 'resource', 'prepared', 'transport'], true)) {
-                throw new TokenError(TokenError::SETTINGS, 'an unknown option was given (known: timeout, resource, prepared, transport)');
+            if (!in_array($name, ['timeout', 'resource', 'prepared', 'transport', 'insecure_http'], true)) {
+                throw new TokenError(TokenError::SETTINGS, 'an unknown option was given (known: timeout, resource, prepared, transport, insecure_http)');
             }
         }
         $timeout = $options['timeout'] ?? 10;
@@ -427,9 +430,23 @@ final class Token
             || preg_match('//u', $resource) !== 1)) {
             throw new TokenError(TokenError::SETTINGS, "option 'resource' must be a non-empty UTF-8 string without control characters");
         }
+        $insecureHttp = $options['insecure_http'] ?? false;
+        if (!is_bool($insecureHttp)) {
+            throw new TokenError(TokenError::SETTINGS, "option 'insecure_http' must be a bool");
+        }
+        $target = self::prebindTarget($boshUrl);
+        // nothing authenticates the BOSH session itself (the proof covers the SASL exchange, not the
+        // sid or the bind): on a network path an attacker could relay the login and hand back another
+        // session
+        if ($target['scheme'] === 'http' && !self::isLoopback($target['host']) && !$insecureHttp) {
+            throw new TokenError(
+                TokenError::SETTINGS,
+                "an http:// URL must name a loopback host (127.0.0.0/8, ::1, localhost): use https://, or 'insecure_http' => true",
+            );
+        }
         $transport = $options['transport'] ?? null;
         if ($transport === null) {
-            $transport = Prebind::http($boshUrl, self::signoutTarget($boshUrl));
+            $transport = Prebind::http($target);
         } elseif (!is_callable($transport)) {
             throw new TokenError(TokenError::SETTINGS, "option 'transport' must be callable");
         }
@@ -439,6 +456,34 @@ final class Token
         }
         Prebind::once($m[1]);
         return Prebind::run($transport, (float) $timeout, $bare, $m[1], $s, $resource);
+    }
+
+    /**
+     * The parts of an http:// or https:// URL a request needs.
+     *
+     * @return array{scheme: string, host: string, port: int, path: string}
+     */
+    private static function prebindTarget(string $url): array
+    {
+        self::signoutTarget($url);
+        $parts = (array) parse_url($url);
+        $scheme = strtolower((string) $parts['scheme']);
+        $host = strtolower((string) $parts['host']);
+        $path = (string) ($parts['path'] ?? '/');
+        $path = ($path === '' ? '/' : $path) . (isset($parts['query']) ? '?' . $parts['query'] : '');
+        if (preg_match('/\A[!-~]+\z/', $host . $path) !== 1 || isset($parts['user']) || isset($parts['pass'])) {
+            throw new TokenError(TokenError::SETTINGS, 'the URL must be printable ASCII, without user or password');
+        }
+        return ['scheme' => $scheme, 'host' => $host, 'port' => (int) ($parts['port'] ?? ($scheme === 'https' ? 443 : 80)), 'path' => $path];
+    }
+
+    /** Whether a URL's host is a loopback address: 127.0.0.0/8, ::1 or localhost. */
+    private static function isLoopback(string $host): bool
+    {
+        if ($host === 'localhost' || $host === '[::1]') {
+            return true;
+        }
+        return preg_match('/\A127\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(?1)){2}\z/', $host) === 1;
     }
 
     /** "host:port" of an http:// or https:// URL. */

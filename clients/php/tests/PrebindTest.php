@@ -209,14 +209,14 @@ final class PrebindTest extends TestCase
         $c['script'] = [$c['script'][0], ['payload' => '(any)'] + $c['script'][1]];
         $server = new ScriptedServer($c, self::vectors()['sid']);
         try {
-            Token::prebind('http://x/', $c['jid'], $c['token'], ['transport' => $server]);
+            Token::prebind('http://127.0.0.1:1/http-bind', $c['jid'], $c['token'], ['transport' => $server]);
             self::fail('no error');
         } catch (PrebindError $e) {
             self::assertStringContainsString('script expects auth', (string) $server->broken);
         }
         $again = new ScriptedServer($c, self::vectors()['sid']);
         try {
-            Token::prebind('http://x/', $c['jid'], $c['token'], ['transport' => $again]);
+            Token::prebind('http://127.0.0.1:1/http-bind', $c['jid'], $c['token'], ['transport' => $again]);
             self::fail('no error');
         } catch (TokenError $e) {
             self::assertSame('token', $e->kind);
@@ -245,7 +245,7 @@ final class PrebindTest extends TestCase
         ];
         foreach ($cases as [$jid, $token, $options, $kind]) {
             try {
-                Token::prebind('http://x/', $jid, $token, $options + ['transport' => $server]);
+                Token::prebind('http://127.0.0.1:1/http-bind', $jid, $token, $options + ['transport' => $server]);
                 self::fail("no error for $jid $token");
             } catch (TokenError $e) {
                 self::assertSame($kind, $e->kind, "$jid $token " . json_encode($options));
@@ -260,7 +260,7 @@ final class PrebindTest extends TestCase
         self::assertSame([], $server->sent);
     }
 
-    public function testTheTimeoutBoundsEveryRequestAndTheWait(): void
+    public function testTheTimeoutIsPassedToEveryRequestAndBoundsTheWait(): void
     {
         $c = self::genuine();
         $lefts = [];
@@ -269,14 +269,13 @@ final class PrebindTest extends TestCase
             $lefts[] = $left;
             preg_match("/\\swait='(\\d+)'/", $data, $m);
             $waits[] = $m[1] ?? null;
-            throw new \RuntimeException('timed out at 127.0.0.1:1');
+            throw new \RuntimeException('no answer');
         };
         try {
-            Token::prebind('http://x/', $c['jid'], self::fresh(4), ['transport' => $slow, 'timeout' => 2.5]);
+            Token::prebind('http://127.0.0.1:1/http-bind', $c['jid'], self::fresh(4), ['transport' => $slow, 'timeout' => 2.5]);
             self::fail('no error');
         } catch (PrebindError $e) {
-            self::assertSame('transport', $e->kind);
-            self::assertStringContainsString('timed out', $e->getMessage());
+            self::assertSame('transport', $e->kind); // a real server's timeout: testATrickleEndsAtTheTimeout
         }
         self::assertCount(1, $lefts);
         self::assertTrue($lefts[0] > 2.4 && $lefts[0] <= 2.5);
@@ -297,7 +296,7 @@ final class PrebindTest extends TestCase
             return $clock;
         });
         try {
-            Token::prebind('http://x/', $c['jid'], self::fresh(5), ['transport' => $slow, 'timeout' => 7]);
+            Token::prebind('http://127.0.0.1:1/http-bind', $c['jid'], self::fresh(5), ['transport' => $slow, 'timeout' => 7]);
             self::fail('no error');
         } catch (PrebindError $e) {
             self::assertSame('transport', $e->kind);
@@ -323,6 +322,24 @@ final class PrebindTest extends TestCase
             str_repeat('<b>', 40) . str_repeat('</b>', 40),
             "<b a='<'/>",
             "<b>\xff</b>",
+            "<b>\xed\xa0\x80</b>", // an encoded surrogate
+            '<b>&constructor;</b>',
+            "<b a='1' a='2'/>",
+            "<b xmlns:p='u' xmlns:p='v'/>",
+            "<b xmlns:p='u' xmlns:q='u' p:a='1' q:a='2'/>", // one expanded name twice
+            "<b xmlns:p=''/>",
+            "<b xmlns:xmlns='u'/>",
+            "<b xmlns:xml='u'/>",
+            '<b>&#1;</b>',
+            '<b>&#xFFFE;</b>',
+            "<b>\x01</b>",
+            "<b>\u{FFFF}</b>",
+            '<?xml <!DOCTYPE x> ?><b/>',
+            "<?xml version='1.0' encoding='utf-16'?><b/>",
+            "<?xml version='1.0' encoding='ISO-8859-1'?><b/>",
+            '<b>' . str_repeat('<c/>', 4096) . '</b>',
+            '<b' . implode('', array_map(static fn (int $k): string => " xmlns:p$k='u'", range(1, 1025))) . '/>',
+            '<b>' . str_repeat("<c a='1' b='2' d='3'/>", 2800) . '</b>',
         ] as $text) {
             try {
                 \ProsodyHmacToken\Prebind::parse($text);
@@ -331,10 +348,269 @@ final class PrebindTest extends TestCase
                 self::addToAssertionCount(1);
             }
         }
-        $el = \ProsodyHmacToken\Prebind::parse("<?xml version='1.0'?><a xmlns='u:a' xmlns:p='u:p' p:x='1&amp;2' y=\"&#x41;\"><p:b>t<![CDATA[<c>]]>&#233;</p:b></a>");
+        $el = \ProsodyHmacToken\Prebind::parse("<?xml version=\"1.0\" encoding='UTF-8' standalone='yes' ?><a xmlns='u:a' xmlns:p='u:p' p:x='1&amp;2' y=\"&#x41;\"><p:b>t<![CDATA[<c>]]>&#233;</p:b></a>");
         self::assertSame('{u:a}a', $el['tag']);
         self::assertSame(['{u:p}x' => '1&2', 'y' => 'A'], $el['attrs']);
         self::assertSame('{u:p}b', $el['children'][0]['tag']);
         self::assertSame("t<c>\u{e9}", $el['children'][0]['text']);
+    }
+
+    public function testAMechanismsNameIsItsTextAlone(): void
+    {
+        $answer = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'><features xmlns='http://etherx.jabber.org/streams'>"
+            . "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>SASL-<x/>HMAC</mechanism></mechanisms></features></body>";
+        $sent = 0;
+        try {
+            Token::prebind('http://127.0.0.1:1/http-bind', self::genuine()['jid'], self::fresh(300), ['transport' => static function () use (&$sent, $answer): array {
+                $sent++;
+                return [200, $answer];
+            }]);
+            self::fail('no error');
+        } catch (PrebindError $e) {
+            self::assertSame('unproven', $e->kind, $e->getMessage());
+        }
+        self::assertSame(1, $sent);
+    }
+
+    public function testTheReaderRunsInLinearTimeAndCapsAnAnswer(): void
+    {
+        $n = 310;
+        // the review's answers: N xmlns:pK declarations on <body>, M children declaring xmlns=''
+        foreach ([[5000, 10000], [20000, 30000], [1000, 4000]] as [$nd, $nk]) {
+            $decl = '';
+            for ($k = 0; $k < $nd; $k++) {
+                $decl .= " xmlns:p$k='u$k'";
+            }
+            $doc = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'$decl><f>" . str_repeat("<a xmlns=''/>", $nk) . '</f></body>';
+            $t = hrtime(true);
+            try {
+                Token::prebind('http://127.0.0.1:1/http-bind', self::genuine()['jid'], self::fresh($n++), ['timeout' => 60, 'transport' => static fn (): array => [200, $doc]]);
+                self::fail('no error');
+            } catch (PrebindError $e) {
+                self::assertSame('transport', $e->kind, $e->getMessage());
+            }
+            self::assertLessThan(1.0, (hrtime(true) - $t) / 1e9, "$nd $nk");
+        }
+        // just within the caps: 511 declarations on <body>, 4090 children of which 511 declare, read
+        // (no transport error)
+        $decl = '';
+        for ($k = 0; $k < 511; $k++) {
+            $decl .= " xmlns:p$k='u$k'";
+        }
+        $doc = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'$decl><f>" . str_repeat("<a xmlns=''/>", 511) . str_repeat('<a/>', 3579) . '</f></body>';
+        $t = hrtime(true);
+        try {
+            Token::prebind('http://127.0.0.1:1/http-bind', self::genuine()['jid'], self::fresh($n++), ['timeout' => 60, 'transport' => static fn (): array => [200, $doc]]);
+            self::fail('no error');
+        } catch (PrebindError $e) {
+            self::assertSame('unproven', $e->kind, $e->getMessage());
+        }
+        self::assertLessThan(0.6, (hrtime(true) - $t) / 1e9);
+    }
+
+    public function testHttpIsRefusedUnlessTheHostIsLoopbackOrInsecureHttpIsSet(): void
+    {
+        $sent = 0;
+        $transport = static function () use (&$sent): array {
+            $sent++;
+            throw new \RuntimeException('connection refused');
+        };
+        $n = 330;
+        foreach (['http://10.0.0.5/http-bind', 'http://example.org:5280/http-bind', 'http://127.0.0.1.example.org/', 'http://[::2]/',
+            'http://localhost.example/', 'http://127.256.0.1/', 'http://127.0.0.01/'] as $url) {
+            try {
+                Token::prebind($url, self::genuine()['jid'], self::fresh($n++), ['transport' => $transport]);
+                self::fail("no error for $url");
+            } catch (TokenError $e) {
+                self::assertSame('settings', $e->kind, $url);
+                self::assertStringContainsString('insecure_http', $e->getMessage());
+            }
+        }
+        foreach (['http://u:p@127.0.0.1/http-bind', "http://127.0.0.1/http bind", "http://127.0.0.1/\u{e9}"] as $url) {
+            try {
+                Token::prebind($url, self::genuine()['jid'], self::fresh($n++), ['transport' => $transport]);
+                self::fail("no error for $url");
+            } catch (TokenError $e) {
+                self::assertSame('settings', $e->kind, $url);
+            }
+        }
+        try {
+            Token::prebind('https://10.0.0.5/', self::genuine()['jid'], self::fresh($n++), ['transport' => $transport, 'insecure_http' => 1]);
+            self::fail('no error');
+        } catch (TokenError $e) {
+            self::assertSame('settings', $e->kind);
+        }
+        self::assertSame(0, $sent);
+        $allowed = [
+            ['http://127.0.0.1:5280/http-bind', []], ['http://127.9.8.7/', []], ['http://[::1]:5280/', []], ['http://LocalHost/', []],
+            ['https://10.0.0.5/http-bind', []], ['http://10.0.0.5/http-bind', ['insecure_http' => true]],
+        ];
+        foreach ($allowed as [$url, $options]) {
+            try {
+                Token::prebind($url, self::genuine()['jid'], self::fresh($n++), ['transport' => $transport] + $options);
+                self::fail('no error');
+            } catch (PrebindError $e) {
+                self::assertSame('transport', $e->kind, $url);
+            }
+        }
+        self::assertSame(count($allowed), $sent);
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The default transport against real local servers (tests/prebind-http-server.php)
+
+    /** @var resource|null */
+    private $server = null;
+    private string $log = '';
+
+    /** Starts the server in $mode; returns its port. */
+    private function startServer(string $mode, string $arg = ''): int
+    {
+        $this->log = sys_get_temp_dir() . '/prebind-test-' . bin2hex(random_bytes(6));
+        touch($this->log);
+        $cmd = [PHP_BINARY, '-n', __DIR__ . '/prebind-http-server.php', $mode, $arg, $this->log];
+        $this->server = proc_open($cmd, [0 => ['pipe', 'r'], 1 => ['pipe', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes);
+        self::assertIsResource($this->server);
+        $port = (int) fgets($pipes[1]);
+        self::assertGreaterThan(0, $port, 'the server did not start');
+        return $port;
+    }
+
+    protected function tearDown(): void
+    {
+        if ($this->server !== null) {
+            proc_terminate($this->server);
+            proc_close($this->server);
+            $this->server = null;
+        }
+        if ($this->log !== '' && is_file($this->log)) {
+            unlink($this->log);
+        }
+    }
+
+    /** prebind() through the default transport; returns the error and the seconds it took. */
+    private static function viaHttp(string $url, int $n, float $timeout = 1.0): array
+    {
+        $t = hrtime(true);
+        try {
+            Token::prebind($url, self::genuine()['jid'], self::fresh($n), ['timeout' => $timeout]);
+            self::fail('no error');
+        } catch (PrebindError $e) {
+            return [$e, (hrtime(true) - $t) / 1e9];
+        }
+    }
+
+    public function testATrickleEndsAtTheTimeout(): void
+    {
+        foreach (['trickle' => 400, 'trickle-body' => 401] as $mode => $n) {
+            $port = $this->startServer($mode);
+            [$e, $took] = self::viaHttp("http://127.0.0.1:$port/http-bind", $n);
+            self::assertSame('transport', $e->kind);
+            self::assertStringContainsString("timed out at 127.0.0.1:$port", $e->getMessage());
+            self::assertTrue($took >= 0.95 && $took < 1.5, "$mode: $took s");
+            $this->tearDown();
+        }
+    }
+
+    public function testAHeaderFloodIsATransportError(): void
+    {
+        $port = $this->startServer('flood');
+        [$e, $took] = self::viaHttp("http://127.0.0.1:$port/http-bind", 410, 5.0);
+        self::assertSame('transport', $e->kind);
+        self::assertStringContainsString('headers are over', $e->getMessage());
+        self::assertLessThan(2.0, $took);
+    }
+
+    public function testAnAnswerOverTheCapIsATransportError(): void
+    {
+        $port = $this->startServer('huge');
+        [$e] = self::viaHttp("http://127.0.0.1:$port/http-bind", 411, 5.0);
+        self::assertSame('transport', $e->kind);
+        self::assertStringContainsString('over 1048576 bytes', $e->getMessage());
+    }
+
+    public function testTheAnswerIsReadByLengthChunksOrToTheEnd(): void
+    {
+        $answer = "<body xmlns='http://jabber.org/protocol/httpbind' type='terminate' condition='remote-stream-error'/>";
+        foreach (['length' => 420, 'chunked' => 421, 'close' => 422] as $mode => $n) {
+            $port = $this->startServer($mode, $answer);
+            [$e, $took] = self::viaHttp("http://127.0.0.1:$port/http-bind?x=1", $n, 5.0);
+            self::assertSame('transport', $e->kind);
+            self::assertStringContainsString('terminated the BOSH session (remote-stream-error)', $e->getMessage(), $mode);
+            self::assertLessThan(1.0, $took, "$mode: it waited for the end of the connection");
+            $head = (string) file_get_contents($this->log);
+            self::assertStringStartsWith("POST /http-bind?x=1 HTTP/1.1\r\nHost: 127.0.0.1:$port\r\n", $head);
+            self::assertStringContainsString("\r\nConnection: close", $head);
+            self::assertMatchesRegularExpression('/\r\nContent-Length: [1-9][0-9]*(\r\n|\n)/', $head);
+            $this->tearDown();
+        }
+    }
+
+    public function testAnAnswerOutOfHttpIsATransportError(): void
+    {
+        $ok = "HTTP/1.1 200 OK\r\n";
+        $cases = [
+            [$ok . implode('', array_map(static fn (int $k): string => "X-$k: v\r\n", range(1, 65))) . "\r\n", 'over 64 header lines'],
+            ["HTTP/2 200\r\nContent-Length: 0\r\n\r\n", 'not HTTP/1.x'],
+            ["HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", 'not HTTP/1.x'],
+            [$ok . "Content-Length: 0\r\n folded\r\n\r\n", 'a malformed header line'],
+            [$ok . "Content-Length 0\r\n\r\n", 'a malformed header line'],
+            [$ok . "Content-Length: 1x\r\n\r\n", 'a malformed Content-Length'],
+            [$ok . "Content-Length: -1\r\n\r\n", 'a malformed Content-Length'],
+            [$ok . "Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", 'a malformed Content-Length'],
+            [$ok . "Transfer-Encoding: gzip, chunked\r\n\r\n", 'a transfer coding other than chunked'],
+            [$ok . "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 'a transfer coding other than chunked'],
+            [$ok . "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", 'both Content-Length and chunked'],
+            [$ok . "Content-Length: 500\r\n\r\n<body/>", 'closed in the body'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", 'closed in the body'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", 'a malformed chunk'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\n3\r\nabcXY3\r\nabc\r\n0\r\n\r\n", 'a malformed chunk'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\n" . str_repeat('1', 2000), 'a malformed chunk'],
+            [$ok . "Transfer-Encoding: chunked\r\n\r\nFFFFFF\r\nabc", 'an answer over 1048576 bytes'],
+            [$ok . "Content-Length: 1048577\r\n\r\n", 'an answer over 1048576 bytes'],
+            [$ok . 'X: y' . "\r\n", 'closed in the headers'],
+            ["HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n", 'answered HTTP 302'],
+        ];
+        foreach ($cases as $k => [$raw, $why]) {
+            $port = $this->startServer('raw', $raw);
+            [$e] = self::viaHttp("http://127.0.0.1:$port/http-bind", 440 + $k, 5.0);
+            self::assertSame('transport', $e->kind);
+            self::assertStringContainsString($why, $e->getMessage(), "case $k");
+            $this->tearDown();
+        }
+    }
+
+    public function testTlsIsVerifiedAndItsFailureSaysWhy(): void
+    {
+        if (!extension_loaded('openssl')) {
+            self::markTestSkipped('no openssl extension');
+        }
+        $key = openssl_pkey_new(['private_key_bits' => 2048, 'private_key_type' => OPENSSL_KEYTYPE_RSA]);
+        self::assertNotFalse($key);
+        $config = sys_get_temp_dir() . '/prebind-test-' . bin2hex(random_bytes(6)) . '.cnf';
+        file_put_contents($config, "[req]\ndistinguished_name=dn\n[dn]\n[san]\nsubjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:TRUE\n");
+        $csr = openssl_csr_new(['commonName' => '127.0.0.1'], $key, ['config' => $config, 'digest_alg' => 'sha256']);
+        $cert = openssl_csr_sign($csr, null, $key, 1, ['config' => $config, 'x509_extensions' => 'san', 'digest_alg' => 'sha256']);
+        unlink($config);
+        openssl_x509_export($cert, $certPem);
+        openssl_pkey_export($key, $keyPem);
+        $pem = sys_get_temp_dir() . '/prebind-test-' . bin2hex(random_bytes(6)) . '.pem';
+        file_put_contents($pem, $certPem . $keyPem);
+        $ca = getenv('SSL_CERT_FILE');
+        try {
+            $port = $this->startServer('tls', $pem);
+            [$e] = self::viaHttp("https://127.0.0.1:$port/http-bind", 430, 5.0); // an unknown issuer
+            self::assertSame('transport', $e->kind);
+            self::assertStringContainsString('certificate verify failed', $e->getMessage());
+            putenv("SSL_CERT_FILE=$pem"); // OpenSSL's default trust store, read at each verification
+            [$e] = self::viaHttp("https://127.0.0.1:$port/http-bind", 431, 5.0);
+            self::assertStringContainsString('terminated the BOSH session', $e->getMessage()); // trusted, and read
+            [$e] = self::viaHttp("https://localhost:$port/http-bind", 432, 5.0); // not the certificate's name
+            self::assertSame('transport', $e->kind);
+            self::assertStringNotContainsString('terminated the BOSH session', $e->getMessage());
+        } finally {
+            putenv($ca === false ? 'SSL_CERT_FILE' : "SSL_CERT_FILE=$ca");
+            unlink($pem);
+        }
     }
 }
