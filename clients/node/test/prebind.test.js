@@ -260,6 +260,9 @@ test("the default transport refuses invalid UTF-8 from a real server", async () 
   assert.equal(requests, 1);
 });
 
+// this process's CPU time in ms (user and system): what the reader costs, whatever else the machine runs
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+
 test("the XML reader runs in linear time and caps an answer (many declarations, many children)", async () => {
   const tok = (n) => fresh(400 + n);
   let n = 0;
@@ -267,23 +270,23 @@ test("the XML reader runs in linear time and caps an answer (many declarations, 
   for (const [nDecl, nKids, kidTag] of [[5000, 20000, "<a/>"], [20000, 60000, "<a/>"], [40000, 100000, "<a/>"], [100, 30000, "<a xmlns=''/>"]]) {
     const decl = Array.from({ length: nDecl }, (_, k) => ` xmlns:p${k}='u${k}'`).join("");
     const doc = `<body xmlns='http://jabber.org/protocol/httpbind' sid='s'${decl}><f>${kidTag.repeat(nKids)}</f></body>`;
-    const t = performance.now();
+    const t = cpuMs();
     await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, tok(n++), { timeout: 60000, transport: async () => ({ status: 200, body: doc }) }), (e) => {
       assert.ok(e instanceof PrebindError && e.kind === "transport", String(e));
       return true;
     });
-    assert.ok(performance.now() - t < 1000, `${nDecl} ${nKids}: ${performance.now() - t} ms`);
+    assert.ok(cpuMs() - t < 1000, `${nDecl} ${nKids}: ${cpuMs() - t} ms of CPU`);
   }
   // just within the caps: 1020 declarations and 4090 children, read (no transport error); a scope
   // copied per element costs 4 million entries, over a second here, the linked one about 0.1 s
   const decl = Array.from({ length: 1020 }, (_, k) => ` xmlns:p${k}='u${k}'`).join("");
   const doc = `<body xmlns='http://jabber.org/protocol/httpbind' sid='s'${decl}><f>${"<a/>".repeat(4090)}</f></body>`;
-  const t = performance.now();
+  const t = cpuMs();
   await assert.rejects(prebind("http://127.0.0.1:1/http-bind", genuine().jid, tok(n++), { timeout: 60000, transport: async () => ({ status: 200, body: doc }) }), (e) => {
     assert.ok(e instanceof PrebindError && e.kind === "unproven" && /offers: none/.test(e.message), String(e));
     return true;
   });
-  assert.ok(performance.now() - t < 600, `${performance.now() - t} ms`);
+  assert.ok(cpuMs() - t < 600, `${cpuMs() - t} ms of CPU`);
 });
 
 test("a mechanism's name is its text alone", async () => {

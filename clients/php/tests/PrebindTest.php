@@ -382,14 +382,14 @@ final class PrebindTest extends TestCase
                 $decl .= " xmlns:p$k='u$k'";
             }
             $doc = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'$decl><f>" . str_repeat("<a xmlns=''/>", $nk) . '</f></body>';
-            $t = hrtime(true);
+            $t = self::cpuSeconds();
             try {
                 Token::prebind('http://127.0.0.1:1/http-bind', self::genuine()['jid'], self::fresh($n++), ['timeout' => 60, 'transport' => static fn (): array => [200, $doc]]);
                 self::fail('no error');
             } catch (PrebindError $e) {
                 self::assertSame('transport', $e->kind, $e->getMessage());
             }
-            self::assertLessThan(1.0, (hrtime(true) - $t) / 1e9, "$nd $nk");
+            self::assertLessThan(1.0, self::cpuSeconds() - $t, "$nd $nk");
         }
         // just within the caps: 511 declarations on <body>, 4090 children of which 511 declare, read
         // (no transport error)
@@ -398,14 +398,21 @@ final class PrebindTest extends TestCase
             $decl .= " xmlns:p$k='u$k'";
         }
         $doc = "<body xmlns='http://jabber.org/protocol/httpbind' sid='s'$decl><f>" . str_repeat("<a xmlns=''/>", 511) . str_repeat('<a/>', 3579) . '</f></body>';
-        $t = hrtime(true);
+        $t = self::cpuSeconds();
         try {
             Token::prebind('http://127.0.0.1:1/http-bind', self::genuine()['jid'], self::fresh($n++), ['timeout' => 60, 'transport' => static fn (): array => [200, $doc]]);
             self::fail('no error');
         } catch (PrebindError $e) {
             self::assertSame('unproven', $e->kind, $e->getMessage());
         }
-        self::assertLessThan(0.6, (hrtime(true) - $t) / 1e9);
+        self::assertLessThan(0.6, self::cpuSeconds() - $t);
+    }
+
+    /** This process's CPU seconds (user and system): what the reader costs, whatever else runs. */
+    private static function cpuSeconds(): float
+    {
+        $u = getrusage();
+        return $u['ru_utime.tv_sec'] + $u['ru_utime.tv_usec'] / 1e6 + $u['ru_stime.tv_sec'] + $u['ru_stime.tv_usec'] / 1e6;
     }
 
     public function testHttpIsRefusedUnlessTheHostIsLoopbackOrInsecureHttpIsSet(): void
@@ -507,7 +514,9 @@ final class PrebindTest extends TestCase
             [$e, $took] = self::viaHttp("http://127.0.0.1:$port/http-bind", $n);
             self::assertSame('transport', $e->kind);
             self::assertStringContainsString("timed out at 127.0.0.1:$port", $e->getMessage());
-            self::assertTrue($took >= 0.95 && $took < 1.5, "$mode: $took s");
+            // the trickle lasts hours: past the 1 s timeout only the deadline ends the call (the
+            // bound leaves a loaded machine 3 s to wake it)
+            self::assertTrue($took >= 0.95 && $took < 4.0, "$mode: $took s");
             $this->tearDown();
         }
     }

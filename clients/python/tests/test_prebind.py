@@ -364,12 +364,13 @@ class _Server:
 
 
 def test_the_timeout_bounds_the_whole_call_against_a_trickling_server():
-    """A real server sending its answer a byte every 0.2 s (for 6 s at most): each read gets a byte
-    well within the timeout, so only a deadline over the whole call ends it."""
+    """A real server sending its answer a byte every 0.2 s (for 12 s at most): each read gets a byte
+    well within the timeout, so only a deadline over the whole call ends it (in 1 s; the bound
+    leaves a loaded machine 3 s to wake the call)."""
 
     def trickle(conn, body):
         answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b" " * 100000
-        for i in range(30):
+        for i in range(60):
             conn.sendall(answer[i:i + 1])
             time.sleep(0.2)
 
@@ -382,7 +383,7 @@ def test_the_timeout_bounds_the_whole_call_against_a_trickling_server():
     finally:
         server.close()
     took = time.monotonic() - started
-    assert info.value.kind == "transport" and took < 1.5, (took, str(info.value))
+    assert info.value.kind == "transport" and took < 4, (took, str(info.value))
     assert _hidden(info.value, case["token"])
 
 
