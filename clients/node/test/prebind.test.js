@@ -150,8 +150,19 @@ test("the caller's mistakes are refused before anything is sent", async () => {
   assert.deepEqual(f.sent, []);
 });
 
+// Mocked setTimeout: Node 18 (Debian 12) takes the timers to mock as an array, Node 20.11 and later
+// (Debian 13) an options object and no array
+function mockTimeouts(t) {
+  try {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+  } catch (e) {
+    if (e.code !== "ERR_INVALID_ARG_TYPE") throw e;
+    t.mock.timers.enable(["setTimeout"]);
+  }
+}
+
 test("the timeout bounds a transport that never answers, and the wait asked for", async (t) => {
-  t.mock.timers.enable({ apis: ["setTimeout"] });
+  mockTimeouts(t);
   const c = { ...genuine(), token: fresh(4) };
   const lefts = [];
   const waits = [];
