@@ -26,12 +26,11 @@
 use core::fmt;
 
 use data_encoding::HEXLOWER;
-use hmac::{KeyInit, Mac};
-use zeroize::Zeroize;
+use hmac::Mac;
 
 use crate::options::OTP_SKEW;
 use crate::replay::{Key, CLOCK_BACK_TOLERANCE};
-use crate::token::{HmacSha256, MAC_LEN};
+use crate::token::{derive_key, HmacSha256, MAC_LEN};
 
 /// The state format this version writes (`format` in storage).
 pub const FORMAT: u64 = 3;
@@ -425,12 +424,7 @@ pub fn horizon(current: u64, skew: u64) -> u64 {
 
 /// The state MAC's key for one token secret (`secret` is keyed with it).
 fn state_key(secret: &HmacSha256) -> HmacSha256 {
-    let mut derive = secret.clone();
-    derive.update(KEY_LABEL);
-    let mut key: [u8; MAC_LEN] = derive.finalize().into_bytes().into();
-    let keyed = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes any key length");
-    key.zeroize();
-    keyed
+    derive_key(secret, KEY_LABEL)
 }
 
 /// The MAC of `state` for `host` under one token secret.
@@ -507,6 +501,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::KeyInit;
 
     fn key(secret: &[u8]) -> HmacSha256 {
         <HmacSha256 as KeyInit>::new_from_slice(secret).unwrap()

@@ -33,13 +33,12 @@
 use core::fmt;
 
 use hmac::{KeyInit, Mac};
-use zeroize::Zeroize;
 
 use crate::error::ConfigError;
 use crate::jid;
 use crate::replay_state::Field;
 use crate::secret::SecretBytes;
-use crate::token::{HmacSha256, MAC_B64_LEN, MAC_LEN};
+use crate::token::{derive_key, HmacSha256, MAC_B64_LEN, MAC_LEN};
 
 /// Seconds a request's `TIME` may be from the server's clock, either way; also how long after its
 /// `TIME` an accepted nonce is remembered (a replay is stale by then).
@@ -223,16 +222,6 @@ fn decode_mac(b64: &[u8]) -> Option<[u8; MAC_LEN]> {
     })
 }
 
-/// `HMAC-SHA256(secret, label)` as a prepared key (`secret` is keyed with the token secret).
-fn derive(secret: &HmacSha256, label: &[u8]) -> HmacSha256 {
-    let mut derive = secret.clone();
-    derive.update(label);
-    let mut key: [u8; MAC_LEN] = derive.finalize().into_bytes().into();
-    let keyed = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes any key length");
-    key.zeroize();
-    keyed
-}
-
 /// A length-prefixed field: `u16be(len) ‖ bytes` (every field the record's MAC covers is at most
 /// [`MAX_JID_LEN`] long, so the length fits).
 fn update_prefixed(mac: &mut HmacSha256, bytes: &[u8]) {
@@ -364,8 +353,8 @@ impl SignoutKeys {
     /// Derives the keys from prepared token-secret keys, `secrets[0]` first.
     pub(crate) fn new(secrets: &[HmacSha256]) -> Self {
         SignoutKeys {
-            request: secrets.iter().map(|s| derive(s, KEY_LABEL)).collect(),
-            state: secrets.iter().map(|s| derive(s, STATE_KEY_LABEL)).collect(),
+            request: secrets.iter().map(|s| derive_key(s, KEY_LABEL)).collect(),
+            state: secrets.iter().map(|s| derive_key(s, STATE_KEY_LABEL)).collect(),
         }
     }
 

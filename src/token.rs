@@ -5,8 +5,9 @@
 
 use core::fmt;
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use zeroize::Zeroize;
 
 use crate::error::Reject;
 
@@ -127,6 +128,18 @@ fn keyed_message(key: &HmacSha256, public: &[u8], jid: &str) -> HmacSha256 {
     mac.update(public);
     mac.update(jid.as_bytes());
     mac
+}
+
+/// The key `HMAC-SHA256(token_secret, label)`, prepared (`secret` is keyed with the token secret):
+/// the saved replay state's and the sign-out's keys. Each label begins with a NUL, which no token's
+/// message (`OTP ‖ …`, digits first) does, so a derived key is never a token's MAC.
+pub(crate) fn derive_key(secret: &HmacSha256, label: &[u8]) -> HmacSha256 {
+    let mut derive = secret.clone();
+    derive.update(label);
+    let mut key: [u8; MAC_LEN] = derive.finalize().into_bytes().into();
+    let keyed = <HmacSha256 as KeyInit>::new_from_slice(&key).expect("HMAC takes any key length");
+    key.zeroize();
+    keyed
 }
 
 /// `HMAC-SHA256(secret, public ‖ jid)`: a token's MAC, and SASL-HMAC's secret half.
